@@ -1,0 +1,1 @@
+"""The built-in data plane: a thin asyncio shell (uvloop + httptools) over protocol/ and router/."""

@@ -1,0 +1,1 @@
+"""Active health checks and passive outlier detection."""

@@ -1,0 +1,30 @@
+"""Pure domain objects: frozen, keyword-only, validated, with no I/O or serialization."""
+
+from portway.model.hostname import normalize_hostname, normalize_path_prefix
+from portway.model.project import Change, Project, Role, Token, Zone
+from portway.model.proxy import (
+    ALGORITHMS,
+    Backend,
+    CacheSettings,
+    HealthCheck,
+    Proxy,
+    SessionPersistence,
+    TlsSettings,
+)
+
+__all__ = [
+    "ALGORITHMS",
+    "Backend",
+    "CacheSettings",
+    "Change",
+    "HealthCheck",
+    "Project",
+    "Proxy",
+    "Role",
+    "SessionPersistence",
+    "TlsSettings",
+    "Token",
+    "Zone",
+    "normalize_hostname",
+    "normalize_path_prefix",
+]

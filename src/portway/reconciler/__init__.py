@@ -1,0 +1,1 @@
+"""Store → immutable, versioned Snapshots, published to the data planes."""

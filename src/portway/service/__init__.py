@@ -1,0 +1,1 @@
+"""The only path for configuration changes: validation, ownership, quotas, provenance."""

@@ -1,0 +1,1 @@
+"""Persistence and the change feed: one SQLAlchemy Core schema on SQLite or PostgreSQL."""
