@@ -46,7 +46,9 @@ def normalize_path_prefix(value: str, *, field: str = "path_prefix") -> str:
     if len(value) > 1024:
         raise ValidationError(f"{field} is longer than 1024 characters", field=field)
     if not _PREFIX_CHARS.match(value):
-        raise ValidationError(f"{field} {value!r} contains characters outside RFC 3986", field=field)
+        raise ValidationError(
+            f"{field} {value!r} contains characters outside RFC 3986", field=field
+        )
     segments = [s for s in value.split("/") if s]
     if any(s in (".", "..") for s in segments):
         raise ValidationError(f"{field} may not contain '.' or '..' segments", field=field)
