@@ -1,11 +1,107 @@
-"""Placeholder for ``portway serve``; the real command is written separately."""
+"""``portway serve``: run the control process and the data plane."""
 
 from __future__ import annotations
 
+import logging
+import sys
+from pathlib import Path
+
 import click
+import uvloop
+
+from portway.errors import PortwayError
+from portway.runtime.config import ServeConfig, parse_cidrs, parse_listen
 
 
-@click.command("serve")
-def serve() -> None:
-    """Run the Portway control process and data plane (not implemented yet)."""
-    raise click.ClickException("not implemented")
+@click.command()
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("var/portway"),
+    show_default=True,
+    envvar="PORTWAY_DATA_DIR",
+    help="State directory: SQLite database, generated CA and certificates.",
+)
+@click.option(
+    "--http",
+    "http_listen",
+    default="127.0.0.1:8080",
+    show_default=True,
+    envvar="PORTWAY_HTTP",
+    help="HTTP data-plane listener, HOST:PORT.",
+)
+@click.option(
+    "--api",
+    "api_listen",
+    default="127.0.0.1:5668",
+    show_default=True,
+    envvar="PORTWAY_API",
+    help="REST API listener, HOST:PORT.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0, max=256),
+    default=0,
+    show_default=True,
+    envvar="PORTWAY_WORKERS",
+    help="Data-plane worker processes sharing the listeners (0: run it in this process).",
+)
+@click.option(
+    "--store",
+    "store_url",
+    default=None,
+    envvar="PORTWAY_STORE",
+    help="SQLAlchemy URL of the store; default SQLite in the data dir "
+    "(postgresql+psycopg://user@host/db for several nodes).",
+)
+@click.option(
+    "--trusted-proxy",
+    "trusted",
+    multiple=True,
+    envvar="PORTWAY_TRUSTED_PROXIES",
+    help="CIDR whose X-Forwarded-*/Forwarded headers are kept and appended to (repeatable).",
+)
+@click.option(
+    "--drain-timeout",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    envvar="PORTWAY_DRAIN_TIMEOUT",
+    help="Seconds in-flight requests get to finish after SIGTERM.",
+)
+@click.option("--log-level", default="info", show_default=True, envvar="PORTWAY_LOG_LEVEL")
+def serve(
+    data_dir: Path,
+    http_listen: str,
+    api_listen: str,
+    workers: int,
+    store_url: str | None,
+    trusted: tuple[str, ...],
+    drain_timeout: float,
+    log_level: str,
+) -> None:
+    """Run Portway: API, reconciler and data plane."""
+    import os
+
+    from portway.runtime.control import run
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        config = ServeConfig(
+            data_dir=data_dir,
+            http=parse_listen(http_listen, flag="--http"),
+            api=parse_listen(api_listen, flag="--api"),
+            workers=workers,
+            store_url=store_url,
+            trusted_proxies=parse_cidrs(trusted, flag="--trusted-proxy"),
+            drain_timeout=drain_timeout,
+            admin_token=os.environ.get("PORTWAY_ADMIN_TOKEN") or None,
+        )
+        code = uvloop.run(run(config))
+    except PortwayError as exc:
+        raise click.ClickException(exc.message) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot start: {exc.strerror or exc}") from None
+    sys.exit(code)

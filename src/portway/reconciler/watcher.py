@@ -1,0 +1,94 @@
+"""The reconciler loop: watch the store's revision, publish consistent Snapshots.
+
+Wake-ups come from the store's commit listener (same process: immediate) and from a
+poll (other nodes writing to a shared PostgreSQL; also a safety net). Each step reads
+only the proxies changed since the last published version, so a change costs the same
+on a table of ten proxies or a hundred thousand. If a step fails, the last good snapshot
+stays in force and the next wake-up retries from the same version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from portway.reconciler.builder import full_snapshot, next_snapshot
+from portway.reconciler.source import ConfigSource
+from portway.router import Snapshot
+
+log = logging.getLogger("portway.reconciler")
+
+Publisher = Callable[[Snapshot, set[str] | None], None]
+
+
+class Reconciler:
+    """Turns store revisions into Snapshots and hands each to ``publish``.
+
+    ``publish(snapshot, changed)`` receives the ids of the proxies that changed, or None
+    for a full snapshot, so that publishers (worker pipes, drivers) can send deltas.
+    """
+
+    def __init__(
+        self,
+        source: ConfigSource,
+        publish: Publisher,
+        *,
+        poll_interval: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._source = source
+        self._publish = publish
+        self._poll_interval = poll_interval
+        self._clock = clock
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.snapshot: Snapshot | None = None
+
+    def build_initial(self) -> Snapshot:
+        """Load everything and publish the first snapshot (blocking; call at start-up)."""
+        version = self._source.current_revision()
+        snap = full_snapshot(version, self._source.load_proxies(), self._clock())
+        self.snapshot = snap
+        self._publish(snap, None)
+        return snap
+
+    def step(self) -> Snapshot | None:
+        """Publish a snapshot for whatever changed since the last one; None if nothing did."""
+        previous = self.snapshot
+        if previous is None:
+            return self.build_initial()
+        version, changed = self._source.changed_proxy_ids(previous.version)
+        if version <= previous.version:
+            return None
+        current = self._source.load_proxies(changed) if changed else []
+        snap = next_snapshot(previous, version, changed, current, self._clock())
+        self.snapshot = snap
+        self._publish(snap, changed)
+        return snap
+
+    def notify(self, revision: int) -> None:
+        """Commit listener: safe to call from any thread."""
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(wake.set)
+
+    async def run(self) -> None:
+        """Run until cancelled."""
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._source.add_commit_listener(self.notify)
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+            self._wake.clear()
+            try:
+                # The store is synchronous; keep its reads off the data plane's loop.
+                await asyncio.to_thread(self.step)
+            except Exception:  # keep the last good snapshot, retry on the next wake-up
+                log.exception("snapshot build failed; keeping version %s", self._version())
+
+    def _version(self) -> int | None:
+        return None if self.snapshot is None else self.snapshot.version

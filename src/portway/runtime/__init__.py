@@ -1,0 +1,1 @@
+"""Process wiring for ``portway serve``: the control process and data-plane workers."""

@@ -1,0 +1,73 @@
+"""Static configuration of ``portway serve``, parsed from flags and environment."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from portway.errors import ConfigError
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Listen:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ServeConfig:
+    data_dir: Path
+    http: Listen
+    api: Listen
+    workers: int = 0
+    store_url: str | None = None
+    trusted_proxies: tuple[str, ...] = ()
+    drain_timeout: float = 10.0
+    admin_token: str | None = None
+
+    @property
+    def database_url(self) -> str:
+        if self.store_url:
+            return self.store_url
+        return f"sqlite:///{(self.data_dir / 'portway.db').resolve()}"
+
+
+def parse_listen(value: str, *, flag: str) -> Listen:
+    """``host:port``, ``[v6]:port`` or ``:port`` (all addresses) → Listen."""
+    text = value.strip()
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+    else:
+        host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{flag}: expected HOST:PORT, got {value!r}", field=flag)
+    host = host or "0.0.0.0"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if host != "localhost":
+            raise ConfigError(f"{flag}: {host!r} is not an IP address", field=flag) from None
+    return Listen(host=host, port=int(port))
+
+
+def parse_cidrs(values: tuple[str, ...], *, flag: str) -> tuple[str, ...]:
+    out = []
+    for value in values:
+        for item in value.split(","):
+            if not item.strip():
+                continue
+            try:
+                out.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+            except ValueError:
+                raise ConfigError(f"{flag}: {item!r} is not a CIDR", field=flag) from None
+    return tuple(out)
+
+
+def default_workers() -> int:
+    return os.cpu_count() or 1

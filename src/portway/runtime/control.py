@@ -1,0 +1,115 @@
+"""The control process: store, service, API, reconciler, and the data plane (in-process or
+as workers). This is the only place that knows how the parts are wired together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Generator
+
+import uvicorn
+
+from portway.api.app import create_app
+from portway.dataplane.server import DataPlane
+from portway.dataplane.settings import DataPlaneSettings
+from portway.reconciler.watcher import Reconciler
+from portway.router import Snapshot
+from portway.runtime.config import Listen, ServeConfig
+from portway.runtime.workers import WorkerPool
+from portway.service import Service
+from portway.store import open_store
+
+log = logging.getLogger("portway")
+
+
+class _ApiServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the control process owns shutdown order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def _bind(listen: Listen) -> socket.socket:
+    family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((listen.host, listen.port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+async def run(config: ServeConfig) -> int:
+    """Run until SIGTERM/SIGINT, then drain and return the exit code."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    store = await asyncio.to_thread(open_store, config.database_url)
+    service = Service(store)
+    secret = await asyncio.to_thread(service.ensure_admin_token, config.admin_token)
+    settings = DataPlaneSettings(trusted_proxies=config.trusted_proxies)
+
+    plane: DataPlane | None = None
+    pool: WorkerPool | None = None
+    if config.workers == 0:
+        plane = DataPlane(settings)
+        in_process = plane
+
+        def publish(snapshot: Snapshot, changed: set[str] | None) -> None:
+            in_process.apply(snapshot)
+
+    else:
+        pool = WorkerPool(config.workers, config.http, settings, config.drain_timeout)
+        publish = pool.publish
+
+    reconciler = Reconciler(store, publish)
+    first = await asyncio.to_thread(reconciler.build_initial)
+    if pool is not None:
+        pool.start(first)
+    if plane is not None:
+        await plane.listen_http(config.http.host, config.http.port)
+
+    api_sock = _bind(config.api)
+    app = create_app(service)
+    server = _ApiServer(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
+    tasks = [
+        asyncio.create_task(server.serve(sockets=[api_sock]), name="api"),
+        asyncio.create_task(reconciler.run(), name="reconciler"),
+    ]
+    if pool is not None:
+        tasks.append(asyncio.create_task(pool.supervise(), name="workers"))
+
+    _banner(config, secret, first)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+    log.info("draining (up to %.0fs)", config.drain_timeout)
+    if plane is not None:
+        await plane.close(config.drain_timeout)
+    if pool is not None:
+        await pool.stop()
+    server.should_exit = True
+    for task in tasks[1:]:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    store.close()
+    return 0
+
+
+def _banner(config: ServeConfig, secret: str | None, first: Snapshot) -> None:
+    out = sys.stdout
+    workers = "in-process" if config.workers == 0 else f"{config.workers} workers"
+    print(f"Portway is running (data dir {config.data_dir}, {workers})", file=out)
+    print(f"  API:        http://{config.api}/   (PORTWAY_URL=http://{config.api})", file=out)
+    print(f"  HTTP proxy: http://{config.http}/", file=out)
+    print(f"  config revision {first.version}, {len(first.routes)} proxies", file=out)
+    if secret:
+        print(f"  admin token (shown once, store it): {secret}", file=out)
+        print(f"    export PORTWAY_TOKEN={secret}", file=out)
+    out.flush()

@@ -1,0 +1,225 @@
+"""Data-plane worker processes.
+
+Each worker binds the same listeners with SO_REUSEPORT, so the kernel spreads new
+connections across workers with no accept lock. Workers never read the store: the
+control process sends them the first Snapshot's proxies whole and then only deltas
+(changed proxies and removed ids) over a pipe, and each worker rebuilds its immutable
+route table with ``with_changes``. A worker that dies is started again and given a full
+snapshot. Workers acknowledge each version they apply, which is what the control process
+reports as the data plane's applied version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import signal
+import socket
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from portway.dataplane.server import DataPlane
+from portway.dataplane.settings import DataPlaneSettings
+from portway.router import RouteTable, Snapshot
+from portway.runtime.config import Listen
+
+log = logging.getLogger("portway.workers")
+
+# Messages on the pipe, control → worker:
+#   ("full", version, [Proxy, ...])            replace everything
+#   ("delta", version, [Proxy, ...], [id, ...]) upserts and removals
+# worker → control:
+#   ("applied", version)
+Message = tuple[Any, ...]
+
+
+def reuseport_socket(listen: Listen) -> socket.socket:
+    """A listening socket that other workers can bind too."""
+    family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((listen.host, listen.port))
+    sock.listen(4096)
+    sock.setblocking(False)
+    return sock
+
+
+def full_message(snapshot: Snapshot) -> Message:
+    return ("full", snapshot.version, [r.proxy for r in snapshot.routes.routes()])
+
+
+def delta_message(snapshot: Snapshot, changed: set[str]) -> Message:
+    upserts = []
+    removed = []
+    for proxy_id in changed:
+        route = snapshot.routes.get(proxy_id)
+        if route is None:
+            removed.append(proxy_id)
+        else:
+            upserts.append(route.proxy)
+    return ("delta", snapshot.version, upserts, removed)
+
+
+def apply_message(current: Snapshot, message: Message) -> Snapshot:
+    """Pure: the worker's next snapshot after ``message``."""
+    if message[0] == "full":
+        return Snapshot(version=message[1], routes=RouteTable.build(message[2]))
+    routes = current.routes.with_changes(upserts=message[2], removed=message[3])
+    return Snapshot(version=message[1], routes=routes)
+
+
+def worker_main(
+    conn: Connection, listen: Listen, settings: DataPlaneSettings, drain: float
+) -> None:
+    """Entry point of a worker process."""
+    import uvloop
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
+    uvloop.run(_worker(conn, listen, settings, drain))
+
+
+async def _worker(
+    conn: Connection, listen: Listen, settings: DataPlaneSettings, drain: float
+) -> None:
+    loop = asyncio.get_running_loop()
+    plane = DataPlane(settings)
+    stop = asyncio.Event()
+    state = {"snapshot": Snapshot(version=0)}
+
+    def on_message() -> None:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):  # the control process is gone: shut down
+            loop.remove_reader(conn.fileno())
+            stop.set()
+            return
+        snapshot = apply_message(state["snapshot"], message)
+        state["snapshot"] = snapshot
+        plane.apply(snapshot)
+        with contextlib.suppress(OSError):
+            conn.send(("applied", snapshot.version))
+
+    loop.add_reader(conn.fileno(), on_message)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await plane.listen_http(listen.host, listen.port, sock=reuseport_socket(listen))
+    await stop.wait()
+    await plane.close(drain)
+
+
+@dataclass(slots=True)
+class _Worker:
+    process: BaseProcess
+    conn: Connection
+    applied: int = 0
+    alive: bool = field(default=True)
+
+
+class WorkerPool:
+    """Starts, feeds, supervises and stops the worker processes."""
+
+    def __init__(
+        self, count: int, listen: Listen, settings: DataPlaneSettings, drain_timeout: float
+    ) -> None:
+        self._count = count
+        self._listen = listen
+        self._settings = settings
+        self._drain = drain_timeout
+        self._ctx = multiprocessing.get_context("spawn")
+        self._workers: list[_Worker] = []
+        self._snapshot: Snapshot | None = None
+        self._stopping = False
+
+    @property
+    def applied_version(self) -> int:
+        """The version every live worker has applied."""
+        return min((w.applied for w in self._workers), default=0)
+
+    def start(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
+        # Bind once here so that a bad address fails fast in the control process.
+        reuseport_socket(self._listen).close()
+        for _ in range(self._count):
+            self._workers.append(self._spawn(snapshot))
+
+    def publish(self, snapshot: Snapshot, changed: set[str] | None) -> None:
+        self._snapshot = snapshot
+        message = full_message(snapshot) if changed is None else delta_message(snapshot, changed)
+        for worker in self._workers:
+            self._send(worker, message)
+
+    async def supervise(self, interval: float = 0.5) -> None:
+        """Restart workers that died, until cancelled."""
+        loop = asyncio.get_running_loop()
+        for worker in self._workers:
+            self._watch_acks(loop, worker)
+        while not self._stopping:
+            await asyncio.sleep(interval)
+            for i, worker in enumerate(self._workers):
+                if not worker.process.is_alive() and not self._stopping and self._snapshot:
+                    log.warning(
+                        "worker pid %s exited (%s); restarting",
+                        worker.process.pid,
+                        worker.process.exitcode,
+                    )
+                    with contextlib.suppress(ValueError, OSError):
+                        loop.remove_reader(worker.conn.fileno())
+                    worker.conn.close()
+                    fresh = self._spawn(self._snapshot)
+                    self._workers[i] = fresh
+                    self._watch_acks(loop, fresh)
+
+    async def stop(self) -> None:
+        """SIGTERM every worker (each drains) and wait for them to exit."""
+        self._stopping = True
+        for worker in self._workers:
+            if worker.process.is_alive() and worker.process.pid:
+                with contextlib.suppress(ProcessLookupError):
+                    worker.process.terminate()
+        deadline = asyncio.get_running_loop().time() + self._drain + 5
+        for worker in self._workers:
+            while worker.process.is_alive() and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)
+            if worker.process.is_alive():
+                worker.process.kill()
+            worker.process.join(timeout=1)
+
+    def pids(self) -> list[int]:
+        return [w.process.pid for w in self._workers if w.process.pid is not None]
+
+    def _spawn(self, snapshot: Snapshot) -> _Worker:
+        parent, child = self._ctx.Pipe(duplex=True)
+        process = self._ctx.Process(
+            target=worker_main,
+            args=(child, self._listen, self._settings, self._drain),
+            name="portway-worker",
+            daemon=True,
+        )
+        process.start()
+        child.close()
+        worker = _Worker(process=process, conn=parent)
+        self._send(worker, full_message(snapshot))
+        return worker
+
+    def _send(self, worker: _Worker, message: Message) -> None:
+        try:
+            worker.conn.send(message)
+        except OSError:  # a dead worker; supervise() will replace it
+            worker.alive = False
+
+    def _watch_acks(self, loop: asyncio.AbstractEventLoop, worker: _Worker) -> None:
+        def on_ack() -> None:
+            try:
+                kind, version = worker.conn.recv()
+            except (EOFError, OSError):
+                loop.remove_reader(worker.conn.fileno())
+                return
+            if kind == "applied":
+                worker.applied = version
+
+        loop.add_reader(worker.conn.fileno(), on_ack)
