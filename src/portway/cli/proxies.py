@@ -1,0 +1,108 @@
+"""``portway proxy``: create, list, show and delete a project's proxies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from portway.cli.client import JSONObject, segment, unwrap, unwrap_list
+from portway.cli.options import ADDRESS, Address, Settings, client_command
+from portway.cli.output import PROXY_COLUMNS, emit
+from portway.model.proxy import ALGORITHMS
+
+
+@click.group("proxy")
+def proxy() -> None:
+    """Manage proxies: a hostname (and path prefix) routed to backends."""
+
+
+def proxies_path(project: str, proxy: str | None = None) -> str:
+    path = f"/v1/{segment(project)}/proxies"
+    return path if proxy is None else f"{path}/{segment(proxy)}"
+
+
+@proxy.command("create")
+@click.argument("hostname")
+@click.option("--path-prefix", help="Route only this path prefix of HOSTNAME (default /).")
+@click.option(
+    "--backend-port",
+    type=click.IntRange(1, 65535),
+    help="Port for backends given without one.",
+)
+@click.option("--algorithm", type=click.Choice(ALGORITHMS), help="Balancing algorithm.")
+@click.option(
+    "--backend", "backends", type=ADDRESS, multiple=True, help="A backend; may be repeated."
+)
+@client_command
+def create(
+    hostname: str,
+    path_prefix: str | None,
+    backend_port: int | None,
+    algorithm: str | None,
+    backends: tuple[Address, ...],
+    *,
+    settings: Settings,
+) -> None:
+    """Create a proxy for HOSTNAME."""
+    project = settings.need_project()
+    body: dict[str, Any] = {"hostname": hostname}
+    optional = {"path_prefix": path_prefix, "backend_port": backend_port, "algorithm": algorithm}
+    body.update({k: v for k, v in optional.items() if v is not None})
+    if backends:
+        body["backends"] = [b.body() for b in backends]
+    with settings.client() as api:
+        reply = api.post(proxies_path(project), {"proxy": body})
+    emit(unwrap(reply, "proxy"), settings.fmt)
+
+
+@proxy.command("list")
+@client_command
+def list_(*, settings: Settings) -> None:
+    """List the project's proxies."""
+    project = settings.need_project()
+    with settings.client() as api:
+        proxies = unwrap_list(api.get(proxies_path(project)), "proxies")
+    if settings.fmt == "table":
+        proxies = [summarize(p) for p in proxies]
+    emit(proxies, settings.fmt, columns=PROXY_COLUMNS)
+
+
+@proxy.command("show")
+@click.argument("proxy")
+@client_command
+def show(proxy: str, *, settings: Settings) -> None:
+    """Show PROXY (its id or hostname) with its backends."""
+    project = settings.need_project()
+    with settings.client() as api:
+        reply = api.get(proxies_path(project, proxy))
+    emit(unwrap(reply, "proxy"), settings.fmt)
+
+
+@proxy.command("delete")
+@click.argument("proxy")
+@client_command
+def delete(proxy: str, *, settings: Settings) -> None:
+    """Delete PROXY (its id or hostname)."""
+    project = settings.need_project()
+    with settings.client() as api:
+        api.delete(proxies_path(project, proxy))
+    if settings.fmt == "table":
+        click.echo(f"deleted proxy {proxy}")
+
+
+def summarize(proxy: JSONObject) -> JSONObject:
+    """A proxy for one table row: its backends as a short 'addr:port' list."""
+    backends = proxy.get("backends")
+    if not isinstance(backends, list):
+        return proxy
+    return {**proxy, "backends": " ".join(endpoint(b) for b in backends if isinstance(b, dict))}
+
+
+def endpoint(backend: JSONObject) -> str:
+    """'10.0.0.5:8080', or '[::1]:8080' for IPv6."""
+    address = str(backend.get("address", "?"))
+    if ":" in address:
+        address = f"[{address}]"
+    port = backend.get("port")
+    return address if port is None else f"{address}:{port}"
