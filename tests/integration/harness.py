@@ -1,0 +1,205 @@
+"""Whole-system test harness: ``portway serve`` as a subprocess, real backend HTTP servers."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Backend:
+    """A real HTTP server that answers with its name and records what it saw."""
+
+    name: str
+    server: ThreadingHTTPServer
+    seen: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def start_backend(name: str) -> Backend:
+    holder: dict[str, Backend] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            record = {
+                "method": self.command,
+                "path": self.path,
+                "headers": {k.lower(): v for k, v in self.headers.items()},
+                "body_len": len(body),
+            }
+            holder["b"].seen.append(record)
+            out = json.dumps({"backend": name, **record}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        do_GET = do_POST = do_PUT = do_DELETE = _answer
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    backend = Backend(name=name, server=server)
+    holder["b"] = backend
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return backend
+
+
+class Portway:
+    """A running ``portway serve`` subprocess and clients for its API and data plane."""
+
+    def __init__(self, data_dir: Path, *, workers: int = 0, extra: list[str] | None = None):
+        self.data_dir = data_dir
+        self.workers = workers
+        self.extra = extra or []
+        self.admin_token = secrets.token_urlsafe(16)
+        self.http_port = free_port()
+        self.api_port = free_port()
+        self.proc: subprocess.Popen[str] | None = None
+        self.output = ""
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def env(self, token: str | None = None) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PORTWAY_ADMIN_TOKEN"] = self.admin_token
+        env["PORTWAY_URL"] = self.api_url
+        env["PORTWAY_TOKEN"] = token or self.admin_token
+        return env
+
+    def start(self) -> None:
+        cmd = [
+            str(VENV_BIN / "portway"),
+            "serve",
+            "--data-dir",
+            str(self.data_dir),
+            "--http",
+            f"127.0.0.1:{self.http_port}",
+            "--api",
+            f"127.0.0.1:{self.api_port}",
+            "--workers",
+            str(self.workers),
+            "--drain-timeout",
+            "3",
+            *self.extra,
+        ]
+        self.proc = subprocess.Popen(
+            cmd,
+            env=self.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"portway serve exited: {self.proc.stdout.read()}")  # type: ignore[union-attr]
+            try:
+                healthy = httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200
+                if healthy and self._data_plane_up():
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"portway serve did not come up: {self.output}")
+
+    def _data_plane_up(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.http_port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait()
+        self.output += self.proc.stdout.read() if self.proc.stdout else ""  # type: ignore[operator]
+        return code
+
+    def api(self, method: str, path: str, token: str | None = None, **kw: Any) -> httpx.Response:
+        headers = {"X-Auth-Token": token or self.admin_token}
+        return httpx.request(method, f"{self.api_url}{path}", headers=headers, timeout=10, **kw)
+
+    def get(self, host: str, path: str = "/", **kw: Any) -> httpx.Response:
+        headers = {"Host": host, **kw.pop("headers", {})}
+        return httpx.get(f"{self.http_url}{path}", headers=headers, timeout=10, **kw)
+
+
+def create_project_and_proxy(
+    pw: Portway, project: str, hostname: str, ports: list[int], **proxy: Any
+) -> dict[str, Any]:
+    r = pw.api("POST", "/v1/projects", json={"project": {"name": project}})
+    assert r.status_code in (201, 409), r.text
+    body = {
+        "proxy": {
+            "hostname": hostname,
+            "backends": [{"address": "127.0.0.1", "port": p} for p in ports],
+            **proxy,
+        }
+    }
+    r = pw.api("POST", f"/v1/{project}/proxies", json=body)
+    assert r.status_code == 201, r.text
+    result: dict[str, Any] = r.json()["proxy"]
+    return result
+
+
+def wait_routed(pw: Portway, host: str, *, status: int = 200, timeout: float = 5) -> float:
+    """Poll until ``host`` answers ``status``; returns the seconds it took."""
+    start = time.monotonic()
+    while True:
+        try:
+            if pw.get(host).status_code == status:
+                return time.monotonic() - start
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"{host} did not answer {status} within {timeout}s")
+        time.sleep(0.005)
