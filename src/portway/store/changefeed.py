@@ -1,0 +1,72 @@
+"""Waking other nodes: LISTEN/NOTIFY on PostgreSQL, polling ``current_revision`` otherwise."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import psycopg
+from sqlalchemy.engine import Engine
+
+from portway.store.transaction import NOTIFY_CHANNEL
+
+log = logging.getLogger(__name__)
+
+
+class Watcher:
+    """A daemon thread that calls ``callback(revision)`` when the revision moves."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        current: Callable[[], int],
+        callback: Callable[[int], None],
+        *,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self._engine = engine
+        self._current = current
+        self._callback = callback
+        self._interval = poll_interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="portway-store-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        last = -1
+        while not self._stop.is_set():
+            try:
+                if self._engine.dialect.name == "postgresql":
+                    last = self._listen(last)
+                else:
+                    last = self._poll(last)
+            except Exception:  # keep watching through transient database failures
+                log.exception("store watcher failed; retrying")
+            self._stop.wait(self._interval)
+
+    def _deliver(self, last: int, revision: int) -> int:
+        if revision > last:
+            self._callback(revision)
+            return revision
+        return last
+
+    def _poll(self, last: int) -> int:
+        return self._deliver(last, self._current())
+
+    def _listen(self, last: int) -> int:
+        url = self._engine.url.set(drivername="postgresql")
+        dsn = url.render_as_string(hide_password=False)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            # Catch up on anything committed before LISTEN took effect.
+            last = self._deliver(last, self._current())
+            while not self._stop.is_set():
+                for note in conn.notifies(timeout=self._interval):
+                    last = self._deliver(last, int(note.payload))
+                last = self._deliver(last, self._current())
+        return last

@@ -1,0 +1,75 @@
+"""Engine construction for the two supported dialects, and schema migration on open."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import URL, Connection, Engine
+
+from portway.errors import ConfigError
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+# How long a SQLite writer waits for the write lock before failing (milliseconds).
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+# Any constant will do: it only has to be the same on every node migrating one database.
+_PG_MIGRATION_LOCK = 0x706F7274
+
+
+def create_engine(url: str) -> Engine:
+    """An engine for ``sqlite:///path`` or ``postgresql+psycopg://...`` URLs."""
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed)
+    if parsed.get_backend_name() == "postgresql":
+        if parsed.get_driver_name() != "psycopg":
+            raise ConfigError(f"use postgresql+psycopg:// (psycopg 3), not {parsed.drivername}")
+        return sa.create_engine(parsed, pool_pre_ping=True)
+    raise ConfigError(f"unsupported store URL scheme {parsed.drivername!r}")
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        raise ConfigError("the SQLite store needs a file path: sqlite:////abs/path/portway.db")
+    Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module so that "begin" below
+        # decides how each transaction starts.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=NORMAL",
+            "foreign_keys=ON",
+            f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+        ):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Writers take the database write lock up front: a deferred transaction that
+        # reads first and then writes can fail with SQLITE_BUSY instead of waiting.
+        write = conn.get_execution_options().get("portway_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision, in one transaction."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.connect().execution_options(portway_write=True) as conn, conn.begin():
+        if conn.dialect.name == "postgresql":
+            # Several nodes may start at once; only one may run the migrations.
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")

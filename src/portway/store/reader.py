@@ -1,0 +1,122 @@
+"""Read queries over one connection, shared by ``Store`` (own connection) and
+``Transaction`` (inside a write, after the revision lock, so checks see committed state)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from portway.model import Backend, Change, Project, Proxy, Token, Zone
+from portway.store import rows
+from portway.store.schema import backends, changes, projects, proxies, revision, tokens, zones
+
+# Bound parameters per IN (...) list: SQLite allows 32766, PostgreSQL 65535.
+_CHUNK = 10_000
+
+
+class Reader:
+    """Typed read queries on an open connection."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def current_revision(self) -> int:
+        value = self.conn.execute(sa.select(revision.c.value).where(revision.c.id == 1))
+        return int(value.scalar_one())
+
+    def load_proxies(self, ids: Iterable[str] | None = None) -> list[Proxy]:
+        """Proxies with their backends, sorted by id: one query per table (per chunk)."""
+        if ids is None:
+            return self._load(None)
+        wanted = sorted(set(ids))
+        result: list[Proxy] = []
+        for start in range(0, len(wanted), _CHUNK):
+            result.extend(self._load(wanted[start : start + _CHUNK]))
+        return result
+
+    def _load(self, ids: list[str] | None) -> list[Proxy]:
+        pq = sa.select(proxies).order_by(proxies.c.id)
+        bq = sa.select(backends).order_by(backends.c.proxy_id, backends.c.address, backends.c.port)
+        if ids is not None:
+            pq = pq.where(proxies.c.id.in_(ids))
+            bq = bq.where(backends.c.proxy_id.in_(ids))
+        by_proxy: dict[str, list[Backend]] = defaultdict(list)
+        for row in self.conn.execute(bq).mappings():
+            by_proxy[row["proxy_id"]].append(rows.backend_from_row(row))
+        return [
+            rows.proxy_from_row(row, tuple(by_proxy.get(row["id"], ())))
+            for row in self.conn.execute(pq).mappings()
+        ]
+
+    def find_proxies(
+        self, *, project: str | None = None, hostname: str | None = None
+    ) -> list[Proxy]:
+        """Proxies filtered by project and/or hostname, with backends, sorted by id."""
+        query = sa.select(proxies.c.id)
+        if project is not None:
+            query = query.where(proxies.c.project == project)
+        if hostname is not None:
+            query = query.where(proxies.c.hostname == hostname)
+        return self.load_proxies(self.conn.execute(query).scalars().all())
+
+    def get_proxy(self, proxy_id: str) -> Proxy | None:
+        found = self.load_proxies([proxy_id])
+        return found[0] if found else None
+
+    def hostname_projects(self, hostname: str) -> set[str]:
+        """The projects that hold at least one proxy on ``hostname``."""
+        query = sa.select(proxies.c.project).where(proxies.c.hostname == hostname).distinct()
+        return set(self.conn.execute(query).scalars())
+
+    def get_project(self, name: str) -> Project | None:
+        row = self.conn.execute(sa.select(projects).where(projects.c.name == name)).mappings()
+        first = row.first()
+        return rows.project_from_row(first) if first else None
+
+    def list_projects(self) -> list[Project]:
+        query = sa.select(projects).order_by(projects.c.name)
+        return [rows.project_from_row(r) for r in self.conn.execute(query).mappings()]
+
+    def count_proxies(self, project: str) -> int:
+        query = sa.select(sa.func.count()).select_from(proxies).where(proxies.c.project == project)
+        return int(self.conn.execute(query).scalar_one())
+
+    def token_by_hash(self, secret_hash: str) -> Token | None:
+        query = sa.select(tokens).where(tokens.c.secret_hash == secret_hash)
+        first = self.conn.execute(query).mappings().first()
+        return rows.token_from_row(first) if first else None
+
+    def list_tokens(self, project: str | None) -> list[Token]:
+        """Tokens of ``project``; ``None`` lists the service-wide (admin) tokens."""
+        cond = tokens.c.project.is_(None) if project is None else tokens.c.project == project
+        query = sa.select(tokens).where(cond).order_by(tokens.c.created_at, tokens.c.id)
+        return [rows.token_from_row(r) for r in self.conn.execute(query).mappings()]
+
+    def admin_token_exists(self) -> bool:
+        query = sa.select(tokens.c.id).where(tokens.c.project.is_(None), tokens.c.role == "admin")
+        return self.conn.execute(query.limit(1)).first() is not None
+
+    def list_zones(self) -> list[Zone]:
+        query = sa.select(zones).order_by(zones.c.name)
+        return [rows.zone_from_row(r) for r in self.conn.execute(query).mappings()]
+
+    def list_changes(
+        self, *, project: str | None, since: int = 0, limit: int = 100
+    ) -> list[Change]:
+        """Change-log rows after ``since``, newest first; ``project=None`` means all."""
+        query = sa.select(changes).where(changes.c.revision > since)
+        if project is not None:
+            query = query.where(changes.c.project == project)
+        query = query.order_by(changes.c.revision.desc()).limit(limit)
+        return [rows.change_from_row(r) for r in self.conn.execute(query).mappings()]
+
+    def changed_proxy_ids(self, since_revision: int) -> set[str]:
+        query = (
+            sa.select(changes.c.proxy_id)
+            .where(changes.c.revision > since_revision, changes.c.proxy_id.is_not(None))
+            .distinct()
+        )
+        return {str(v) for v in self.conn.execute(query).scalars()}

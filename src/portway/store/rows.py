@@ -1,0 +1,162 @@
+"""Converters between storage rows and domain objects; nothing else knows both shapes."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from portway.model import (
+    Backend,
+    CacheSettings,
+    Change,
+    HealthCheck,
+    Project,
+    Proxy,
+    Role,
+    SessionPersistence,
+    TlsSettings,
+    Token,
+    Zone,
+)
+
+Row = Mapping[Any, Any]  # sqlalchemy's RowMapping is keyed by str or Column
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """SQLite returns naive datetimes; every timestamp Portway writes is UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def _required_utc(value: datetime) -> datetime:
+    result = utc(value)
+    assert result is not None
+    return result
+
+
+def backend_from_row(row: Row) -> Backend:
+    return Backend(
+        id=row["id"],
+        address=row["address"],
+        port=row["port"],
+        weight=row["weight"],
+        backup=bool(row["backup"]),
+        source=row["source"],
+    )
+
+
+def backend_to_row(backend: Backend, proxy_id: str) -> dict[str, Any]:
+    return {
+        "id": backend.id,
+        "proxy_id": proxy_id,
+        "address": backend.address,
+        "port": backend.port,
+        "weight": backend.weight,
+        "backup": backend.backup,
+        "source": backend.source,
+    }
+
+
+def proxy_from_row(row: Row, backends: tuple[Backend, ...] = ()) -> Proxy:
+    persistence = row["session_persistence"]
+    health = row["health_check"]
+    return Proxy(
+        id=row["id"],
+        project=row["project"],
+        hostname=row["hostname"],
+        path_prefix=row["path_prefix"],
+        backend_port=row["backend_port"],
+        algorithm=row["algorithm"],
+        session_persistence=SessionPersistence(**persistence) if persistence else None,
+        health_check=HealthCheck(**health) if health else None,
+        tls=TlsSettings(**row["tls"]),
+        cache=CacheSettings(**row["cache"]),
+        backends=backends,
+        source=row["source"],
+        created_at=utc(row["created_at"]),
+        updated_at=utc(row["updated_at"]),
+        revision=row["revision"],
+    )
+
+
+def _maybe_dict(value: Any) -> dict[str, Any] | None:
+    return None if value is None else dataclasses.asdict(value)
+
+
+def proxy_to_row(proxy: Proxy) -> dict[str, Any]:
+    """The proxies row for ``proxy`` (its backends go to their own table)."""
+    return {
+        "id": proxy.id,
+        "project": proxy.project,
+        "hostname": proxy.hostname,
+        "path_prefix": proxy.path_prefix,
+        "backend_port": proxy.backend_port,
+        "algorithm": proxy.algorithm,
+        "session_persistence": _maybe_dict(proxy.session_persistence),
+        "health_check": _maybe_dict(proxy.health_check),
+        "tls": dataclasses.asdict(proxy.tls),
+        "cache": dataclasses.asdict(proxy.cache),
+        "source": proxy.source,
+        "created_at": proxy.created_at,
+        "updated_at": proxy.updated_at,
+        "revision": proxy.revision,
+    }
+
+
+def project_from_row(row: Row) -> Project:
+    return Project(name=row["name"], created_at=utc(row["created_at"]))
+
+
+def token_from_row(row: Row) -> Token:
+    return Token(
+        id=row["id"],
+        project=row["project"],
+        role=Role(row["role"]),
+        description=row["description"],
+        created_at=utc(row["created_at"]),
+        expires_at=utc(row["expires_at"]),
+    )
+
+
+def zone_from_row(row: Row) -> Zone:
+    return Zone(
+        name=row["name"],
+        project=row["project"],
+        shared=bool(row["shared"]),
+        default=bool(row["default"]),
+        deprecated=bool(row["deprecated"]),
+    )
+
+
+def zone_to_row(zone: Zone) -> dict[str, Any]:
+    return dataclasses.asdict(zone)
+
+
+def change_from_row(row: Row) -> Change:
+    return Change(
+        revision=row["revision"],
+        project=row["project"],
+        actor=row["actor"],
+        kind=row["kind"],
+        action=row["action"],
+        object_id=row["object_id"],
+        before=row["before"],
+        after=row["after"],
+        at=_required_utc(row["at"]),
+    )
+
+
+def to_json(value: Any) -> Any:
+    """A JSON-safe copy of a domain object for the change log's before/after columns."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple | list):
+        return [to_json(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items()}
+    return value

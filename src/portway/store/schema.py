@@ -1,0 +1,133 @@
+"""The SQLAlchemy Core schema: the storage rows, kept apart from the domain objects.
+
+The Alembic migrations in ``migrations/versions`` create exactly this schema; a test
+compares the two so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+# Timestamps are stored as UTC; SQLite hands them back naive, rows.py re-attaches UTC.
+_TS = sa.DateTime(timezone=True)
+
+projects = sa.Table(
+    "projects",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("created_at", _TS, nullable=False),
+)
+
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("secret_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column(
+        "project", sa.String(64), sa.ForeignKey("projects.name", ondelete="CASCADE"), index=True
+    ),
+    sa.Column("description", sa.String(255), nullable=False, server_default=""),
+    sa.Column("created_at", _TS, nullable=False),
+    sa.Column("expires_at", _TS),
+)
+
+proxies = sa.Table(
+    "proxies",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column(
+        "project",
+        sa.String(64),
+        sa.ForeignKey("projects.name", ondelete="RESTRICT"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("hostname", sa.String(255), nullable=False),
+    sa.Column("path_prefix", sa.String(1024), nullable=False),
+    sa.Column("backend_port", sa.Integer, nullable=False),
+    sa.Column("algorithm", sa.String(32), nullable=False),
+    sa.Column("session_persistence", sa.JSON),
+    sa.Column("health_check", sa.JSON),
+    sa.Column("tls", sa.JSON, nullable=False),
+    sa.Column("cache", sa.JSON, nullable=False),
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("created_at", _TS, nullable=False),
+    sa.Column("updated_at", _TS, nullable=False),
+    sa.Column("revision", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("hostname", "path_prefix", name="uq_proxies_hostname_path_prefix"),
+)
+
+backends = sa.Table(
+    "backends",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column(
+        "proxy_id",
+        sa.String(32),
+        sa.ForeignKey("proxies.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("address", sa.String(255), nullable=False),
+    sa.Column("port", sa.Integer, nullable=False),
+    sa.Column("weight", sa.Integer, nullable=False),
+    sa.Column("backup", sa.Boolean, nullable=False),
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.UniqueConstraint("proxy_id", "address", "port", name="uq_backends_proxy_address_port"),
+)
+
+zones = sa.Table(
+    "zones",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("project", sa.String(64), sa.ForeignKey("projects.name", ondelete="CASCADE")),
+    sa.Column("shared", sa.Boolean, nullable=False),
+    sa.Column("default", sa.Boolean, nullable=False),
+    sa.Column("deprecated", sa.Boolean, nullable=False),
+)
+
+certificates = sa.Table(
+    "certificates",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column(
+        "project",
+        sa.String(64),
+        sa.ForeignKey("projects.name", ondelete="CASCADE"),
+        index=True,
+    ),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("chain_pem", sa.Text, nullable=False),
+    sa.Column("key_pem", sa.Text, nullable=False),
+    sa.Column("not_after", _TS),
+    sa.Column("names", sa.JSON, nullable=False),
+)
+
+# One row (id = 1) holding the global revision; writers lock it to serialise.
+revision = sa.Table(
+    "revision",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("value", sa.BigInteger, nullable=False),
+)
+
+# The audit trail and change feed: one row per committed write. ``proxy_id`` names the
+# proxy a change touched (also for backend changes) so the reconciler's delta query is
+# one indexed range scan.
+changes = sa.Table(
+    "changes",
+    metadata,
+    sa.Column("revision", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("project", sa.String(64), index=True),
+    sa.Column("actor", sa.String(255), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("object_id", sa.String(255), nullable=False),
+    sa.Column("proxy_id", sa.String(32), index=True),
+    sa.Column("before", sa.JSON),
+    sa.Column("after", sa.JSON),
+    sa.Column("at", _TS, nullable=False),
+)

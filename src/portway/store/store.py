@@ -1,0 +1,134 @@
+"""The ``Store``: reads on short connections, writes in one revision-bumping transaction."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+
+from portway.errors import ConflictError, PortwayError, StoreError
+from portway.model import Proxy
+from portway.store.changefeed import Watcher
+from portway.store.engine import create_engine, migrate
+from portway.store.reader import Reader
+from portway.store.transaction import Transaction
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """Turn SQLAlchemy/DB-API errors into the Portway tree at the store boundary."""
+    try:
+        yield
+    except PortwayError:
+        raise
+    except sa_exc.IntegrityError as err:
+        raise ConflictError(f"conflicts with an existing object: {err.orig}") from err
+    except sa_exc.SQLAlchemyError as err:
+        raise StoreError(f"store failure: {err}") from err
+
+
+class Store:
+    """Persistence for Portway's configuration plus its change feed.
+
+    Construct with :func:`open_store`. Reads open a short connection each; writes go
+    through :meth:`transaction`, which bumps the global revision exactly once and then
+    notifies commit listeners.
+    """
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self._listeners: list[Callable[[int], None]] = []
+        self._watchers: list[Watcher] = []
+        self._lock = threading.Lock()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def read(self, query: Callable[[Reader], T]) -> T:
+        """Run ``query`` on a consistent read snapshot and return its result."""
+        with translate_errors(), self.engine.connect() as conn:
+            return query(Reader(conn))
+
+    def current_revision(self) -> int:
+        return self.read(Reader.current_revision)
+
+    def load_proxies(self, ids: Iterable[str] | None = None) -> list[Proxy]:
+        """Proxies (``None`` = all) with their backends, sorted by id."""
+        return self.read(lambda r: r.load_proxies(ids))
+
+    def changed_proxy_ids(self, since_revision: int) -> tuple[int, set[str]]:
+        """The current revision and the ids of proxies created, updated or deleted (or
+        whose backends changed) after ``since_revision``."""
+
+        def query(reader: Reader) -> tuple[int, set[str]]:
+            return reader.current_revision(), reader.changed_proxy_ids(since_revision)
+
+        return self.read(query)
+
+    @contextmanager
+    def transaction(self, actor: str) -> Iterator[Transaction]:
+        """One write: lock, bump the revision, yield, commit, then notify listeners.
+
+        Raising inside the block rolls everything back, revision included.
+        """
+        with (
+            translate_errors(),
+            self.engine.connect().execution_options(portway_write=True) as conn,
+            conn.begin(),
+        ):
+            tx = Transaction(conn, actor)
+            yield tx
+            tx.check_recorded()
+        self._notify(tx.revision)
+
+    def add_commit_listener(self, callback: Callable[[int], None]) -> None:
+        """Call ``callback(revision)`` after every write committed through this Store
+        (from the committing thread, which may be a worker thread)."""
+        with self._lock:
+            self._listeners.append(callback)
+
+    def listen(
+        self, callback: Callable[[int], None], *, poll_interval: float = 1.0
+    ) -> Callable[[], None]:
+        """Watch for writes by any node: LISTEN/NOTIFY on PostgreSQL, polling on SQLite.
+
+        Returns a function that stops the watcher.
+        """
+        watcher = Watcher(self.engine, self.current_revision, callback, poll_interval=poll_interval)
+        self._watchers.append(watcher)
+        return watcher.stop
+
+    def _notify(self, revision: int) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for callback in listeners:
+            try:
+                callback(revision)
+            except Exception:  # a broken listener must not undo or hide a committed write
+                log.exception("commit listener failed for revision %d", revision)
+
+    def close(self) -> None:
+        for watcher in self._watchers:
+            watcher.stop()
+        self._watchers.clear()
+        self.engine.dispose()
+
+
+def open_store(url: str) -> Store:
+    """Open (creating directories and migrating to head) the store at ``url``.
+
+    ``url`` is ``sqlite:////abs/path/portway.db`` or ``postgresql+psycopg://...``.
+    """
+    engine = create_engine(url)
+    with translate_errors():
+        migrate(engine)
+    return Store(engine)

@@ -1,0 +1,158 @@
+"""One write transaction: holds the revision lock, writes rows, records one change.
+
+Every write in Portway goes through exactly one ``Transaction``. It takes the global
+revision lock first (``SELECT ... FOR UPDATE`` on PostgreSQL; ``BEGIN IMMEDIATE`` already
+holds SQLite's single write lock), so the service's checks inside the transaction see
+every committed write, and revisions are gap-free and strictly ordered.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from portway.errors import StoreError
+from portway.model import Backend, Project, Proxy, Token, Zone
+from portway.store import rows
+from portway.store.reader import Reader
+from portway.store.schema import (
+    backends,
+    changes,
+    projects,
+    proxies,
+    revision,
+    tokens,
+    zones,
+)
+
+NOTIFY_CHANNEL = "portway_revision"
+
+
+class Transaction(Reader):
+    """Reads plus writes inside one locked transaction; ``revision`` is the new revision."""
+
+    def __init__(self, conn: Connection, actor: str) -> None:
+        super().__init__(conn)
+        self.actor = actor
+        self.now = datetime.now(UTC)
+        self.revision = self._bump()
+        self._recorded = False
+
+    def _bump(self) -> int:
+        current = sa.select(revision.c.value).where(revision.c.id == 1)
+        if self.conn.dialect.name == "postgresql":
+            current = current.with_for_update()
+        new = int(self.conn.execute(current).scalar_one()) + 1
+        self.conn.execute(sa.update(revision).where(revision.c.id == 1).values(value=new))
+        if self.conn.dialect.name == "postgresql":
+            # Delivered on commit only, so listeners never see an uncommitted revision.
+            notify = sa.text("SELECT pg_notify(:channel, :payload)")
+            self.conn.execute(notify, {"channel": NOTIFY_CHANNEL, "payload": str(new)})
+        return new
+
+    def record(
+        self,
+        *,
+        kind: str,
+        action: str,
+        object_id: str,
+        project: str | None,
+        before: Any = None,
+        after: Any = None,
+        proxy_id: str | None = None,
+    ) -> None:
+        """Append this transaction's change-log row (exactly one per transaction)."""
+        if self._recorded:
+            raise StoreError("a write transaction records exactly one change")
+        self._recorded = True
+        self.conn.execute(
+            sa.insert(changes).values(
+                revision=self.revision,
+                project=project,
+                actor=self.actor,
+                kind=kind,
+                action=action,
+                object_id=object_id,
+                proxy_id=proxy_id,
+                before=rows.to_json(before),
+                after=rows.to_json(after),
+                at=self.now,
+            )
+        )
+
+    def check_recorded(self) -> None:
+        if not self._recorded:
+            raise StoreError("write transaction committed without a change record")
+
+    # -- projects, tokens, zones -------------------------------------------------------
+
+    def insert_project(self, project: Project) -> None:
+        self.conn.execute(sa.insert(projects).values(name=project.name, created_at=self.now))
+
+    def delete_project(self, name: str) -> None:
+        self.conn.execute(sa.delete(projects).where(projects.c.name == name))
+
+    def insert_token(self, token: Token, secret_hash: str) -> None:
+        self.conn.execute(
+            sa.insert(tokens).values(
+                id=token.id,
+                secret_hash=secret_hash,
+                role=token.role.value,
+                project=token.project,
+                description=token.description,
+                created_at=self.now,
+                expires_at=token.expires_at,
+            )
+        )
+
+    def delete_token(self, token_id: str) -> None:
+        self.conn.execute(sa.delete(tokens).where(tokens.c.id == token_id))
+
+    def insert_zone(self, zone: Zone) -> None:
+        self.conn.execute(sa.insert(zones).values(rows.zone_to_row(zone)))
+
+    def delete_zone(self, name: str) -> None:
+        self.conn.execute(sa.delete(zones).where(zones.c.name == name))
+
+    # -- proxies and backends ----------------------------------------------------------
+
+    def insert_proxy(self, proxy: Proxy) -> None:
+        """Insert ``proxy`` and its backends; timestamps and revision come from here."""
+        row = rows.proxy_to_row(proxy)
+        row.update(created_at=self.now, updated_at=self.now, revision=self.revision)
+        self.conn.execute(sa.insert(proxies).values(row))
+        for backend in proxy.backends:
+            self.insert_backend(proxy.id, backend)
+
+    def update_proxy(self, proxy: Proxy) -> None:
+        """Overwrite the proxy row (not its backends) and stamp it with this revision."""
+        row = rows.proxy_to_row(proxy)
+        for key in ("id", "created_at"):
+            del row[key]
+        row.update(updated_at=self.now, revision=self.revision)
+        self.conn.execute(sa.update(proxies).where(proxies.c.id == proxy.id).values(row))
+
+    def touch_proxy(self, proxy_id: str) -> None:
+        """Mark a proxy changed because its backends changed."""
+        query = sa.update(proxies).where(proxies.c.id == proxy_id)
+        self.conn.execute(query.values(updated_at=self.now, revision=self.revision))
+
+    def delete_proxy(self, proxy_id: str) -> None:
+        # Backends go explicitly too: SQLite enforces ON DELETE CASCADE only with the
+        # foreign_keys pragma, and deleting them here keeps both dialects identical.
+        self.conn.execute(sa.delete(backends).where(backends.c.proxy_id == proxy_id))
+        self.conn.execute(sa.delete(proxies).where(proxies.c.id == proxy_id))
+
+    def insert_backend(self, proxy_id: str, backend: Backend) -> None:
+        self.conn.execute(sa.insert(backends).values(rows.backend_to_row(backend, proxy_id)))
+
+    def update_backend(self, proxy_id: str, backend: Backend) -> None:
+        row = rows.backend_to_row(backend, proxy_id)
+        del row["id"]
+        self.conn.execute(sa.update(backends).where(backends.c.id == backend.id).values(row))
+
+    def delete_backend(self, backend_id: str) -> None:
+        self.conn.execute(sa.delete(backends).where(backends.c.id == backend_id))
