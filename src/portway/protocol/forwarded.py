@@ -1,0 +1,121 @@
+"""X-Forwarded-* and RFC 7239 ``Forwarded`` headers for one client connection.
+
+The peer address, the listener port and the scheme never change on a connection, so
+everything but the Host-dependent part is encoded once per connection. A peer inside the
+trusted CIDRs is another proxy: its headers are kept and ours appended; any other peer's
+are dropped, so a client cannot forge its address or scheme.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+from portway.errors import ConfigError
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_TOKEN_CHARS = frozenset(
+    b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+
+
+def parse_networks(cidrs: Iterable[str]) -> tuple[Network, ...]:
+    """CIDR strings → networks; a bad entry is a configuration error."""
+    try:
+        return tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
+    except ValueError as exc:
+        raise ConfigError(f"trusted_proxies: {exc}") from exc
+
+
+def is_trusted(peer_ip: str, networks: tuple[Network, ...]) -> bool:
+    if not networks:
+        return False
+    try:
+        addr = ipaddress.ip_address(peer_ip.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped  # a dual-stack listener shows IPv4 peers as ::ffff:a.b.c.d
+    return any(addr in net for net in networks)
+
+
+def _quote(value: bytes) -> bytes:
+    """RFC 7239 value: a token as is, anything else as a quoted-string."""
+    if value and all(c in _TOKEN_CHARS for c in value):
+        return value
+    return b'"' + value.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+
+
+def _node(peer_ip: str) -> bytes:
+    ip = peer_ip.encode("ascii")
+    return b'"[' + ip + b']"' if b":" in ip else ip
+
+
+class ForwardedContext:
+    """What one client connection contributes to the forwarded headers."""
+
+    __slots__ = ("_for_element", "_last_host", "_last_lines", "_xfp", "_xfport", "ip", "trusted")
+
+    def __init__(self, *, peer_ip: str, port: int, scheme: bytes, trusted: bool) -> None:
+        self.ip = peer_ip.encode("ascii")
+        self.trusted = trusted
+        self._xfp = scheme
+        self._xfport = str(port).encode("ascii")
+        self._for_element = b"for=" + _node(peer_ip) + b";proto=" + scheme
+        self._last_host = b""
+        self._last_lines = b""
+
+    def lines(
+        self,
+        host: bytes,
+        *,
+        xff: bytes | None = None,
+        xfproto: bytes | None = None,
+        xfhost: bytes | None = None,
+        xfport: bytes | None = None,
+        forwarded: bytes | None = None,
+    ) -> bytes:
+        """The header lines to send upstream; the keyword values are the client's own
+        headers and only matter when the peer is trusted."""
+        if not self.trusted:
+            return self._untrusted_lines(host)
+        element = self._for_element + b";host=" + _quote(host)
+        return b"".join(
+            (
+                b"X-Forwarded-For: ",
+                xff + b", " + self.ip if xff else self.ip,
+                b"\r\nX-Forwarded-Proto: ",
+                xfproto or self._xfp,
+                b"\r\nX-Forwarded-Host: ",
+                xfhost or host,
+                b"\r\nX-Forwarded-Port: ",
+                xfport or self._xfport,
+                b"\r\nForwarded: ",
+                forwarded + b", " + element if forwarded else element,
+                b"\r\n",
+            )
+        )
+
+    def _untrusted_lines(self, host: bytes) -> bytes:
+        # Keep-alive clients repeat the same Host, so the last result is reused as is.
+        if host == self._last_host and self._last_lines:
+            return self._last_lines
+        lines = b"".join(
+            (
+                b"X-Forwarded-For: ",
+                self.ip,
+                b"\r\nX-Forwarded-Proto: ",
+                self._xfp,
+                b"\r\nX-Forwarded-Host: ",
+                host,
+                b"\r\nX-Forwarded-Port: ",
+                self._xfport,
+                b"\r\nForwarded: ",
+                self._for_element,
+                b";host=",
+                _quote(host),
+                b"\r\n",
+            )
+        )
+        self._last_host, self._last_lines = host, lines
+        return lines

@@ -1,0 +1,105 @@
+"""Header classification shared by the request and response sides.
+
+Every header name a peer sends is mapped to a small integer *kind* once; the kind says
+what the proxy does with it (forward, strip, use for framing, replace). Names arrive with
+the peer's own casing, so a bounded cache keyed by the raw bytes avoids a ``lower()`` per
+header on the hot path (clients send the same few spellings over and over).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+OTHER: Final = 0  # end-to-end: forwarded unless Connection names it
+HOST: Final = 1
+CONTENT_LENGTH: Final = 2
+TRANSFER_ENCODING: Final = 3
+CONNECTION: Final = 4
+HOP_BY_HOP: Final = 5  # always stripped (Keep-Alive, TE, Trailer, Proxy-*, httpoxy Proxy)
+X_FORWARDED_FOR: Final = 6
+X_FORWARDED_PROTO: Final = 7
+X_FORWARDED_HOST: Final = 8
+X_FORWARDED_PORT: Final = 9
+FORWARDED: Final = 10
+SMUGGLING: Final = 11  # underscore spelling of a framing header: refused outright
+SPOOFING: Final = 12  # underscore spelling of a forwarded header: silently dropped
+UPGRADE: Final = 13  # stripped until the tunnel work lands; kept apart for that seam
+LOCATION: Final = 14
+EXPECT: Final = 15
+
+_KNOWN: Final[dict[bytes, int]] = {
+    b"host": HOST,
+    b"content-length": CONTENT_LENGTH,
+    b"transfer-encoding": TRANSFER_ENCODING,
+    b"connection": CONNECTION,
+    b"keep-alive": HOP_BY_HOP,
+    b"proxy-connection": HOP_BY_HOP,
+    b"te": HOP_BY_HOP,
+    b"trailer": HOP_BY_HOP,
+    b"proxy-authorization": HOP_BY_HOP,
+    b"proxy-authenticate": HOP_BY_HOP,
+    # httpoxy: CGI-style backends turn "Proxy:" into HTTP_PROXY and use it as their proxy.
+    b"proxy": HOP_BY_HOP,
+    b"x-forwarded-for": X_FORWARDED_FOR,
+    b"x-forwarded-proto": X_FORWARDED_PROTO,
+    b"x-forwarded-host": X_FORWARDED_HOST,
+    b"x-forwarded-port": X_FORWARDED_PORT,
+    b"forwarded": FORWARDED,
+    b"upgrade": UPGRADE,
+    b"location": LOCATION,
+    b"expect": EXPECT,
+}
+# Kinds a Connection header may never remove: Portway sets or validates them itself.
+PROTECTED: Final = frozenset(k for k in set(_KNOWN.values()) if k != OTHER)
+
+_CACHE_LIMIT: Final = 4096
+_cache: dict[bytes, int] = {}
+
+
+def _classify_uncached(name: bytes) -> int:
+    lower = name.lower()
+    kind = _KNOWN.get(lower)
+    if kind is not None:
+        return kind
+    if b"_" in lower:
+        # Some stacks (CGI, PHP, old nginx configs) fold "_" into "-": a Content_Length
+        # would become a second, hidden framing header and a X_Forwarded_For a spoof.
+        folded = _KNOWN.get(lower.replace(b"_", b"-"))
+        if folded in (CONTENT_LENGTH, TRANSFER_ENCODING, HOST):
+            return SMUGGLING
+        if folded is not None:
+            return SPOOFING
+    return OTHER
+
+
+def classify(name: bytes) -> int:
+    """The kind of header ``name`` (any casing)."""
+    kind = _cache.get(name)
+    if kind is None:
+        kind = _classify_uncached(name)
+        if len(_cache) < _CACHE_LIMIT:  # bounded: a hostile client cannot grow it
+            _cache[name] = kind
+    return kind
+
+
+def connection_tokens(value: bytes, into: set[bytes] | None = None) -> set[bytes]:
+    """Lower-cased option names listed in a Connection header value."""
+    tokens = into if into is not None else set()
+    for part in value.split(b","):
+        token = part.strip().lower()
+        if token:
+            tokens.add(token)
+    return tokens
+
+
+def drop_named(pieces: list[bytes], named: set[bytes]) -> list[bytes]:
+    """Remove forwarded headers that Connection named from a flat piece list.
+
+    ``pieces`` holds groups of four: name, b": ", value, b"\\r\\n". Only plain end-to-end
+    headers are in it, so Portway's own headers cannot be removed this way.
+    """
+    kept: list[bytes] = []
+    for i in range(0, len(pieces), 4):
+        if pieces[i].lower() not in named:
+            kept.extend(pieces[i : i + 4])
+    return kept

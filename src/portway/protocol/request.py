@@ -1,0 +1,223 @@
+"""The request side: what a client's head says, whether it is safe, how it is re-sent.
+
+A :class:`RequestHead` is fed the parser's events (URL pieces, header pairs, then the
+head's end) and refuses anything whose framing two HTTP implementations could read
+differently (RFC 9112 §6, request smuggling). llhttp in strict mode already refuses
+CL+TE, duplicate or malformed Content-Length, obs-fold, bare CR/LF, NUL and control
+characters, bad header names and bad chunk sizes; it accepts, and this module refuses:
+``Transfer-Encoding`` lists such as ``gzip, chunked``, Transfer-Encoding on HTTP/1.0,
+underscore spellings of framing headers, HTTP versions other than 1.0 and 1.1, and more
+than one Host. The checks that overlap with llhttp stay here too, so the rules hold
+whatever parser feeds this class.
+
+The re-encoded head keeps the method, the URI (unchanged, never prefix-stripped) and
+every end-to-end header in order; Portway adds Host, the forwarded headers and its own
+framing header, so hop-by-hop and Connection-named headers never reach the backend.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from portway.errors import RemoteProtocolError
+from portway.protocol import headers as h
+
+NO_BODY: Final = 0
+LENGTH: Final = 1
+CHUNKED: Final = 2
+
+_SEP: Final = b": "
+_CRLF: Final = b"\r\n"
+_TE_CHUNKED: Final = b"Transfer-Encoding: chunked\r\n"
+_IDEMPOTENT: Final = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
+
+
+def _bad(message: str, status: int = 400) -> RemoteProtocolError:
+    return RemoteProtocolError(message, status=status)
+
+
+class RequestHead:
+    """One request's head, accumulated from parser events; ``complete`` validates it."""
+
+    __slots__ = (
+        "_cl_count",
+        "_header_bytes",
+        "_max_header_bytes",
+        "_te",
+        "_te_count",
+        "content_length",
+        "expect",
+        "forwarded",
+        "framing",
+        "host",
+        "host_count",
+        "http10",
+        "keep_alive",
+        "method",
+        "named",
+        "pieces",
+        "upgrade",
+        "url",
+        "xff",
+        "xfhost",
+        "xfport",
+        "xfproto",
+    )
+
+    def __init__(self, max_header_bytes: int) -> None:
+        self._max_header_bytes = max_header_bytes
+        self._header_bytes = 0
+        self.url = b""
+        self.method = b""
+        self.host = b""
+        self.host_count = 0
+        self.content_length = b""
+        self._cl_count = 0
+        self._te = b""
+        self._te_count = 0
+        self.pieces: list[bytes] = []  # name, ": ", value, CRLF groups of end-to-end headers
+        self.named: set[bytes] | None = None
+        self.xff: bytes | None = None
+        self.xfproto: bytes | None = None
+        self.xfhost: bytes | None = None
+        self.xfport: bytes | None = None
+        self.forwarded: bytes | None = None
+        self.upgrade: bytes | None = None
+        self.expect = False
+        self.http10 = False
+        self.keep_alive = True
+        self.framing = NO_BODY
+
+    def add_url(self, part: bytes, max_request_line: int) -> None:
+        # llhttp hands the URL over in as many pieces as it arrived in.
+        self.url = self.url + part if self.url else part
+        if len(self.url) > max_request_line:
+            raise _bad("request line too long", 414)
+
+    def add_header(self, name: bytes, value: bytes) -> None:
+        self._header_bytes += len(name) + len(value) + 4
+        if self._header_bytes > self._max_header_bytes:
+            raise _bad("request header block too large", 431)
+        kind = h.classify(name)
+        if kind == h.OTHER:
+            self.pieces.extend((name, _SEP, value, _CRLF))
+        else:
+            self._add_special(kind, name, value)
+
+    def _add_special(self, kind: int, name: bytes, value: bytes) -> None:
+        if kind == h.HOST:
+            self.host = value
+            self.host_count += 1
+        elif kind == h.CONTENT_LENGTH:
+            self.content_length = value
+            self._cl_count += 1
+        elif kind == h.TRANSFER_ENCODING:
+            self._te = value
+            self._te_count += 1
+        elif kind == h.CONNECTION:
+            self.named = h.connection_tokens(value, self.named)
+        elif kind == h.SMUGGLING:
+            raise _bad(f"refusing header {name!r}: looks like a framing header")
+        elif kind == h.X_FORWARDED_FOR:
+            self.xff = self.xff + b", " + value if self.xff else value
+        elif kind == h.FORWARDED:
+            self.forwarded = self.forwarded + b", " + value if self.forwarded else value
+        elif kind == h.X_FORWARDED_PROTO:
+            self.xfproto = self.xfproto or value
+        elif kind == h.X_FORWARDED_HOST:
+            self.xfhost = self.xfhost or value
+        elif kind == h.X_FORWARDED_PORT:
+            self.xfport = self.xfport or value
+        elif kind == h.UPGRADE:
+            self.upgrade = value
+        elif kind == h.EXPECT:
+            self.expect = True
+            self.pieces.extend((name, _SEP, value, _CRLF))
+        elif kind == h.LOCATION:
+            self.pieces.extend((name, _SEP, value, _CRLF))
+        # HOP_BY_HOP and SPOOFING: dropped.
+
+    def complete(self, method: bytes, version: str, keep_alive: bool) -> None:
+        """Validate the finished head and decide the body framing (RFC 9112 §6.3)."""
+        self.method = method
+        if version == "1.1":
+            self.http10 = False
+        elif version == "1.0":
+            self.http10 = True
+        else:
+            raise _bad(f"unsupported HTTP version {version}")
+        self.keep_alive = keep_alive
+        if self.host_count != 1:
+            raise _bad("exactly one Host header is required")
+        self.framing = self._decide_framing()
+        if self.http10 and self.expect:
+            self._drop_expect()  # RFC 9110 §10.1.1: 100-continue from HTTP/1.0 is ignored
+        if self.named:
+            self.pieces = h.drop_named(self.pieces, self.named)
+
+    def _decide_framing(self) -> int:
+        if self._te_count:
+            if self._cl_count:
+                raise _bad("both Content-Length and Transfer-Encoding")
+            if self.http10:
+                raise _bad("Transfer-Encoding in an HTTP/1.0 request")
+            if self._te_count > 1 or self._te.strip().lower() != b"chunked":
+                raise _bad("Transfer-Encoding must be exactly 'chunked'")
+            return CHUNKED
+        if self._cl_count:
+            if self._cl_count > 1:
+                raise _bad("more than one Content-Length")
+            cl = self.content_length
+            if not cl.isdigit() or len(cl) > 18:
+                raise _bad("invalid Content-Length")
+            return LENGTH
+        return NO_BODY
+
+    def _drop_expect(self) -> None:
+        pieces = self.pieces
+        self.pieces = h.drop_named(pieces, {b"expect"})
+        self.expect = False
+
+    @property
+    def path(self) -> str:
+        """The URL path without query or fragment, for routing."""
+        url = self.url
+        end = len(url)
+        for sep in (b"?", b"#"):
+            pos = url.find(sep)
+            if 0 <= pos < end:
+                end = pos
+        path = url[:end]
+        if not path.startswith(b"/"):  # absolute-form: http://host/path
+            slash = path.find(b"/", path.find(b"//") + 2) if b"//" in path else -1
+            path = path[slash:] if slash >= 0 else b"/"
+        return path.decode("latin-1")
+
+    @property
+    def retryable(self) -> bool:
+        """Safe to send again on a fresh connection if a pooled one turned out dead."""
+        bodyless = self.framing == NO_BODY or self.content_length == b"0"
+        return bodyless and self.method in _IDEMPOTENT
+
+    def encode(self, forwarded_lines: bytes) -> bytes:
+        """The head to send upstream, always as HTTP/1.1 with keep-alive."""
+        if self.framing == LENGTH:
+            framing = b"Content-Length: " + self.content_length + _CRLF
+        elif self.framing == CHUNKED:
+            framing = _TE_CHUNKED
+        else:
+            framing = b""
+        return b"".join(
+            (
+                self.method,
+                b" ",
+                self.url,
+                b" HTTP/1.1\r\nHost: ",
+                self.host,
+                _CRLF,
+                b"".join(self.pieces),
+                forwarded_lines,
+                framing,
+                _CRLF,
+            )
+        )
