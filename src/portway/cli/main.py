@@ -15,7 +15,7 @@ from portway.cli.serve import serve
 from portway.cli.shell import PortwayGroup
 
 
-@click.group(cls=PortwayGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("portway", cls=PortwayGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @common_options
 @click.pass_context
 def main(

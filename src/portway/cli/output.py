@@ -62,7 +62,7 @@ def pick_columns(rows: Iterable[Mapping[str, Any]], preferred: Sequence[str]) ->
     present = {key for row in rows for key in row}
     chosen = [name for name in preferred if name in present]
     if chosen or not rows:
-        return chosen or list(preferred)
+        return chosen
     seen: dict[str, None] = {}
     for row in rows:
         seen.update(dict.fromkeys(row))

@@ -1,0 +1,172 @@
+"""portway proxy and portway backend: requests sent and output shown."""
+
+from __future__ import annotations
+
+import json
+
+PROXY = {
+    "id": "px1",
+    "project": "alpha",
+    "hostname": "wiki.alpha.example.org",
+    "path_prefix": "/",
+    "backend_port": 8080,
+    "algorithm": "round_robin",
+    "tls": {"certificate": None, "redirect_http": True},
+    "backends": [
+        {"id": "b1", "address": "10.0.0.5", "port": 8080, "weight": 1, "backup": False},
+        {"id": "b2", "address": "fd00::7", "port": 8081, "weight": 2, "backup": True},
+    ],
+}
+BASE = "/v1/alpha/proxies"
+
+
+def test_proxy_create_sends_all_given_fields(api, cli):
+    api.reply("POST", BASE, 201, {"proxy": PROXY})
+    result = cli(
+        "proxy", "create", "wiki.alpha.example.org", "-p", "alpha",
+        "--path-prefix", "/w", "--backend-port", "8080", "--algorithm", "least_conn",
+        "--backend", "10.0.0.5", "--backend", "10.0.0.6:9000", "--backend", "[fd00::7]:81",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert api.last.body == {
+        "proxy": {
+            "hostname": "wiki.alpha.example.org",
+            "path_prefix": "/w",
+            "backend_port": 8080,
+            "algorithm": "least_conn",
+            "backends": [
+                {"address": "10.0.0.5"},
+                {"address": "10.0.0.6", "port": 9000},
+                {"address": "fd00::7", "port": 81},
+            ],
+        }
+    }
+
+
+def test_proxy_create_minimal_sends_only_hostname(api, cli):
+    api.reply("POST", BASE, 201, {"proxy": PROXY})
+    cli("proxy", "create", "wiki.alpha.example.org", "-p", "alpha")
+    assert api.last.body == {"proxy": {"hostname": "wiki.alpha.example.org"}}
+
+
+def test_proxy_create_rejects_unknown_algorithm_before_calling_api(api, cli):
+    result = cli("proxy", "create", "h.example.org", "-p", "alpha", "--algorithm", "fastest")
+    assert result.exit_code == 2
+    assert api.requests == []
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("portway: Invalid value for '--algorithm'")
+
+
+def test_proxy_list_table_summarizes_backends(api, cli):
+    api.reply("GET", BASE, 200, {"proxies": [PROXY]})
+    result = cli("proxy", "list", "-p", "alpha")
+    assert result.exit_code == 0, result.stderr
+    header, row = result.stdout.splitlines()
+    assert header.split() == [
+        "ID",
+        "HOSTNAME",
+        "PATH_PREFIX",
+        "BACKEND_PORT",
+        "ALGORITHM",
+        "BACKENDS",
+    ]
+    assert row.endswith("10.0.0.5:8080 [fd00::7]:8081")
+
+
+def test_proxy_list_json_keeps_full_objects(api, cli):
+    api.reply("GET", BASE, 200, {"proxies": [PROXY]})
+    result = cli("proxy", "list", "-p", "alpha", "-f", "json")
+    assert json.loads(result.stdout) == [PROXY]
+
+
+def test_proxy_show_by_hostname_prints_record_and_backend_table(api, cli):
+    api.reply("GET", f"{BASE}/wiki.alpha.example.org", 200, {"proxy": PROXY})
+    result = cli("proxy", "show", "wiki.alpha.example.org", "-p", "alpha")
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    assert "hostname      wiki.alpha.example.org" in out
+    assert "tls           certificate=-, redirect_http=yes" in out
+    assert "backends:\nID  ADDRESS   PORT  WEIGHT  BACKUP" in out
+    assert "b2  fd00::7   8081  2       yes" in out
+
+
+def test_proxy_id_is_quoted_as_one_path_segment(api, cli):
+    cli("proxy", "show", "a/b?c", "-p", "alpha")
+    assert api.last.path == f"{BASE}/a%2Fb%3Fc"
+
+
+def test_proxy_delete(api, cli):
+    api.reply("DELETE", f"{BASE}/px1", 204)
+    result = cli("proxy", "delete", "px1", "-p", "alpha")
+    assert result.exit_code == 0, result.stderr
+    assert api.last.method == "DELETE"
+    assert result.stdout == "deleted proxy px1\n"
+
+
+def test_proxy_delete_json_prints_nothing(api, cli):
+    api.reply("DELETE", f"{BASE}/px1", 204)
+    result = cli("proxy", "delete", "px1", "-p", "alpha", "-f", "json")
+    assert result.exit_code == 0
+    assert result.stdout == ""
+
+
+def test_backend_add_sends_weight_and_backup(api, cli):
+    path = f"{BASE}/wiki.alpha.example.org/backends"
+    api.reply("POST", path, 201, {"backend": PROXY["backends"][0]})
+    result = cli(
+        "backend", "add", "wiki.alpha.example.org", "10.0.0.9:8000", "--weight", "3", "--backup",
+        "-p", "alpha",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert api.last.path == path
+    assert api.last.body == {
+        "backend": {"address": "10.0.0.9", "port": 8000, "weight": 3, "backup": True}
+    }
+
+
+def test_backend_add_without_port_leaves_it_to_the_proxy(api, cli):
+    path = f"{BASE}/px1/backends"
+    api.reply("POST", path, 201, {"backend": PROXY["backends"][0]})
+    cli("backend", "add", "px1", "10.0.0.9", "-p", "alpha")
+    assert api.last.body == {"backend": {"address": "10.0.0.9"}}
+
+
+def test_backend_add_rejects_bad_port(api, cli):
+    result = cli("backend", "add", "px1", "10.0.0.9:99999", "-p", "alpha")
+    assert result.exit_code == 2
+    assert "port must be a number from 1 to 65535" in result.stderr
+    assert api.requests == []
+
+
+def test_backend_list(api, cli):
+    api.reply("GET", f"{BASE}/px1/backends", 200, {"backends": PROXY["backends"]})
+    result = cli("backend", "list", "px1", "-p", "alpha")
+    assert result.exit_code == 0
+    assert result.stdout.splitlines()[0].split() == ["ID", "ADDRESS", "PORT", "WEIGHT", "BACKUP"]
+
+
+def test_backend_remove_by_address_looks_up_the_id(api, cli):
+    api.reply("GET", f"{BASE}/px1/backends", 200, {"backends": PROXY["backends"]})
+    api.reply("DELETE", f"{BASE}/px1/backends/b2", 204)
+    result = cli("backend", "remove", "px1", "[fd00::7]:8081", "-p", "alpha")
+    assert result.exit_code == 0, result.stderr
+    assert [(r.method, r.path) for r in api.requests] == [
+        ("GET", f"{BASE}/px1/backends"),
+        ("DELETE", f"{BASE}/px1/backends/b2"),
+    ]
+
+
+def test_backend_remove_by_id(api, cli):
+    api.reply("GET", f"{BASE}/px1/backends", 200, {"backends": PROXY["backends"]})
+    api.reply("DELETE", f"{BASE}/px1/backends/b1", 204)
+    result = cli("backend", "remove", "px1", "b1", "-p", "alpha")
+    assert result.exit_code == 0, result.stderr
+    assert api.last.path == f"{BASE}/px1/backends/b1"
+
+
+def test_backend_remove_unknown_backend_is_one_line_404(api, cli):
+    api.reply("GET", f"{BASE}/px1/backends", 200, {"backends": PROXY["backends"]})
+    result = cli("backend", "remove", "px1", "10.9.9.9:1", "-p", "alpha")
+    assert result.exit_code == 1
+    assert result.stderr == "portway: 404 Not Found: proxy px1 has no backend 10.9.9.9:1\n"
+    assert [r.method for r in api.requests] == ["GET"]
