@@ -15,7 +15,7 @@ class RoundRobin:
     def __init__(self) -> None:
         self._next = 0
 
-    def pick(self, candidates: Sequence[Backend], client: str) -> Backend | None:
+    def pick(self, candidates: Sequence[Backend], client: str, key: str = "") -> Backend | None:
         if not candidates:
             return None
         index = self._next % len(candidates)
