@@ -1,0 +1,95 @@
+"""Active checks against real loopback servers."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Mapping
+
+from portway.health.monitor import HealthMonitor, Target
+from portway.health.state import DOWN, UP, Health
+from portway.model import Backend, HealthCheck, Proxy
+from portway.router import RouteTable, Snapshot
+
+
+async def status_server(status: list[int]) -> asyncio.Server:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(f"HTTP/1.1 {status[0]} X\r\nContent-Length: 0\r\n\r\n".encode())
+        await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def snapshot(check: HealthCheck, ports: list[int]) -> Snapshot:
+    backends = tuple(Backend(id=f"b{i}", address="127.0.0.1", port=p) for i, p in enumerate(ports))
+    proxy = Proxy(id="p", project="x", hostname="h.test", health_check=check, backends=backends)
+    return Snapshot(version=1, routes=RouteTable.build([proxy]))
+
+
+async def wait_for(monitor: HealthMonitor, target: Target, status: str) -> None:
+    for _ in range(200):
+        health = monitor.health.get(target)
+        if health is not None and health.status == status:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{target} never became {status}: {monitor.health.get(target)}")
+
+
+def test_http_check_marks_up_then_down_when_status_turns_bad() -> None:
+    async def main() -> list[Mapping[Target, Health]]:
+        status = [200]
+        server = await status_server(status)
+        port = server.sockets[0].getsockname()[1]
+        pushed: list[Mapping[Target, Health]] = []
+        monitor = HealthMonitor(pushed.append)
+        check = HealthCheck(interval=0.02, timeout=0.5, rise=2, fall=2, expected_codes="200")
+        monitor.update(snapshot(check, [port, closed_port()]))
+        await wait_for(monitor, ("p", "b0"), UP)
+        await wait_for(monitor, ("p", "b1"), DOWN)
+        assert "refused" in (monitor.health[("p", "b1")].last_error or "").lower()
+        status[0] = 503
+        await wait_for(monitor, ("p", "b0"), DOWN)
+        assert monitor.health[("p", "b0")].last_error == "status 503"
+        await monitor.close()
+        server.close()
+        return pushed
+
+    pushed = asyncio.run(main())
+    assert pushed and pushed[-1][("p", "b0")].status == DOWN
+
+
+def test_tcp_check_only_connects() -> None:
+    async def main() -> None:
+        server = await status_server([500])
+        port = server.sockets[0].getsockname()[1]
+        monitor = HealthMonitor(lambda h: None)
+        monitor.update(snapshot(HealthCheck(type="tcp", interval=0.02, rise=1), [port]))
+        await wait_for(monitor, ("p", "b0"), UP)
+        await monitor.close()
+        server.close()
+
+    asyncio.run(main())
+
+
+def test_removed_backend_is_forgotten() -> None:
+    async def main() -> None:
+        server = await status_server([200])
+        port = server.sockets[0].getsockname()[1]
+        monitor = HealthMonitor(lambda h: None)
+        check = HealthCheck(interval=0.02, rise=1)
+        monitor.update(snapshot(check, [port, port]))
+        await wait_for(monitor, ("p", "b1"), UP)
+        monitor.update(snapshot(check, [port]))
+        assert ("p", "b1") not in monitor.health
+        await monitor.close()
+        server.close()
+
+    asyncio.run(main())
