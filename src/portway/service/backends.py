@@ -1,0 +1,103 @@
+"""Backends of a proxy: list, associate, replace the whole set, update, disassociate.
+
+A backend reference is its id or ``address:port`` (IPv6 as ``[addr]:port``). Replacing
+the set keeps the ids of backends whose address and port stay, so balancer and health
+state survive.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from portway.errors import ConflictError, NotFoundError, ValidationError
+from portway.model import Backend, Proxy
+from portway.service import validation
+from portway.service.base import new_id
+
+_ID = re.compile(r"[0-9a-f]{32}\Z")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BackendSpec:
+    """A backend as a caller asks for it; ``port`` None means the proxy's backend_port."""
+
+    address: str
+    port: int | None = None
+    weight: int = 1
+    backup: bool = False
+
+
+def build_backend(
+    spec: BackendSpec, default_port: int, source: str, *, field: str = "backends"
+) -> Backend:
+    port = default_port if spec.port is None else spec.port
+    return Backend(
+        id=new_id(),
+        address=validation.address(spec.address, f"{field}.address"),
+        port=validation.port(port, f"{field}.port"),
+        weight=validation.weight(spec.weight, f"{field}.weight"),
+        backup=spec.backup,
+        source=source,
+    )
+
+
+def build_backends(
+    specs: Sequence[BackendSpec], default_port: int, source: str
+) -> tuple[Backend, ...]:
+    """Validated backends with fresh ids; the same address:port twice is a 422."""
+    result: list[Backend] = []
+    seen: set[tuple[str, int]] = set()
+    for index, spec in enumerate(specs):
+        backend = build_backend(spec, default_port, source, field=f"backends[{index}]")
+        key = (backend.address, backend.port)
+        if key in seen:
+            raise ValidationError(
+                f"backend {backend.address}:{backend.port} is listed twice",
+                field=f"backends[{index}]",
+            )
+        seen.add(key)
+        result.append(backend)
+    return tuple(result)
+
+
+def _key(backend: Backend) -> tuple[str, int]:
+    return backend.address, backend.port
+
+
+def find_backend(proxy: Proxy, ref: str) -> Backend:
+    """The backend of ``proxy`` named by id or ``address:port``, else 404."""
+    for backend in proxy.backends:
+        if backend.id == ref:
+            return backend
+    if not _ID.match(ref):
+        address, _, port = ref.rpartition(":")
+        try:
+            key = (validation.address(address), int(port))
+        except (ValueError, ValidationError):
+            key = None
+        for backend in proxy.backends:
+            if _key(backend) == key:
+                return backend
+    raise NotFoundError(f"backend {ref} not found", field="backend")
+
+
+def merge_backends(current: Sequence[Backend], wanted: Sequence[Backend]) -> tuple[Backend, ...]:
+    """``wanted``, reusing the id and source of any current backend at the same address."""
+    existing = {_key(b): b for b in current}
+    merged = []
+    for backend in wanted:
+        old = existing.get(_key(backend))
+        if old is not None:
+            backend = dataclasses.replace(backend, id=old.id, source=old.source)
+        merged.append(backend)
+    return tuple(merged)
+
+
+def check_new_backend(proxy: Proxy, backend: Backend) -> None:
+    if any(_key(b) == _key(backend) for b in proxy.backends):
+        raise ConflictError(
+            f"backend {backend.address}:{backend.port} is already associated", field="address"
+        )

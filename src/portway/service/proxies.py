@@ -1,0 +1,156 @@
+"""Proxies: create, show, list, update, delete, with ownership and zone rules.
+
+A proxy reference in a URL is its id or its hostname; a hostname selects the proxy with
+path prefix "/" or, failing that, the only proxy on that hostname.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from portway.errors import ConflictError, NotFoundError, PortwayError, ValidationError
+from portway.model import Proxy, normalize_hostname
+from portway.service import validation
+from portway.service.auth import Actor, require_read, require_write
+from portway.service.backends import BackendSpec, build_backends
+from portway.service.base import ServiceBase, new_id
+from portway.service.zones import check_claim
+from portway.store import Reader, Transaction
+
+_ID = re.compile(r"[0-9a-f]{32}\Z")
+UPDATABLE = frozenset(
+    {
+        "hostname",
+        "path_prefix",
+        "backend_port",
+        "algorithm",
+        "session_persistence",
+        "health_check",
+        "tls",
+        "cache",
+    }
+)
+
+
+def proxy_not_found(ref: str) -> NotFoundError:
+    return NotFoundError(f"proxy {ref} not found", field="proxy")
+
+
+def resolve_proxy(reader: Reader, project: str, ref: str) -> Proxy:
+    """The proxy of ``project`` named by ``ref`` (id or hostname), else 404."""
+    if _ID.match(ref):
+        found = reader.get_proxy(ref)
+        if found is not None and found.project == project:
+            return found
+    try:
+        hostname = normalize_hostname(ref)
+    except PortwayError:
+        raise proxy_not_found(ref) from None
+    candidates = reader.find_proxies(project=project, hostname=hostname)
+    root = [p for p in candidates if p.path_prefix == "/"]
+    if root or len(candidates) == 1:
+        return (root or candidates)[0]
+    raise proxy_not_found(ref)
+
+
+def _check_route_free(tx: Transaction, proxy: Proxy) -> None:
+    for other in tx.find_proxies(hostname=proxy.hostname):
+        if other.id != proxy.id and other.path_prefix == proxy.path_prefix:
+            raise ConflictError(
+                f"a proxy for {proxy.hostname} with path prefix {proxy.path_prefix} already exists",
+                field="path_prefix",
+            )
+
+
+class ProxyOps(ServiceBase):
+    def create_proxy(
+        self, actor: Actor, project: str, draft: Proxy, backends: Sequence[BackendSpec] = ()
+    ) -> Proxy:
+        """Create a proxy from ``draft`` (its id, project, source, timestamps and
+        backends are ignored) with ``backends``; returns the stored proxy."""
+        with self.store.transaction(actor.name) as tx:
+            require_write(tx, actor, project)
+            proxy = validation.proxy(
+                dataclasses.replace(draft, id=new_id(), project=project, source=actor.source)
+            )
+            proxy = dataclasses.replace(
+                proxy, backends=build_backends(backends, proxy.backend_port, actor.source)
+            )
+            check_claim(tx, project, proxy.hostname)
+            _check_route_free(tx, proxy)
+            tx.insert_proxy(proxy)
+            created = tx.get_proxy(proxy.id)
+            tx.record(
+                kind="proxy",
+                action="create",
+                object_id=proxy.id,
+                project=project,
+                after=created,
+                proxy_id=proxy.id,
+            )
+        assert created is not None
+        return created
+
+    def list_proxies(
+        self, actor: Actor, project: str, *, hostname: str | None = None
+    ) -> list[Proxy]:
+        """The project's proxies, optionally only those on ``hostname``."""
+        wanted = None if hostname is None else normalize_hostname(hostname)
+
+        def query(reader: Reader) -> list[Proxy]:
+            require_read(reader, actor, project)
+            return reader.find_proxies(project=project, hostname=wanted)
+
+        return self._read(query)
+
+    def get_proxy(self, actor: Actor, project: str, ref: str) -> Proxy:
+        def query(reader: Reader) -> Proxy:
+            require_read(reader, actor, project)
+            return resolve_proxy(reader, project, ref)
+
+        return self._read(query)
+
+    def update_proxy(
+        self, actor: Actor, project: str, ref: str, changes: Mapping[str, Any]
+    ) -> Proxy:
+        """Apply ``changes`` (field name → new domain value) to a proxy."""
+        unknown = sorted(set(changes) - UPDATABLE)
+        if unknown:
+            raise ValidationError(f"{unknown[0]} cannot be changed", field=unknown[0])
+        with self.store.transaction(actor.name) as tx:
+            require_write(tx, actor, project)
+            before = resolve_proxy(tx, project, ref)
+            after = validation.proxy(dataclasses.replace(before, **changes))
+            if after.hostname != before.hostname:
+                check_claim(tx, project, after.hostname)
+            _check_route_free(tx, after)
+            tx.update_proxy(after)
+            updated = tx.get_proxy(before.id)
+            tx.record(
+                kind="proxy",
+                action="update",
+                object_id=before.id,
+                project=project,
+                before=before,
+                after=updated,
+                proxy_id=before.id,
+            )
+        assert updated is not None
+        return updated
+
+    def delete_proxy(self, actor: Actor, project: str, ref: str) -> None:
+        with self.store.transaction(actor.name) as tx:
+            require_write(tx, actor, project)
+            before = resolve_proxy(tx, project, ref)
+            tx.delete_proxy(before.id)
+            tx.record(
+                kind="proxy",
+                action="delete",
+                object_id=before.id,
+                project=project,
+                before=before,
+                proxy_id=before.id,
+            )

@@ -1,0 +1,17 @@
+"""The ``Service`` facade: every operation, each taking the calling ``Actor`` first."""
+
+from __future__ import annotations
+
+from portway.service.backend_ops import BackendOps
+from portway.service.projects import ProjectOps
+from portway.service.proxies import ProxyOps
+from portway.service.tokens import TokenOps
+from portway.service.zones import ZoneOps
+
+
+class Service(ProjectOps, TokenOps, ZoneOps, ProxyOps, BackendOps):
+    """The only path for configuration changes. Construct with ``Service(store)``.
+
+    Every method checks the actor's rights, validates input, and performs at most one
+    store transaction. Errors are ``portway.errors`` subclasses carrying an HTTP status.
+    """
