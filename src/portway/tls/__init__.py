@@ -1,0 +1,1 @@
+"""TLS material: certificate validation, the local CA, SNI certificate choice."""
