@@ -1,0 +1,94 @@
+"""Request metrics kept as plain dict counters (one ``+=`` per request on the hot path)
+and rendered in the Prometheus text format only when scraped. Each worker keeps its own
+``RequestMetrics``; the control process merges their exports."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+# Latency buckets in seconds (Prometheus convention: upper bounds, +Inf implied).
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+
+Key = tuple[str, str]  # (project, proxy hostname+prefix)
+
+
+@dataclass(slots=True)
+class RequestMetrics:
+    requests: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    latency: dict[Key, list[float]] = field(default_factory=dict)  # bucket counts..., sum
+
+    def observe(self, project: str, proxy: str, status: int, seconds: float) -> None:
+        klass = _CLASSES[min(max(status // 100, 1), 5) - 1]
+        key3 = (project, proxy, klass)
+        self.requests[key3] = self.requests.get(key3, 0) + 1
+        key = (project, proxy)
+        row = self.latency.get(key)
+        if row is None:
+            row = self.latency[key] = [0.0] * (len(BUCKETS) + 2)
+        row[bisect.bisect_left(BUCKETS, seconds)] += 1
+        row[-1] += seconds
+
+    def export(self) -> dict[str, object]:
+        return {
+            "requests": dict(self.requests),
+            "latency": {k: list(v) for k, v in self.latency.items()},
+        }
+
+
+def merge(exports: Iterable[Mapping[str, object]]) -> RequestMetrics:
+    total = RequestMetrics()
+    for export in exports:
+        requests = export["requests"]
+        latency = export["latency"]
+        assert isinstance(requests, dict) and isinstance(latency, dict)
+        for k, n in requests.items():
+            total.requests[k] = total.requests.get(k, 0) + n
+        for k, row in latency.items():
+            mine = total.latency.setdefault(k, [0.0] * (len(BUCKETS) + 2))
+            for i, v in enumerate(row):
+                mine[i] += v
+    return total
+
+
+def _labels(**labels: str) -> str:
+    inner = ",".join(
+        f'{k}="{v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
+        for k, v in labels.items()
+    )
+    return "{" + inner + "}"
+
+
+def render(
+    metrics: RequestMetrics,
+    gauges: Mapping[str, tuple[str, Iterable[tuple[dict[str, str], float]]]],
+) -> str:
+    """Prometheus text exposition. ``gauges`` maps a metric name to (help, samples)."""
+    out = [
+        "# HELP portway_requests_total Requests answered, by project, proxy and status class.",
+        "# TYPE portway_requests_total counter",
+    ]
+    for (project, proxy, klass), n in sorted(metrics.requests.items()):
+        out.append(f"portway_requests_total{_labels(project=project, proxy=proxy, code=klass)} {n}")
+    out += [
+        "# HELP portway_request_duration_seconds Time from request head to response end.",
+        "# TYPE portway_request_duration_seconds histogram",
+    ]
+    for (project, proxy), row in sorted(metrics.latency.items()):
+        cumulative = 0.0
+        for bound, count in zip((*BUCKETS, float("inf")), row[:-1], strict=True):
+            cumulative += count
+            le = "+Inf" if bound == float("inf") else repr(bound)
+            labels = _labels(project=project, proxy=proxy, le=le)
+            out.append(f"portway_request_duration_seconds_bucket{labels} {cumulative:g}")
+        labels = _labels(project=project, proxy=proxy)
+        out.append(f"portway_request_duration_seconds_sum{labels} {row[-1]:.6f}")
+        out.append(f"portway_request_duration_seconds_count{labels} {cumulative:g}")
+    for name, (help_text, samples) in sorted(gauges.items()):
+        out += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
+        for labels_dict, value in samples:
+            labels = _labels(**labels_dict) if labels_dict else ""
+            out.append(f"{name}{labels} {value:g}")
+    return "\n".join(out) + "\n"
