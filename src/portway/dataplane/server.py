@@ -1,0 +1,117 @@
+"""The data plane's front: listeners, the applied Snapshot, the shared timers.
+
+Timeouts use one coarse sweep per data plane instead of a timer per request: each
+connection keeps a ``deadline`` float, which costs an attribute store on the hot path
+instead of a TimerHandle allocation and a heap push per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from portway.dataplane.client import ClientConnection
+from portway.dataplane.plans import Plans
+from portway.dataplane.pool import UpstreamPool
+from portway.dataplane.settings import DataPlaneSettings
+from portway.dataplane.upstream import UpstreamConnection
+from portway.protocol.forwarded import parse_networks
+from portway.router import Snapshot, normalize_request_host
+
+_HOST_CACHE_LIMIT = 10_000
+
+
+class DataPlane:
+    """The built-in HTTP/1.1 reverse proxy. One per event loop (per worker process)."""
+
+    def __init__(self, settings: DataPlaneSettings | None = None) -> None:
+        self.settings = settings or DataPlaneSettings()
+        self.networks = parse_networks(self.settings.trusted_proxies)
+        self.snapshot = Snapshot(version=0)
+        self.pool: UpstreamPool[UpstreamConnection] = UpstreamPool(self.settings.upstream_pool_size)
+        self.plans = Plans(self.pool)
+        self.connections: set[ClientConnection] = set()
+        self.draining = False
+        self.now = 0.0
+        self._servers: list[asyncio.Server] = []
+        self._ticker: asyncio.TimerHandle | None = None
+        self._hosts: dict[bytes, str | None] = {}
+        s = self.settings
+        shortest = min(s.connect_timeout, s.read_timeout, s.client_header_timeout)
+        self._tick = max(0.02, min(1.0, shortest / 4))
+
+    # -- configuration ------------------------------------------------------------
+
+    def apply(self, snapshot: Snapshot) -> None:
+        """Serve ``snapshot`` from the next request on; one assignment, so atomic."""
+        self.snapshot = snapshot
+        self.plans.prune({r.proxy.id for r in snapshot.routes.routes()})
+        self._hosts.clear()  # cheap; keeps the cache from holding hosts of old tables
+
+    @property
+    def applied_version(self) -> int:
+        return self.snapshot.version
+
+    def host_key(self, raw: bytes) -> str | None:
+        """Host header → route-table key, cached per raw spelling (clients repeat it)."""
+        try:
+            return self._hosts[raw]
+        except KeyError:
+            key = normalize_request_host(raw.decode("latin-1"))
+            if len(self._hosts) < _HOST_CACHE_LIMIT:
+                self._hosts[raw] = key
+            return key
+
+    # -- listeners ------------------------------------------------------------
+
+    async def listen_http(self, host: str, port: int, *, sock: socket.socket | None = None) -> None:
+        """Bind (or adopt ``sock``) and serve plain HTTP; port 0 picks a free port."""
+        loop = asyncio.get_running_loop()
+        self.now = loop.time()
+        if sock is not None:
+            server = await loop.create_server(self._factory, sock=sock, backlog=2048)
+        else:
+            server = await loop.create_server(
+                self._factory, host, port, backlog=2048, reuse_address=True
+            )
+        self._servers.append(server)
+        if self._ticker is None:
+            self._ticker = loop.call_later(self._tick, self._sweep)
+
+    @property
+    def bound_ports(self) -> list[int]:
+        return [s.getsockname()[1] for server in self._servers for s in server.sockets or ()]
+
+    def _factory(self) -> ClientConnection:
+        return ClientConnection(self)
+
+    def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.now = now = loop.time()
+        for conn in [c for c in self.connections if c.deadline <= now]:
+            conn.on_timeout()
+        self._ticker = loop.call_later(self._tick, self._sweep)
+
+    # -- shutdown ------------------------------------------------------------
+
+    async def close(self, drain_timeout: float = 10.0) -> None:
+        """Stop accepting, let in-flight exchanges finish up to ``drain_timeout``, close all."""
+        self.draining = True
+        for server in self._servers:
+            server.close()
+        self._servers.clear()
+        loop = asyncio.get_running_loop()
+        end = loop.time() + drain_timeout
+        while self.connections and loop.time() < end:
+            for conn in list(self.connections):
+                conn.close_if_idle()
+            await asyncio.sleep(0.02)
+        for conn in list(self.connections):
+            if conn.transport is not None:
+                conn.transport.abort()
+        self.connections.clear()
+        for up in self.pool.drain():
+            up.close()
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None

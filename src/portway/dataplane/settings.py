@@ -1,0 +1,19 @@
+"""Tunables of the built-in data plane: a small frozen value object, like httpx's Limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DataPlaneSettings:
+    """Limits and timeouts (seconds) of one data plane."""
+
+    trusted_proxies: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-*/Forwarded are appended to
+    connect_timeout: float = 5.0
+    read_timeout: float = 60.0  # upstream first byte / idle between bytes → 504
+    client_header_timeout: float = 10.0  # slowloris guard → 408 and close
+    keepalive_timeout: float = 75.0  # idle client keep-alive
+    max_request_line: int = 8192  # → 414
+    max_header_bytes: int = 32768  # → 431
+    upstream_pool_size: int = 64  # idle keep-alive conns kept per backend

@@ -1,0 +1,200 @@
+"""One keep-alive connection to a backend, as an ``asyncio.Protocol``.
+
+Response bytes are parsed by llhttp and written straight into the client's output list
+from the parser callbacks; the client flushes that list once per ``data_received``, so a
+small response leaves in one ``writelines`` with no ``await`` and no task anywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, Final, cast
+
+import httptools
+
+from portway.errors import ProtocolError
+from portway.protocol import chunked
+from portway.protocol import response as resp
+from portway.protocol.response import ResponseHead
+
+if TYPE_CHECKING:
+    from portway.dataplane.client import ClientConnection
+    from portway.dataplane.pool import Bucket, UpstreamPool
+
+
+class _HeadBodySkipped(Exception):
+    """Raised from the head callback of a HEAD response: llhttp cannot be told that the
+    response has no body, so parsing stops there and the parser is replaced."""
+
+
+_SKIP: Final = _HeadBodySkipped()
+
+
+class UpstreamConnection(asyncio.Protocol):
+    __slots__ = (
+        "_head_request",
+        "_interim",
+        "_keep_alive",
+        "_parser",
+        "bucket",
+        "client",
+        "got_bytes",
+        "head",
+        "pool",
+        "response_started",
+        "reused",
+        "transport",
+        "usable",
+    )
+
+    def __init__(self, pool: UpstreamPool[UpstreamConnection], bucket: Bucket[Any]) -> None:
+        self.pool = pool
+        self.bucket = bucket
+        self.transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpResponseParser(self)
+        self.head = ResponseHead()
+        self.client: ClientConnection | None = None
+        self.usable = False
+        self.reused = False
+        self.got_bytes = False
+        self.response_started = False
+        self._head_request = False
+        self._interim = False
+        self._keep_alive = True
+
+    # -- asyncio callbacks ------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not subclass asyncio.Transport, so no isinstance here.
+        self.transport = cast(asyncio.Transport, transport)
+        self.usable = True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.usable = False
+        client, self.client = self.client, None
+        if client is None:
+            return
+        if self.response_started and self.head.framing == resp.UNTIL_CLOSE:
+            if self.head.rechunk:
+                client.out.append(chunked.LAST_CHUNK)
+            client.response_done(self, reusable=False)
+        else:
+            client.upstream_failed(self, 502)
+
+    def pause_writing(self) -> None:
+        if self.client is not None:
+            self.client.set_upstream_paused(True)
+
+    def resume_writing(self) -> None:
+        if self.client is not None:
+            self.client.set_upstream_paused(False)
+
+    def data_received(self, data: bytes) -> None:
+        client = self.client
+        if client is None:  # bytes on an idle connection: the backend broke the protocol
+            self.close()
+            return
+        self.got_bytes = True
+        client.deadline = client.dp.now + client.dp.settings.read_timeout
+        try:
+            self._parser.feed_data(data)
+        except _HeadBodySkipped:
+            self._parser = httptools.HttpResponseParser(self)
+            self._message_done()
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, _HeadBodySkipped):
+                self._parser = httptools.HttpResponseParser(self)
+                self._message_done()
+            else:
+                status = getattr(exc.__context__, "status", 502)
+                self._fail(client, status if isinstance(exc.__context__, ProtocolError) else 502)
+        except httptools.HttpParserError:
+            self._fail(client, 502)
+        client.flush()
+
+    # -- called by the client side ------------------------------------------------------------
+
+    def start(self, client: ClientConnection, pieces: list[bytes], *, head_request: bool) -> None:
+        """Bind to ``client`` and send the request head plus any body bytes already read."""
+        self.client = client
+        self.head.reset()
+        self.got_bytes = False
+        self.response_started = False
+        self._head_request = head_request
+        assert self.transport is not None
+        self.transport.writelines(pieces)
+
+    def close(self) -> None:
+        """Close without reuse: the connection's framing state is unknown."""
+        self.usable = False
+        self.client = None
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        self.usable = False
+        self.client = None
+        if self.transport is not None:
+            self.transport.abort()
+
+    # -- llhttp callbacks ------------------------------------------------------------
+
+    def on_status(self, reason: bytes) -> None:
+        head = self.head
+        head.reason = head.reason + reason if head.reason else reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.head.add_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        status: int = self._parser.get_status_code()
+        client = self.client
+        assert client is not None
+        if status < 200:
+            if status == 101:  # we never ask for an upgrade, so a 101 is a protocol error
+                raise ProtocolError("unexpected 101 from backend", status=502)
+            self._interim = True
+            client.response_interim(self.head.encode_interim(status))
+            self.head.reset()
+            return
+        self._keep_alive = self._parser.should_keep_alive()
+        self.head.complete(status, head_request=self._head_request)
+        self.response_started = True
+        client.response_head(self.head)
+        if self._head_request:
+            raise _SKIP
+
+    def on_body(self, data: bytes) -> None:
+        client = self.client
+        assert client is not None
+        if self.head.rechunk:
+            client.out.extend(chunked.encode_chunk(data))
+        else:
+            client.out.append(data)
+
+    def on_message_complete(self) -> None:
+        if self._interim:
+            self._interim = False
+            return
+        if self.head.rechunk:
+            assert self.client is not None
+            self.client.out.append(chunked.LAST_CHUNK)
+        self._message_done()
+
+    # -- internals ------------------------------------------------------------
+
+    def _message_done(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            client.response_done(self, reusable=self._keep_alive)
+
+    def _fail(self, client: ClientConnection, status: int) -> None:
+        self.abort()  # never reuse a connection whose framing we could not follow
+        client.upstream_failed(self, status)
+
+    def release(self) -> None:
+        """Back to the pool; the pool's decision says whether to close instead."""
+        self.client = None
+        evicted = self.pool.release(self.bucket, self)
+        if evicted is not None:
+            evicted.close()
