@@ -1,1 +1,5 @@
-"""The REST API (v1) and the compatibility APIs."""
+"""The REST API (v1): ``create_app(service)`` returns the Starlette application."""
+
+from portway.api.app import create_app
+
+__all__ = ["create_app"]

@@ -1,0 +1,137 @@
+"""``create_app``: the Starlette application serving the v1 REST API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+
+from portway.api import schemas
+from portway.api.endpoint import Handler, endpoint
+from portway.api.errors import EXCEPTION_HANDLERS
+from portway.api.openapi import Operation, build_openapi
+from portway.api.proxies import ProxyHandlers
+from portway.api.v1 import AdminHandlers
+from portway.service import Service
+
+HealthFn = Callable[[str, str], dict[str, Any]]
+P = "/v1/{project}"
+PX = P + "/proxies/{proxy}"
+
+
+def _unknown_health(_proxy_id: str, _backend_id: str) -> dict[str, Any]:
+    return {"health": "unknown"}
+
+
+def _version() -> str:
+    try:
+        return version("portway")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def _table(
+    admin: AdminHandlers, proxies: ProxyHandlers
+) -> list[tuple[str, list[tuple[Operation, Handler]]]]:
+    """Every authenticated route: path → (operation doc, handler)."""
+    o = Operation
+    return [
+        ("/v1/projects", [
+            (o("POST", "create a project", schemas.ProjectRequest, 201), admin.create_project),
+            (o("GET", "list projects (admin)"), admin.list_projects),
+        ]),
+        ("/v1/projects/{name}", [
+            (o("GET", "show a project"), admin.show_project),
+            (o("DELETE", "delete an empty project (admin)", status=204), admin.delete_project),
+        ]),
+        ("/v1/zones", [
+            (o("POST", "create a zone (admin)", schemas.ZoneRequest, 201), admin.create_zone),
+            (o("GET", "list the zones the caller may use"), admin.list_zones),
+        ]),
+        ("/v1/zones/{zone}", [
+            (o("DELETE", "delete a zone (admin)", status=204), admin.delete_zone),
+        ]),
+        (P + "/tokens", [
+            (o("POST", "create a token; the secret is shown once", schemas.TokenRequest, 201),
+             admin.create_token),
+            (o("GET", "list tokens (no secrets)"), admin.list_tokens),
+        ]),
+        (P + "/tokens/{token}", [
+            (o("DELETE", "revoke a token", status=204), admin.delete_token),
+        ]),
+        (P + "/changes", [
+            (o("GET", "the project's audit trail, newest first (?since=, ?limit=)"),
+             admin.list_changes),
+        ]),
+        (P + "/proxies", [
+            (o("POST", "create a proxy", schemas.ProxyCreateRequest, 201), proxies.create),
+            (o("GET", "list proxies (?hostname=)"), proxies.list),
+        ]),
+        (PX, [
+            (o("GET", "show a proxy (id or hostname)"), proxies.show),
+            (o("PATCH", "update a proxy", schemas.ProxyUpdateRequest), proxies.update),
+            (o("DELETE", "delete a proxy", status=204), proxies.delete),
+        ]),
+        (PX + "/backends", [
+            (o("GET", "list backends with health"), proxies.list_backends),
+            (o("POST", "associate a backend", schemas.BackendRequest, 201), proxies.add_backend),
+            (o("PUT", "replace the whole backend set", schemas.BackendsRequest),
+             proxies.replace_backends),
+        ]),
+        (PX + "/backends/{backend}", [
+            (o("GET", "show a backend (id or address:port)"), proxies.show_backend),
+            (o("PATCH", "change weight (0 drains) or backup", schemas.BackendUpdateRequest),
+             proxies.update_backend),
+            (o("DELETE", "disassociate a backend", status=204), proxies.remove_backend),
+        ]),
+    ]  # fmt: skip
+
+
+def create_app(
+    service: Service,
+    *,
+    extra_routes: Sequence[BaseRoute] = (),
+    backend_health: HealthFn | None = None,
+) -> Starlette:
+    """The v1 API over ``service``; ``backend_health(proxy_id, backend_id)`` supplies
+    each backend's health fields (default ``{"health": "unknown"}``)."""
+    table = _table(
+        AdminHandlers(service), ProxyHandlers(service, backend_health or _unknown_health)
+    )
+    routes: list[BaseRoute] = [
+        Route(
+            path,
+            endpoint(service, {op.method: h for op, h in ops}),
+            methods=[op.method for op, _ in ops],
+        )
+        for path, ops in table
+    ]
+    app_version = _version()
+    document = build_openapi([(path, [op for op, _ in ops]) for path, ops in table], app_version)
+
+    async def discovery(request: Request) -> JSONResponse:
+        base = str(request.base_url).rstrip("/")
+        link = {"rel": "self", "href": f"{base}/v1/"}
+        versions = [{"id": "v1", "status": "CURRENT", "links": [link]}]
+        return JSONResponse({"versions": versions})
+
+    async def healthz(_request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "version": app_version})
+
+    async def openapi(_request: Request) -> JSONResponse:
+        return JSONResponse(document)
+
+    public = [
+        Route("/", discovery, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+    ]
+    return Starlette(
+        routes=[*public, *extra_routes, *routes],
+        exception_handlers=dict(EXCEPTION_HANDLERS),
+    )

@@ -1,0 +1,126 @@
+"""Converters between wire schemas and domain objects; the only place that knows both."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from portway.api import schemas
+from portway.errors import MalformedError, ValidationError
+from portway.model import (
+    Backend,
+    CacheSettings,
+    Change,
+    HealthCheck,
+    Project,
+    Proxy,
+    Role,
+    SessionPersistence,
+    TlsSettings,
+    Token,
+    Zone,
+)
+from portway.service import BackendSpec
+
+HealthFn = Callable[[str, str], dict[str, Any]]
+NOT_NULL = ("hostname", "path_prefix", "backend_port", "algorithm", "tls", "cache")
+
+
+def backend_spec(body: schemas.BackendIn) -> BackendSpec:
+    return BackendSpec(address=body.address, port=body.port, weight=body.weight, backup=body.backup)
+
+
+def _persistence(body: schemas.SessionPersistenceIn | None) -> SessionPersistence | None:
+    return None if body is None else SessionPersistence(**body.model_dump())
+
+
+def _health(body: schemas.HealthCheckIn | None) -> HealthCheck | None:
+    return None if body is None else HealthCheck(**body.model_dump())
+
+
+def _tls(body: schemas.TlsIn | None) -> TlsSettings:
+    return TlsSettings() if body is None else TlsSettings(**body.model_dump())
+
+
+def _cache(body: schemas.CacheIn | None) -> CacheSettings:
+    return CacheSettings() if body is None else CacheSettings(**body.model_dump())
+
+
+def proxy_draft(body: schemas.ProxyCreate) -> tuple[Proxy, list[BackendSpec]]:
+    """A draft Proxy (the service assigns id and project) and its backend specs."""
+    draft = Proxy(
+        id="",
+        project="",
+        hostname=body.hostname,
+        path_prefix=body.path_prefix,
+        backend_port=body.backend_port,
+        algorithm=body.algorithm,
+        session_persistence=_persistence(body.session_persistence),
+        health_check=_health(body.health_check),
+        tls=_tls(body.tls),
+        cache=_cache(body.cache),
+    )
+    return draft, [backend_spec(b) for b in body.backends]
+
+
+def proxy_changes(body: schemas.ProxyUpdate) -> dict[str, Any]:
+    """Only the fields the client sent, as domain values."""
+    changes: dict[str, Any] = {}
+    for name in body.model_fields_set:
+        value = getattr(body, name)
+        if value is None and name in NOT_NULL:
+            raise MalformedError(f"proxy.{name} may not be null", field=name)
+        converters: dict[str, Callable[[Any], Any]] = {
+            "session_persistence": _persistence,
+            "health_check": _health,
+            "tls": _tls,
+            "cache": _cache,
+        }
+        changes[name] = converters.get(name, lambda v: v)(value)
+    return changes
+
+
+def role(value: str) -> Role:
+    try:
+        return Role(value)
+    except ValueError:
+        raise ValidationError("role must be one of admin, member, reader", field="role") from None
+
+
+def backend_out(proxy_id: str, backend: Backend, health: HealthFn) -> dict[str, Any]:
+    out = schemas.BackendOut(**dataclasses.asdict(backend)).model_dump(mode="json")
+    out.update(health(proxy_id, backend.id))
+    return out
+
+
+def proxy_out(proxy: Proxy, health: HealthFn) -> dict[str, Any]:
+    fields = {f.name: getattr(proxy, f.name) for f in dataclasses.fields(proxy)}
+    for name in ("session_persistence", "health_check", "tls", "cache"):
+        value = fields[name]
+        fields[name] = None if value is None else dataclasses.asdict(value)
+    fields["backends"] = []
+    out = schemas.ProxyOut(**fields).model_dump(mode="json")
+    out["backends"] = [backend_out(proxy.id, b, health) for b in proxy.backends]
+    return out
+
+
+def project_out(project: Project) -> dict[str, Any]:
+    return schemas.ProjectOut(**dataclasses.asdict(project)).model_dump(mode="json")
+
+
+def token_out(token: Token, secret: str | None = None) -> dict[str, Any]:
+    fields = dataclasses.asdict(token)
+    fields["role"] = token.role.value
+    out = schemas.TokenOut(**fields, secret=secret).model_dump(mode="json")
+    if secret is None:
+        del out["secret"]
+    return out
+
+
+def zone_out(zone: Zone) -> dict[str, Any]:
+    return schemas.ZoneOut(**dataclasses.asdict(zone)).model_dump(mode="json")
+
+
+def change_out(change: Change) -> dict[str, Any]:
+    return schemas.ChangeOut(**dataclasses.asdict(change)).model_dump(mode="json")

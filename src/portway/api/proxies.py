@@ -1,0 +1,96 @@
+"""v1 handlers for proxies and their backends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import JSONResponse, Response
+
+from portway.api import convert, schemas
+from portway.api.convert import HealthFn
+from portway.api.endpoint import Call
+from portway.service import Service
+
+
+class ProxyHandlers:
+    def __init__(self, service: Service, health: HealthFn) -> None:
+        self.service = service
+        self.health = health
+
+    def _proxy(self, proxy: Any, status: int = 200) -> JSONResponse:
+        return JSONResponse({"proxy": convert.proxy_out(proxy, self.health)}, status_code=status)
+
+    def _backends(self, proxy_id: str, backends: Any) -> JSONResponse:
+        out = [convert.backend_out(proxy_id, b, self.health) for b in backends]
+        return JSONResponse({"backends": out})
+
+    def create(self, call: Call) -> Response:
+        draft, backends = convert.proxy_draft(call.parse(schemas.ProxyCreateRequest).proxy)
+        proxy = self.service.create_proxy(call.actor, call.params["project"], draft, backends)
+        return self._proxy(proxy, 201)
+
+    def list(self, call: Call) -> Response:
+        proxies = self.service.list_proxies(
+            call.actor, call.params["project"], hostname=call.query.get("hostname")
+        )
+        out = [convert.proxy_out(p, self.health) for p in proxies]
+        return JSONResponse({"proxies": out})
+
+    def show(self, call: Call) -> Response:
+        return self._proxy(self._get(call))
+
+    def update(self, call: Call) -> Response:
+        changes = convert.proxy_changes(call.parse(schemas.ProxyUpdateRequest).proxy)
+        p = call.params
+        return self._proxy(self.service.update_proxy(call.actor, p["project"], p["proxy"], changes))
+
+    def delete(self, call: Call) -> Response:
+        self.service.delete_proxy(call.actor, call.params["project"], call.params["proxy"])
+        return Response(status_code=204)
+
+    def _get(self, call: Call) -> Any:
+        return self.service.get_proxy(call.actor, call.params["project"], call.params["proxy"])
+
+    def list_backends(self, call: Call) -> Response:
+        proxy = self._get(call)
+        return self._backends(proxy.id, proxy.backends)
+
+    def add_backend(self, call: Call) -> Response:
+        spec = convert.backend_spec(call.parse(schemas.BackendRequest).backend)
+        p = call.params
+        backend = self.service.add_backend(call.actor, p["project"], p["proxy"], spec)
+        proxy = self._get(call)
+        body = {"backend": convert.backend_out(proxy.id, backend, self.health)}
+        return JSONResponse(body, status_code=201)
+
+    def replace_backends(self, call: Call) -> Response:
+        specs = [convert.backend_spec(b) for b in call.parse(schemas.BackendsRequest).backends]
+        p = call.params
+        backends = self.service.replace_backends(call.actor, p["project"], p["proxy"], specs)
+        return self._backends(self._get(call).id, backends)
+
+    def show_backend(self, call: Call) -> Response:
+        from portway.service.backends import find_backend
+
+        proxy = self._get(call)
+        backend = find_backend(proxy, call.params["backend"])
+        return JSONResponse({"backend": convert.backend_out(proxy.id, backend, self.health)})
+
+    def update_backend(self, call: Call) -> Response:
+        body = call.parse(schemas.BackendUpdateRequest).backend
+        p = call.params
+        backend = self.service.update_backend(
+            call.actor,
+            p["project"],
+            p["proxy"],
+            p["backend"],
+            weight=body.weight,
+            backup=body.backup,
+        )
+        proxy = self._get(call)
+        return JSONResponse({"backend": convert.backend_out(proxy.id, backend, self.health)})
+
+    def remove_backend(self, call: Call) -> Response:
+        p = call.params
+        self.service.remove_backend(call.actor, p["project"], p["proxy"], p["backend"])
+        return Response(status_code=204)
