@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from tests.api.conftest import Api, assert_error
 
 WIKI = {"hostname": "wiki.alpha.example.org", "backend_port": 8080}
