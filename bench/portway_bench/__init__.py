@@ -1,0 +1,1 @@
+"""Load benchmarks of Portway against nginx and HAProxy on one machine (see README.md)."""

@@ -1,0 +1,171 @@
+"""The proxies under test: nginx, HAProxy and Portway, each started from scratch on loopback.
+
+A target is started with the list of hostnames it must route to the origin; ``peer``
+names the nginx configuration its figures are compared with (same worker count).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from portway_bench.configs import write_haproxy, write_nginx
+from portway_bench.procs import Memory, Server, StartError, free_port
+
+REPO = Path(__file__).resolve().parents[2]
+PORTWAY = REPO / ".venv" / "bin" / "portway"
+
+
+@dataclass
+class Target:
+    name: str
+    kind: str  # nginx | haproxy | portway
+    workers: int  # worker processes or threads; used to pick the nginx peer
+    peer: str  # the nginx target its ratios are computed against
+    tls: bool = True
+    server: Server | None = field(default=None, repr=False)
+    ports: dict[str, int] = field(default_factory=dict)
+    note: str = ""
+    token: str = field(default="", repr=False)
+    setup_s: float = 0.0  # seconds from start to routing every host
+
+    def start(self, directory: Path, origin: int, hosts: list[str]) -> None:
+        self.ports = {"http": free_port(), "https": free_port(), "origin": origin}
+        if self.kind == "nginx":
+            self._start_nginx(directory, hosts)
+        elif self.kind == "haproxy":
+            self._start_haproxy(directory, hosts)
+        else:
+            self._start_portway(directory, hosts)
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+    def memory(self) -> Memory:
+        assert self.server is not None
+        return self.server.memory()
+
+    def _start_nginx(self, directory: Path, hosts: list[str]) -> None:
+        workers = "auto" if self.workers == 0 else str(self.workers)
+        conf = write_nginx(directory, self.name, workers, self.ports, hosts)
+        argv = ["nginx", "-p", str(directory), "-c", str(conf), "-g", "daemon off;"]
+        self.server = Server(self.name, argv, directory / f"{self.name}.log", self._listen())
+        started = time.monotonic()
+        self.server.start(timeout=300)
+        self.setup_s = time.monotonic() - started
+
+    def _start_haproxy(self, directory: Path, hosts: list[str]) -> None:
+        conf = write_haproxy(directory, self.name, self.workers, self.ports, hosts)
+        argv = ["haproxy", "-f", str(conf), "-db"]
+        self.server = Server(self.name, argv, directory / f"{self.name}.log", self._listen())
+        started = time.monotonic()
+        self.server.start(timeout=300)
+        self.setup_s = time.monotonic() - started
+
+    def _listen(self) -> list[int]:
+        return [self.ports["http"], self.ports["https"]]
+
+    def _start_portway(self, directory: Path, hosts: list[str]) -> None:
+        data = directory / f"{self.name}-data"
+        shutil.rmtree(data, ignore_errors=True)
+        self.ports["api"] = free_port()
+        self.tls = "--https" in portway_serve_help()
+        argv = [
+            str(PORTWAY), "serve", "--data-dir", str(data),
+            "--http", f"127.0.0.1:{self.ports['http']}",
+            "--api", f"127.0.0.1:{self.ports['api']}", "--workers", str(self.workers),
+            "--log-level", "warning",
+        ]  # fmt: skip
+        listen = [self.ports["http"], self.ports["api"]]
+        if self.tls:
+            argv += ["--https", f"127.0.0.1:{self.ports['https']}"]
+            listen.append(self.ports["https"])
+        else:
+            self.note = "portway serve has no --https yet: TLS scenarios skipped"
+        token = self.token = secrets.token_urlsafe(24)
+        env = {"PORTWAY_ADMIN_TOKEN": token}
+        self.server = Server(self.name, argv, directory / f"{self.name}.log", listen, env)
+        started = time.monotonic()
+        self.server.start(timeout=60)
+        try:
+            configure_portway(self.ports, token, hosts)
+            self.setup_s = time.monotonic() - started
+        except Exception:
+            self.stop()
+            raise
+
+
+def portway_serve_help() -> str:
+    if not PORTWAY.exists():
+        raise StartError(f"{PORTWAY} is missing (run scripts/setup.sh)")
+    proc = subprocess.run([str(PORTWAY), "serve", "--help"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise StartError(f"'portway serve --help' failed: {proc.stderr.strip()[-300:]}")
+    return proc.stdout
+
+
+def configure_portway(ports: dict[str, int], token: str, hosts: list[str]) -> None:
+    """Create project 'bench' and one proxy per host, then wait until the data plane
+    routes the last host."""
+    api = f"http://127.0.0.1:{ports['api']}"
+    headers = {"X-Auth-Token": token}
+    backend = [{"address": "127.0.0.1", "port": ports["origin"]}]
+    with httpx.Client(base_url=api, headers=headers, timeout=60) as client:
+        check(client.post("/v1/projects", json={"project": {"name": "bench"}}))
+
+        def create(host: str) -> None:
+            body = {
+                "proxy": {"hostname": host, "backend_port": ports["origin"], "backends": backend}
+            }
+            check(client.post("/v1/bench/proxies", json=body))
+
+        # SQLite serialises writes anyway; a few threads keep the API busy between commits.
+        with ThreadPoolExecutor(max_workers=8 if len(hosts) > 1 else 1) as pool:
+            list(pool.map(create, hosts))
+    wait_routed(ports["http"], hosts[-1], timeout=120 + len(hosts) / 500)
+
+
+def check(response: httpx.Response) -> None:
+    if response.is_error:
+        raise StartError(
+            f"API {response.request.method} {response.request.url.path} → "
+            f"{response.status_code}: {response.text[:300]}"
+        )
+
+
+def wait_routed(http_port: int, host: str, timeout: float) -> float:
+    """Poll the data plane until ``host`` answers 200; return the seconds it took."""
+    started = time.monotonic()
+    with httpx.Client(timeout=2) as client:
+        while time.monotonic() - started < timeout:
+            try:
+                r = client.get(f"http://127.0.0.1:{http_port}/", headers={"Host": host})
+                if r.status_code == 200:
+                    return time.monotonic() - started
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.02)
+    raise StartError(f"data plane did not route {host} within {timeout:.0f}s")
+
+
+def standard_targets(only: list[str] | None = None) -> list[Target]:
+    cpus = os.cpu_count() or 1
+    targets = [
+        Target("nginx-w1", "nginx", 1, "nginx-w1"),
+        Target("nginx-auto", "nginx", 0, "nginx-auto", note=f"auto = {cpus} workers"),
+        Target("haproxy-t1", "haproxy", 1, "nginx-w1"),
+        Target("haproxy-t2", "haproxy", 2, "nginx-auto"),
+        Target("portway-w1", "portway", 1, "nginx-w1"),
+        Target("portway-w2", "portway", 2, "nginx-auto"),
+    ]
+    return [t for t in targets if not only or t.name in only or t.kind in only]
