@@ -275,3 +275,6 @@ def raw(port: int, data: bytes, *, timeout: float = 3.0) -> tuple[bytes, bool]:
 
 def status_of(response: bytes) -> int:
     return int(response.split(b" ", 2)[1])
+
+
+H_APP = b"Host: app.example.org\r\n"

@@ -298,6 +298,7 @@ class ClientConnection(asyncio.Protocol):
         if exc is not None:
             if ex is self.current:
                 self._fail_current(502)
+                self.flush()
             return
         conn = task.result()[1]
         if ex is not self.current or self.closing:
