@@ -468,5 +468,6 @@ class ClientConnection(asyncio.Protocol):
             self.flush()
 
     def close_if_idle(self) -> None:
-        if self.state == IDLE and self.current is None:
+        """Close unless a request is in flight or half-received (used by the drain)."""
+        if self.current is None and self.head is None and not self.queue:
             self._close()

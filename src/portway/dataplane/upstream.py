@@ -80,6 +80,7 @@ class UpstreamConnection(asyncio.Protocol):
             client.response_done(self, reusable=False)
         else:
             client.upstream_failed(self, 502)
+        client.flush()
 
     def pause_writing(self) -> None:
         if self.client is not None:
