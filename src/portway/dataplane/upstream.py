@@ -8,6 +8,7 @@ small response leaves in one ``writelines`` with no ``await`` and no task anywhe
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import httptools
@@ -28,6 +29,17 @@ class _HeadBodySkipped(Exception):
 
 
 _SKIP: Final = _HeadBodySkipped()
+
+
+class _Callbacks:
+    """The parser's callback holder (see UpstreamConnection._new_parser)."""
+
+    __slots__ = ("on_body", "on_header", "on_headers_complete", "on_message_complete", "on_status")
+    on_body: Callable[[bytes], None]
+    on_header: Callable[[bytes, bytes], None]
+    on_headers_complete: Callable[[], None]
+    on_message_complete: Callable[[], None]
+    on_status: Callable[[bytes], None]
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -51,8 +63,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.pool = pool
         self.bucket = bucket
         self.transport: asyncio.Transport | None = None
-        self._parser = httptools.HttpResponseParser(self)
         self.head = ResponseHead()
+        self._parser = self._new_parser()
         self.client: ClientConnection | None = None
         self.usable = False
         self.reused = False
@@ -61,6 +73,17 @@ class UpstreamConnection(asyncio.Protocol):
         self._head_request = False
         self._interim = False
         self._keep_alive = True
+
+    def _new_parser(self) -> Any:
+        # llhttp calls whatever the callback object holds: handing it the head's own
+        # add_header saves a Python frame per response header.
+        callbacks = _Callbacks()
+        callbacks.on_status = self.on_status
+        callbacks.on_header = self.head.add_header
+        callbacks.on_headers_complete = self.on_headers_complete
+        callbacks.on_body = self.on_body
+        callbacks.on_message_complete = self.on_message_complete
+        return httptools.HttpResponseParser(callbacks)
 
     # -- asyncio callbacks ------------------------------------------------------------
 
@@ -100,11 +123,11 @@ class UpstreamConnection(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except _HeadBodySkipped:
-            self._parser = httptools.HttpResponseParser(self)
+            self._parser = self._new_parser()
             self._message_done()
         except httptools.HttpParserCallbackError as exc:
             if isinstance(exc.__context__, _HeadBodySkipped):
-                self._parser = httptools.HttpResponseParser(self)
+                self._parser = self._new_parser()
                 self._message_done()
             else:
                 status = getattr(exc.__context__, "status", 502)
@@ -123,7 +146,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.response_started = False
         self._head_request = head_request
         assert self.transport is not None
-        self.transport.writelines(pieces)
+        # write() of one buffer takes uvloop's immediate-send fast path (see client.flush).
+        self.transport.write(pieces[0] if len(pieces) == 1 else b"".join(pieces))
 
     def close(self) -> None:
         """Close without reuse: the connection's framing state is unknown."""
@@ -143,9 +167,6 @@ class UpstreamConnection(asyncio.Protocol):
     def on_status(self, reason: bytes) -> None:
         head = self.head
         head.reason = head.reason + reason if head.reason else reason
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.head.add_header(name, value)
 
     def on_headers_complete(self) -> None:
         status: int = self._parser.get_status_code()

@@ -78,7 +78,7 @@ class ForwardedContext:
         """The header lines to send upstream; the keyword values are the client's own
         headers and only matter when the peer is trusted."""
         if not self.trusted:
-            return self._untrusted_lines(host)
+            return self.untrusted_lines(host)
         element = self._for_element + b";host=" + _quote(host)
         return b"".join(
             (
@@ -96,7 +96,8 @@ class ForwardedContext:
             )
         )
 
-    def _untrusted_lines(self, host: bytes) -> bytes:
+    def untrusted_lines(self, host: bytes) -> bytes:
+        """The lines for an untrusted peer: every client header of this kind is replaced."""
         # Keep-alive clients repeat the same Host, so the last result is reused as is.
         if host == self._last_host and self._last_lines:
             return self._last_lines

@@ -54,6 +54,7 @@ PROTECTED: Final = frozenset(k for k in set(_KNOWN.values()) if k != OTHER)
 
 _CACHE_LIMIT: Final = 4096
 _cache: dict[bytes, int] = {}
+cache_lookup = _cache.get  # for hot loops that inline classify()
 
 
 def _classify_uncached(name: bytes) -> int:
@@ -82,14 +83,25 @@ def classify(name: bytes) -> int:
     return kind
 
 
-def connection_tokens(value: bytes, into: set[bytes] | None = None) -> set[bytes]:
-    """Lower-cased option names listed in a Connection header value."""
-    tokens = into if into is not None else set()
+# Connection options that name no other header; the parser already acted on them.
+_PLAIN_OPTIONS: Final = frozenset({b"keep-alive", b"close", b"Keep-Alive", b"Close"})
+
+
+def connection_tokens(value: bytes, into: set[bytes] | None = None) -> set[bytes] | None:
+    """Lower-cased header names a Connection value lists, beyond keep-alive and close.
+
+    Returns None when there are none, which is nearly always: then no header list needs
+    filtering at all.
+    """
+    if value in _PLAIN_OPTIONS:  # fast path for the usual "keep-alive" / "close"
+        return into
     for part in value.split(b","):
         token = part.strip().lower()
-        if token:
-            tokens.add(token)
-    return tokens
+        if token and token not in _PLAIN_OPTIONS:
+            if into is None:
+                into = set()
+            into.add(token)
+    return into
 
 
 def drop_named(pieces: list[bytes], named: set[bytes]) -> list[bytes]:

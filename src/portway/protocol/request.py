@@ -182,6 +182,8 @@ class RequestHead:
     def path(self) -> str:
         """The URL path without query or fragment, for routing."""
         url = self.url
+        if b"?" not in url and b"#" not in url and url[:1] == b"/":
+            return url.decode("latin-1")  # origin-form without query: the usual request
         end = len(url)
         for sep in (b"?", b"#"):
             pos = url.find(sep)

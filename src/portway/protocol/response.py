@@ -44,6 +44,7 @@ _END_TO_END: Final = frozenset(
         h.FORWARDED,
     }
 )
+_kind_cache_get = h.cache_lookup
 _status_lines: dict[tuple[int, bytes], bytes] = {}
 
 
@@ -94,7 +95,9 @@ class ResponseHead:
         self.close = False
 
     def add_header(self, name: bytes, value: bytes) -> None:
-        kind = h.classify(name)
+        kind = _kind_cache_get(name)  # inlined classify(): one call less per header
+        if kind is None:
+            kind = h.classify(name)
         if kind in _END_TO_END:
             if kind == h.LOCATION:
                 self._location = len(self.pieces) + 2
