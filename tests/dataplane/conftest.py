@@ -111,6 +111,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if path == "/slow":
             time.sleep(2.0)
             self._send(200, b"late")
+        elif path == "/pause":
+            time.sleep(0.3)
+            self._send(200, b"paused")
         elif path == "/chunked":
             self.send_response(200)
             self.send_header("Transfer-Encoding", "chunked")

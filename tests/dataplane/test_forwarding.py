@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import http.client
+import socket
+import time
 from collections.abc import Callable
 
 from portway.dataplane import DataPlaneSettings
@@ -151,3 +153,17 @@ def test_pipelined_requests_are_answered_in_order(proxy: ProxyRunner, origin: Or
     positions = [data.find(body) for body in bodies]
     assert all(p > 0 for p in positions) and positions == sorted(positions)
     assert data.count(b"HTTP/1.1 200") == 6
+
+
+def test_request_arriving_while_previous_is_in_flight_waits_its_turn(
+    proxy: ProxyRunner, origin: Origin
+) -> None:
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as sock:
+        sock.sendall(b"GET /pause HTTP/1.1\r\nHost: app.example.org\r\n\r\n")
+        time.sleep(0.1)  # the first request is now at the backend
+        sock.sendall(b"GET /second HTTP/1.1\r\nHost: app.example.org\r\nConnection: close\r\n\r\n")
+        data = b""
+        while part := sock.recv(65536):
+            data += part
+    assert data.index(b"paused") < data.index(b"one /second 0")
+    assert [s.path for s in origin.seen] == ["/pause", "/second"]
