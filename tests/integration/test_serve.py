@@ -132,7 +132,8 @@ def test_sigterm_exits_zero(portway: Portway) -> None:
     assert portway.stop(signal.SIGTERM) == 0
 
 
-def children(pid: int) -> set[int]:
+def workers_of(pid: int) -> set[int]:
+    """Worker processes of ``pid`` (multiprocessing's resource tracker is not one)."""
     found = set()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -140,7 +141,8 @@ def children(pid: int) -> set[int]:
                 status = (entry / "status").read_text()
             except OSError:
                 continue
-            if f"\nPPid:\t{pid}\n" in status:
+            cmdline = (entry / "cmdline").read_bytes() if f"\nPPid:\t{pid}\n" in status else b""
+            if b"spawn_main" in cmdline:
                 found.add(int(entry.name))
     return found
 
@@ -154,13 +156,13 @@ def test_workers_share_the_listener_and_a_killed_worker_is_restarted(
         assert pw.proc is not None
         create_project_and_proxy(pw, "alpha", "w.alpha.test", [backends[0].port])
         wait_routed(pw, "w.alpha.test")
-        workers = children(pw.proc.pid)
-        assert len(workers) >= 2
+        workers = workers_of(pw.proc.pid)
+        assert len(workers) == 2
         victim = min(workers)
         os.kill(victim, signal.SIGKILL)
         deadline = time.monotonic() + 10
         while True:
-            now = children(pw.proc.pid) - {victim}
+            now = workers_of(pw.proc.pid) - {victim}
             if len(now) >= len(workers):
                 break
             assert time.monotonic() < deadline, "killed worker was not restarted"

@@ -88,6 +88,8 @@ def serve(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Migration chatter is noise on every start; failures still surface as errors.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         config = ServeConfig(
             data_dir=data_dir,

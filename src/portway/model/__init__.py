@@ -7,8 +7,10 @@ from portway.model.proxy import (
     Backend,
     CacheSettings,
     HealthCheck,
+    Limits,
     Proxy,
     SessionPersistence,
+    Timeouts,
     TlsSettings,
 )
 
@@ -18,10 +20,12 @@ __all__ = [
     "CacheSettings",
     "Change",
     "HealthCheck",
+    "Limits",
     "Project",
     "Proxy",
     "Role",
     "SessionPersistence",
+    "Timeouts",
     "TlsSettings",
     "Token",
     "Zone",

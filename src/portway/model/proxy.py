@@ -61,6 +61,24 @@ class TlsSettings:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class Timeouts:
+    """Per-proxy timeouts in seconds (None: no limit)."""
+
+    connect: float = 5.0  # TCP connect to a backend → 502/retry
+    first_byte: float = 60.0  # request sent → first response byte → 504
+    idle: float = 60.0  # no byte in either direction during an exchange → 504 / close
+    total: float | None = None  # whole exchange, head to last byte
+    websocket_idle: float = 3600.0  # an open tunnel with no traffic (Toolforge needs long)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Limits:
+    """Per-proxy request limits (None: no limit)."""
+
+    max_body_bytes: int | None = None  # larger declared bodies get 413 before any is read
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class CacheSettings:
     enabled: bool = False
 
@@ -76,9 +94,13 @@ class Proxy:
     backend_port: int = 80
     algorithm: str = "round_robin"
     session_persistence: SessionPersistence | None = None
+    # consistent_hash key: "header:<name>", "cookie:<name>" or None (client address)
+    hash_key: str | None = None
     health_check: HealthCheck | None = None
     tls: TlsSettings = field(default_factory=TlsSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    limits: Limits = field(default_factory=Limits)
     backends: tuple[Backend, ...] = ()
     source: str = "api"
     created_at: datetime | None = None
