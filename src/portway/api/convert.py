@@ -13,10 +13,12 @@ from portway.model import (
     CacheSettings,
     Change,
     HealthCheck,
+    Limits,
     Project,
     Proxy,
     Role,
     SessionPersistence,
+    Timeouts,
     TlsSettings,
     Token,
     Zone,
@@ -24,7 +26,16 @@ from portway.model import (
 from portway.service import BackendSpec
 
 HealthFn = Callable[[str, str], dict[str, Any]]
-NOT_NULL = ("hostname", "path_prefix", "backend_port", "algorithm", "tls", "cache")
+NOT_NULL = (
+    "hostname",
+    "path_prefix",
+    "backend_port",
+    "algorithm",
+    "tls",
+    "cache",
+    "timeouts",
+    "limits",
+)
 
 
 def backend_spec(body: schemas.BackendIn) -> BackendSpec:
@@ -47,6 +58,14 @@ def _cache(body: schemas.CacheIn | None) -> CacheSettings:
     return CacheSettings() if body is None else CacheSettings(**body.model_dump())
 
 
+def _timeouts(body: schemas.TimeoutsIn | None) -> Timeouts:
+    return Timeouts() if body is None else Timeouts(**body.model_dump())
+
+
+def _limits(body: schemas.LimitsIn | None) -> Limits:
+    return Limits() if body is None else Limits(**body.model_dump())
+
+
 def proxy_draft(body: schemas.ProxyCreate) -> tuple[Proxy, list[BackendSpec]]:
     """A draft Proxy (the service assigns id and project) and its backend specs."""
     draft = Proxy(
@@ -60,6 +79,9 @@ def proxy_draft(body: schemas.ProxyCreate) -> tuple[Proxy, list[BackendSpec]]:
         health_check=_health(body.health_check),
         tls=_tls(body.tls),
         cache=_cache(body.cache),
+        timeouts=_timeouts(body.timeouts),
+        limits=_limits(body.limits),
+        hash_key=body.hash_key,
     )
     return draft, [backend_spec(b) for b in body.backends]
 
@@ -76,6 +98,8 @@ def proxy_changes(body: schemas.ProxyUpdate) -> dict[str, Any]:
             "health_check": _health,
             "tls": _tls,
             "cache": _cache,
+            "timeouts": _timeouts,
+            "limits": _limits,
         }
         changes[name] = converters.get(name, lambda v: v)(value)
     return changes
@@ -96,7 +120,7 @@ def backend_out(proxy_id: str, backend: Backend, health: HealthFn) -> dict[str, 
 
 def proxy_out(proxy: Proxy, health: HealthFn) -> dict[str, Any]:
     fields = {f.name: getattr(proxy, f.name) for f in dataclasses.fields(proxy)}
-    for name in ("session_persistence", "health_check", "tls", "cache"):
+    for name in ("session_persistence", "health_check", "tls", "cache", "timeouts", "limits"):
         value = fields[name]
         fields[name] = None if value is None else dataclasses.asdict(value)
     fields["backends"] = []

@@ -44,6 +44,18 @@ class CacheIn(StrictIn):
     enabled: bool = False
 
 
+class TimeoutsIn(StrictIn):
+    connect: float = 5.0
+    first_byte: float = 60.0
+    idle: float = 60.0
+    total: float | None = None
+    websocket_idle: float = 3600.0
+
+
+class LimitsIn(StrictIn):
+    max_body_bytes: int | None = None
+
+
 class BackendIn(StrictIn):
     address: str
     port: int | None = None
@@ -60,6 +72,9 @@ class ProxyCreate(StrictIn):
     health_check: HealthCheckIn | None = None
     tls: TlsIn | None = None
     cache: CacheIn | None = None
+    timeouts: TimeoutsIn | None = None
+    limits: LimitsIn | None = None
+    hash_key: str | None = None
     backends: list[BackendIn] = Field(default_factory=list)
 
 
@@ -74,6 +89,9 @@ class ProxyUpdate(StrictIn):
     health_check: HealthCheckIn | None = None
     tls: TlsIn | None = None
     cache: CacheIn | None = None
+    timeouts: TimeoutsIn | None = None
+    limits: LimitsIn | None = None
+    hash_key: str | None = None
 
 
 class BackendUpdate(StrictIn):
@@ -153,6 +171,9 @@ class ProxyOut(BaseModel):
     health_check: dict[str, Any] | None
     tls: dict[str, Any]
     cache: dict[str, Any]
+    timeouts: dict[str, Any]
+    limits: dict[str, Any]
+    hash_key: str | None
     backends: list[BackendOut]
     source: str
     created_at: datetime | None

@@ -31,6 +31,9 @@ UPDATABLE = frozenset(
         "health_check",
         "tls",
         "cache",
+        "timeouts",
+        "limits",
+        "hash_key",
     }
 )
 

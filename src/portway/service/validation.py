@@ -11,14 +11,23 @@ import ipaddress
 import re
 
 from portway.errors import ValidationError
-from portway.model import ALGORITHMS, HealthCheck, Proxy, normalize_hostname, normalize_path_prefix
+from portway.health.expect import parse_expected_codes
+from portway.model import (
+    ALGORITHMS,
+    HealthCheck,
+    Limits,
+    Proxy,
+    Timeouts,
+    normalize_hostname,
+    normalize_path_prefix,
+)
 from portway.model.proxy import PERSISTENCE_TYPES
 
 MAX_WEIGHT = 256
 # Backend names may be single-label (Kubernetes services, /etc/hosts) and may carry
 # underscores (container names), unlike public hostnames.
 _BACKEND_LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)\Z")
-_CODES = re.compile(r"[1-5]\d\d(-[1-5]\d\d)?(,[1-5]\d\d(-[1-5]\d\d)?)*\Z")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}\Z")
 _PROJECT = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}\Z", re.IGNORECASE)
 # Project names that would collide with the service-wide URL segments (/v1/projects ...).
 RESERVED_PROJECTS = frozenset({"projects", "zones", "tokens", "changes"})
@@ -79,14 +88,46 @@ def health_check(check: HealthCheck) -> HealthCheck:
     for name in ("rise", "fall"):
         if not 1 <= getattr(check, name) <= 100:
             raise ValidationError(f"{field}.{name} must be 1 to 100", field=f"{field}.{name}")
-    if not _CODES.match(check.expected_codes):
-        raise ValidationError(
-            f"{field}.expected_codes must look like '200-399' or '200,204'",
-            field=f"{field}.expected_codes",
-        )
+    parse_expected_codes(check.expected_codes, field=f"{field}.expected_codes")
     if check.host is not None:
         normalize_hostname(check.host, field=f"{field}.host", wildcard_ok=False)
     return check
+
+
+def timeouts(value: Timeouts) -> Timeouts:
+    for f in dataclasses.fields(value):
+        seconds = getattr(value, f.name)
+        if seconds is None and f.name == "total":
+            continue
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+            raise ValidationError(f"timeouts.{f.name} must be a number", field=f"timeouts.{f.name}")
+        if not 0 < seconds <= 86400:
+            raise ValidationError(
+                f"timeouts.{f.name} must be between 0 and 86400 seconds", field=f"timeouts.{f.name}"
+            )
+    return value
+
+
+def limits(value: Limits) -> Limits:
+    size = value.max_body_bytes
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+        raise ValidationError(
+            "limits.max_body_bytes must be a non-negative integer or null",
+            field="limits.max_body_bytes",
+        )
+    return value
+
+
+def hash_key(value: str | None) -> str | None:
+    """``header:<name>`` or ``cookie:<name>``; names are token characters (RFC 9110)."""
+    if value is None:
+        return None
+    kind, _, name = value.partition(":")
+    if kind not in ("header", "cookie") or not _TOKEN.match(name):
+        raise ValidationError(
+            "hash_key must be 'header:<name>' or 'cookie:<name>'", field="hash_key"
+        )
+    return f"{kind}:{name.lower() if kind == 'header' else name}"
 
 
 def proxy(value: Proxy) -> Proxy:
@@ -103,9 +144,12 @@ def proxy(value: Proxy) -> Proxy:
         )
     if value.health_check is not None:
         health_check(value.health_check)
+    timeouts(value.timeouts)
+    limits(value.limits)
     return dataclasses.replace(
         value,
         hostname=normalize_hostname(value.hostname),
         path_prefix=normalize_path_prefix(value.path_prefix),
         backend_port=port(value.backend_port, "backend_port"),
+        hash_key=hash_key(value.hash_key),
     )

@@ -1,0 +1,91 @@
+"""Per-proxy timeouts, limits, consistent-hash key and health-check settings over the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from tests.api.conftest import Api, assert_error
+
+BASE = {"hostname": "opts.alpha.example.org"}
+
+
+def _create(api: Api, **fields: Any) -> Any:
+    return api.client.post(
+        "/v1/alpha/proxies", json={"proxy": {**BASE, **fields}}, headers=api.member
+    )
+
+
+def test_options_round_trip_and_patch(api: Api) -> None:
+    created = _create(
+        api,
+        algorithm="consistent_hash",
+        hash_key="header:X-User",
+        timeouts={"connect": 1.5, "first_byte": 30, "total": 120},
+        limits={"max_body_bytes": 1048576},
+        health_check={"path": "/health", "expected_codes": "2xx"},
+    )
+    assert created.status_code == 201, created.text
+    proxy = created.json()["proxy"]
+    assert proxy["hash_key"] == "header:x-user"
+    assert proxy["timeouts"] == {
+        "connect": 1.5,
+        "first_byte": 30,
+        "idle": 60.0,
+        "total": 120,
+        "websocket_idle": 3600.0,
+    }
+    assert proxy["limits"] == {"max_body_bytes": 1048576}
+    patched = api.client.patch(
+        f"/v1/alpha/proxies/{proxy['id']}",
+        json={"proxy": {"limits": {"max_body_bytes": None}, "hash_key": "cookie:sid"}},
+        headers=api.member,
+    )
+    assert patched.status_code == 200, patched.text
+    shown = api.client.get(f"/v1/alpha/proxies/{proxy['id']}", headers=api.reader).json()["proxy"]
+    assert shown["limits"] == {"max_body_bytes": None}
+    assert shown["hash_key"] == "cookie:sid"
+    assert shown["timeouts"]["connect"] == 1.5
+
+
+def test_defaults_when_options_are_omitted(api: Api) -> None:
+    proxy = _create(api).json()["proxy"]
+    assert proxy["timeouts"]["websocket_idle"] == 3600.0
+    assert proxy["limits"] == {"max_body_bytes": None}
+    assert proxy["hash_key"] is None
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"timeouts": {"connect": 0}}, "timeouts.connect"),
+        ({"timeouts": {"idle": -1}}, "timeouts.idle"),
+        ({"limits": {"max_body_bytes": -5}}, "limits.max_body_bytes"),
+        ({"hash_key": "query:x"}, "hash_key"),
+        ({"hash_key": "header:bad name"}, "hash_key"),
+        ({"health_check": {"expected_codes": "700"}}, "health_check.expected_codes"),
+        ({"health_check": {"type": "udp"}}, "health_check.type"),
+    ],
+)
+def test_bad_options_are_422_naming_the_field(api: Api, fields: dict[str, Any], field: str) -> None:
+    assert_error(_create(api, **fields), 422, field)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"timeouts": {"connect": "fast"}}, "timeouts.connect"),
+        ({"timeouts": {"colour": 1}}, "timeouts.colour"),
+        ({"limits": {"max_body_bytes": "1m"}}, "limits.max_body_bytes"),
+    ],
+)
+def test_wrongly_typed_options_are_400(api: Api, fields: dict[str, Any], field: str) -> None:
+    assert_error(_create(api, **fields), 400, field)
+
+
+def test_options_may_not_be_nulled(api: Api) -> None:
+    proxy = _create(api).json()["proxy"]
+    response = api.client.patch(
+        f"/v1/alpha/proxies/{proxy['id']}", json={"proxy": {"timeouts": None}}, headers=api.member
+    )
+    assert_error(response, 400, "timeouts")
