@@ -49,25 +49,42 @@ class Reconciler:
 
     def build_initial(self) -> Snapshot:
         """Load everything and publish the first snapshot (blocking; call at start-up)."""
+        snap = self.load_initial()
+        self.commit(snap, None)
+        return snap
+
+    def load_initial(self) -> Snapshot:
+        """The first snapshot, built from the whole store but not yet published."""
         version = self._source.current_revision()
         snap = full_snapshot(version, self._source.load_proxies(), self._clock())
         self.snapshot = snap
-        self._publish(snap, None)
         return snap
 
-    def step(self) -> Snapshot | None:
-        """Publish a snapshot for whatever changed since the last one; None if nothing did."""
+    def compute(self) -> tuple[Snapshot, set[str]] | None:
+        """Read what changed since the last snapshot and build the next one, without
+        publishing it (blocking store reads: run it off the event loop)."""
         previous = self.snapshot
-        if previous is None:
-            return self.build_initial()
+        assert previous is not None, "build_initial() first"
         version, changed = self._source.changed_proxy_ids(previous.version)
         if version <= previous.version:
             return None
         current = self._source.load_proxies(changed) if changed else []
-        snap = next_snapshot(previous, version, changed, current, self._clock())
-        self.snapshot = snap
-        self._publish(snap, changed)
-        return snap
+        return next_snapshot(previous, version, changed, current, self._clock()), changed
+
+    def commit(self, snapshot: Snapshot, changed: set[str] | None) -> None:
+        """Make ``snapshot`` current and publish it (on the data plane's thread)."""
+        self.snapshot = snapshot
+        self._publish(snapshot, changed)
+
+    def step(self) -> Snapshot | None:
+        """compute() and commit() in one call; None if nothing changed."""
+        if self.snapshot is None:
+            return self.build_initial()
+        result = self.compute()
+        if result is None:
+            return None
+        self.commit(*result)
+        return result[0]
 
     def notify(self, revision: int) -> None:
         """Commit listener: safe to call from any thread."""
@@ -85,10 +102,14 @@ class Reconciler:
                 await asyncio.wait_for(self._wake.wait(), self._poll_interval)
             self._wake.clear()
             try:
-                # The store is synchronous; keep its reads off the data plane's loop.
-                await asyncio.to_thread(self.step)
+                # The store is synchronous; keep its reads off the data plane's loop, but
+                # publish on the loop so the data plane is only ever touched from it.
+                result = await asyncio.to_thread(self.compute)
             except Exception:  # keep the last good snapshot, retry on the next wake-up
                 log.exception("snapshot build failed; keeping version %s", self._version())
+                continue
+            if result is not None:
+                self.commit(*result)
 
     def _version(self) -> int | None:
         return None if self.snapshot is None else self.snapshot.version
