@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from portway.api import schemas
+from portway.api.certificates import CertificateHandlers
 from portway.api.endpoint import Handler, endpoint
 from portway.api.errors import EXCEPTION_HANDLERS
 from portway.api.openapi import Operation, build_openapi
@@ -36,7 +37,7 @@ def _version() -> str:
 
 
 def _table(
-    admin: AdminHandlers, proxies: ProxyHandlers
+    admin: AdminHandlers, proxies: ProxyHandlers, certs: CertificateHandlers
 ) -> list[tuple[str, list[tuple[Operation, Handler]]]]:
     """Every authenticated route: path → (operation doc, handler)."""
     o = Operation
@@ -89,6 +90,15 @@ def _table(
              proxies.update_backend),
             (o("DELETE", "disassociate a backend", status=204), proxies.remove_backend),
         ]),
+        (P + "/certificates", [
+            (o("POST", "upload a certificate and its key (the key is never returned)",
+               schemas.CertificateRequest, 201), certs.create),
+            (o("GET", "list certificates"), certs.list),
+        ]),
+        (P + "/certificates/{certificate}", [
+            (o("GET", "show a certificate"), certs.show),
+            (o("DELETE", "delete a certificate no proxy uses", status=204), certs.delete),
+        ]),
     ]  # fmt: skip
 
 
@@ -101,7 +111,9 @@ def create_app(
     """The v1 API over ``service``; ``backend_health(proxy_id, backend_id)`` supplies
     each backend's health fields (default ``{"health": "unknown"}``)."""
     table = _table(
-        AdminHandlers(service), ProxyHandlers(service, backend_health or _unknown_health)
+        AdminHandlers(service),
+        ProxyHandlers(service, backend_health or _unknown_health),
+        CertificateHandlers(service),
     )
     routes: list[BaseRoute] = [
         Route(

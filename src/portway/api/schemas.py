@@ -116,6 +116,12 @@ class ZoneIn(StrictIn):
     deprecated: bool = False
 
 
+class CertificateIn(StrictIn):
+    name: str
+    chain: str = Field(description="PEM: the leaf first, then intermediates")
+    key: str = Field(description="PEM private key (unencrypted); never returned")
+
+
 # Envelopes: {"proxy": {...}} and friends.
 class ProxyCreateRequest(StrictIn):
     proxy: ProxyCreate
@@ -147,6 +153,10 @@ class TokenRequest(StrictIn):
 
 class ZoneRequest(StrictIn):
     zone: ZoneIn
+
+
+class CertificateRequest(StrictIn):
+    certificate: CertificateIn
 
 
 # Responses.
@@ -214,6 +224,16 @@ class ChangeOut(BaseModel):
     before: Any
     after: Any
     at: datetime
+
+
+class CertificateOut(BaseModel):
+    id: str
+    project: str
+    name: str
+    names: list[str]
+    not_after: datetime | None
+    fingerprint: str
+    created_at: datetime | None
 
 
 class ErrorBody(BaseModel):

@@ -1,5 +1,6 @@
 """Pure domain objects: frozen, keyword-only, validated, with no I/O or serialization."""
 
+from portway.model.certificate import Certificate
 from portway.model.hostname import normalize_hostname, normalize_path_prefix
 from portway.model.project import Change, Project, Role, Token, Zone
 from portway.model.proxy import (
@@ -18,6 +19,7 @@ __all__ = [
     "ALGORITHMS",
     "Backend",
     "CacheSettings",
+    "Certificate",
     "Change",
     "HealthCheck",
     "Limits",

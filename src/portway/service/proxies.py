@@ -17,6 +17,7 @@ from portway.service import validation
 from portway.service.auth import Actor, require_read, require_write
 from portway.service.backends import BackendSpec, build_backends
 from portway.service.base import ServiceBase, new_id
+from portway.service.certificates import check_proxy_tls
 from portway.service.zones import check_claim
 from portway.store import Reader, Transaction
 
@@ -84,6 +85,7 @@ class ProxyOps(ServiceBase):
             )
             check_claim(tx, project, proxy.hostname)
             _check_route_free(tx, proxy)
+            check_proxy_tls(tx, proxy)
             tx.insert_proxy(proxy)
             created = tx.get_proxy(proxy.id)
             tx.record(
@@ -130,6 +132,7 @@ class ProxyOps(ServiceBase):
             if after.hostname != before.hostname:
                 check_claim(tx, project, after.hostname)
             _check_route_free(tx, after)
+            check_proxy_tls(tx, after)
             tx.update_proxy(after)
             updated = tx.get_proxy(before.id)
             tx.record(

@@ -9,9 +9,18 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from portway.model import Backend, Change, Project, Proxy, Token, Zone
+from portway.model import Backend, Certificate, Change, Project, Proxy, Token, Zone
 from portway.store import rows
-from portway.store.schema import backends, changes, projects, proxies, revision, tokens, zones
+from portway.store.schema import (
+    backends,
+    certificates,
+    changes,
+    projects,
+    proxies,
+    revision,
+    tokens,
+    zones,
+)
 
 # Bound parameters per IN (...) list: SQLite allows 32766, PostgreSQL 65535.
 _CHUNK = 10_000
@@ -120,3 +129,31 @@ class Reader:
             .distinct()
         )
         return {str(v) for v in self.conn.execute(query).scalars()}
+
+    # -- certificates ----------------------------------------------------------------
+
+    def get_certificate(self, cert_id: str) -> Certificate | None:
+        query = sa.select(certificates).where(certificates.c.id == cert_id)
+        first = self.conn.execute(query).mappings().first()
+        return rows.certificate_from_row(first) if first else None
+
+    def list_certificates(self, project: str) -> list[Certificate]:
+        query = (
+            sa.select(certificates)
+            .where(certificates.c.project == project)
+            .order_by(certificates.c.created_at, certificates.c.id)
+        )
+        return [rows.certificate_from_row(r) for r in self.conn.execute(query).mappings()]
+
+    def load_certificates(self, ids: Iterable[str]) -> list[Certificate]:
+        """Certificates by id (missing ids are skipped), sorted by id."""
+        wanted = sorted(set(ids))
+        result: list[Certificate] = []
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            query = sa.select(certificates).where(certificates.c.id.in_(chunk))
+            result.extend(
+                rows.certificate_from_row(r)
+                for r in self.conn.execute(query.order_by(certificates.c.id)).mappings()
+            )
+        return result

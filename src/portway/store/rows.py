@@ -10,6 +10,7 @@ from typing import Any
 from portway.model import (
     Backend,
     CacheSettings,
+    Certificate,
     Change,
     HealthCheck,
     Limits,
@@ -155,6 +156,26 @@ def change_from_row(row: Row) -> Change:
         after=row["after"],
         at=_required_utc(row["at"]),
     )
+
+
+def certificate_from_row(row: Row) -> Certificate:
+    return Certificate(
+        id=row["id"],
+        project=row["project"],
+        name=row["name"],
+        chain_pem=row["chain_pem"],
+        key_pem=row["key_pem"],
+        names=tuple(row["names"]),
+        not_after=utc(row["not_after"]),
+        fingerprint=row["fingerprint"],
+        created_at=utc(row["created_at"]),
+    )
+
+
+def certificate_to_row(cert: Certificate) -> dict[str, Any]:
+    row = dataclasses.asdict(cert)
+    row["names"] = list(cert.names)
+    return row
 
 
 def to_json(value: Any) -> Any:

@@ -107,6 +107,8 @@ certificates = sa.Table(
     sa.Column("key_pem", sa.Text, nullable=False),
     sa.Column("not_after", _TS),
     sa.Column("names", sa.JSON, nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False, server_default=""),
+    sa.Column("created_at", _TS),
 )
 
 # One row (id = 1) holding the global revision; writers lock it to serialise.

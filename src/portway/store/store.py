@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from portway.errors import ConflictError, PortwayError, StoreError
-from portway.model import Proxy
+from portway.model import Certificate, Proxy
 from portway.store.changefeed import Watcher
 from portway.store.engine import create_engine, migrate
 from portway.store.reader import Reader
@@ -64,6 +64,10 @@ class Store:
     def load_proxies(self, ids: Iterable[str] | None = None) -> list[Proxy]:
         """Proxies (``None`` = all) with their backends, sorted by id."""
         return self.read(lambda r: r.load_proxies(ids))
+
+    def load_certificates(self, ids: Iterable[str]) -> list[Certificate]:
+        """Certificates (with their keys) by id; the reconciler ships them to data planes."""
+        return self.read(lambda r: r.load_certificates(ids))
 
     def changed_proxy_ids(self, since_revision: int) -> tuple[int, set[str]]:
         """The current revision and the ids of proxies created, updated or deleted (or

@@ -15,11 +15,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from portway.errors import StoreError
-from portway.model import Backend, Project, Proxy, Token, Zone
+from portway.model import Backend, Certificate, Project, Proxy, Token, Zone
 from portway.store import rows
 from portway.store.reader import Reader
 from portway.store.schema import (
     backends,
+    certificates,
     changes,
     projects,
     proxies,
@@ -156,3 +157,14 @@ class Transaction(Reader):
 
     def delete_backend(self, backend_id: str) -> None:
         self.conn.execute(sa.delete(backends).where(backends.c.id == backend_id))
+
+    # -- certificates ----------------------------------------------------------------
+
+    def insert_certificate(self, cert: Certificate) -> None:
+        """Insert ``cert``; its creation time comes from this transaction."""
+        row = rows.certificate_to_row(cert)
+        row["created_at"] = self.now
+        self.conn.execute(sa.insert(certificates).values(row))
+
+    def delete_certificate(self, cert_id: str) -> None:
+        self.conn.execute(sa.delete(certificates).where(certificates.c.id == cert_id))
