@@ -72,7 +72,7 @@ def test_tenant_workflow_through_the_cli(portway: Portway, backends: list[Backen
     shown = cli(
         portway, "-p", "alpha", "-f", "json", "backend", "list", "cli.alpha.test", token=member
     )
-    ports = [b["port"] for b in json.loads(shown.stdout)["backends"]]
+    ports = [b["port"] for b in json.loads(shown.stdout)]
     assert ports == [backends[1].port]
 
     deleted = cli(portway, "-p", "alpha", "proxy", "delete", "cli.alpha.test", token=member)
