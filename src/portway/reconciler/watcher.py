@@ -11,11 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
 
-from portway.reconciler.builder import full_snapshot, next_snapshot
+from portway.model import Certificate
+from portway.reconciler.builder import (
+    certificate_ids,
+    certificate_plan,
+    full_snapshot,
+    next_snapshot,
+)
 from portway.reconciler.source import ConfigSource
 from portway.router import Snapshot
 
@@ -56,7 +63,9 @@ class Reconciler:
     def load_initial(self) -> Snapshot:
         """The first snapshot, built from the whole store but not yet published."""
         version = self._source.current_revision()
-        snap = full_snapshot(version, self._source.load_proxies(), self._clock())
+        proxies = self._source.load_proxies()
+        certs = self._load_certificates(certificate_ids(proxies))
+        snap = full_snapshot(version, proxies, self._clock(), certs)
         self.snapshot = snap
         return snap
 
@@ -69,7 +78,18 @@ class Reconciler:
         if version <= previous.version:
             return None
         current = self._source.load_proxies(changed) if changed else []
-        return next_snapshot(previous, version, changed, current, self._clock()), changed
+        snap = next_snapshot(previous, version, changed, current, self._clock())
+        plan = certificate_plan(previous, snap.routes, changed, current)
+        if plan is not None:
+            kept, missing = plan
+            certs = {**kept, **self._load_certificates(missing)}
+            snap = dataclasses.replace(snap, certificates=certs)
+        return snap, changed
+
+    def _load_certificates(self, ids: set[str]) -> dict[str, Certificate]:
+        if not ids:
+            return {}
+        return {c.id: c for c in self._source.load_certificates(ids)}
 
     def commit(self, snapshot: Snapshot, changed: set[str] | None) -> None:
         """Make ``snapshot`` current and publish it (on the data plane's thread)."""
