@@ -1,55 +1,153 @@
-"""Per-proxy routing state: the balancer (kept across swaps) and the candidate list.
+"""Per-proxy routing state: candidates, balancer, stickiness, timeouts, all kept per proxy.
 
 A plan is derived from a Proxy object lazily, the first time a request needs it, so
 ``DataPlane.apply`` stays one assignment however large the table. Balancer state is kept
-per proxy id and survives a swap when the algorithm did not change.
+per (proxy id, algorithm) and session-persistence state per (proxy id, persistence
+config), so both survive snapshot swaps that keep them.
+
+Health enters through one generation counter: ``Plans.gen`` moves whenever the set of
+down or ejected backends changes, and a plan recomputes its candidates only when its own
+copy of the counter is stale, so a request pays one integer comparison for health.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from portway.balance import Balancer, make_balancer
-from portway.model import Backend, Proxy
+from portway.balance import Balancer, Stickiness, make_balancer
+from portway.dataplane.settings import DataPlaneSettings
+from portway.health.passive import Key, OutlierDetector
+from portway.model import Backend, Proxy, SessionPersistence
 
 if TYPE_CHECKING:
     from portway.dataplane.pool import Bucket, UpstreamPool
     from portway.dataplane.upstream import UpstreamConnection
 
+NO_LIMIT = 1 << 62
+# Algorithms that read the in-flight counts; for the others nobody keeps them.
+_LOAD_AWARE = frozenset({"least_conn", "random"})
+
 
 class Plan:
-    """What a request to ``proxy`` needs: candidates, balancer, and a pool bucket each."""
+    """What a request to ``proxy`` needs, precomputed once per proxy object."""
 
-    __slots__ = ("balancer", "buckets", "candidates", "proxy")
+    __slots__ = (
+        "_gen",
+        "_plans",
+        "balancer",
+        "buckets",
+        "candidates",
+        "connect",
+        "counts_load",
+        "first_byte",
+        "hash_cookie",
+        "hash_header",
+        "idle",
+        "label",
+        "max_body",
+        "proxy",
+        "sticky",
+        "total",
+        "websocket_idle",
+    )
 
     def __init__(
-        self, proxy: Proxy, balancer: Balancer, pool: UpstreamPool[UpstreamConnection]
+        self,
+        proxy: Proxy,
+        plans: Plans,
+        balancer: Balancer,
+        sticky: Stickiness | None,
     ) -> None:
         self.proxy = proxy
+        self._plans = plans
         self.balancer = balancer
-        self.candidates = usable_backends(proxy.backends)
+        self.sticky = sticky
+        self.counts_load = proxy.algorithm in _LOAD_AWARE
+        self.label = f"{proxy.hostname}{proxy.path_prefix}"
         # Keyed by backend id: the balancer returns a Backend, the pool wants its bucket.
+        pool = plans.pool
         self.buckets: dict[str, Bucket[UpstreamConnection]] = {
-            b.id: pool.bucket(b.address, b.port) for b in self.candidates
+            b.id: pool.bucket(b.address, b.port) for b in proxy.backends
         }
+        self.hash_header, self.hash_cookie = _hash_key(proxy)
+        self._set_timeouts(proxy, plans.settings)
+        limit = proxy.limits.max_body_bytes
+        self.max_body = NO_LIMIT if limit is None else limit
+        self._gen = -1
+        self.candidates: tuple[Backend, ...] = ()
+
+    def _set_timeouts(self, proxy: Proxy, settings: DataPlaneSettings) -> None:
+        # The node's settings are ceilings: an operator can bound what tenants configure.
+        t = proxy.timeouts
+        self.connect = min(t.connect, settings.connect_timeout)
+        self.first_byte = min(t.first_byte, settings.read_timeout)
+        self.idle = min(t.idle, settings.read_timeout)
+        self.total = t.total
+        self.websocket_idle = t.websocket_idle
+
+    def live(self) -> tuple[Backend, ...]:
+        """The candidates right now (recomputed only after a health change)."""
+        plans = self._plans
+        if self._gen != plans.gen:
+            self._gen = plans.gen
+            self.candidates = usable_backends(self.proxy, plans.is_down)
+        return self.candidates
 
 
-def usable_backends(backends: tuple[Backend, ...]) -> tuple[Backend, ...]:
-    """Primaries with weight > 0; the backups only when no primary is usable."""
-    live = tuple(b for b in backends if b.weight > 0)
+def usable_backends(
+    proxy: Proxy, is_down: Callable[[Key], bool] | None = None
+) -> tuple[Backend, ...]:
+    """Primaries with weight > 0 that are not down; the backups only when none is left."""
+    pid = proxy.id
+    live = tuple(
+        b for b in proxy.backends if b.weight > 0 and (is_down is None or not is_down((pid, b.id)))
+    )
     primaries = tuple(b for b in live if not b.backup)
     return primaries or live
 
 
+def _hash_key(proxy: Proxy) -> tuple[bytes | None, str | None]:
+    key = proxy.hash_key if proxy.algorithm == "consistent_hash" else None
+    if key is None:
+        return None, None
+    kind, _, name = key.partition(":")
+    if kind == "header" and name:
+        return name.lower().encode("latin-1"), None
+    if kind == "cookie" and name:
+        return None, name
+    return None, None
+
+
 class Plans:
-    """Plan cache and balancer states of one data plane."""
+    """Plan cache, balancer and stickiness states, and the health view of one data plane."""
 
-    __slots__ = ("_balancers", "_plans", "_pool")
+    __slots__ = (
+        "_balancers",
+        "_plans",
+        "_sticky",
+        "down",
+        "gen",
+        "inflight",
+        "outliers",
+        "pool",
+        "settings",
+    )
 
-    def __init__(self, pool: UpstreamPool[UpstreamConnection]) -> None:
-        self._pool = pool
+    def __init__(self, pool: UpstreamPool[UpstreamConnection], settings: DataPlaneSettings) -> None:
+        self.pool = pool
+        self.settings = settings
         self._plans: dict[str, Plan] = {}
         self._balancers: dict[str, tuple[str, Balancer]] = {}
+        self._sticky: dict[str, tuple[SessionPersistence, Stickiness]] = {}
+        self.inflight: dict[str, int] = {}  # backend id → requests in flight (live view)
+        self.down: frozenset[Key] = frozenset()
+        self.outliers = OutlierDetector(
+            threshold=settings.passive_failures,
+            backoff=settings.passive_backoff,
+            max_backoff=settings.passive_max_backoff,
+        )
+        self.gen = 0
 
     def get(self, proxy: Proxy) -> Plan:
         plan = self._plans.get(proxy.id)
@@ -57,12 +155,41 @@ class Plans:
             return plan
         kept = self._balancers.get(proxy.id)
         if kept is None or kept[0] != proxy.algorithm:
-            kept = self._balancers[proxy.id] = (proxy.algorithm, make_balancer(proxy.algorithm))
-        plan = self._plans[proxy.id] = Plan(proxy, kept[1], self._pool)
+            balancer = make_balancer(proxy.algorithm, inflight=self.inflight)
+            kept = self._balancers[proxy.id] = (proxy.algorithm, balancer)
+        plan = self._plans[proxy.id] = Plan(proxy, self, kept[1], self._stickiness(proxy))
         return plan
+
+    def _stickiness(self, proxy: Proxy) -> Stickiness | None:
+        config = proxy.session_persistence
+        if config is None:  # no object at all: persistence costs nothing when unused
+            self._sticky.pop(proxy.id, None)
+            return None
+        kept = self._sticky.get(proxy.id)
+        if kept is None or kept[0] != config:
+            kept = self._sticky[proxy.id] = (config, Stickiness(config))
+        return kept[1]
 
     def prune(self, live_ids: set[str]) -> None:
         """Forget proxies that left the table (called on apply, off the hot path)."""
-        for table in (self._plans, self._balancers):
+        for table in (self._plans, self._balancers, self._sticky):
             for proxy_id in [k for k in table if k not in live_ids]:
                 del table[proxy_id]
+
+    # -- health ------------------------------------------------------------
+
+    def is_down(self, key: Key) -> bool:
+        return key in self.down or self.outliers.is_ejected(key)
+
+    def set_down(self, down: frozenset[Key]) -> None:
+        if down != self.down:
+            self.down = down
+            self.gen += 1
+
+    def failure(self, key: Key, now: float) -> None:
+        if self.outliers.failure(key, now):
+            self.gen += 1
+
+    def expire(self, now: float) -> None:
+        if self.outliers.expire(now):
+            self.gen += 1

@@ -2,7 +2,11 @@
 
 Timeouts use one coarse sweep per data plane instead of a timer per request: each
 connection keeps a ``deadline`` float, which costs an attribute store on the hot path
-instead of a TimerHandle allocation and a heap push per request.
+instead of a TimerHandle allocation and a heap push per request. The same sweep ends
+passive-health back-offs.
+
+Health comes in two ways: ``set_health`` (the verdicts of the active checks, run by the
+control process) and the passive outlier detector fed by this data plane's own traffic.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from portway.dataplane.plans import Plans
 from portway.dataplane.pool import UpstreamPool
 from portway.dataplane.settings import DataPlaneSettings
 from portway.dataplane.upstream import UpstreamConnection
+from portway.observability.access_log import AccessLog
+from portway.observability.metrics import RequestMetrics
 from portway.protocol.forwarded import parse_networks
 from portway.router import Snapshot, normalize_request_host
 
@@ -24,12 +30,16 @@ _HOST_CACHE_LIMIT = 10_000
 class DataPlane:
     """The built-in HTTP/1.1 reverse proxy. One per event loop (per worker process)."""
 
-    def __init__(self, settings: DataPlaneSettings | None = None) -> None:
+    def __init__(
+        self, settings: DataPlaneSettings | None = None, *, access_log: AccessLog | None = None
+    ) -> None:
         self.settings = settings or DataPlaneSettings()
         self.networks = parse_networks(self.settings.trusted_proxies)
         self.snapshot = Snapshot(version=0)
         self.pool: UpstreamPool[UpstreamConnection] = UpstreamPool(self.settings.upstream_pool_size)
-        self.plans = Plans(self.pool)
+        self.plans = Plans(self.pool, self.settings)
+        self.metrics = RequestMetrics()  # updated once per finished request
+        self.access_log = access_log
         self.connections: set[ClientConnection] = set()
         self.draining = False
         self.now = 0.0
@@ -51,6 +61,20 @@ class DataPlane:
     @property
     def applied_version(self) -> int:
         return self.snapshot.version
+
+    def set_health(self, down: frozenset[tuple[str, str]]) -> None:
+        """The (proxy id, backend id) pairs the active checks declare down, as a whole set;
+        it takes effect from the next request."""
+        self.plans.set_down(down)
+
+    def ejected(self) -> frozenset[tuple[str, str]]:
+        """The (proxy id, backend id) pairs passive checks have ejected right now."""
+        return self.plans.outliers.ejected()
+
+    @property
+    def open_connections(self) -> int:
+        """Client connections open now (WebSocket tunnels included)."""
+        return len(self.connections)
 
     def host_key(self, raw: bytes) -> str | None:
         """Host header → route-table key, cached per raw spelling (clients repeat it)."""
@@ -88,8 +112,9 @@ class DataPlane:
     def _sweep(self) -> None:
         loop = asyncio.get_running_loop()
         self.now = now = loop.time()
-        for conn in [c for c in self.connections if c.deadline <= now]:
+        for conn in [c for c in self.connections if c.deadline <= now or c.hard_deadline <= now]:
             conn.on_timeout()
+        self.plans.expire(now)
         self._ticker = loop.call_later(self._tick, self._sweep)
 
     # -- shutdown ------------------------------------------------------------

@@ -7,7 +7,11 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class DataPlaneSettings:
-    """Limits and timeouts (seconds) of one data plane."""
+    """Limits and timeouts (seconds) of one data plane.
+
+    ``connect_timeout`` and ``read_timeout`` are node-wide ceilings: a proxy's own
+    ``timeouts.connect`` / ``first_byte`` / ``idle`` apply when they are shorter.
+    """
 
     trusted_proxies: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-*/Forwarded are appended to
     connect_timeout: float = 5.0
@@ -17,3 +21,7 @@ class DataPlaneSettings:
     max_request_line: int = 8192  # → 414
     max_header_bytes: int = 32768  # → 431
     upstream_pool_size: int = 64  # idle keep-alive conns kept per backend
+    max_connections: int = 10_000  # per data plane; beyond it new clients get 503 + close
+    passive_failures: int = 3  # consecutive connect failures / 5xx that eject a backend
+    passive_backoff: float = 10.0  # first ejection; doubles on repeated ejections
+    passive_max_backoff: float = 300.0

@@ -19,7 +19,7 @@ from portway.protocol import response as resp
 from portway.protocol.response import ResponseHead
 
 if TYPE_CHECKING:
-    from portway.dataplane.client import ClientConnection
+    from portway.dataplane.downstream import Downstream as ClientConnection
     from portway.dataplane.pool import Bucket, UpstreamPool
 
 
@@ -48,6 +48,7 @@ class UpstreamConnection(asyncio.Protocol):
         "_interim",
         "_keep_alive",
         "_parser",
+        "body_bytes",
         "bucket",
         "client",
         "got_bytes",
@@ -55,6 +56,7 @@ class UpstreamConnection(asyncio.Protocol):
         "pool",
         "response_started",
         "reused",
+        "switched",
         "transport",
         "usable",
     )
@@ -70,6 +72,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.reused = False
         self.got_bytes = False
         self.response_started = False
+        self.switched = False
+        self.body_bytes = 0
         self._head_request = False
         self._interim = False
         self._keep_alive = True
@@ -119,9 +123,15 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
             return
         self.got_bytes = True
-        client.deadline = client.dp.now + client.dp.settings.read_timeout
+        client.deadline = client.dp.now + client.idle
         try:
             self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            # llhttp stops after a 101; what follows its head is the new protocol's.
+            if self.switched:
+                client.splice(self, data[exc.args[0] :])
+                return
+            self._fail(client, 502)
         except _HeadBodySkipped:
             self._parser = self._new_parser()
             self._message_done()
@@ -144,6 +154,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.head.reset()
         self.got_bytes = False
         self.response_started = False
+        self.body_bytes = 0
         self._head_request = head_request
         assert self.transport is not None
         # write() of one buffer takes uvloop's immediate-send fast path (see client.flush).
@@ -173,8 +184,12 @@ class UpstreamConnection(asyncio.Protocol):
         client = self.client
         assert client is not None
         if status < 200:
-            if status == 101:  # we never ask for an upgrade, so a 101 is a protocol error
-                raise ProtocolError("unexpected 101 from backend", status=502)
+            if status == 101:
+                # Only a 101 that completes the client's own WebSocket handshake is taken.
+                if not client.switching(self.head):
+                    raise ProtocolError("unexpected or invalid 101 from backend", status=502)
+                self.switched = True
+                return
             self._interim = True
             client.response_interim(self.head.encode_interim(status))
             self.head.reset()
@@ -189,13 +204,14 @@ class UpstreamConnection(asyncio.Protocol):
     def on_body(self, data: bytes) -> None:
         client = self.client
         assert client is not None
+        self.body_bytes += len(data)
         if self.head.rechunk:
             client.out.extend(chunked.encode_chunk(data))
         else:
             client.out.append(data)
 
     def on_message_complete(self) -> None:
-        if self._interim:
+        if self._interim or self.switched:
             self._interim = False
             return
         if self.head.rechunk:

@@ -54,11 +54,21 @@ def _node(peer_ip: str) -> bytes:
 class ForwardedContext:
     """What one client connection contributes to the forwarded headers."""
 
-    __slots__ = ("_for_element", "_last_host", "_last_lines", "_xfp", "_xfport", "ip", "trusted")
+    __slots__ = (
+        "_for_element",
+        "_last_host",
+        "_last_lines",
+        "_xfp",
+        "_xfport",
+        "ip",
+        "scheme",
+        "trusted",
+    )
 
     def __init__(self, *, peer_ip: str, port: int, scheme: bytes, trusted: bool) -> None:
         self.ip = peer_ip.encode("ascii")
         self.trusted = trusted
+        self.scheme = scheme
         self._xfp = scheme
         self._xfport = str(port).encode("ascii")
         self._for_element = b"for=" + _node(peer_ip) + b";proto=" + scheme

@@ -195,6 +195,15 @@ class RequestHead:
             path = path[slash:] if slash >= 0 else b"/"
         return path.decode("latin-1")
 
+    def header(self, name: bytes) -> bytes | None:
+        """The value of end-to-end header ``name`` (lower case), searched only on demand:
+        session persistence, hash keys and WebSocket handshakes are the only callers."""
+        pieces = self.pieces
+        for i in range(0, len(pieces), 4):
+            if pieces[i].lower() == name:
+                return pieces[i + 2]
+        return None
+
     @property
     def retryable(self) -> bool:
         """Safe to send again on a fresh connection if a pooled one turned out dead."""

@@ -75,6 +75,7 @@ class ResponseHead:
         "reason",
         "rechunk",
         "status",
+        "upgrade",
     )
 
     def __init__(self) -> None:
@@ -93,6 +94,7 @@ class ResponseHead:
         self.framing = NO_BODY
         self.rechunk = False
         self.close = False
+        self.upgrade: bytes | None = None
 
     def add_header(self, name: bytes, value: bytes) -> None:
         kind = _kind_cache_get(name)  # inlined classify(): one call less per header
@@ -110,7 +112,9 @@ class ResponseHead:
             self._te_count += 1
         elif kind == h.CONNECTION:
             self.named = h.connection_tokens(value, self.named)
-        # HOP_BY_HOP and UPGRADE: dropped.
+        elif kind == h.UPGRADE:
+            self.upgrade = value  # dropped, but a 101 is checked against it
+        # HOP_BY_HOP: dropped.
 
     def complete(self, status: int, *, head_request: bool) -> None:
         """Decide the body framing of a final (non-1xx) response, or raise 502."""
@@ -140,8 +144,11 @@ class ResponseHead:
         close: bool,
         request_host: bytes = b"",
         client_scheme: bytes = b"http",
+        extra: bytes = b"",
     ) -> bytes:
-        """The head for the client; sets ``rechunk`` and ``close`` for the body stage."""
+        """The head for the client; sets ``rechunk`` and ``close`` for the body stage.
+
+        ``extra`` is complete header lines Portway adds (a persistence cookie, Upgrade)."""
         framing = self.framing
         if framing == LENGTH or (framing == NO_BODY and self._cl_count and self.status != 204):
             length = b"Content-Length: " + self.content_length + _CRLF
@@ -163,11 +170,17 @@ class ResponseHead:
             (
                 status_line(self.status, self.reason),
                 b"".join(self.pieces),
+                extra,
                 length,
                 connection,
                 _CRLF,
             )
         )
+
+    def header_values(self, name: bytes) -> list[bytes]:
+        """Every value of end-to-end header ``name`` (lower case); searched on demand."""
+        pieces = self.pieces
+        return [pieces[i + 2] for i in range(0, len(pieces), 4) if pieces[i].lower() == name]
 
     def encode_interim(self, status: int) -> bytes:
         """A 1xx head (100 Continue, 103 Early Hints) for an HTTP/1.1 client."""
