@@ -18,6 +18,7 @@ from portway.dataplane.client import ClientConnection
 from portway.dataplane.plans import Plans
 from portway.dataplane.pool import UpstreamPool
 from portway.dataplane.settings import DataPlaneSettings
+from portway.dataplane.tls import TlsContexts
 from portway.dataplane.upstream import UpstreamConnection
 from portway.observability.access_log import AccessLog
 from portway.observability.metrics import RequestMetrics
@@ -46,6 +47,8 @@ class DataPlane:
         self._servers: list[asyncio.Server] = []
         self._ticker: asyncio.TimerHandle | None = None
         self._hosts: dict[bytes, str | None] = {}
+        self.tls = TlsContexts()  # call tls.load_default(...) before listen_https
+        self.https_port = 0  # where plain-HTTP requests are redirected (0: 443)
         s = self.settings
         shortest = min(s.connect_timeout, s.read_timeout, s.client_header_timeout)
         self._tick = max(0.02, min(1.0, shortest / 4))
@@ -55,6 +58,7 @@ class DataPlane:
     def apply(self, snapshot: Snapshot) -> None:
         """Serve ``snapshot`` from the next request on; one assignment, so atomic."""
         self.snapshot = snapshot
+        self.tls.apply(snapshot.certificates)
         self.plans.prune({r.proxy.id for r in snapshot.routes.routes()})
         self._hosts.clear()  # cheap; keeps the cache from holding hosts of old tables
 
@@ -99,6 +103,33 @@ class DataPlane:
                 self._factory, host, port, backlog=2048, reuse_address=True
             )
         self._servers.append(server)
+        if self._ticker is None:
+            self._ticker = loop.call_later(self._tick, self._sweep)
+
+    async def listen_https(
+        self, host: str, port: int, *, sock: socket.socket | None = None
+    ) -> None:
+        """Bind (or adopt ``sock``) and serve HTTPS with the SNI-chosen certificate."""
+        loop = asyncio.get_running_loop()
+        self.now = loop.time()
+        ctx = self.tls.listener_context()
+        timeout = self.settings.client_header_timeout
+        if sock is not None:
+            server = await loop.create_server(
+                self._factory, sock=sock, backlog=2048, ssl=ctx, ssl_handshake_timeout=timeout
+            )
+        else:
+            server = await loop.create_server(
+                self._factory,
+                host,
+                port,
+                backlog=2048,
+                reuse_address=True,
+                ssl=ctx,
+                ssl_handshake_timeout=timeout,
+            )
+        self._servers.append(server)
+        self.https_port = self.https_port or server.sockets[0].getsockname()[1]
         if self._ticker is None:
             self._ticker = loop.call_later(self._tick, self._sweep)
 

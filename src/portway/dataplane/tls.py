@@ -1,0 +1,190 @@
+"""TLS for the HTTPS listener: one ``ssl.SSLContext`` per certificate, picked by SNI.
+
+Policy (Mozilla "intermediate"): TLS 1.2 and 1.3 only; for TLS 1.2 only ECDHE key
+exchange with AES-GCM or ChaCha20-Poly1305; the client's cipher order wins (every
+offered suite is strong, and clients know whether they have AES hardware); no
+compression, no renegotiation; ALPN offers ``http/1.1`` only.
+
+Handshakes stay cheap: a context is built once per certificate id and fingerprint, the
+first time a handshake needs it, and reused until the certificate leaves the snapshot.
+Session tickets stay on; OpenSSL keeps using the listener context's ticket keys and
+session cache after the SNI callback switches contexts, so resumption works for every
+certificate (per worker process: each has its own keys).
+
+The SNI callback records what it chose on the ``SSLObject`` (attribute ``portway_tls``),
+where the client connection reads it to enforce the Host/SNI match (421).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import ssl
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from portway.errors import ConfigError
+from portway.model import Certificate
+from portway.tls.certs import covers
+from portway.tls.sni import SniTable
+
+log = logging.getLogger("portway.tls")
+
+# Mozilla intermediate (v5.7), TLS 1.2 part, without the DHE suites (no DH parameters
+# are configured, so they could never be chosen). TLS 1.3 suites are OpenSSL's defaults,
+# which are exactly Mozilla's.
+TLS12_CIPHERS: Final = ":".join(
+    (
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+    )
+)
+
+
+class Handshake:
+    """What the SNI callback chose for one connection."""
+
+    __slots__ = ("names", "server_name")
+
+    def __init__(self, server_name: str | None, names: tuple[str, ...]) -> None:
+        self.server_name = server_name  # normalised SNI, None when the client sent none
+        self.names = names  # the names of the certificate that was served
+
+    def allows(self, host: str) -> bool:
+        """May a request for ``host`` use this connection? (RFC 9110 §7.4: 421 if not)."""
+        sni = self.server_name
+        return sni is None or host == sni or covers(self.names, host)
+
+
+NO_SNI: Final = Handshake(None, ())
+
+
+def new_context() -> ssl.SSLContext:
+    """A server context with Portway's TLS policy and no certificate yet."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(TLS12_CIPHERS)
+    ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+    ctx.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE  # Python sets it; Mozilla says off
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+@contextlib.contextmanager
+def _pem_file(data: str) -> Iterator[str]:
+    """A path to ``data`` for ``load_cert_chain`` (which only takes paths): an anonymous
+    in-memory file where the OS has them, so private keys never touch a disk."""
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("portway-pem", os.MFD_CLOEXEC)
+        try:
+            os.write(fd, data.encode())
+            yield f"/proc/self/fd/{fd}"
+        finally:
+            os.close(fd)
+        return
+    with tempfile.NamedTemporaryFile("w", suffix=".pem") as f:  # mode 0600
+        f.write(data)
+        f.flush()
+        yield f.name
+
+
+def context_for(chain_pem: str, key_pem: str) -> ssl.SSLContext:
+    ctx = new_context()
+    with _pem_file(chain_pem) as chain, _pem_file(key_pem) as key:
+        ctx.load_cert_chain(chain, key)
+    return ctx
+
+
+class _Entry:
+    """One certificate; its context is built on the first handshake that needs it."""
+
+    __slots__ = ("cert", "context", "names")
+
+    def __init__(self, cert: Certificate) -> None:
+        self.cert = cert
+        self.names = cert.names
+        self.context: ssl.SSLContext | None = None
+
+
+class TlsContexts:
+    """The certificates of one data plane and the SNI callback that chooses among them."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str], _Entry] = {}
+        self._applied: Mapping[str, Certificate] | None = None
+        self._default: _Entry | None = None
+        self._listener: ssl.SSLContext | None = None
+        self._table: SniTable[_Entry] | None = None
+
+    def load_default(self, chain_path: Path, key_path: Path) -> None:
+        """The certificate for names no uploaded certificate covers (and no SNI)."""
+        from portway.tls.certs import inspect_certificate
+
+        chain, key = chain_path.read_text(), key_path.read_text()
+        try:
+            info = inspect_certificate(chain, key)
+        except Exception as exc:
+            raise ConfigError(f"default certificate {chain_path}: {exc}") from exc
+        cert = Certificate(id="", project="", name="default", chain_pem=chain, key_pem=key)
+        self._default = entry = _Entry(cert)
+        entry.names = info.names
+        entry.context = self._listener = context_for(chain, key)
+        self._listener.sni_callback = self._on_sni
+        self._rebuild()
+
+    def listener_context(self) -> ssl.SSLContext:
+        if self._listener is None:
+            raise ConfigError("HTTPS needs a default certificate (load_default first)")
+        return self._listener
+
+    def apply(self, certificates: Mapping[str, Certificate]) -> None:
+        """Follow a snapshot's certificates; a no-op when the mapping is the same object."""
+        if certificates is self._applied:
+            return
+        self._applied = certificates
+        keys = {(c.id, c.fingerprint): c for c in certificates.values()}
+        self._entries = {k: self._entries.get(k) or _Entry(c) for k, c in keys.items()}
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        if self._default is None:
+            return
+        entries = sorted(self._entries.values(), key=lambda e: e.cert.id)
+        self._table = SniTable(((e.names, e) for e in entries), self._default)
+
+    def _context(self, entry: _Entry) -> ssl.SSLContext | None:
+        if entry.context is None:
+            try:
+                entry.context = context_for(entry.cert.chain_pem, entry.cert.key_pem)
+            except (ssl.SSLError, OSError, ValueError) as exc:
+                log.error("certificate %s cannot be used: %s", entry.cert.id, exc)
+                return None
+        return entry.context
+
+    def _on_sni(self, sslobj: Any, server_name: str | None, listener: ssl.SSLContext) -> None:
+        table = self._table
+        assert table is not None and self._default is not None
+        name = server_name.lower().rstrip(".") if server_name else None
+        entry = table.lookup(name)
+        ctx = self._context(entry)
+        if ctx is None:
+            entry = self._default
+        elif ctx is not listener:
+            sslobj.context = ctx
+        sslobj.portway_tls = Handshake(name, entry.names)
+
+
+def handshake_of(transport: Any) -> Handshake | None:
+    """The Handshake of a TLS transport, None for plain TCP."""
+    sslobj = transport.get_extra_info("ssl_object")
+    if sslobj is None:
+        return None
+    found: Handshake = getattr(sslobj, "portway_tls", NO_SNI)
+    return found
