@@ -47,17 +47,36 @@ class Reader:
         return result
 
     def _load(self, ids: list[str] | None) -> list[Proxy]:
-        pq = sa.select(proxies).order_by(proxies.c.id)
-        bq = sa.select(backends).order_by(backends.c.proxy_id, backends.c.address, backends.c.port)
+        # Option columns come back as JSON text so that BulkProxyDecoder can decode each
+        # distinct value once (see there); CAST works the same on SQLite and PostgreSQL.
+        columns = [
+            sa.cast(c, sa.Text).label(c.name) if c.name in rows.JSON_COLUMNS else c
+            for c in proxies.c
+        ]
+        pq = sa.select(*columns).order_by(proxies.c.id)
+        b = backends.c
+        bq = sa.select(b.id, b.proxy_id, b.address, b.port, b.weight, b.backup, b.source)
+        bq = bq.order_by(b.proxy_id, b.address, b.port)
         if ids is not None:
             pq = pq.where(proxies.c.id.in_(ids))
             bq = bq.where(backends.c.proxy_id.in_(ids))
         by_proxy: dict[str, list[Backend]] = defaultdict(list)
-        for row in self.conn.execute(bq).mappings():
-            by_proxy[row["proxy_id"]].append(rows.backend_from_row(row))
+        # Plain tuples: RowMapping look-ups cost more than building the Backend itself.
+        for bid, proxy_id, address, port, weight, backup, source in self.conn.execute(bq).tuples():
+            by_proxy[proxy_id].append(
+                Backend(
+                    id=bid,
+                    address=address,
+                    port=port,
+                    weight=weight,
+                    backup=bool(backup),
+                    source=source,
+                )
+            )
+        decoder = rows.BulkProxyDecoder()
         return [
-            rows.proxy_from_row(row, tuple(by_proxy.get(row["id"], ())))
-            for row in self.conn.execute(pq).mappings()
+            decoder.proxy(row, tuple(by_proxy.get(row["id"], ())))
+            for row in self.conn.execute(pq).mappings().all()
         ]
 
     def find_proxies(
