@@ -62,7 +62,7 @@ class Reader:
             bq = bq.where(backends.c.proxy_id.in_(ids))
         by_proxy: dict[str, list[Backend]] = defaultdict(list)
         # Plain tuples: RowMapping look-ups cost more than building the Backend itself.
-        for bid, proxy_id, address, port, weight, backup, source in self.conn.execute(bq).tuples():
+        for bid, proxy_id, address, port, weight, backup, source in self.conn.execute(bq):
             by_proxy[proxy_id].append(
                 Backend(
                     id=bid,
