@@ -89,6 +89,7 @@ class Portway:
         self.extra = extra or []
         self.admin_token = secrets.token_urlsafe(16)
         self.http_port = free_port()
+        self.https_port = free_port()
         self.api_port = free_port()
         self.proc: subprocess.Popen[str] | None = None
         self.output = ""
@@ -116,6 +117,8 @@ class Portway:
             str(self.data_dir),
             "--http",
             f"127.0.0.1:{self.http_port}",
+            "--https",
+            f"127.0.0.1:{self.https_port}",
             "--api",
             f"127.0.0.1:{self.api_port}",
             "--workers",

@@ -10,7 +10,13 @@ import click
 import uvloop
 
 from portway.errors import PortwayError
-from portway.runtime.config import ServeConfig, parse_cidrs, parse_listen
+from portway.runtime.config import (
+    ServeConfig,
+    parse_cidrs,
+    parse_listen,
+    parse_optional_listen,
+    parse_zone,
+)
 
 
 @click.command()
@@ -29,6 +35,21 @@ from portway.runtime.config import ServeConfig, parse_cidrs, parse_listen
     show_default=True,
     envvar="PORTWAY_HTTP",
     help="HTTP data-plane listener, HOST:PORT.",
+)
+@click.option(
+    "--https",
+    "https_listen",
+    default="127.0.0.1:8443",
+    show_default=True,
+    envvar="PORTWAY_HTTPS",
+    help="HTTPS data-plane listener, HOST:PORT; an empty value disables HTTPS.",
+)
+@click.option(
+    "--default-zone",
+    default="portway.test",
+    show_default=True,
+    envvar="PORTWAY_DEFAULT_ZONE",
+    help="Zone of the default wildcard certificate made by the local CA on first start.",
 )
 @click.option(
     "--api",
@@ -73,6 +94,8 @@ from portway.runtime.config import ServeConfig, parse_cidrs, parse_listen
 def serve(
     data_dir: Path,
     http_listen: str,
+    https_listen: str,
+    default_zone: str,
     api_listen: str,
     workers: int,
     store_url: str | None,
@@ -94,6 +117,8 @@ def serve(
         config = ServeConfig(
             data_dir=data_dir,
             http=parse_listen(http_listen, flag="--http"),
+            https=parse_optional_listen(https_listen, flag="--https"),
+            default_zone=parse_zone(default_zone, flag="--default-zone"),
             api=parse_listen(api_listen, flag="--api"),
             workers=workers,
             store_url=store_url,

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from portway.errors import ConfigError
+from portway.errors import ConfigError, PortwayError
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -21,10 +21,21 @@ class Listen:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class TlsListen:
+    """The HTTPS listener and the default certificate served when no other matches."""
+
+    listen: Listen
+    chain: Path
+    key: Path
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ServeConfig:
     data_dir: Path
     http: Listen
     api: Listen
+    https: Listen | None = None  # None: no HTTPS listener
+    default_zone: str = "portway.test"  # the default certificate covers *.zone and zone
     workers: int = 0
     store_url: str | None = None
     trusted_proxies: tuple[str, ...] = ()
@@ -54,6 +65,20 @@ def parse_listen(value: str, *, flag: str) -> Listen:
         if host != "localhost":
             raise ConfigError(f"{flag}: {host!r} is not an IP address", field=flag) from None
     return Listen(host=host, port=int(port))
+
+
+def parse_optional_listen(value: str, *, flag: str) -> Listen | None:
+    """Like parse_listen; an empty value turns the listener off."""
+    return parse_listen(value, flag=flag) if value.strip() else None
+
+
+def parse_zone(value: str, *, flag: str) -> str:
+    from portway.model import normalize_hostname
+
+    try:
+        return normalize_hostname(value, field=flag, wildcard_ok=False)
+    except PortwayError as exc:
+        raise ConfigError(f"{flag}: {exc.message}", field=flag) from None
 
 
 def parse_cidrs(values: tuple[str, ...], *, flag: str) -> tuple[str, ...]:

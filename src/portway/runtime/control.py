@@ -18,10 +18,11 @@ from portway.dataplane.server import DataPlane
 from portway.dataplane.settings import DataPlaneSettings
 from portway.reconciler.watcher import Reconciler
 from portway.router import Snapshot
-from portway.runtime.config import Listen, ServeConfig
+from portway.runtime.config import Listen, ServeConfig, TlsListen
 from portway.runtime.workers import WorkerPool
 from portway.service import Service
 from portway.store import open_store
+from portway.tls.local_ca import ensure_default_certificate
 
 log = logging.getLogger("portway")
 
@@ -51,6 +52,7 @@ async def run(config: ServeConfig) -> int:
     service = Service(store)
     secret = await asyncio.to_thread(service.ensure_admin_token, config.admin_token)
     settings = DataPlaneSettings(trusted_proxies=config.trusted_proxies)
+    tls = await asyncio.to_thread(_tls_listen, config)
 
     plane: DataPlane | None = None
     pool: WorkerPool | None = None
@@ -62,7 +64,7 @@ async def run(config: ServeConfig) -> int:
             in_process.apply(snapshot)
 
     else:
-        pool = WorkerPool(config.workers, config.http, settings, config.drain_timeout)
+        pool = WorkerPool(config.workers, config.http, settings, config.drain_timeout, tls=tls)
         publish = pool.publish
 
     reconciler = Reconciler(store, publish)
@@ -71,6 +73,9 @@ async def run(config: ServeConfig) -> int:
         pool.start(first)
     if plane is not None:
         await plane.listen_http(config.http.host, config.http.port)
+        if tls is not None:
+            plane.tls.load_default(tls.chain, tls.key)
+            await plane.listen_https(tls.listen.host, tls.listen.port)
 
     api_sock = _bind(config.api)
     app = create_app(service)
@@ -102,12 +107,27 @@ async def run(config: ServeConfig) -> int:
     return 0
 
 
+def _tls_listen(config: ServeConfig) -> TlsListen | None:
+    """The HTTPS listener with the default certificate, made by the local CA on first
+    start (``ca.pem`` in the data dir is what clients may choose to trust)."""
+    if config.https is None:
+        return None
+    chain, key = ensure_default_certificate(config.data_dir, config.default_zone)
+    return TlsListen(listen=config.https, chain=chain, key=key)
+
+
 def _banner(config: ServeConfig, secret: str | None, first: Snapshot) -> None:
     out = sys.stdout
     workers = "in-process" if config.workers == 0 else f"{config.workers} workers"
     print(f"Portway is running (data dir {config.data_dir}, {workers})", file=out)
     print(f"  API:        http://{config.api}/   (PORTWAY_URL=http://{config.api})", file=out)
     print(f"  HTTP proxy: http://{config.http}/", file=out)
+    if config.https is not None:
+        ca = config.data_dir / "ca.pem"
+        print(
+            f"  HTTPS proxy: https://{config.https}/   (default *.{config.default_zone})", file=out
+        )
+        print(f"  local CA: {ca}", file=out)
     print(f"  config revision {first.version}, {len(first.routes)} proxies", file=out)
     if secret:
         print(f"  admin token (shown once, store it): {secret}", file=out)

@@ -25,13 +25,14 @@ from typing import Any
 from portway.dataplane.server import DataPlane
 from portway.dataplane.settings import DataPlaneSettings
 from portway.router import RouteTable, Snapshot
-from portway.runtime.config import Listen
+from portway.runtime.config import Listen, TlsListen
 
 log = logging.getLogger("portway.workers")
 
 # Messages on the pipe, control → worker:
-#   ("full", version, [Proxy, ...])            replace everything
-#   ("delta", version, [Proxy, ...], [id, ...]) upserts and removals
+#   ("full", version, [Proxy, ...], {id: Certificate})   replace everything
+#   ("delta", version, [Proxy, ...], [id, ...], certs)   upserts and removals; certs is
+#       the whole {id: Certificate} map when it changed, else None (the usual case)
 # worker → control:
 #   ("applied", version)
 Message = tuple[Any, ...]
@@ -50,10 +51,13 @@ def reuseport_socket(listen: Listen) -> socket.socket:
 
 
 def full_message(snapshot: Snapshot) -> Message:
-    return ("full", snapshot.version, [r.proxy for r in snapshot.routes.routes()])
+    proxies = [r.proxy for r in snapshot.routes.routes()]
+    return ("full", snapshot.version, proxies, dict(snapshot.certificates))
 
 
-def delta_message(snapshot: Snapshot, changed: set[str]) -> Message:
+def delta_message(
+    snapshot: Snapshot, changed: set[str], *, certificates_changed: bool = False
+) -> Message:
     upserts = []
     removed = []
     for proxy_id in changed:
@@ -62,29 +66,44 @@ def delta_message(snapshot: Snapshot, changed: set[str]) -> Message:
             removed.append(proxy_id)
         else:
             upserts.append(route.proxy)
-    return ("delta", snapshot.version, upserts, removed)
+    certs = dict(snapshot.certificates) if certificates_changed else None
+    return ("delta", snapshot.version, upserts, removed, certs)
 
 
 def apply_message(current: Snapshot, message: Message) -> Snapshot:
     """Pure: the worker's next snapshot after ``message``."""
     if message[0] == "full":
-        return Snapshot(version=message[1], routes=RouteTable.build(message[2]))
+        certs = message[3] if len(message) > 3 else {}
+        return Snapshot(version=message[1], routes=RouteTable.build(message[2]), certificates=certs)
     routes = current.routes.with_changes(upserts=message[2], removed=message[3])
-    return Snapshot(version=message[1], routes=routes)
+    certs = message[4] if len(message) > 4 and message[4] is not None else None
+    return Snapshot(
+        version=message[1],
+        routes=routes,
+        certificates=current.certificates if certs is None else certs,
+    )
 
 
 def worker_main(
-    conn: Connection, listen: Listen, settings: DataPlaneSettings, drain: float
+    conn: Connection,
+    listen: Listen,
+    settings: DataPlaneSettings,
+    drain: float,
+    tls: TlsListen | None = None,
 ) -> None:
     """Entry point of a worker process."""
     import uvloop
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
-    uvloop.run(_worker(conn, listen, settings, drain))
+    uvloop.run(_worker(conn, listen, settings, drain, tls))
 
 
 async def _worker(
-    conn: Connection, listen: Listen, settings: DataPlaneSettings, drain: float
+    conn: Connection,
+    listen: Listen,
+    settings: DataPlaneSettings,
+    drain: float,
+    tls: TlsListen | None,
 ) -> None:
     loop = asyncio.get_running_loop()
     plane = DataPlane(settings)
@@ -108,6 +127,10 @@ async def _worker(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await plane.listen_http(listen.host, listen.port, sock=reuseport_socket(listen))
+    if tls is not None:
+        plane.tls.load_default(tls.chain, tls.key)
+        https = tls.listen
+        await plane.listen_https(https.host, https.port, sock=reuseport_socket(https))
     await stop.wait()
     await plane.close(drain)
 
@@ -124,10 +147,17 @@ class WorkerPool:
     """Starts, feeds, supervises and stops the worker processes."""
 
     def __init__(
-        self, count: int, listen: Listen, settings: DataPlaneSettings, drain_timeout: float
+        self,
+        count: int,
+        listen: Listen,
+        settings: DataPlaneSettings,
+        drain_timeout: float,
+        *,
+        tls: TlsListen | None = None,
     ) -> None:
         self._count = count
         self._listen = listen
+        self._tls = tls
         self._settings = settings
         self._drain = drain_timeout
         self._ctx = multiprocessing.get_context("spawn")
@@ -144,12 +174,19 @@ class WorkerPool:
         self._snapshot = snapshot
         # Bind once here so that a bad address fails fast in the control process.
         reuseport_socket(self._listen).close()
+        if self._tls is not None:
+            reuseport_socket(self._tls.listen).close()
         for _ in range(self._count):
             self._workers.append(self._spawn(snapshot))
 
     def publish(self, snapshot: Snapshot, changed: set[str] | None) -> None:
-        self._snapshot = snapshot
-        message = full_message(snapshot) if changed is None else delta_message(snapshot, changed)
+        previous, self._snapshot = self._snapshot, snapshot
+        if changed is None:
+            message = full_message(snapshot)
+        else:
+            # The reconciler keeps the mapping object while certificates stay the same.
+            moved = previous is None or previous.certificates is not snapshot.certificates
+            message = delta_message(snapshot, changed, certificates_changed=moved)
         for worker in self._workers:
             self._send(worker, message)
 
@@ -196,7 +233,7 @@ class WorkerPool:
         parent, child = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(
             target=worker_main,
-            args=(child, self._listen, self._settings, self._drain),
+            args=(child, self._listen, self._settings, self._drain, self._tls),
             name="portway-worker",
             daemon=True,
         )
