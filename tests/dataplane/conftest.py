@@ -21,6 +21,7 @@ import uvloop
 
 from portway.dataplane import DataPlane, DataPlaneSettings
 from portway.model import Backend, Proxy
+from portway.observability.access_log import AccessLog
 from portway.router import RouteTable, Snapshot
 
 CHUNK = b"x" * 65536
@@ -59,6 +60,9 @@ class Origin:
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Head and body leave in two writes: without TCP_NODELAY the second waits for the
+    # proxy's delayed ACK (40 ms), which would make request-heavy tests crawl.
+    disable_nagle_algorithm = True
     origin: Origin
 
     def log_message(self, *args: Any) -> None:
@@ -187,16 +191,16 @@ def origin(make_origin: Callable[[str], Origin]) -> Origin:
 class ProxyRunner:
     """A DataPlane serving on 127.0.0.1:<free port> from a background uvloop thread."""
 
-    def __init__(self, settings: DataPlaneSettings) -> None:
+    def __init__(self, settings: DataPlaneSettings, access_log: AccessLog | None = None) -> None:
         self.loop = uvloop.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.dp = self.call(self._start(settings))
+        self.dp = self.call(self._start(settings, access_log))
         self.port = self.dp.bound_ports[0]
         self.version = 0
 
-    async def _start(self, settings: DataPlaneSettings) -> DataPlane:
-        dp = DataPlane(settings)
+    async def _start(self, settings: DataPlaneSettings, access_log: AccessLog | None) -> DataPlane:
+        dp = DataPlane(settings, access_log=access_log)
         await dp.listen_http("127.0.0.1", 0)
         return dp
 
@@ -213,6 +217,14 @@ class ProxyRunner:
 
         self.call(apply())
 
+    def on_loop(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` on the data plane's loop (its state is not thread-safe)."""
+
+        async def run() -> Any:
+            return fn()
+
+        return self.call(run())
+
     def stop(self, drain_timeout: float = 2.0) -> None:
         self.call(self.dp.close(drain_timeout))
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -221,7 +233,7 @@ class ProxyRunner:
 
 
 def proxy_for(
-    hostname: str, *backends: Backend, prefix: str = "/", pid: str | None = None
+    hostname: str, *backends: Backend, prefix: str = "/", pid: str | None = None, **kw: Any
 ) -> Proxy:
     return Proxy(
         id=pid or f"{hostname}{prefix}",
@@ -229,6 +241,7 @@ def proxy_for(
         hostname=hostname,
         path_prefix=prefix,
         backends=backends,
+        **kw,
     )
 
 
@@ -241,8 +254,10 @@ FAST = DataPlaneSettings(
 def make_proxy() -> Iterator[Callable[..., ProxyRunner]]:
     runners: list[ProxyRunner] = []
 
-    def make(settings: DataPlaneSettings = FAST) -> ProxyRunner:
-        runner = ProxyRunner(settings)
+    def make(
+        settings: DataPlaneSettings = FAST, access_log: AccessLog | None = None
+    ) -> ProxyRunner:
+        runner = ProxyRunner(settings, access_log)
         runners.append(runner)
         return runner
 

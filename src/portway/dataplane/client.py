@@ -72,10 +72,14 @@ class ClientConnection(Downstream):
         self.transport = cast(asyncio.Transport, transport)
         dp = self.dp
         if len(dp.connections) >= dp.settings.max_connections:
-            # Over the limit: answer at once and close rather than let the client hang.
+            # Over the limit: answer at once rather than let the client hang. A FIN after
+            # the page, no reading, and an abort a second later: closing with the request
+            # unread would send a RST that can destroy the page before the client reads it.
             self.closing = True
             self.transport.write(pages.error_response(503, close=True))
-            self.transport.close()
+            self.transport.write_eof()
+            self.transport.pause_reading()
+            asyncio.get_running_loop().call_later(1.0, self.transport.abort)
             return
         peer = transport.get_extra_info("peername")
         local = transport.get_extra_info("sockname")
