@@ -9,11 +9,12 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 from portway_bench import churn, configs, idle, report, wrk
-from portway_bench.procs import Server, StartError, free_port
+from portway_bench.procs import Server, free_port
 from portway_bench.targets import Target, standard_targets
 
 SCENARIOS = ("http-c50", "http-c200", "tls-c50", "tls-handshake", "64k-c50", "routes", "churn")
@@ -29,6 +30,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--idle-connections", type=int, default=10000)
     p.add_argument("--churn-rate", type=float, default=100.0, help="API changes per second")
     p.add_argument("--churn-seconds", type=float, default=30.0)
+    p.add_argument(
+        "--portway-setup-budget",
+        type=float,
+        default=float(env("BENCH_PORTWAY_SETUP_BUDGET", "600")),
+        help="seconds allowed for creating the route-scale proxies through Portway's API",
+    )
     p.add_argument("--targets", nargs="*", help="names or kinds, e.g. nginx portway-w1")
     p.add_argument("--scenarios", nargs="*", choices=SCENARIOS, default=list(SCENARIOS))
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "results")
@@ -63,8 +70,8 @@ def start_all(
         log(f"starting {target.name} with {len(hosts)} host(s)")
         try:
             target.start(directory, origin, hosts)
-        except (StartError, OSError) as exc:
-            res.skipped.setdefault(target.name, f"skipped: {exc}")
+        except Exception as exc:  # any failure to start or configure skips just this target
+            res.skipped[f"{target.name} ({len(hosts)} hosts)"] = f"skipped: {exc}"
             log(f"SKIP {target.name}: {exc}")
             continue
         up.append(target)
@@ -133,77 +140,88 @@ def run_churn(
 
 
 def run_routes(
-    targets: list[Target], args: argparse.Namespace, directory: Path, origin: int,
-    res: report.Results,
+    args: argparse.Namespace, directory: Path, origin: int, res: report.Results,
+    save: Callable[[], None],
 ) -> None:  # fmt: skip
     for count in (10, args.routes):
         hosts = [f"p{i}.{configs.HOST}" for i in range(1, count + 1)]
-        fresh = standard_targets(args.targets)
-        up = start_all(fresh, directory, origin, hosts, res)
-        res.extra.setdefault("routes_setup_s", {})[str(count)] = {
-            t.name: round(t.setup_s, 2) for t in up
-        }
-        measure_memory(up, f"{count} proxies", res)
-        interleaved(
-            f"routes-{count}", wrk.Load(50, args.duration, args.threads, hosts=count),
-            up, args, directory, res,
-        )  # fmt: skip
-        for target in up:
-            target.stop()
+        fresh = standard_targets(args.targets, args.portway_setup_budget)
+        try:
+            up = start_all(fresh, directory, origin, hosts, res)
+            res.extra.setdefault("routes_setup_s", {})[str(count)] = {
+                t.name: round(t.setup_s, 2) for t in up
+            }
+            measure_memory(up, f"{count} proxies", res)
+            load = wrk.Load(50, args.duration, args.threads, hosts=count)
+            interleaved(f"routes-{count}", load, up, args, directory, res)
+            save()
+        finally:
+            for target in fresh:
+                target.stop()
 
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    fd_limit = idle.raise_fd_limit()
-    res = report.Results()
-    with tempfile.TemporaryDirectory(prefix="portway-bench-") as tmp:
-        directory = Path(tmp)
-        # nginx workers run as 'nobody' and must read the certificate and origin files.
-        directory.chmod(0o755)
-        configs.write_certificate(directory)
-        origin_port = free_port()
-        conf = configs.write_origin(directory, origin_port)
-        origin = Server(
-            "origin",
-            ["nginx", "-p", str(directory), "-c", str(conf), "-g", "daemon off;"],
-            directory / "origin.log",
-            [origin_port],
-        )
-        origin.start()
-        targets: list[Target] = []
-        try:
-            targets = standard_targets(args.targets)
-            res.peers = {t.name: t.peer for t in targets}
-            up = start_all(targets, directory, origin_port, [configs.HOST], res)
-            measure_memory(up, "idle", res)
-            for name, load in loads(args).items():
-                if name in args.scenarios:
-                    interleaved(name, load, up, args, directory, res)
-            if args.idle_connections:
-                idle_memory(up, args.idle_connections, res)
-            if "churn" in args.scenarios:
-                run_churn(up, args, directory, res)
-            for target in up:
-                target.stop()
-            if "routes" in args.scenarios:
-                run_routes(targets, args, directory, origin_port, res)
-        finally:
-            for target in targets:
-                target.stop()
-            origin.stop()
-    for target in targets:
-        if target.note:
-            res.extra.setdefault("notes", {})[target.name] = target.note
     options = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    options["fd_limit"] = fd_limit
+    options["fd_limit"] = idle.raise_fd_limit()
     options["loads"] = {k: asdict(v) for k, v in loads(args).items()}
-    path = report.write_json(res, args.out, options)
+    res = report.Results()
+    path = report.json_path(args.out)
+
+    def save() -> None:
+        report.write_json(res, path, options)
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="portway-bench-") as tmp:
+            run_all(args, Path(tmp), res, save)
+    except KeyboardInterrupt:
+        log("interrupted: the figures so far are in the JSON file")
+    save()
     print(report.table(res))
     print(report.memory_table(res))
+    print(report.extra_text(res))
     for name, reason in res.skipped.items():
         print(f"{name}: {reason}")
     print(f"\nresults: {path}")
     return 0
+
+
+def run_all(
+    args: argparse.Namespace, directory: Path, res: report.Results, save: Callable[[], None]
+) -> None:
+    # nginx workers run as 'nobody' and must read the certificate and origin files.
+    directory.chmod(0o755)
+    configs.write_certificate(directory)
+    origin_port = free_port()
+    conf = configs.write_origin(directory, origin_port)
+    argv = ["nginx", "-p", str(directory), "-c", str(conf), "-g", "daemon off;"]
+    origin = Server("origin", argv, directory / "origin.log", [origin_port])
+    origin.start()
+    targets = standard_targets(args.targets, args.portway_setup_budget)
+    res.peers = {t.name: t.peer for t in targets}
+    try:
+        up = start_all(targets, directory, origin_port, [configs.HOST], res)
+        for target in targets:
+            if target.note:
+                res.extra.setdefault("notes", {})[target.name] = target.note
+        measure_memory(up, "idle", res)
+        for name, load in loads(args).items():
+            if name in args.scenarios:
+                interleaved(name, load, up, args, directory, res)
+                save()
+        if args.idle_connections:
+            idle_memory(up, args.idle_connections, res)
+        if "churn" in args.scenarios:
+            run_churn(up, args, directory, res)
+        save()
+        for target in up:
+            target.stop()
+        if "routes" in args.scenarios:
+            run_routes(args, directory, origin_port, res, save)
+    finally:
+        for target in targets:
+            target.stop()
+        origin.stop()
 
 
 if __name__ == "__main__":

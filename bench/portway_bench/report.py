@@ -89,9 +89,37 @@ def memory_table(results: Results) -> str:
     return "\n".join(lines)
 
 
-def write_json(results: Results, out_dir: Path, options: dict[str, Any]) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
+def extra_text(results: Results) -> str:
+    """Change propagation (f) and route-table set-up times, as plain lines."""
+    lines = []
+    for target, c in results.extra.get("churn", {}).items():
+        w = c.get("wrk", {})
+        lines.append(
+            f"churn {target}: {c['changes']} changes, API→routed p50 {c['p50_ms']} ms "
+            f"p99 {c['p99_ms']} ms, api_failed {c['api_failed']}, not routed in "
+            f"{c['not_routed_in_s']:g} s {c['not_routed']}; load meanwhile "
+            f"{w.get('rps', 0):.0f} req/s, {w.get('errors', '?')} failed requests"
+        )
+    for count, times in results.extra.get("routes_setup_s", {}).items():
+        if not times:
+            continue
+        text = ", ".join(f"{name} {s:.1f} s" for name, s in times.items())
+        lines.append(f"start-up with {count} proxies (until routed): {text}")
+    for target, note in results.extra.get("notes", {}).items():
+        lines.append(f"{target}: {note}")
+    return "\n".join(lines)
+
+
+def json_path(out_dir: Path) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return out_dir / f"bench-{stamp}.json"
+
+
+def write_json(results: Results, path: Path, options: dict[str, Any]) -> Path:
+    """Write everything measured so far (called after every scenario, so an interrupted
+    run keeps its figures) and copy it to latest.json."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stamp = path.stem.removeprefix("bench-")
     doc = {
         "when": stamp,
         "machine": {"cpus": _cpus(), "platform": platform.platform()},
@@ -115,9 +143,8 @@ def write_json(results: Results, out_dir: Path, options: dict[str, Any]) -> Path
         "extra": results.extra,
         "skipped": results.skipped,
     }
-    path = out_dir / f"bench-{stamp}.json"
     path.write_text(json.dumps(doc, indent=2) + "\n")
-    (out_dir / "latest.json").write_text(path.read_text())
+    (path.parent / "latest.json").write_text(path.read_text())
     return path
 
 

@@ -10,6 +10,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ class Target:
     ports: dict[str, int] = field(default_factory=dict)
     note: str = ""
     token: str = field(default="", repr=False)
+    budget: float = 600.0  # seconds allowed for creating the proxies through the API
     setup_s: float = 0.0  # seconds from start to routing every host
 
     def start(self, directory: Path, origin: int, hosts: list[str]) -> None:
@@ -98,7 +100,7 @@ class Target:
         started = time.monotonic()
         self.server.start(timeout=60)
         try:
-            configure_portway(self.ports, token, hosts)
+            configure_portway(self.ports, token, hosts, self.budget)
             self.setup_s = time.monotonic() - started
         except Exception:
             self.stop()
@@ -114,9 +116,14 @@ def portway_serve_help() -> str:
     return proc.stdout
 
 
-def configure_portway(ports: dict[str, int], token: str, hosts: list[str]) -> None:
+def configure_portway(
+    ports: dict[str, int], token: str, hosts: list[str], budget: float = 600.0
+) -> None:
     """Create project 'bench' and one proxy per host, then wait until the data plane
-    routes the last host."""
+    routes the last host. Gives up (StartError) when creation takes over ``budget`` s."""
+    deadline = time.monotonic() + budget
+    created = [0]
+    stop = threading.Event()  # set on the first failure, so the other threads give up too
     api = f"http://127.0.0.1:{ports['api']}"
     headers = {"X-Auth-Token": token}
     backend = [{"address": "127.0.0.1", "port": ports["origin"]}]
@@ -127,11 +134,27 @@ def configure_portway(ports: dict[str, int], token: str, hosts: list[str]) -> No
             body = {
                 "proxy": {"hostname": host, "backend_port": ports["origin"], "backends": backend}
             }
-            check(client.post("/v1/bench/proxies", json=body))
+            if stop.is_set() or time.monotonic() > deadline:
+                return  # the caller reports how far it got
+            try:
+                check(client.post("/v1/bench/proxies", json=body))
+            except BaseException:
+                stop.set()
+                raise
+            created[0] += 1
 
         # SQLite serialises writes anyway; a few threads keep the API busy between commits.
         with ThreadPoolExecutor(max_workers=8 if len(hosts) > 1 else 1) as pool:
-            list(pool.map(create, hosts))
+            try:
+                list(pool.map(create, hosts))
+            except BaseException:
+                stop.set()
+                raise
+    if created[0] < len(hosts):
+        raise StartError(
+            f"created only {created[0]} of {len(hosts)} proxies through the API in "
+            f"{budget:.0f} s (--portway-setup-budget)"
+        )
     wait_routed(ports["http"], hosts[-1], timeout=120 + len(hosts) / 500)
 
 
@@ -158,7 +181,7 @@ def wait_routed(http_port: int, host: str, timeout: float) -> float:
     raise StartError(f"data plane did not route {host} within {timeout:.0f}s")
 
 
-def standard_targets(only: list[str] | None = None) -> list[Target]:
+def standard_targets(only: list[str] | None = None, budget: float = 600.0) -> list[Target]:
     cpus = os.cpu_count() or 1
     targets = [
         Target("nginx-w1", "nginx", 1, "nginx-w1"),
@@ -168,4 +191,6 @@ def standard_targets(only: list[str] | None = None) -> list[Target]:
         Target("portway-w1", "portway", 1, "nginx-w1"),
         Target("portway-w2", "portway", 2, "nginx-auto"),
     ]
+    for target in targets:
+        target.budget = budget
     return [t for t in targets if not only or t.name in only or t.kind in only]
