@@ -170,3 +170,24 @@ def test_backend_remove_unknown_backend_is_one_line_404(api, cli):
     assert result.exit_code == 1
     assert result.stderr == "portway: 404 Not Found: proxy px1 has no backend 10.9.9.9:1\n"
     assert [r.method for r in api.requests] == ["GET"]
+
+
+def test_project_from_group_option_and_environment(api, cli):
+    api.reply("GET", "/v1/beta/proxies", 200, {"proxies": []})
+    assert cli("-p", "beta", "proxy", "list").exit_code == 0
+    assert api.last.path == "/v1/beta/proxies"
+    assert cli("proxy", "list", env={"PORTWAY_PROJECT": "beta"}).exit_code == 0
+    assert api.last.path == "/v1/beta/proxies"
+
+
+def test_command_option_beats_group_option(api, cli):
+    api.reply("GET", "/v1/gamma/proxies", 200, {"proxies": []})
+    result = cli("-p", "beta", "proxy", "list", "-p", "gamma")
+    assert result.exit_code == 0
+    assert api.last.path == "/v1/gamma/proxies"
+
+
+def test_format_from_environment(api, cli):
+    api.reply("GET", f"{BASE}/px1", 200, {"proxy": PROXY})
+    result = cli("proxy", "show", "px1", "-p", "alpha", env={"PORTWAY_FORMAT": "json"})
+    assert json.loads(result.stdout) == PROXY
