@@ -23,6 +23,7 @@ from portway.dataplane import DataPlane, DataPlaneSettings
 from portway.model import Backend, Proxy
 from portway.observability.access_log import AccessLog
 from portway.router import RouteTable, Snapshot
+from tests.dataplane.wsorigin import WsOrigin
 
 CHUNK = b"x" * 65536
 
@@ -181,6 +182,13 @@ def make_origin() -> Iterator[Callable[[str], Origin]]:
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def ws_origin() -> Iterator[WsOrigin]:
+    origin = WsOrigin()
+    yield origin
+    origin.stop()
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import hashlib
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from websockets.exceptions import ConnectionClosed
@@ -24,13 +24,6 @@ from tests.dataplane.conftest import (
 from tests.dataplane.wsorigin import WsOrigin, ws_connect
 
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
-
-
-@pytest.fixture
-def ws_origin() -> Iterator[WsOrigin]:
-    origin = WsOrigin()
-    yield origin
-    origin.stop()
 
 
 @pytest.fixture
