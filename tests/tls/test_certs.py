@@ -89,3 +89,24 @@ def test_local_ca_makes_a_usable_wildcard_certificate_once(tmp_path: Path) -> No
     first = cert.read_bytes()
     ensure_default_certificate(tmp_path, "portway.test")
     assert cert.read_bytes() == first
+
+
+def test_default_certificate_is_renewed_near_expiry_by_the_same_ca(tmp_path: Path) -> None:
+    cert, key = ensure_default_certificate(tmp_path, "portway.test")
+    first = inspect_certificate(cert.read_text(), key.read_text())
+    assert first.not_after - first.not_before <= dt.timedelta(days=366)  # Mozilla's limit
+    ca_before = (tmp_path / "ca.pem").read_bytes()
+    late = first.not_after - dt.timedelta(days=10)
+    ensure_default_certificate(tmp_path, "portway.test", now=late)
+    renewed = inspect_certificate(cert.read_text(), key.read_text(), now=late)
+    assert renewed.fingerprint != first.fingerprint
+    assert (tmp_path / "ca.pem").read_bytes() == ca_before
+
+
+def test_default_certificate_follows_a_new_default_zone(tmp_path: Path) -> None:
+    cert, key = ensure_default_certificate(tmp_path, "one.test")
+    ensure_default_certificate(tmp_path, "two.test")
+    assert inspect_certificate(cert.read_text(), key.read_text()).names == (
+        "*.two.test",
+        "two.test",
+    )

@@ -36,13 +36,48 @@ def _pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def ensure_default_certificate(data_dir: Path, zone: str) -> tuple[Path, Path]:
-    """Create the CA and a ``*.zone`` + ``zone`` certificate if missing; return the
-    certificate chain and key paths."""
+# Mozilla's intermediate profile allows leaf certificates of at most 366 days; the
+# certificate is renewed at start-up once less than RENEW_BEFORE is left.
+LEAF_LIFETIME = dt.timedelta(days=365)
+RENEW_BEFORE = dt.timedelta(days=30)
+
+
+def _still_good(cert_path: Path, key_path: Path, zone: str, now: dt.datetime) -> bool:
+    if not (cert_path.exists() and key_path.exists()):
+        return False
+    leaf = x509.load_pem_x509_certificates(cert_path.read_bytes())[0]
+    try:
+        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return False
+    names = set(san.value.get_values_for_type(x509.DNSName))
+    return f"*.{zone}" in names and leaf.not_valid_after_utc - now > RENEW_BEFORE
+
+
+def ensure_default_certificate(
+    data_dir: Path, zone: str, *, now: dt.datetime | None = None
+) -> tuple[Path, Path]:
+    """Create the CA and a ``*.zone`` + ``zone`` certificate when missing, when made for
+    another zone, or when close to expiry; return the chain and key paths."""
     cert_path, key_path = data_dir / "default.pem", data_dir / "default-key.pem"
-    if cert_path.exists() and key_path.exists():
+    now = now or dt.datetime.now(dt.UTC)
+    if _still_good(cert_path, key_path, zone, now):
         return cert_path, key_path
-    now = dt.datetime.now(dt.UTC)
+    ca_key, ca = _load_or_make_ca(data_dir, now)
+    _write_leaf(data_dir, zone, ca_key, ca, now)
+    return cert_path, key_path
+
+
+def _load_or_make_ca(
+    data_dir: Path, now: dt.datetime
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """The existing CA (so clients that trust ca.pem keep trusting renewals), or a new one."""
+    ca_path, ca_key_path = data_dir / "ca.pem", data_dir / "ca-key.pem"
+    if ca_path.exists() and ca_key_path.exists():
+        key = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
+        cert = x509.load_pem_x509_certificate(ca_path.read_bytes())
+        if isinstance(key, ec.EllipticCurvePrivateKey) and cert.not_valid_after_utc > now:
+            return key, cert
     ca_key = _key()
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Portway local CA")])
     ca = (
@@ -60,6 +95,20 @@ def ensure_default_certificate(data_dir: Path, zone: str) -> tuple[Path, Path]:
         )
         .sign(ca_key, hashes.SHA256())
     )
+    data_dir.mkdir(parents=True, exist_ok=True)
+    _write(data_dir / "ca-key.pem", _pem(ca_key), secret=True)
+    _write(data_dir / "ca.pem", ca.public_bytes(serialization.Encoding.PEM), secret=False)
+    return ca_key, ca
+
+
+def _write_leaf(
+    data_dir: Path,
+    zone: str,
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca: x509.Certificate,
+    now: dt.datetime,
+) -> None:
+    ca_name = ca.subject
     leaf_key = _key()
     leaf = (
         x509.CertificateBuilder()
@@ -68,7 +117,7 @@ def ensure_default_certificate(data_dir: Path, zone: str) -> tuple[Path, Path]:
         .public_key(leaf_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=825))
+        .not_valid_after(now + LEAF_LIFETIME)
         .add_extension(
             x509.SubjectAlternativeName([x509.DNSName(f"*.{zone}"), x509.DNSName(zone)]),
             critical=False,
@@ -77,9 +126,6 @@ def ensure_default_certificate(data_dir: Path, zone: str) -> tuple[Path, Path]:
         .sign(ca_key, hashes.SHA256())
     )
     encoding = serialization.Encoding.PEM
-    data_dir.mkdir(parents=True, exist_ok=True)
-    _write(data_dir / "ca-key.pem", _pem(ca_key), secret=True)
-    _write(data_dir / "ca.pem", ca.public_bytes(encoding), secret=False)
-    _write(key_path, _pem(leaf_key), secret=True)
-    _write(cert_path, leaf.public_bytes(encoding) + ca.public_bytes(encoding), secret=False)
-    return cert_path, key_path
+    _write(data_dir / "default-key.pem", _pem(leaf_key), secret=True)
+    chain = leaf.public_bytes(encoding) + ca.public_bytes(encoding)
+    _write(data_dir / "default.pem", chain, secret=False)
