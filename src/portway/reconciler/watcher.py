@@ -53,6 +53,7 @@ class Reconciler:
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.snapshot: Snapshot | None = None
+        self.last_build_seconds = 0.0
 
     def build_initial(self) -> Snapshot:
         """Load everything and publish the first snapshot (blocking; call at start-up)."""
@@ -62,11 +63,13 @@ class Reconciler:
 
     def load_initial(self) -> Snapshot:
         """The first snapshot, built from the whole store but not yet published."""
+        started = time.perf_counter()
         version = self._source.current_revision()
         proxies = self._source.load_proxies()
         certs = self._load_certificates(certificate_ids(proxies))
         snap = full_snapshot(version, proxies, self._clock(), certs)
         self.snapshot = snap
+        self.last_build_seconds = time.perf_counter() - started
         return snap
 
     def compute(self) -> tuple[Snapshot, set[str]] | None:
@@ -74,6 +77,7 @@ class Reconciler:
         publishing it (blocking store reads: run it off the event loop)."""
         previous = self.snapshot
         assert previous is not None, "build_initial() first"
+        started = time.perf_counter()
         version, changed = self._source.changed_proxy_ids(previous.version)
         if version <= previous.version:
             return None
@@ -84,6 +88,7 @@ class Reconciler:
             kept, missing = plan
             certs = {**kept, **self._load_certificates(missing)}
             snap = dataclasses.replace(snap, certificates=certs)
+        self.last_build_seconds = time.perf_counter() - started
         return snap, changed
 
     def _load_certificates(self, ids: set[str]) -> dict[str, Certificate]:

@@ -9,16 +9,19 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 
 import uvicorn
 
 from portway.api.app import create_app
 from portway.dataplane.server import DataPlane
 from portway.dataplane.settings import DataPlaneSettings
+from portway.health.monitor import HealthMonitor, Target
+from portway.health.state import DOWN, Health
 from portway.reconciler.watcher import Reconciler
 from portway.router import Snapshot
 from portway.runtime.config import Listen, ServeConfig, TlsListen
+from portway.runtime.report import NodeReport
 from portway.runtime.workers import WorkerPool
 from portway.service import Service
 from portway.store import open_store
@@ -58,19 +61,30 @@ async def run(config: ServeConfig) -> int:
     pool: WorkerPool | None = None
     if config.workers == 0:
         plane = DataPlane(settings)
-        in_process = plane
-
-        def publish(snapshot: Snapshot, changed: set[str] | None) -> None:
-            in_process.apply(snapshot)
-
     else:
         pool = WorkerPool(config.workers, config.http, settings, config.drain_timeout, tls=tls)
-        publish = pool.publish
+
+    def push_health(health: Mapping[Target, Health]) -> None:
+        down = frozenset(t for t, h in health.items() if h.status == DOWN)
+        if plane is not None:
+            plane.set_health(down)
+        if pool is not None:
+            pool.set_health(down)
+
+    monitor = HealthMonitor(push_health)
+
+    def publish(snapshot: Snapshot, changed: set[str] | None) -> None:
+        if plane is not None:
+            plane.apply(snapshot)
+        if pool is not None:
+            pool.publish(snapshot, changed)
+        monitor.update(snapshot)
 
     reconciler = Reconciler(store, publish)
-    first = await asyncio.to_thread(reconciler.build_initial)
+    first = await asyncio.to_thread(reconciler.load_initial)
     if pool is not None:
         pool.start(first)
+    reconciler.commit(first, None)
     if plane is not None:
         await plane.listen_http(config.http.host, config.http.port)
         if tls is not None:
@@ -78,7 +92,8 @@ async def run(config: ServeConfig) -> int:
             await plane.listen_https(tls.listen.host, tls.listen.port)
 
     api_sock = _bind(config.api)
-    app = create_app(service)
+    report = NodeReport(reconciler, monitor, plane, pool)
+    app = create_app(service, extra_routes=report.routes(), backend_health=report.backend_health)
     server = _ApiServer(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
     tasks = [
         asyncio.create_task(server.serve(sockets=[api_sock]), name="api"),
@@ -99,6 +114,7 @@ async def run(config: ServeConfig) -> int:
         await plane.close(config.drain_timeout)
     if pool is not None:
         await pool.stop()
+    await monitor.close()
     server.should_exit = True
     for task in tasks[1:]:
         task.cancel()

@@ -33,8 +33,10 @@ log = logging.getLogger("portway.workers")
 #   ("full", version, [Proxy, ...], {id: Certificate})   replace everything
 #   ("delta", version, [Proxy, ...], [id, ...], certs)   upserts and removals; certs is
 #       the whole {id: Certificate} map when it changed, else None (the usual case)
+#   ("health", frozenset[(proxy id, backend id)])  backends that active checks found down
 # worker → control:
 #   ("applied", version)
+#   ("stats", metrics export, open connections, passively ejected backends)  every second
 Message = tuple[Any, ...]
 
 
@@ -70,8 +72,11 @@ def delta_message(
     return ("delta", snapshot.version, upserts, removed, certs)
 
 
+STATS_INTERVAL = 1.0
+
+
 def apply_message(current: Snapshot, message: Message) -> Snapshot:
-    """Pure: the worker's next snapshot after ``message``."""
+    """Pure: the worker's next snapshot after a "full" or "delta" ``message``."""
     if message[0] == "full":
         certs = message[3] if len(message) > 3 else {}
         return Snapshot(version=message[1], routes=RouteTable.build(message[2]), certificates=certs)
@@ -117,13 +122,25 @@ async def _worker(
             loop.remove_reader(conn.fileno())
             stop.set()
             return
+        if message[0] == "health":
+            plane.set_health(message[1])
+            return
         snapshot = apply_message(state["snapshot"], message)
         state["snapshot"] = snapshot
         plane.apply(snapshot)
         with contextlib.suppress(OSError):
             conn.send(("applied", snapshot.version))
 
+    def send_stats() -> None:
+        # Pushed, not polled: /metrics in the control process never waits on a worker.
+        stats = ("stats", plane.metrics.export(), plane.open_connections, plane.ejected())
+        with contextlib.suppress(OSError):
+            conn.send(stats)
+        if not stop.is_set():
+            loop.call_later(STATS_INTERVAL, send_stats)
+
     loop.add_reader(conn.fileno(), on_message)
+    loop.call_later(STATS_INTERVAL, send_stats)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await plane.listen_http(listen.host, listen.port, sock=reuseport_socket(listen))
@@ -141,6 +158,7 @@ class _Worker:
     conn: Connection
     applied: int = 0
     alive: bool = field(default=True)
+    stats: tuple[Any, ...] | None = None
 
 
 class WorkerPool:
@@ -163,12 +181,24 @@ class WorkerPool:
         self._ctx = multiprocessing.get_context("spawn")
         self._workers: list[_Worker] = []
         self._snapshot: Snapshot | None = None
+        self._down: frozenset[tuple[str, str]] = frozenset()
         self._stopping = False
 
     @property
     def applied_version(self) -> int:
         """The version every live worker has applied."""
         return min((w.applied for w in self._workers), default=0)
+
+    def set_health(self, down: frozenset[tuple[str, str]]) -> None:
+        """Tell every worker which backends active checks found down."""
+        self._down = down
+        for worker in self._workers:
+            self._send(worker, ("health", down))
+
+    def stats(self) -> list[tuple[Any, ...]]:
+        """The latest stats each live worker pushed: (metrics export, open connections,
+        ejected backends)."""
+        return [w.stats[1:] for w in self._workers if w.stats is not None]
 
     def start(self, snapshot: Snapshot) -> None:
         self._snapshot = snapshot
@@ -241,6 +271,8 @@ class WorkerPool:
         child.close()
         worker = _Worker(process=process, conn=parent)
         self._send(worker, full_message(snapshot))
+        if self._down:
+            self._send(worker, ("health", self._down))
         return worker
 
     def _send(self, worker: _Worker, message: Message) -> None:
@@ -252,11 +284,13 @@ class WorkerPool:
     def _watch_acks(self, loop: asyncio.AbstractEventLoop, worker: _Worker) -> None:
         def on_ack() -> None:
             try:
-                kind, version = worker.conn.recv()
+                message = worker.conn.recv()
             except (EOFError, OSError):
                 loop.remove_reader(worker.conn.fileno())
                 return
-            if kind == "applied":
-                worker.applied = version
+            if message[0] == "applied":
+                worker.applied = message[1]
+            elif message[0] == "stats":
+                worker.stats = message
 
         loop.add_reader(worker.conn.fileno(), on_ack)

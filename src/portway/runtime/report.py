@@ -1,0 +1,117 @@
+"""What the control process reports about its node: backend health for the API, and the
+Prometheus ``/metrics`` page merged from the in-process data plane or the workers."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from portway.dataplane.server import DataPlane
+from portway.health.monitor import HealthMonitor
+from portway.health.state import DOWN, DRAINING, UNKNOWN, UP
+from portway.observability.metrics import merge, render
+from portway.reconciler.watcher import Reconciler
+from portway.runtime.workers import WorkerPool
+
+Target = tuple[str, str]
+_STATUS_VALUE = {UP: 1.0, DOWN: 0.0, UNKNOWN: -1.0, DRAINING: 1.0}
+
+
+class NodeReport:
+    def __init__(
+        self,
+        reconciler: Reconciler,
+        monitor: HealthMonitor,
+        plane: DataPlane | None,
+        pool: WorkerPool | None,
+    ) -> None:
+        self._reconciler = reconciler
+        self._monitor = monitor
+        self._plane = plane
+        self._pool = pool
+
+    def _stats(self) -> list[tuple[Mapping[str, object], int, frozenset[Target]]]:
+        if self._plane is not None:
+            plane = self._plane
+            return [(plane.metrics.export(), plane.open_connections, plane.ejected())]
+        assert self._pool is not None
+        return [(s[0], s[1], s[2]) for s in self._pool.stats()]
+
+    def _ejected(self) -> frozenset[Target]:
+        out: frozenset[Target] = frozenset()
+        for _, _, ejected in self._stats():
+            out |= ejected
+        return out
+
+    def backend_health(self, proxy_id: str, backend_id: str) -> dict[str, Any]:
+        """``health`` (up/down/unknown/draining), ``last_check`` and ``last_error``."""
+        target = (proxy_id, backend_id)
+        health = self._monitor.health.get(target)
+        status = health.status if health is not None else UNKNOWN
+        error = health.last_error if health is not None else None
+        if target in self._ejected():
+            status, error = DOWN, error or "ejected after consecutive failures (passive check)"
+        snapshot = self._reconciler.snapshot
+        route = snapshot.routes.get(proxy_id) if snapshot is not None else None
+        draining = route is not None and any(
+            b.id == backend_id and b.weight == 0 for b in route.proxy.backends
+        )
+        if draining and status != DOWN:
+            status = DRAINING
+        last = health.last_check if health is not None else None
+        return {
+            "health": status,
+            "last_check": None
+            if last is None
+            else dt.datetime.fromtimestamp(last, dt.UTC).isoformat(),
+            "last_error": error,
+        }
+
+    def metrics_text(self) -> str:
+        stats = self._stats()
+        snapshot = self._reconciler.snapshot
+        version = snapshot.version if snapshot is not None else 0
+        applied = (
+            self._plane.applied_version
+            if self._plane is not None
+            else (self._pool.applied_version if self._pool is not None else 0)
+        )
+        gauges: dict[str, tuple[str, Iterable[tuple[dict[str, str], float]]]] = {
+            "portway_open_connections": (
+                "Client connections open on the data plane.",
+                [({}, float(sum(s[1] for s in stats)))],
+            ),
+            "portway_snapshot_version": (
+                "Store revision of the newest snapshot built.",
+                [({}, float(version))],
+            ),
+            "portway_snapshot_applied_version": (
+                "Snapshot version every data plane has applied.",
+                [({}, float(applied))],
+            ),
+            "portway_snapshot_build_seconds": (
+                "Time the last snapshot took to build.",
+                [({}, self._reconciler.last_build_seconds)],
+            ),
+            "portway_backend_up": (
+                "1 up, 0 down, -1 not yet checked (active checks).",
+                [
+                    ({"proxy": p, "backend": b}, _STATUS_VALUE.get(h.status, -1.0))
+                    for (p, b), h in sorted(self._monitor.health.items())
+                ],
+            ),
+        }
+        return render(merge(s[0] for s in stats), gauges)
+
+    def routes(self) -> list[Route]:
+        async def metrics(request: Request) -> PlainTextResponse:
+            return PlainTextResponse(
+                self.metrics_text(), media_type="text/plain; version=0.0.4; charset=utf-8"
+            )
+
+        return [Route("/metrics", metrics, methods=["GET"])]
