@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 import uvloop
 
+from portway.cli.tunables import settings_from, tunable_options
 from portway.errors import PortwayError
 from portway.runtime.config import (
     ServeConfig,
@@ -90,6 +91,14 @@ from portway.runtime.config import (
     envvar="PORTWAY_DRAIN_TIMEOUT",
     help="Seconds in-flight requests get to finish after SIGTERM.",
 )
+@click.option(
+    "--access-log",
+    default="",
+    envvar="PORTWAY_ACCESS_LOG",
+    help="Write one JSON line per request to this file ('-': standard output; "
+    "default: no access log).",
+)
+@tunable_options
 @click.option("--log-level", default="info", show_default=True, envvar="PORTWAY_LOG_LEVEL")
 def serve(
     data_dir: Path,
@@ -101,7 +110,9 @@ def serve(
     store_url: str | None,
     trusted: tuple[str, ...],
     drain_timeout: float,
+    access_log: str,
     log_level: str,
+    **tunables: float,
 ) -> None:
     """Run Portway: API, reconciler and data plane."""
     import os
@@ -122,7 +133,8 @@ def serve(
             api=parse_listen(api_listen, flag="--api"),
             workers=workers,
             store_url=store_url,
-            trusted_proxies=parse_cidrs(trusted, flag="--trusted-proxy"),
+            dataplane=settings_from(tunables, parse_cidrs(trusted, flag="--trusted-proxy")),
+            access_log=access_log or None,
             drain_timeout=drain_timeout,
             admin_token=os.environ.get("PORTWAY_ADMIN_TOKEN") or None,
         )

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from portway.dataplane.settings import DataPlaneSettings
 from portway.errors import ConfigError, PortwayError
 
 
@@ -38,7 +39,8 @@ class ServeConfig:
     default_zone: str = "portway.test"  # the default certificate covers *.zone and zone
     workers: int = 0
     store_url: str | None = None
-    trusted_proxies: tuple[str, ...] = ()
+    dataplane: DataPlaneSettings = field(default_factory=DataPlaneSettings)
+    access_log: str | None = None  # a path, "-" for standard output, None for none
     drain_timeout: float = 10.0
     admin_token: str | None = None
 

@@ -15,14 +15,13 @@ import uvicorn
 
 from portway.api.app import create_app
 from portway.dataplane.server import DataPlane
-from portway.dataplane.settings import DataPlaneSettings
 from portway.health.monitor import HealthMonitor, Target
 from portway.health.state import DOWN, Health
 from portway.reconciler.watcher import Reconciler
 from portway.router import Snapshot
 from portway.runtime.config import Listen, ServeConfig, TlsListen
 from portway.runtime.report import NodeReport
-from portway.runtime.workers import WorkerPool
+from portway.runtime.workers import WorkerPool, open_access_log
 from portway.service import Service
 from portway.store import open_store
 from portway.tls.local_ca import ensure_default_certificate
@@ -54,15 +53,23 @@ async def run(config: ServeConfig) -> int:
     store = await asyncio.to_thread(open_store, config.database_url)
     service = Service(store)
     secret = await asyncio.to_thread(service.ensure_admin_token, config.admin_token)
-    settings = DataPlaneSettings(trusted_proxies=config.trusted_proxies)
+    settings = config.dataplane
     tls = await asyncio.to_thread(_tls_listen, config)
 
     plane: DataPlane | None = None
     pool: WorkerPool | None = None
+    access_log = open_access_log(config.access_log) if config.workers == 0 else None
     if config.workers == 0:
-        plane = DataPlane(settings)
+        plane = DataPlane(settings, access_log=access_log)
     else:
-        pool = WorkerPool(config.workers, config.http, settings, config.drain_timeout, tls=tls)
+        pool = WorkerPool(
+            config.workers,
+            config.http,
+            settings,
+            config.drain_timeout,
+            tls=tls,
+            access_log=config.access_log,
+        )
 
     def push_health(health: Mapping[Target, Health]) -> None:
         down = frozenset(t for t, h in health.items() if h.status == DOWN)
@@ -115,6 +122,8 @@ async def run(config: ServeConfig) -> int:
     if pool is not None:
         await pool.stop()
     await monitor.close()
+    if access_log is not None:
+        access_log.flush()
     server.should_exit = True
     for task in tasks[1:]:
         task.cancel()

@@ -17,6 +17,7 @@ import logging
 import multiprocessing
 import signal
 import socket
+import sys
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -24,6 +25,7 @@ from typing import Any
 
 from portway.dataplane.server import DataPlane
 from portway.dataplane.settings import DataPlaneSettings
+from portway.observability.access_log import AccessLog
 from portway.router import RouteTable, Snapshot
 from portway.runtime.config import Listen, TlsListen
 
@@ -89,29 +91,40 @@ def apply_message(current: Snapshot, message: Message) -> Snapshot:
     )
 
 
-def worker_main(
-    conn: Connection,
-    listen: Listen,
-    settings: DataPlaneSettings,
-    drain: float,
-    tls: TlsListen | None = None,
-) -> None:
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WorkerSpec:
+    """Everything a worker process is started with (pickled to it once)."""
+
+    listen: Listen
+    settings: DataPlaneSettings
+    drain: float
+    tls: TlsListen | None = None
+    access_log: str | None = None  # path, "-" for stdout, None for none
+
+
+def open_access_log(target: str | None) -> AccessLog | None:
+    """The access log for ``--access-log``. Each process appends with O_APPEND, and
+    AccessLog writes whole batches of lines in one write, so workers' lines never mix."""
+    if target is None:
+        return None
+    if target == "-":
+        return AccessLog(sys.stdout)
+    return AccessLog(open(target, "a", encoding="utf-8", buffering=1 << 16))
+
+
+def worker_main(conn: Connection, spec: WorkerSpec) -> None:
     """Entry point of a worker process."""
     import uvloop
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s")
-    uvloop.run(_worker(conn, listen, settings, drain, tls))
+    uvloop.run(_worker(conn, spec))
 
 
-async def _worker(
-    conn: Connection,
-    listen: Listen,
-    settings: DataPlaneSettings,
-    drain: float,
-    tls: TlsListen | None,
-) -> None:
+async def _worker(conn: Connection, spec: WorkerSpec) -> None:
     loop = asyncio.get_running_loop()
-    plane = DataPlane(settings)
+    listen, tls = spec.listen, spec.tls
+    access_log = open_access_log(spec.access_log)
+    plane = DataPlane(spec.settings, access_log=access_log)
     stop = asyncio.Event()
     state = {"snapshot": Snapshot(version=0)}
 
@@ -149,7 +162,9 @@ async def _worker(
         https = tls.listen
         await plane.listen_https(https.host, https.port, sock=reuseport_socket(https))
     await stop.wait()
-    await plane.close(drain)
+    await plane.close(spec.drain)
+    if access_log is not None:
+        access_log.flush()
 
 
 @dataclass(slots=True)
@@ -172,12 +187,12 @@ class WorkerPool:
         drain_timeout: float,
         *,
         tls: TlsListen | None = None,
+        access_log: str | None = None,
     ) -> None:
+        self._spec = WorkerSpec(
+            listen=listen, settings=settings, drain=drain_timeout, tls=tls, access_log=access_log
+        )
         self._count = count
-        self._listen = listen
-        self._tls = tls
-        self._settings = settings
-        self._drain = drain_timeout
         self._ctx = multiprocessing.get_context("spawn")
         self._workers: list[_Worker] = []
         self._snapshot: Snapshot | None = None
@@ -203,9 +218,9 @@ class WorkerPool:
     def start(self, snapshot: Snapshot) -> None:
         self._snapshot = snapshot
         # Bind once here so that a bad address fails fast in the control process.
-        reuseport_socket(self._listen).close()
-        if self._tls is not None:
-            reuseport_socket(self._tls.listen).close()
+        reuseport_socket(self._spec.listen).close()
+        if self._spec.tls is not None:
+            reuseport_socket(self._spec.tls.listen).close()
         for _ in range(self._count):
             self._workers.append(self._spawn(snapshot))
 
@@ -248,7 +263,7 @@ class WorkerPool:
             if worker.process.is_alive() and worker.process.pid:
                 with contextlib.suppress(ProcessLookupError):
                     worker.process.terminate()
-        deadline = asyncio.get_running_loop().time() + self._drain + 5
+        deadline = asyncio.get_running_loop().time() + self._spec.drain + 5
         for worker in self._workers:
             while worker.process.is_alive() and asyncio.get_running_loop().time() < deadline:
                 await asyncio.sleep(0.05)
@@ -263,7 +278,7 @@ class WorkerPool:
         parent, child = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(
             target=worker_main,
-            args=(child, self._listen, self._settings, self._drain, self._tls),
+            args=(child, self._spec),
             name="portway-worker",
             daemon=True,
         )
