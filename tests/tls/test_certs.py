@@ -110,3 +110,15 @@ def test_default_certificate_follows_a_new_default_zone(tmp_path: Path) -> None:
         "*.two.test",
         "two.test",
     )
+
+
+def test_an_operators_own_default_certificate_is_never_replaced(
+    tmp_path: Path, ca: trustme.CA
+) -> None:
+    ensure_default_certificate(tmp_path, "portway.test")
+    chain, key = pems(ca.issue_cert("*.other.example"))
+    (tmp_path / "default.pem").write_text(chain)
+    (tmp_path / "default-key.pem").write_text(key)
+    far = dt.datetime(2999, 1, 1, tzinfo=dt.UTC)
+    ensure_default_certificate(tmp_path, "portway.test", now=far)
+    assert (tmp_path / "default.pem").read_text() == chain

@@ -43,9 +43,18 @@ RENEW_BEFORE = dt.timedelta(days=30)
 
 
 def _still_good(cert_path: Path, key_path: Path, zone: str, now: dt.datetime) -> bool:
+    """Keep the files unless they are ours and due: an operator's own certificate put in
+    their place is never replaced, whatever its names or expiry."""
     if not (cert_path.exists() and key_path.exists()):
         return False
     leaf = x509.load_pem_x509_certificates(cert_path.read_bytes())[0]
+    ca_path = cert_path.parent / "ca.pem"
+    ours = (
+        ca_path.exists()
+        and leaf.issuer == x509.load_pem_x509_certificate(ca_path.read_bytes()).subject
+    )
+    if not ours:
+        return True
     try:
         san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     except x509.ExtensionNotFound:
