@@ -44,9 +44,7 @@ class Backend:
         self.server.server_close()
 
 
-def start_backend(name: str) -> Backend:
-    holder: dict[str, Backend] = {}
-
+def _handler_class(name: str, seen: list[dict[str, Any]]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -59,7 +57,9 @@ def start_backend(name: str) -> Backend:
                 "headers": {k.lower(): v for k, v in self.headers.items()},
                 "body_len": len(body),
             }
-            holder["b"].seen.append(record)
+            seen.append(record)
+            if self.path.startswith("/slow/"):  # /slow/<seconds>: an in-flight request
+                time.sleep(float(self.path.split("/")[2]))
             out = json.dumps({"backend": name, **record}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -72,12 +72,46 @@ def start_backend(name: str) -> Backend:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    return Handler
+
+
+def start_backend(name: str) -> Backend:
+    seen: list[dict[str, Any]] = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(name, seen))
     server.daemon_threads = True
-    backend = Backend(name=name, server=server)
-    holder["b"] = backend
+    backend = Backend(name=name, server=server, seen=seen)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return backend
+
+
+class BackendProcess:
+    """The same backend in its own process, so that a test can kill it for real (every
+    connection reset, as when an instance dies)."""
+
+    def __init__(self, name: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _PROCESS_MAIN, name],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=str(Path(__file__).resolve().parents[2]),
+        )
+        assert self.proc.stdout is not None
+        self.port = int(self.proc.stdout.readline())
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+_PROCESS_MAIN = """
+import sys
+from http.server import ThreadingHTTPServer
+from tests.integration.harness import _handler_class
+server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(sys.argv[1], []))
+server.daemon_threads = True
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
 
 
 class Portway:
