@@ -29,6 +29,7 @@ from typing import Any, Final
 from portway.errors import ConfigError
 from portway.model import Certificate
 from portway.tls.certs import covers
+from portway.tls.groups import restrict_groups
 from portway.tls.sni import SniTable
 
 log = logging.getLogger("portway.tls")
@@ -74,6 +75,7 @@ def new_context() -> ssl.SSLContext:
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
     ctx.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE  # Python sets it; Mozilla says off
     ctx.set_alpn_protocols(["http/1.1"])
+    restrict_groups(ctx)  # X25519, P-256, P-384 only (Mozilla intermediate)
     return ctx
 
 
