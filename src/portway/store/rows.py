@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -64,31 +64,6 @@ def backend_to_row(backend: Backend, proxy_id: str) -> dict[str, Any]:
     }
 
 
-def proxy_from_row(row: Row, backends: tuple[Backend, ...] = ()) -> Proxy:
-    persistence = row["session_persistence"]
-    health = row["health_check"]
-    return Proxy(
-        id=row["id"],
-        project=row["project"],
-        hostname=row["hostname"],
-        path_prefix=row["path_prefix"],
-        backend_port=row["backend_port"],
-        algorithm=row["algorithm"],
-        session_persistence=SessionPersistence(**persistence) if persistence else None,
-        health_check=HealthCheck(**health) if health else None,
-        tls=TlsSettings(**row["tls"]),
-        cache=CacheSettings(**row["cache"]),
-        timeouts=Timeouts(**(row["timeouts"] or {})),
-        limits=Limits(**(row["limits"] or {})),
-        hash_key=row["hash_key"],
-        backends=backends,
-        source=row["source"],
-        created_at=utc(row["created_at"]),
-        updated_at=utc(row["updated_at"]),
-        revision=row["revision"],
-    )
-
-
 JSON_COLUMNS = frozenset(
     {"session_persistence", "health_check", "tls", "cache", "timeouts", "limits"}
 )
@@ -124,27 +99,41 @@ class BulkProxyDecoder:
         return found
 
     def proxy(self, row: Row, backends: tuple[Backend, ...]) -> Proxy:
-        option = self.option
-        return Proxy(
-            id=row["id"],
-            project=row["project"],
-            hostname=row["hostname"],
-            path_prefix=row["path_prefix"],
-            backend_port=row["backend_port"],
-            algorithm=row["algorithm"],
-            session_persistence=option("session_persistence", row["session_persistence"]),
-            health_check=option("health_check", row["health_check"]),
-            tls=option("tls", row["tls"]),
-            cache=option("cache", row["cache"]),
-            timeouts=option("timeouts", row["timeouts"]) or _DEFAULT_TIMEOUTS,
-            limits=option("limits", row["limits"]) or _DEFAULT_LIMITS,
-            hash_key=row["hash_key"],
-            backends=backends,
-            source=row["source"],
-            created_at=utc(row["created_at"]),
-            updated_at=utc(row["updated_at"]),
-            revision=row["revision"],
-        )
+        return _proxy(row, backends, self.option)
+
+
+def _decoded_option(name: str, value: Any) -> Any:
+    """An option column already decoded by SQLAlchemy's JSON type → its frozen object."""
+    return None if value is None else _JSON_FIELDS[name](**value)
+
+
+def proxy_from_row(row: Row, backends: tuple[Backend, ...] = ()) -> Proxy:
+    """A proxies row selected with its JSON columns decoded (single-object reads)."""
+    return _proxy(row, backends, _decoded_option)
+
+
+def _proxy(row: Row, backends: tuple[Backend, ...], option: Callable[[str, Any], Any]) -> Proxy:
+    return Proxy(
+        id=row["id"],
+        project=row["project"],
+        hostname=row["hostname"],
+        path_prefix=row["path_prefix"],
+        backend_port=row["backend_port"],
+        algorithm=row["algorithm"],
+        session_persistence=option("session_persistence", row["session_persistence"]),
+        health_check=option("health_check", row["health_check"]),
+        tls=option("tls", row["tls"]),
+        cache=option("cache", row["cache"]),
+        # Rows written before migration 0002 have no timeouts/limits: the defaults apply.
+        timeouts=option("timeouts", row["timeouts"]) or _DEFAULT_TIMEOUTS,
+        limits=option("limits", row["limits"]) or _DEFAULT_LIMITS,
+        hash_key=row["hash_key"],
+        backends=backends,
+        source=row["source"],
+        created_at=utc(row["created_at"]),
+        updated_at=utc(row["updated_at"]),
+        revision=row["revision"],
+    )
 
 
 _MISSING = object()
