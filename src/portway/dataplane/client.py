@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, cast
 
 import httptools
 
+from portway.dataplane.answers import answer_and_close, fail_current
 from portway.dataplane.downstream import BUSY, HEAD, IDLE, NEVER, Downstream
 from portway.dataplane.exchange import Exchange
+from portway.dataplane.recording import record
 from portway.dataplane.tls import handshake_of
 from portway.errors import ProtocolError, RemoteProtocolError
 from portway.protocol import chunked, pages
@@ -46,7 +48,6 @@ class ClientConnection(Downstream):
     __slots__ = (
         "_head_bytes",
         "_parser",
-        "_parser_is_dead",
         "_pumping",
         "_reading",
         "fatal",
@@ -62,7 +63,6 @@ class ClientConnection(Downstream):
         self.fatal = 0
         self._head_bytes = 0
         self._reading = True
-        self._parser_is_dead = False
         self._pumping = False
 
     # -- asyncio callbacks ------------------------------------------------------------
@@ -99,7 +99,7 @@ class ClientConnection(Downstream):
             self._drop_upstream(ex)
             if not ex.response_started:
                 ex.status = 499  # nginx's "client closed request"
-            self._record(ex)
+            record(self, ex)
         self.queue.clear()
 
     def pause_writing(self) -> None:
@@ -153,13 +153,17 @@ class ClientConnection(Downstream):
 
     # -- llhttp callbacks ------------------------------------------------------------
 
-    def on_message_begin(self) -> None:
-        self.head = RequestHead(self.dp.settings.max_header_bytes)
-        self._head_bytes = 0
-
+    # No on_message_begin: every request starts with its URL, so the head is made by the
+    # first on_url, which saves llhttp one call into Python per request.
     def on_url(self, part: bytes) -> None:
-        assert self.head is not None
-        self.head.add_url(part, self.dp.settings.max_request_line)
+        head = self.head
+        if head is None:
+            settings = self.dp.settings
+            head = self.head = RequestHead(settings.max_header_bytes)
+            self._head_bytes = 0
+            head.add_url(part, settings.max_request_line)
+        else:
+            head.add_url(part, self.dp.settings.max_request_line)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         assert self.head is not None
@@ -248,13 +252,10 @@ class ClientConnection(Downstream):
         broken, self.receiving = self.receiving, None
         if broken is not None:
             if broken is self.current:
-                self._fail_current(status)
+                fail_current(self, status)
                 return
             self.queue.remove(broken)  # never forwarded: it had not started yet
         self.fatal = status
-
-    def _parser_dead(self) -> bool:
-        return self._parser_is_dead
 
     def _forget(self) -> None:
         self.dp.connections.discard(self)
@@ -269,7 +270,7 @@ class ClientConnection(Downstream):
                     self.current = ex = self.queue.popleft()
                     self._start(ex)
                 elif self.fatal:
-                    self._answer_and_close(self.fatal)
+                    answer_and_close(self, self.fatal)
                 else:
                     break
         finally:
@@ -278,7 +279,7 @@ class ClientConnection(Downstream):
     # -- ends of exchanges ------------------------------------------------------------
 
     def _finish(self, ex: Exchange) -> None:
-        self._record(ex)
+        record(self, ex)
         self.current = None
         self.hard_deadline = NEVER
         if ex.close_after or not ex.body_done:
@@ -329,19 +330,19 @@ class ClientConnection(Downstream):
         if self.state == IDLE:
             self._close()
         elif ex is None:
-            self._answer_and_close(408)
+            answer_and_close(self, 408)
         elif ex.connect_task is not None:
             ex.connect_task.cancel()  # connect timeout: like a refused connection
             ex.connect_task = None
             self._backend_failed(ex, 502)
         elif self.receiving is ex and self._reading and not ex.response_started:
             # The client stopped sending the body it declared: its fault, not the backend's.
-            self._fail_current(408)
+            fail_current(self, 408)
             self.flush()
         else:
             if not ex.response_started and ex.plan is not None and ex.backend is not None:
                 self.dp.plans.failure((ex.plan.proxy.id, ex.backend.id), self.dp.now)
-            self._fail_current(504)
+            fail_current(self, 504)
             self.flush()
 
     def close_if_idle(self) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from portway.balance import Balancer, Stickiness, make_balancer
+from portway.dataplane.recording import MetricKeys
 from portway.dataplane.settings import DataPlaneSettings
 from portway.health.passive import Key, OutlierDetector
 from portway.model import Backend, Proxy, SessionPersistence
@@ -46,6 +47,8 @@ class Plan:
         "idle",
         "label",
         "max_body",
+        "metric_keys",
+        "plain",
         "proxy",
         "sticky",
         "total",
@@ -65,12 +68,15 @@ class Plan:
         self.sticky = sticky
         self.counts_load = proxy.algorithm in _LOAD_AWARE
         self.label = f"{proxy.hostname}{proxy.path_prefix}"
+        self.metric_keys = MetricKeys(proxy.project, self.label)
         # Keyed by backend id: the balancer returns a Backend, the pool wants its bucket.
         pool = plans.pool
         self.buckets: dict[str, Bucket[UpstreamConnection]] = {
             b.id: pool.bucket(b.address, b.port) for b in proxy.backends
         }
         self.hash_header, self.hash_cookie = _hash_key(proxy)
+        # No persistence and no hash key: pick() needs no request header at all.
+        self.plain = sticky is None and self.hash_header is None and self.hash_cookie is None
         self._set_timeouts(proxy, plans.settings)
         limit = proxy.limits.max_body_bytes
         self.max_body = NO_LIMIT if limit is None else limit

@@ -7,7 +7,7 @@ buffer passes its high-water mark, the other side stops being read until it drai
 
 The client connection stays in the data plane's connection set while the tunnel lives
 (for the sweep's idle timeout, the drain and ``open_connections``) and hears about the
-end through :meth:`Downstream.tunnel_closed`.
+end through :meth:`Responding.tunnel_closed`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from portway.dataplane.downstream import Downstream
+    from portway.dataplane.responding import Responding
 
 
 class Tunnel:
@@ -24,7 +24,7 @@ class Tunnel:
 
     def __init__(
         self,
-        owner: Downstream,
+        owner: Responding,
         client: asyncio.Transport,
         upstream: asyncio.Transport,
         idle: float,

@@ -19,8 +19,8 @@ from portway.protocol import response as resp
 from portway.protocol.response import ResponseHead
 
 if TYPE_CHECKING:
-    from portway.dataplane.downstream import Downstream as ClientConnection
     from portway.dataplane.pool import Bucket, UpstreamPool
+    from portway.dataplane.responding import Responding as ClientConnection
 
 
 class _HeadBodySkipped(Exception):
@@ -104,7 +104,7 @@ class UpstreamConnection(asyncio.Protocol):
         if self.response_started and self.head.framing == resp.UNTIL_CLOSE:
             if self.head.rechunk:
                 client.out.append(chunked.LAST_CHUNK)
-            client.response_done(self, reusable=False)
+            client.response_done(self, False)
         else:
             client.upstream_failed(self, 502)
         client.flush()
@@ -148,7 +148,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     # -- called by the client side ------------------------------------------------------------
 
-    def start(self, client: ClientConnection, pieces: list[bytes], *, head_request: bool) -> None:
+    def start(self, client: ClientConnection, data: bytes, head_request: bool) -> None:
         """Bind to ``client`` and send the request head plus any body bytes already read."""
         self.client = client
         self.head.reset()
@@ -157,8 +157,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.body_bytes = 0
         self._head_request = head_request
         assert self.transport is not None
-        # write() of one buffer takes uvloop's immediate-send fast path (see client.flush).
-        self.transport.write(pieces[0] if len(pieces) == 1 else b"".join(pieces))
+        # write() of one buffer takes uvloop's immediate-send fast path (see flush()).
+        self.transport.write(data)
 
     def close(self) -> None:
         """Close without reuse: the connection's framing state is unknown."""
@@ -214,17 +214,18 @@ class UpstreamConnection(asyncio.Protocol):
         if self._interim or self.switched:
             self._interim = False
             return
-        if self.head.rechunk:
-            assert self.client is not None
-            self.client.out.append(chunked.LAST_CHUNK)
-        self._message_done()
+        client, self.client = self.client, None
+        if client is not None:  # _message_done(), inlined: this runs once per response
+            if self.head.rechunk:
+                client.out.append(chunked.LAST_CHUNK)
+            client.response_done(self, self._keep_alive)
 
     # -- internals ------------------------------------------------------------
 
     def _message_done(self) -> None:
         client, self.client = self.client, None
         if client is not None:
-            client.response_done(self, reusable=self._keep_alive)
+            client.response_done(self, self._keep_alive)
 
     def _fail(self, client: ClientConnection, status: int) -> None:
         self.abort()  # never reuse a connection whose framing we could not follow

@@ -45,6 +45,7 @@ _END_TO_END: Final = frozenset(
     }
 )
 _kind_cache_get = h.cache_lookup
+_OTHER: Final = h.OTHER
 _status_lines: dict[tuple[int, bytes], bytes] = {}
 
 
@@ -98,6 +99,9 @@ class ResponseHead:
 
     def add_header(self, name: bytes, value: bytes) -> None:
         kind = _kind_cache_get(name)  # inlined classify(): one call less per header
+        if kind == _OTHER:  # most headers: skip the set test and the kind ladder
+            self.pieces.extend((name, _SEP, value, _CRLF))
+            return
         if kind is None:
             kind = h.classify(name)
         if kind in _END_TO_END:
@@ -139,7 +143,6 @@ class ResponseHead:
 
     def encode(
         self,
-        *,
         client_http10: bool,
         close: bool,
         request_host: bytes = b"",
@@ -148,7 +151,8 @@ class ResponseHead:
     ) -> bytes:
         """The head for the client; sets ``rechunk`` and ``close`` for the body stage.
 
-        ``extra`` is complete header lines Portway adds (a persistence cookie, Upgrade)."""
+        ``extra`` is complete header lines Portway adds (a persistence cookie, Upgrade).
+        Positional on the hot path: a keyword call costs a dict-like binding per call."""
         framing = self.framing
         if framing == LENGTH or (framing == NO_BODY and self._cl_count and self.status != 204):
             length = b"Content-Length: " + self.content_length + _CRLF
@@ -166,16 +170,10 @@ class ResponseHead:
                 self.pieces[i], request_host=request_host, client_scheme=client_scheme
             )
         connection = _CLOSE if close else (_KEEP_ALIVE if client_http10 else b"")
-        return b"".join(
-            (
-                status_line(self.status, self.reason),
-                b"".join(self.pieces),
-                extra,
-                length,
-                connection,
-                _CRLF,
-            )
-        )
+        line = _status_lines.get((self.status, self.reason))  # status_line(), inlined
+        if line is None:
+            line = status_line(self.status, self.reason)
+        return b"".join((line, b"".join(self.pieces), extra, length, connection, _CRLF))
 
     def header_values(self, name: bytes) -> list[bytes]:
         """Every value of end-to-end header ``name`` (lower case); searched on demand."""
