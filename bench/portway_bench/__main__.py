@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+import httpx
+
 from portway_bench import churn, configs, idle, report, wrk
 from portway_bench.procs import Server, free_port
 from portway_bench.targets import Target, standard_targets
@@ -75,7 +77,23 @@ def start_all(
             log(f"SKIP {target.name}: {exc}")
             continue
         up.append(target)
+        probe(target, hosts[0], res)
     return up
+
+
+def probe(target: Target, host: str, res: report.Results) -> None:
+    """One request per listener before measuring: a target that answers an error status
+    would otherwise show fast but meaningless figures (wrk counts them only as errors)."""
+    schemes = ["http", "https"] if target.tls else ["http"]
+    for scheme in schemes:
+        url = f"{scheme}://127.0.0.1:{target.ports[scheme]}/"
+        try:
+            status: int | str = httpx.get(url, headers={"Host": host}, verify=False).status_code
+        except httpx.HTTPError as exc:
+            status = f"{type(exc).__name__}: {exc}"
+        res.extra.setdefault("probe", {}).setdefault(target.name, {})[scheme] = status
+        if status != 200:
+            log(f"WARNING {target.name} answers {status} on {scheme} for Host {host}")
 
 
 def interleaved(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+HOST = "bench.test"
 MARK = "@@WRK@@"
 
 # Host selection: one fixed Host header, or a random one of N per request (route-table
@@ -80,12 +82,34 @@ def script(directory: Path, load: Load) -> Path:
     return path
 
 
+@functools.cache
+def private_hosts_works() -> bool:
+    """Whether wrk can run in a private mount namespace (root, or CAP_SYS_ADMIN)."""
+    try:
+        return subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode == 0
+    except OSError:
+        return False
+
+
 def command(directory: Path, load: Load, port: int) -> list[str]:
+    """wrk's argv. For TLS, wrk sends the URL's host as SNI; a proxy that checks SNI
+    against Host (Portway answers 421) needs https://bench.test:PORT, so wrk then runs in a
+    private mount namespace whose /etc/hosts maps bench.test to 127.0.0.1. The machine's
+    own /etc/hosts is never touched."""
     scheme = "https" if load.tls else "http"
     threads = max(1, min(load.threads, load.connections))
+    host = "127.0.0.1"
+    prefix: list[str] = []
+    if load.tls and private_hosts_works():
+        hosts = directory / "wrk-hosts"
+        hosts.write_text(f"127.0.0.1 localhost {HOST}\n")
+        host = HOST
+        script_ = 'mount --bind "$0" /etc/hosts && exec "$@"'
+        prefix = ["unshare", "-m", "sh", "-c", script_, str(hosts)]
     return [
+        *prefix,
         "wrk", "-t", str(threads), "-c", str(load.connections), "-d", f"{load.duration:g}s",
-        "--timeout", "5s", "-s", str(script(directory, load)), f"{scheme}://127.0.0.1:{port}{load.path}",
+        "--timeout", "5s", "-s", str(script(directory, load)), f"{scheme}://{host}:{port}{load.path}",
     ]  # fmt: skip
 
 
