@@ -93,3 +93,33 @@ def test_removed_backend_is_forgotten() -> None:
         server.close()
 
     asyncio.run(main())
+
+
+def test_incremental_update_touches_only_changed_proxies() -> None:
+    async def main() -> None:
+        server = await status_server([200])
+        port = server.sockets[0].getsockname()[1]
+        monitor = HealthMonitor(lambda h: None)
+        check = HealthCheck(interval=0.02, rise=1)
+        first = snapshot(check, [port])
+        monitor.update(first, None)
+        await wait_for(monitor, ("p", "b0"), UP)
+        task_before = monitor._tasks[("p", "b0")][0]
+        other = Proxy(
+            id="q",
+            project="x",
+            hostname="q.test",
+            health_check=check,
+            backends=(Backend(id="c0", address="127.0.0.1", port=port),),
+        )
+        both = Snapshot(version=2, routes=first.routes.with_changes(upserts=[other]))
+        monitor.update(both, {"q"})
+        await wait_for(monitor, ("q", "c0"), UP)
+        assert monitor._tasks[("p", "b0")][0] is task_before  # untouched proxy kept its probe
+        gone = Snapshot(version=3, routes=both.routes.with_changes(removed=["q"]))
+        monitor.update(gone, {"q"})
+        assert ("q", "c0") not in monitor.health and ("q", "c0") not in monitor._tasks
+        await monitor.close()
+        server.close()
+
+    asyncio.run(main())

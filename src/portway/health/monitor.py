@@ -39,38 +39,56 @@ class HealthMonitor:
         self._clock = clock
         self._rng = rng or random.Random()
         self._tasks: dict[Target, tuple[asyncio.Task[None], Proxy, Backend]] = {}
+        self._by_proxy: dict[str, set[Target]] = {}
         self.health: dict[Target, Health] = {}
 
-    def update(self, snapshot: Snapshot) -> None:
-        """Start probes for new targets, restart changed ones, stop removed ones."""
-        wanted: dict[Target, tuple[Proxy, Backend]] = {}
-        for route in snapshot.routes.routes():
-            proxy = route.proxy
-            if proxy.health_check is None:
+    def update(self, snapshot: Snapshot, changed: set[str] | None = None) -> None:
+        """Start probes for new targets, restart changed ones, stop removed ones.
+
+        ``changed`` names the proxies that changed since the last call (None: look at
+        everything), so a change costs O(its backends), not O(table)."""
+        if changed is None:
+            scope = set(self._by_proxy) | {r.proxy.id for r in snapshot.routes.routes()}
+        else:
+            scope = changed
+        removed_any = False
+        for proxy_id in scope:
+            removed_any |= self._sync_proxy(proxy_id, snapshot)
+        if removed_any:
+            self._on_change(dict(self.health))
+
+    def _sync_proxy(self, proxy_id: str, snapshot: Snapshot) -> bool:
+        """Bring one proxy's probes in line; True when a reported health was dropped."""
+        route = snapshot.routes.get(proxy_id)
+        proxy = route.proxy if route is not None else None
+        wanted: dict[Target, Backend] = {}
+        if proxy is not None and proxy.health_check is not None:
+            wanted = {(proxy_id, b.id): b for b in proxy.backends}
+        dropped = False
+        for target in self._by_proxy.pop(proxy_id, set()):
+            task, old_proxy, old_backend = self._tasks.pop(target)
+            backend = wanted.get(target)
+            if backend == old_backend and proxy is not None and _same_probe(old_proxy, proxy):
+                self._tasks[target] = (task, proxy, old_backend)  # unchanged: keep probing
                 continue
-            for backend in proxy.backends:
-                wanted[(proxy.id, backend.id)] = (proxy, backend)
-        changed = False
-        for target in list(self._tasks):
-            task, proxy, backend = self._tasks[target]
-            new = wanted.get(target)
-            if new is None or new[0].health_check != proxy.health_check or new[1] != backend:
-                task.cancel()
-                del self._tasks[target]
-                if new is None and self.health.pop(target, None) is not None:
-                    changed = True
-        for target, (proxy, backend) in wanted.items():
+            task.cancel()  # a changed target gets a fresh task below; its health stays
+            if backend is None and self.health.pop(target, None) is not None:
+                dropped = True
+        for target, backend in wanted.items():
             if target not in self._tasks:
+                assert proxy is not None
                 task = asyncio.create_task(self._run(target, proxy, backend))
                 self._tasks[target] = (task, proxy, backend)
-        if changed:
-            self._on_change(dict(self.health))
+        if wanted:
+            self._by_proxy[proxy_id] = set(wanted)
+        return dropped
 
     async def close(self) -> None:
         for task, _, _ in self._tasks.values():
             task.cancel()
         await asyncio.gather(*(t for t, _, _ in self._tasks.values()), return_exceptions=True)
         self._tasks.clear()
+        self._by_proxy.clear()
 
     async def _run(self, target: Target, proxy: Proxy, backend: Backend) -> None:
         check = proxy.health_check
@@ -103,3 +121,8 @@ class HealthMonitor:
                 )
                 self._on_change(dict(self.health))
             await asyncio.sleep(check.interval)
+
+
+def _same_probe(old: Proxy, new: Proxy) -> bool:
+    """Whether a running probe task still sends what ``new`` asks for."""
+    return old.health_check == new.health_check and old.hostname == new.hostname

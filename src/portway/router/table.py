@@ -85,6 +85,9 @@ class RouteTable:
     def __len__(self) -> int:
         return len(self._by_id)
 
+    def __contains__(self, proxy_id: object) -> bool:
+        return proxy_id in self._by_id
+
     def get(self, proxy_id: str) -> Route | None:
         return self._by_id.get(proxy_id)
 

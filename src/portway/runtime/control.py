@@ -85,7 +85,7 @@ async def run(config: ServeConfig) -> int:
             plane.apply(snapshot)
         if pool is not None:
             pool.publish(snapshot, changed)
-        monitor.update(snapshot)
+        monitor.update(snapshot, changed)
 
     reconciler = Reconciler(store, publish)
     first = await asyncio.to_thread(reconciler.load_initial)
