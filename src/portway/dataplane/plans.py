@@ -12,7 +12,7 @@ copy of the counter is stale, so a request pays one integer comparison for healt
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import TYPE_CHECKING
 
 from portway.balance import Balancer, Stickiness, make_balancer
@@ -176,7 +176,7 @@ class Plans:
             kept = self._sticky[proxy.id] = (config, Stickiness(config))
         return kept[1]
 
-    def prune(self, live_ids: set[str]) -> None:
+    def prune(self, live_ids: Container[str]) -> None:
         """Forget proxies that left the table (called on apply, off the hot path)."""
         for table in (self._plans, self._balancers, self._sticky):
             for proxy_id in [k for k in table if k not in live_ids]:
