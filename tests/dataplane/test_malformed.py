@@ -6,6 +6,7 @@ refuses it or whether Portway's own checks in protocol/request.py do.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 
@@ -137,3 +138,30 @@ def test_idle_keepalive_connection_is_closed_silently(
     data, closed = raw(runner.port, b"GET / HTTP/1.1\r\n" + H + b"\r\n", timeout=3)
     assert data.startswith(b"HTTP/1.1 200") and data.count(b"HTTP/1.1") == 1 and closed
     assert time.monotonic() - started < 2.5
+
+
+def test_http10_request_line_is_not_mistaken_for_http11_when_a_read_starts_mid_head(
+    proxy: ProxyRunner, origin: Origin
+) -> None:
+    # The second read begins with bytes that look like an HTTP/1.1 request line but are a
+    # header value of the HTTP/1.0 request: Transfer-Encoding stays refused on HTTP/1.0.
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=3) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(b"POST / HTTP/1.0\r\n" + H + b"X-A: ")
+        time.sleep(0.2)
+        sock.sendall(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        data = sock.recv(65536)
+    assert status_of(data) == 400
+    assert origin.seen == []
+
+
+def test_pipelined_http10_request_after_an_http11_one_is_read_as_http10(
+    proxy: ProxyRunner, origin: Origin
+) -> None:
+    good = b"GET / HTTP/1.1\r\n" + H + b"\r\n"
+    data, closed = raw(proxy.port, good + MALFORMED["te_in_http10"].replace(b"POST", b"GET"))
+    # As above: the good request is answered and the connection closes; had the second
+    # been taken for HTTP/1.1, the origin would have seen it too.
+    assert data.startswith(b"HTTP/1.1 200") and closed
+    time.sleep(0.05)
+    assert [s.path for s in origin.seen] == ["/"]

@@ -36,6 +36,9 @@ if TYPE_CHECKING:
     from portway.dataplane.server import DataPlane
 
 
+_HTTP11_END = b" HTTP/1.1\r\n"
+
+
 def _status_of(exc: Exception) -> int:
     """Map an httptools error (possibly wrapping ours) to the status to answer."""
     inner = exc.__context__
@@ -46,6 +49,7 @@ def _status_of(exc: Exception) -> int:
 
 class ClientConnection(Downstream):
     __slots__ = (
+        "_chunk",
         "_head_bytes",
         "_parser",
         "_pumping",
@@ -64,6 +68,7 @@ class ClientConnection(Downstream):
         self._head_bytes = 0
         self._reading = True
         self._pumping = False
+        self._chunk = b""  # the read being parsed, until its first head is complete
 
     # -- asyncio callbacks ------------------------------------------------------------
 
@@ -138,6 +143,8 @@ class ClientConnection(Downstream):
             self.deadline = self.dp.now + settings.client_header_timeout
         elif self.state == BUSY:
             self.deadline = self.dp.now + self.idle
+        # Between messages (no head, no body in progress) the read starts a request line.
+        self._chunk = data if self.head is None and self.receiving is None else b""
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -147,9 +154,11 @@ class ClientConnection(Downstream):
         else:
             if self.head is not None:
                 self._check_head_size(len(data))
+        self._chunk = b""
         self._pump()
         self._update_reading()
-        self.flush()
+        if self.out:
+            self.flush()
 
     # -- llhttp callbacks ------------------------------------------------------------
 
@@ -176,7 +185,7 @@ class ClientConnection(Downstream):
         method: bytes = parser.get_method()
         if method == b"CONNECT":
             raise ProtocolError("CONNECT is not proxied", status=405)
-        head.complete(method, parser.get_http_version(), parser.should_keep_alive())
+        head.complete(method, self._version(method, head.url), parser.should_keep_alive())
         ex = Exchange(head, monotonic())
         if head.upgrade is not None and ws.wants_websocket(head.upgrade):
             ex.ws_key = ws.check_request(
@@ -192,6 +201,18 @@ class ClientConnection(Downstream):
         if self.state != BUSY:
             self.state = BUSY
             self.deadline = self.dp.now + self.idle
+
+    def _version(self, method: bytes, url: bytes) -> str:
+        # get_http_version() formats a new str each call (~240 ns). A read that began
+        # between messages and starts with this very request line says the version: the
+        # line is at offset 0 (a method cannot hold the SP that would make a partial method
+        # from the last read line up, and llhttp-skipped CRLFs do not match). Only the
+        # read's first head qualifies; any other case asks llhttp.
+        chunk, self._chunk = self._chunk, b""
+        if chunk and chunk.startswith(b"".join((method, b" ", url, _HTTP11_END))):
+            return "1.1"
+        version: str = self._parser.get_http_version()
+        return version
 
     def on_body(self, data: bytes) -> None:
         ex = self.receiving
@@ -295,7 +316,8 @@ class ClientConnection(Downstream):
             data, self._stash = self._stash, b""
             self._feed(data)  # parses, starts the next exchange and fixes reading
             return
-        self._pump()
+        if self.queue or self.fatal:  # nothing to start otherwise: spare the call
+            self._pump()
         self._update_reading()
 
     # -- flow control and timers ------------------------------------------------------------
