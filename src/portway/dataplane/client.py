@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, cast
 import httptools
 
 from portway.dataplane.answers import answer_and_close, fail_current
-from portway.dataplane.downstream import BUSY, HEAD, IDLE, NEVER, Downstream
+from portway.dataplane.downstream import Downstream
 from portway.dataplane.exchange import Exchange
 from portway.dataplane.recording import record
+from portway.dataplane.responding import BUSY, HEAD, IDLE, NEVER
 from portway.dataplane.tls import handshake_of
 from portway.errors import ProtocolError, RemoteProtocolError
 from portway.protocol import chunked, pages
@@ -156,7 +157,9 @@ class ClientConnection(Downstream):
                 self._check_head_size(len(data))
         self._chunk = b""
         self._pump()
-        self._update_reading()
+        # Reading, nothing half-read or held, parser alive: _update_reading would not act.
+        if self.receiving is not None or self._stash or self._parser_is_dead or not self._reading:
+            self._update_reading()
         if self.out:
             self.flush()
 
@@ -318,7 +321,8 @@ class ClientConnection(Downstream):
             return
         if self.queue or self.fatal:  # nothing to start otherwise: spare the call
             self._pump()
-        self._update_reading()
+        if self.receiving is not None or self._parser_is_dead or not self._reading:
+            self._update_reading()  # (no stash here: it was fed above)
 
     # -- flow control and timers ------------------------------------------------------------
 

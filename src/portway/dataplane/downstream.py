@@ -3,8 +3,9 @@
 :class:`Downstream` is the base of :class:`~portway.dataplane.client.ClientConnection`;
 it holds everything that happens after a request head is parsed, while ``client`` holds
 the parsing and the asyncio callbacks. What the upstream connection calls back into is
-in ``responding`` (the answer), ``switching`` (the WebSocket hand-over); the proxy's
-own answers are in ``answers`` and the end-of-exchange bookkeeping in ``recording``.
+in the base class, ``responding``; the proxy's own answers are in ``answers``, the
+end-of-exchange bookkeeping in ``recording`` and the WebSocket hand-over in
+``switching``. States: IDLE, HEAD, BUSY, TUNNEL (see ``client``).
 
 Retries: a request whose backend could not be connected to, or closed before one byte
 of an answer, goes once to another backend, provided no byte of its body has reached a
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from functools import partial
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 from portway.dataplane.answers import fail_current, redirect
 from portway.dataplane.exchange import Exchange
@@ -25,7 +26,7 @@ from portway.dataplane.picking import pick
 from portway.dataplane.plans import NO_LIMIT, Plan
 from portway.dataplane.pool import UpstreamPool
 from portway.dataplane.recording import unbind
-from portway.dataplane.responding import Responding
+from portway.dataplane.responding import BUSY, Responding
 from portway.dataplane.upstream import UpstreamConnection
 from portway.model import Backend
 from portway.protocol import request as req
@@ -33,12 +34,6 @@ from portway.protocol import websocket as ws
 
 if TYPE_CHECKING:
     pass
-
-IDLE: Final = 0
-HEAD: Final = 1
-BUSY: Final = 2
-TUNNEL: Final = 3
-NEVER: Final = float("inf")
 
 
 class Downstream(Responding):
@@ -121,7 +116,10 @@ class Downstream(Responding):
             inflight[backend.id] = inflight.get(backend.id, 0) + 1
             ex.counted = True
         bucket = ex.bucket = plan.buckets[backend.id]
-        conn = UpstreamPool.acquire(bucket)
+        idle = bucket.idle  # UpstreamPool.acquire(), inlined for the usual live connection
+        conn = idle.pop() if idle else None
+        if conn is not None and not conn.usable:
+            conn = UpstreamPool.acquire(bucket)
         if conn is not None:
             self._attach(ex, conn, True)
         else:

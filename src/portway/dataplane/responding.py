@@ -1,10 +1,12 @@
 """The answer side of a client connection: relay a backend's response to the client.
 
-:class:`Responding` extends :class:`~portway.dataplane.downstream.Downstream` with the
-methods an :class:`~portway.dataplane.upstream.UpstreamConnection` calls while it parses
-a response: the head (re-framed for the client, with the headers Portway adds), the end
-of the body (the connection back to the pool), and failures (retry or error page). The
-body bytes themselves go straight into ``out`` from the upstream parser's callbacks.
+:class:`Responding` is the base of a client connection (``Downstream``, then
+``ClientConnection``): it holds the connection's state and the methods an
+:class:`~portway.dataplane.upstream.UpstreamConnection` calls while it parses a
+response: the head (re-framed for the client, with the headers Portway adds), the end of
+the body (the connection back to the pool), failures (retry or error page) and the
+WebSocket hand-over (see ``switching``). Body bytes go straight into ``out`` from the
+upstream parser's callbacks, and ``flush`` writes them once per read.
 
 Health bookkeeping costs nothing for a healthy fleet: the outlier detector is only
 called on a 5xx or while it is watching a backend; persistence and HSTS only when the
@@ -34,7 +36,10 @@ from portway.router import Snapshot
 if TYPE_CHECKING:
     from portway.dataplane.server import DataPlane
 
-HEAD: Final = 1  # the first state of a connection (see client.py for all of them)
+# A client connection's states (see client.py; TUNNEL is in switching.py).
+IDLE: Final = 0
+HEAD: Final = 1
+BUSY: Final = 2
 NEVER: Final = float("inf")
 
 
@@ -100,6 +105,8 @@ class Responding(asyncio.Protocol):
     def _backend_failed(self, ex: Exchange, status: int) -> None:
         raise NotImplementedError
 
+    # -- response side (called by UpstreamConnection) ----------------------------
+
     def response_interim(self, head: bytes) -> None:
         ex = self.current
         if ex is not None and not ex.head.http10:  # HTTP/1.0 clients cannot take a 1xx
@@ -161,8 +168,10 @@ class Responding(asyncio.Protocol):
             return
         ex.upstream = None
         ex.bytes_out += conn.body_bytes
-        if reusable and ex.body_done:
-            conn.release()
+        if reusable and ex.body_done:  # conn.release(), inlined: once per request
+            evicted = conn.pool.release(conn.bucket, conn)
+            if evicted is not None:
+                evicted.close()
         else:
             conn.close()
         self._finish(ex)

@@ -9,7 +9,7 @@ None of this runs for a request without a validated ``Sec-WebSocket-Key``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from portway.dataplane.recording import record
 from portway.dataplane.tunnel import Tunnel
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from portway.dataplane.responding import Responding
     from portway.dataplane.upstream import UpstreamConnection
 
-TUNNEL = 3  # the client connection's state once spliced (see client.py)
+TUNNEL: Final = 3  # the client connection's state once spliced (see client.py)
 
 
 def switching(conn: Responding, head: ResponseHead) -> bool:
