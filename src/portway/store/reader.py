@@ -142,12 +142,10 @@ class Reader:
         return [rows.change_from_row(r) for r in self.conn.execute(query).mappings()]
 
     def changed_proxy_ids(self, since_revision: int) -> set[str]:
-        query = (
-            sa.select(changes.c.proxy_id)
-            .where(changes.c.revision > since_revision, changes.c.proxy_id.is_not(None))
-            .distinct()
-        )
-        return {str(v) for v in self.conn.execute(query).scalars()}
+        # Only the revision bound goes to SQL: with "proxy_id IS NOT NULL" as well, SQLite
+        # picks the proxy_id index and walks the whole change log on every reconcile.
+        query = sa.select(changes.c.proxy_id).where(changes.c.revision > since_revision)
+        return {str(v) for v in self.conn.execute(query).scalars() if v is not None}
 
     # -- certificates ----------------------------------------------------------------
 
