@@ -118,6 +118,8 @@ class Downstream(Responding):
         bucket = ex.bucket = plan.buckets[backend.id]
         idle = bucket.idle  # UpstreamPool.acquire(), inlined for the usual live connection
         conn = idle.pop() if idle else None
+        if len(idle) < bucket.low:  # the pool's trim must see this pop (see pool)
+            bucket.low = len(idle)
         if conn is not None and not conn.usable:
             conn = UpstreamPool.acquire(bucket)
         if conn is not None:

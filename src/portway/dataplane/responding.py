@@ -169,9 +169,8 @@ class Responding(asyncio.Protocol):
         ex.upstream = None
         ex.bytes_out += conn.body_bytes
         if reusable and ex.body_done:  # conn.release(), inlined: once per request
-            evicted = conn.pool.release(conn.bucket, conn)
-            if evicted is not None:
-                evicted.close()
+            if conn.pool.release(conn.bucket, conn) is not None:
+                conn.close()  # no longer usable
         else:
             conn.close()
         self._finish(ex)

@@ -3,7 +3,7 @@
 Timeouts use one coarse sweep per data plane instead of a timer per request: each
 connection keeps a ``deadline`` float, which costs an attribute store on the hot path
 instead of a TimerHandle allocation and a heap push per request. The same sweep ends
-passive-health back-offs.
+passive-health back-offs and trims the upstream pool's surplus idle connections.
 
 Health comes in two ways: ``set_health`` (the verdicts of the active checks, run by the
 control process) and the passive outlier detector fed by this data plane's own traffic.
@@ -147,6 +147,8 @@ class DataPlane:
         for conn in [c for c in self.connections if c.deadline <= now or c.hard_deadline <= now]:
             conn.on_timeout()
         self.plans.expire(now)
+        for up in self.pool.trim():  # idle connections over the limit for a whole tick
+            up.close()
         self._ticker = loop.call_later(self._tick, self._sweep)
 
     # -- shutdown ------------------------------------------------------------

@@ -20,7 +20,7 @@ class DataPlaneSettings:
     keepalive_timeout: float = 75.0  # idle client keep-alive
     max_request_line: int = 8192  # → 414
     max_header_bytes: int = 32768  # → 431
-    upstream_pool_size: int = 64  # idle keep-alive conns kept per backend
+    upstream_pool_size: int = 64  # idle keep-alive conns kept per backend past a sweep tick
     max_connections: int = 10_000  # per data plane; beyond it new clients get 503 + close
     passive_failures: int = 3  # consecutive connect failures / 5xx that eject a backend
     passive_backoff: float = 10.0  # first ejection; doubles on repeated ejections
