@@ -21,7 +21,7 @@ from portway.reconciler.watcher import Reconciler
 from portway.router import Snapshot
 from portway.runtime.config import Listen, ServeConfig, TlsListen
 from portway.runtime.report import NodeReport
-from portway.runtime.workers import WorkerPool, open_access_log
+from portway.runtime.workers import WorkerPool, open_access_log, settle_heap
 from portway.service import Service
 from portway.store import open_store
 from portway.tls.local_ca import ensure_default_certificate
@@ -92,6 +92,7 @@ async def run(config: ServeConfig) -> int:
     if pool is not None:
         pool.start(first)
     reconciler.commit(first, None)
+    settle_heap()
     if plane is not None:
         await plane.listen_http(config.http.host, config.http.port)
         if tls is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import multiprocessing
 import signal
@@ -75,6 +76,18 @@ def delta_message(
 
 
 STATS_INTERVAL = 1.0
+
+
+def settle_heap() -> None:
+    """Move what a full snapshot left on the heap out of the cyclic GC's reach.
+
+    A 100 000-proxy snapshot is about a million long-lived objects; without this, the
+    first full collections after start-up walk all of them (300 ms pauses measured under
+    load). Collect first, so that no cyclic garbage is frozen with them. Deltas are small
+    and left to the normal collector.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def apply_message(current: Snapshot, message: Message) -> Snapshot:
@@ -141,6 +154,8 @@ async def _worker(conn: Connection, spec: WorkerSpec) -> None:
         snapshot = apply_message(state["snapshot"], message)
         state["snapshot"] = snapshot
         plane.apply(snapshot)
+        if message[0] == "full":
+            settle_heap()
         with contextlib.suppress(OSError):
             conn.send(("applied", snapshot.version))
 

@@ -60,20 +60,21 @@ class Reader:
         if ids is not None:
             pq = pq.where(proxies.c.id.in_(ids))
             bq = bq.where(backends.c.proxy_id.in_(ids))
+        decoder = rows.BulkProxyDecoder()
+        share = decoder.share
         by_proxy: dict[str, list[Backend]] = defaultdict(list)
         # Plain tuples: RowMapping look-ups cost more than building the Backend itself.
         for bid, proxy_id, address, port, weight, backup, source in self.conn.execute(bq):
             by_proxy[proxy_id].append(
                 Backend(
                     id=bid,
-                    address=address,
+                    address=share(address),
                     port=port,
                     weight=weight,
                     backup=bool(backup),
-                    source=source,
+                    source=share(source),
                 )
             )
-        decoder = rows.BulkProxyDecoder()
         return [
             decoder.proxy(row, tuple(by_proxy.get(row["id"], ())))
             for row in self.conn.execute(pq).mappings().all()
