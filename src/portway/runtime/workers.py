@@ -16,9 +16,11 @@ import contextlib
 import gc
 import logging
 import multiprocessing
+import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -90,6 +92,21 @@ def settle_heap() -> None:
     gc.freeze()
 
 
+def watch_pipe(
+    loop: asyncio.AbstractEventLoop, conn: Connection, callback: Callable[[], None]
+) -> None:
+    """Call ``callback`` whenever ``conn`` has a message to read.
+
+    The event loop switches a watched descriptor to non-blocking mode, but Connection
+    reads and writes whole pickled messages with plain blocking calls: a snapshot of
+    100 000 proxies is several megabytes, and on a non-blocking pipe it fails half way
+    with EAGAIN. So the descriptor goes back to blocking once it is watched; the peer
+    always writes whole messages, so a read never waits long.
+    """
+    loop.add_reader(conn.fileno(), callback)
+    os.set_blocking(conn.fileno(), True)
+
+
 def apply_message(current: Snapshot, message: Message) -> Snapshot:
     """Pure: the worker's next snapshot after a "full" or "delta" ``message``."""
     if message[0] == "full":
@@ -144,7 +161,8 @@ async def _worker(conn: Connection, spec: WorkerSpec) -> None:
     def on_message() -> None:
         try:
             message = conn.recv()
-        except (EOFError, OSError):  # the control process is gone: shut down
+        except (EOFError, OSError) as exc:  # the control process is gone: shut down
+            log.warning("control pipe closed (%r); worker shutting down", exc)
             loop.remove_reader(conn.fileno())
             stop.set()
             return
@@ -167,7 +185,7 @@ async def _worker(conn: Connection, spec: WorkerSpec) -> None:
         if not stop.is_set():
             loop.call_later(STATS_INTERVAL, send_stats)
 
-    loop.add_reader(conn.fileno(), on_message)
+    watch_pipe(loop, conn, on_message)
     loop.call_later(STATS_INTERVAL, send_stats)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -323,4 +341,4 @@ class WorkerPool:
             elif message[0] == "stats":
                 worker.stats = message
 
-        loop.add_reader(worker.conn.fileno(), on_ack)
+        watch_pipe(loop, worker.conn, on_ack)
