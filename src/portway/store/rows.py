@@ -86,7 +86,8 @@ class BulkProxyDecoder:
     snapshot holds one ``Timeouts`` object, not 100 000 equal ones.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, timestamps: bool = True) -> None:
+        self._timestamps = timestamps
         self._memo: dict[tuple[str, str | None], Any] = {}
         self._strings: dict[str, str] = {}
 
@@ -105,7 +106,7 @@ class BulkProxyDecoder:
         return found
 
     def proxy(self, row: Row, backends: tuple[Backend, ...]) -> Proxy:
-        return _proxy(row, backends, self.option, self.share)
+        return _proxy(row, backends, self.option, self.share, self._timestamps)
 
 
 def _same(text: str) -> str:
@@ -127,6 +128,7 @@ def _proxy(
     backends: tuple[Backend, ...],
     option: Callable[[str, Any], Any],
     share: Callable[[str], str],
+    timestamps: bool = True,
 ) -> Proxy:
     return Proxy(
         id=row["id"],
@@ -145,8 +147,8 @@ def _proxy(
         hash_key=row["hash_key"],
         backends=backends,
         source=share(row["source"]),
-        created_at=utc(row["created_at"]),
-        updated_at=utc(row["updated_at"]),
+        created_at=utc(row["created_at"]) if timestamps else None,
+        updated_at=utc(row["updated_at"]) if timestamps else None,
         revision=row["revision"],
     )
 

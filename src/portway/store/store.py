@@ -62,8 +62,9 @@ class Store:
         return self.read(Reader.current_revision)
 
     def load_proxies(self, ids: Iterable[str] | None = None) -> list[Proxy]:
-        """Proxies (``None`` = all) with their backends, sorted by id."""
-        return self.read(lambda r: r.load_proxies(ids))
+        """Proxies (``None`` = all) with their backends, sorted by id, as snapshots need
+        them (without created_at/updated_at)."""
+        return self.read(lambda r: r.load_proxies(ids, timestamps=False))
 
     def load_certificates(self, ids: Iterable[str]) -> list[Certificate]:
         """Certificates (with their keys) by id; the reconciler ships them to data planes."""
