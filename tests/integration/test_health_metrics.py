@@ -85,6 +85,11 @@ def test_metrics_count_requests_by_proxy_and_status(
             time.sleep(0.2)
         assert "portway_request_duration_seconds_bucket" in text
         assert "portway_snapshot_version" in text
+        gauges = dict(ln.split() for ln in text.splitlines() if ln.startswith("portway_snapshot"))
+        assert gauges["portway_snapshot_applied_version"] == gauges["portway_snapshot_version"]
+        assert 0 < float(gauges["portway_snapshot_publish_seconds"]) < 5
+        apply = float(gauges["portway_snapshot_apply_seconds"])
+        assert (0 < apply < 5) if workers else apply == 0
         assert "# TYPE portway_open_connections gauge" in text
     finally:
         pw.stop()

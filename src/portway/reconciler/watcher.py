@@ -54,6 +54,9 @@ class Reconciler:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.snapshot: Snapshot | None = None
         self.last_build_seconds = 0.0
+        # commit seen → snapshot published, for the oldest change in the last publish
+        self.last_publish_seconds = 0.0
+        self._pending_since: float | None = None
 
     def build_initial(self) -> Snapshot:
         """Load everything and publish the first snapshot (blocking; call at start-up)."""
@@ -100,6 +103,9 @@ class Reconciler:
         """Make ``snapshot`` current and publish it (on the data plane's thread)."""
         self.snapshot = snapshot
         self._publish(snapshot, changed)
+        since, self._pending_since = self._pending_since, None
+        if since is not None:
+            self.last_publish_seconds = time.monotonic() - since
 
     def step(self) -> Snapshot | None:
         """compute() and commit() in one call; None if nothing changed."""
@@ -113,6 +119,8 @@ class Reconciler:
 
     def notify(self, revision: int) -> None:
         """Commit listener: safe to call from any thread."""
+        if self._pending_since is None:
+            self._pending_since = time.monotonic()
         loop, wake = self._loop, self._wake
         if loop is not None and wake is not None and not loop.is_closed():
             loop.call_soon_threadsafe(wake.set)

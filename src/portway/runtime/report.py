@@ -98,6 +98,14 @@ class NodeReport:
                 "Time the last snapshot took to build.",
                 [({}, self._reconciler.last_build_seconds)],
             ),
+            "portway_snapshot_publish_seconds": (
+                "Store commit seen to snapshot published, for the last snapshot.",
+                [({}, self._reconciler.last_publish_seconds)],
+            ),
+            "portway_snapshot_apply_seconds": (
+                "Snapshot published to applied by every worker (0 in-process).",
+                [({}, self._pool.last_apply_seconds if self._pool is not None else 0.0)],
+            ),
             "portway_backend_up": (
                 "1 up, 0 down, -1 not yet checked (active checks).",
                 [

@@ -20,6 +20,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -230,12 +231,22 @@ class WorkerPool:
         self._workers: list[_Worker] = []
         self._snapshot: Snapshot | None = None
         self._down: frozenset[tuple[str, str]] = frozenset()
+        self._sent_at: dict[int, float] = {}
+        self.last_apply_seconds = 0.0  # published → applied by every worker
         self._stopping = False
 
     @property
     def applied_version(self) -> int:
         """The version every live worker has applied."""
         return min((w.applied for w in self._workers), default=0)
+
+    def _note_applied(self) -> None:
+        """Once every worker has applied a version, record how long that took."""
+        done = self.applied_version
+        for version in [v for v in self._sent_at if v <= done]:
+            sent = self._sent_at.pop(version)
+            if version == done:
+                self.last_apply_seconds = time.monotonic() - sent
 
     def set_health(self, down: frozenset[tuple[str, str]]) -> None:
         """Tell every worker which backends active checks found down."""
@@ -258,7 +269,10 @@ class WorkerPool:
             self._workers.append(self._spawn(snapshot))
 
     def publish(self, snapshot: Snapshot, changed: set[str] | None) -> None:
+        if snapshot is self._snapshot:
+            return  # start() already sent it whole to every worker
         previous, self._snapshot = self._snapshot, snapshot
+        self._sent_at[snapshot.version] = time.monotonic()
         if changed is None:
             message = full_message(snapshot)
         else:
@@ -338,6 +352,7 @@ class WorkerPool:
                 return
             if message[0] == "applied":
                 worker.applied = message[1]
+                self._note_applied()
             elif message[0] == "stats":
                 worker.stats = message
 
