@@ -8,7 +8,12 @@ from hypothesis import strategies as st
 
 from portway.errors import ConfigError
 from portway.protocol import chunked, pages
-from portway.protocol.forwarded import ForwardedContext, is_trusted, parse_networks
+from portway.protocol.forwarded import (
+    ForwardedContext,
+    ForwardedContexts,
+    is_trusted,
+    parse_networks,
+)
 from portway.protocol.headers import SMUGGLING, SPOOFING, classify
 from portway.protocol.location import rewrite_location
 
@@ -21,6 +26,27 @@ def test_untrusted_peer_gets_fresh_forwarded_lines() -> None:
         b"X-Forwarded-Host: a.example.org\r\nX-Forwarded-Port: 8080\r\n"
         b"Forwarded: for=192.0.2.7;proto=http;host=a.example.org\r\n"
     )
+
+
+def test_connections_of_one_peer_port_and_scheme_share_a_context() -> None:
+    contexts = ForwardedContexts(parse_networks(["10.0.0.0/8"]), limit=3)
+    first = contexts.get("10.1.2.3", 80, b"http")
+    assert contexts.get("10.1.2.3", 80, b"http") is first and first.trusted
+    assert contexts.get("10.1.2.3", 443, b"https") is not first
+    other = contexts.get("192.0.2.7", 80, b"http")
+    assert not other.trusted
+    assert other.lines(b"a.example.org", xff=b"6.6.6.6") == other.untrusted_lines(b"a.example.org")
+    contexts.get("192.0.2.8", 80, b"http")  # over the limit: the cache starts over
+    assert contexts.get("10.1.2.3", 80, b"http") is not first
+
+
+@pytest.mark.parametrize(
+    ("host", "quoted"),
+    [(b"a.example.org", b"a.example.org"), (b"a.example.org:8080", b'"a.example.org:8080"')],
+)
+def test_forwarded_host_is_a_token_or_a_quoted_string(host: bytes, quoted: bytes) -> None:
+    ctx = ForwardedContext(peer_ip="192.0.2.7", port=80, scheme=b"http", trusted=False)
+    assert ctx.untrusted_lines(host).endswith(b";host=" + quoted + b"\r\n")
 
 
 def test_trusted_peer_appends_and_ipv6_and_ports_are_quoted() -> None:

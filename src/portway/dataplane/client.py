@@ -7,9 +7,8 @@ while a complete request waits for its answer are stashed unparsed and reading p
 until the answer is done, so a pipelining client never makes the proxy buffer more than
 one read. Requests parsed from the same read as an earlier one wait in ``queue``.
 
-Reading is driven by :meth:`_update_reading` from the state alone, so the three reasons
-to pause (waiting for a response, no upstream bound yet, upstream write buffer full)
-cannot fight each other. What happens once a head is parsed lives in ``downstream``.
+Flow control and timeouts live in ``pacing``; what happens once a head is parsed lives
+in ``downstream``.
 """
 
 from __future__ import annotations
@@ -21,8 +20,8 @@ from typing import TYPE_CHECKING, cast
 import httptools
 
 from portway.dataplane.answers import answer_and_close, fail_current
-from portway.dataplane.downstream import Downstream
 from portway.dataplane.exchange import Exchange
+from portway.dataplane.pacing import Pacing
 from portway.dataplane.recording import record
 from portway.dataplane.responding import BUSY, HEAD, IDLE, NEVER
 from portway.dataplane.tls import handshake_of
@@ -30,7 +29,6 @@ from portway.errors import ProtocolError, RemoteProtocolError
 from portway.protocol import chunked, pages
 from portway.protocol import request as req
 from portway.protocol import websocket as ws
-from portway.protocol.forwarded import ForwardedContext, is_trusted
 from portway.protocol.request import RequestHead
 
 if TYPE_CHECKING:
@@ -48,26 +46,22 @@ def _status_of(exc: Exception) -> int:
     return 400
 
 
-class ClientConnection(Downstream):
+class ClientConnection(Pacing):
     __slots__ = (
         "_chunk",
         "_head_bytes",
         "_parser",
         "_pumping",
-        "_reading",
         "fatal",
         "head",
-        "receiving",
     )
 
     def __init__(self, dp: DataPlane) -> None:
         super().__init__(dp)
         self._parser = httptools.HttpRequestParser(self)
         self.head: RequestHead | None = None
-        self.receiving: Exchange | None = None
         self.fatal = 0
         self._head_bytes = 0
-        self._reading = True
         self._pumping = False
         self._chunk = b""  # the read being parsed, until its first head is complete
 
@@ -90,11 +84,9 @@ class ClientConnection(Downstream):
         peer = transport.get_extra_info("peername")
         local = transport.get_extra_info("sockname")
         self.peer = peer[0] if peer else "unknown"
-        trusted = is_trusted(self.peer, dp.networks)
         port = local[1] if local else 0
         self.tls = handshake_of(transport)
-        scheme = b"http" if self.tls is None else b"https"
-        self.fwd = ForwardedContext(peer_ip=self.peer, port=port, scheme=scheme, trusted=trusted)
+        self.fwd = dp.forwarded.get(self.peer, port, b"http" if self.tls is None else b"https")
         dp.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -107,18 +99,6 @@ class ClientConnection(Downstream):
                 ex.status = 499  # nginx's "client closed request"
             record(self, ex)
         self.queue.clear()
-
-    def pause_writing(self) -> None:
-        # The client reads slower than the backend sends: stop reading the backend.
-        ex = self.current
-        if ex is not None and ex.upstream is not None and ex.upstream.transport is not None:
-            ex.upstream.transport.pause_reading()
-
-    def resume_writing(self) -> None:
-        self.deadline = self.dp.now + self.idle
-        ex = self.current
-        if ex is not None and ex.upstream is not None and ex.upstream.transport is not None:
-            ex.upstream.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
         if self.current is not None and self.receiving is None:
@@ -242,14 +222,6 @@ class ClientConnection(Downstream):
 
     # -- request side ------------------------------------------------------------
 
-    def _send_body(self, ex: Exchange, pieces: tuple[bytes, ...]) -> None:
-        up = ex.upstream
-        if up is not None and up.transport is not None:
-            ex.body_sent = True
-            up.transport.writelines(pieces)
-        else:
-            ex.pending.extend(pieces)
-
     def _check_head_size(self, received: int) -> None:
         # llhttp has no size limits of its own: count the raw bytes of an unfinished head.
         settings = self.dp.settings
@@ -323,53 +295,6 @@ class ClientConnection(Downstream):
             self._pump()
         if self.receiving is not None or self._parser_is_dead or not self._reading:
             self._update_reading()  # (no stash here: it was fed above)
-
-    # -- flow control and timers ------------------------------------------------------------
-
-    def _update_reading(self) -> None:
-        transport = self.transport
-        if transport is None or self.closing:
-            return
-        receiving = self.receiving
-        if self._parser_is_dead:
-            want = False
-        elif receiving is not None:
-            up = receiving.upstream
-            want = receiving is self.current and up is not None and not self._upstream_paused
-        else:
-            want = not self._stash
-        if want != self._reading:
-            self._reading = want
-            if want:
-                transport.resume_reading()
-            else:
-                transport.pause_reading()
-
-    def on_timeout(self) -> None:
-        """Called by the data plane's sweep once ``deadline`` or ``hard_deadline`` passed."""
-        if self.tunnel is not None:
-            self.tunnel.close()  # WebSocket idle timeout
-            return
-        if self.closing:
-            return
-        ex = self.current
-        if self.state == IDLE:
-            self._close()
-        elif ex is None:
-            answer_and_close(self, 408)
-        elif ex.connect_task is not None:
-            ex.connect_task.cancel()  # connect timeout: like a refused connection
-            ex.connect_task = None
-            self._backend_failed(ex, 502)
-        elif self.receiving is ex and self._reading and not ex.response_started:
-            # The client stopped sending the body it declared: its fault, not the backend's.
-            fail_current(self, 408)
-            self.flush()
-        else:
-            if not ex.response_started and ex.plan is not None and ex.backend is not None:
-                self.dp.plans.failure((ex.plan.proxy.id, ex.backend.id), self.dp.now)
-            fail_current(self, 504)
-            self.flush()
 
     def close_if_idle(self) -> None:
         """Close unless a request is in flight or half-received (used by the drain)."""

@@ -172,6 +172,14 @@ class Downstream(Responding):
         else:
             conn.start(self, ex.encoded, ex.head.method == b"HEAD")
 
+    def _send_body(self, ex: Exchange, pieces: tuple[bytes, ...]) -> None:
+        up = ex.upstream
+        if up is not None and up.transport is not None:
+            ex.body_sent = True
+            up.transport.writelines(pieces)
+        else:
+            ex.pending.extend(pieces)
+
     def _backend_failed(self, ex: Exchange, status: int) -> None:
         """Connecting failed or the backend hung up unanswered: retry elsewhere once."""
         plan, backend = ex.plan, ex.backend

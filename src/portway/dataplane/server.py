@@ -22,7 +22,7 @@ from portway.dataplane.tls import TlsContexts
 from portway.dataplane.upstream import UpstreamConnection
 from portway.observability.access_log import AccessLog
 from portway.observability.metrics import RequestMetrics
-from portway.protocol.forwarded import parse_networks
+from portway.protocol.forwarded import ForwardedContexts, parse_networks
 from portway.router import Snapshot, normalize_request_host
 
 _HOST_CACHE_LIMIT = 10_000
@@ -36,6 +36,7 @@ class DataPlane:
     ) -> None:
         self.settings = settings or DataPlaneSettings()
         self.networks = parse_networks(self.settings.trusted_proxies)
+        self.forwarded = ForwardedContexts(self.networks)  # shared per peer, port, scheme
         self.snapshot = Snapshot(version=0)
         self.pool: UpstreamPool[UpstreamConnection] = UpstreamPool(self.settings.upstream_pool_size)
         self.plans = Plans(self.pool, self.settings)

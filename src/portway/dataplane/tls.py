@@ -65,6 +65,7 @@ class Handshake:
 
 
 NO_SNI: Final = Handshake(None, ())
+_CHOSEN_LIMIT: Final = 10_000
 
 
 def new_context() -> ssl.SSLContext:
@@ -124,6 +125,8 @@ class TlsContexts:
         self._default: _Entry | None = None
         self._listener: ssl.SSLContext | None = None
         self._table: SniTable[_Entry] | None = None
+        # Raw SNI → (context, Handshake), as chosen under the current table.
+        self._chosen: dict[str | None, tuple[ssl.SSLContext, Handshake]] = {}
 
     def load_default(self, chain_path: Path, key_path: Path) -> None:
         """The certificate for names no uploaded certificate covers (and no SNI)."""
@@ -156,6 +159,7 @@ class TlsContexts:
         self._rebuild()
 
     def _rebuild(self) -> None:
+        self._chosen = {}
         if self._default is None:
             return
         entries = sorted(self._entries.values(), key=lambda e: e.cert.id)
@@ -171,16 +175,29 @@ class TlsContexts:
         return entry.context
 
     def _on_sni(self, sslobj: Any, server_name: str | None, listener: ssl.SSLContext) -> None:
-        table = self._table
-        assert table is not None and self._default is not None
+        # Clients repeat their server names: one dict lookup instead of normalising,
+        # looking up and allocating a Handshake on every handshake.
+        chosen = self._chosen.get(server_name)
+        if chosen is None:
+            chosen = self._choose(server_name)
+        ctx, handshake = chosen
+        if ctx is not listener:
+            sslobj.context = ctx
+        sslobj.portway_tls = handshake
+
+    def _choose(self, server_name: str | None) -> tuple[ssl.SSLContext, Handshake]:
+        table, default = self._table, self._default
+        assert table is not None and default is not None and default.context is not None
         name = server_name.lower().rstrip(".") if server_name else None
         entry = table.lookup(name)
         ctx = self._context(entry)
         if ctx is None:
-            entry = self._default
-        elif ctx is not listener:
-            sslobj.context = ctx
-        sslobj.portway_tls = Handshake(name, entry.names)
+            entry, ctx = default, default.context
+        chosen = (ctx, Handshake(name, entry.names))
+        if len(self._chosen) >= _CHOSEN_LIMIT:
+            self._chosen.clear()  # names from a scan or an attack: start over, stay bounded
+        self._chosen[server_name] = chosen
+        return chosen
 
 
 def handshake_of(transport: Any) -> Handshake | None:
