@@ -37,7 +37,11 @@ TUNABLES = (
     Tunable("keepalive_timeout", float, "Idle time before a client keep-alive is closed."),
     Tunable("max_request_line", int, "Longest request line in bytes (→ 414)."),
     Tunable("max_header_bytes", int, "Largest request head in bytes (→ 431)."),
-    Tunable("upstream_pool_size", int, "Idle keep-alive connections kept per backend."),
+    Tunable(
+        "upstream_pool_size",
+        int,
+        "Idle keep-alive connections per backend kept after a second without use.",
+    ),
     Tunable("max_connections", int, "Client connections per data plane; more get 503."),
     Tunable("passive_failures", int, "Consecutive failures/5xx that eject a backend."),
     Tunable("passive_backoff", float, "First ejection period (seconds); doubles on repeats."),
