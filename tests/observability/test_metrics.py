@@ -18,10 +18,13 @@ def test_requests_are_counted_by_status_class_and_latency_bucketed() -> None:
     text = render(m, {})
     assert 'portway_requests_total{project="alpha",proxy="wiki.test/",code="2xx"} 2' in text
     assert 'portway_requests_total{project="alpha",proxy="wiki.test/",code="5xx"} 1' in text
-    assert 'duration_seconds_bucket{project="alpha",proxy="wiki.test/",le="0.005"} 1' in text
-    assert 'duration_seconds_bucket{project="alpha",proxy="wiki.test/",le="0.25"} 2' in text
-    assert 'duration_seconds_bucket{project="alpha",proxy="wiki.test/",le="+Inf"} 3' in text
-    assert 'duration_seconds_count{project="alpha",proxy="wiki.test/"} 3' in text
+    m.observe("alpha", "other.test/", 200, 0.003)
+    text = render(m, {})
+    # histograms are per project: both proxies' requests land in one
+    assert 'duration_seconds_bucket{project="alpha",le="0.005"} 2' in text
+    assert 'duration_seconds_bucket{project="alpha",le="0.25"} 3' in text
+    assert 'duration_seconds_bucket{project="alpha",le="+Inf"} 4' in text
+    assert 'duration_seconds_count{project="alpha"} 4' in text
 
 
 def test_worker_exports_merge_into_one_total() -> None:
@@ -31,7 +34,7 @@ def test_worker_exports_merge_into_one_total() -> None:
     b.observe("p", "x", 404, 0.01)
     total = merge([a.export(), b.export()])
     assert total.requests == {("p", "x", "2xx"): 2, ("p", "x", "4xx"): 1}
-    assert sum(total.latency[("p", "x")][:-1]) == 3
+    assert sum(total.latency[("p", "")][:-1]) == 3
 
 
 def test_gauges_and_label_escaping() -> None:

@@ -40,7 +40,6 @@ def make_balancer(
     from portway.balance.round_robin import RoundRobin
     from portway.balance.weighted import SmoothWeighted
 
-    source = rng or random.Random()
     if algorithm == "round_robin":
         return RoundRobin()
     if algorithm == "weighted_round_robin":
@@ -48,7 +47,8 @@ def make_balancer(
     if algorithm == "least_conn":
         return LeastConn(inflight)
     if algorithm == "random":
-        return PowerOfTwo(inflight, source)
+        # Seeding a Random reads the OS entropy pool: only the algorithm that draws pays it.
+        return PowerOfTwo(inflight, rng or random.Random())
     if algorithm == "source_ip":
         return SourceIp()
     if algorithm == "consistent_hash":

@@ -31,7 +31,7 @@ class MetricKeys:
 
     def __init__(self, project: str, label: str) -> None:
         self.requests = tuple((project, label, klass) for klass in _CLASSES)
-        self.latency = (project, label)
+        self.latency = (project, "")  # histograms are per project (see metrics.py)
         self.row: list[float] | None = None  # the latency row, fetched on first use
 
     def observe(self, metrics: RequestMetrics, status: int, seconds: float) -> None:
