@@ -136,3 +136,31 @@ def test_slowloris_head_gets_408_after_client_header_timeout(
     assert status_of(answer) == 408
     assert time.monotonic() - started < 2.5
     assert origin.seen == []
+
+
+def test_connection_limit_is_counted_per_listener(
+    make_proxy: Callable[..., ProxyRunner], origin: Origin
+) -> None:
+    runner = make_proxy(DataPlaneSettings(max_connections=1, client_header_timeout=5.0))
+    runner.route(proxy_for("app.example.org", origin.backend()))
+    runner.call(runner.dp.listen_http("127.0.0.1", 0))
+    first, second = runner.dp.bound_ports
+    held = socket.create_connection(("127.0.0.1", first))
+    try:
+        deadline = time.monotonic() + 2
+        while runner.on_loop(lambda: runner.dp.open_connections) < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        data, closed = raw(first, b"GET / HTTP/1.1\r\n" + H_APP + b"\r\n")
+        assert status_of(data) == 503 and closed
+        data, _ = raw(second, b"GET / HTTP/1.1\r\n" + H_APP + b"\r\n", timeout=0.5)
+        assert status_of(data) == 200  # the other listener has its own allowance
+    finally:
+        held.close()
+    time.sleep(0.1)
+    data, _ = raw(first, b"GET / HTTP/1.1\r\n" + H_APP + b"\r\n", timeout=0.5)
+    assert status_of(data) == 200
+    deadline = time.monotonic() + 2  # every close is counted back
+    while runner.on_loop(lambda: sum(runner.dp.listener_connections.values())) != 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)

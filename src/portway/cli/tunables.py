@@ -42,7 +42,9 @@ TUNABLES = (
         int,
         "Idle keep-alive connections per backend kept after a second without use.",
     ),
-    Tunable("max_connections", int, "Client connections per data plane; more get 503."),
+    Tunable(
+        "max_connections", int, "Client connections per listener and data plane; more get 503."
+    ),
     Tunable("passive_failures", int, "Consecutive failures/5xx that eject a backend."),
     Tunable("passive_backoff", float, "First ejection period (seconds); doubles on repeats."),
     Tunable("passive_max_backoff", float, "Longest ejection period (seconds)."),

@@ -54,6 +54,7 @@ class ClientConnection(Pacing):
         "_pumping",
         "fatal",
         "head",
+        "listen_port",
     )
 
     def __init__(self, dp: DataPlane) -> None:
@@ -64,6 +65,7 @@ class ClientConnection(Pacing):
         self._head_bytes = 0
         self._pumping = False
         self._chunk = b""  # the read being parsed, until its first head is complete
+        self.listen_port = 0
 
     # -- asyncio callbacks ------------------------------------------------------------
 
@@ -71,7 +73,10 @@ class ClientConnection(Pacing):
         # uvloop's transports do not subclass asyncio.Transport, so no isinstance here.
         self.transport = cast(asyncio.Transport, transport)
         dp = self.dp
-        if len(dp.connections) >= dp.settings.max_connections:
+        local = transport.get_extra_info("sockname")
+        port = local[1] if local else 0
+        counts = dp.listener_connections  # the limit is per listener, as in nginx/HAProxy
+        if counts.get(port, 0) >= dp.settings.max_connections:
             # Over the limit: answer at once rather than let the client hang. A FIN after
             # the page, no reading, and an abort a second later: closing with the request
             # unread would send a RST that can destroy the page before the client reads it.
@@ -81,17 +86,17 @@ class ClientConnection(Pacing):
             self.transport.pause_reading()
             asyncio.get_running_loop().call_later(1.0, self.transport.abort)
             return
+        counts[port] = counts.get(port, 0) + 1
+        self.listen_port = port
         peer = transport.get_extra_info("peername")
-        local = transport.get_extra_info("sockname")
         self.peer = peer[0] if peer else "unknown"
-        port = local[1] if local else 0
         self.tls = handshake_of(transport)
         self.fwd = dp.forwarded.get(self.peer, port, b"http" if self.tls is None else b"https")
         dp.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
-        self.dp.connections.discard(self)
+        self._forget()
         ex, self.current = self.current, None
         if ex is not None:
             self._drop_upstream(ex)
@@ -254,7 +259,10 @@ class ClientConnection(Pacing):
         self.fatal = status
 
     def _forget(self) -> None:
-        self.dp.connections.discard(self)
+        dp = self.dp
+        if self in dp.connections:  # refused connections were never counted
+            dp.connections.discard(self)
+            dp.listener_connections[self.listen_port] -= 1
 
     def _pump(self) -> None:
         if self._pumping:  # re-entered from _finish: the loop below continues instead

@@ -43,6 +43,7 @@ class DataPlane:
         self.metrics = RequestMetrics()  # updated once per finished request
         self.access_log = access_log
         self.connections: set[ClientConnection] = set()
+        self.listener_connections: dict[int, int] = {}  # listening port → open connections
         self.draining = False
         self.now = 0.0
         self._servers: list[asyncio.Server] = []

@@ -21,7 +21,7 @@ class DataPlaneSettings:
     max_request_line: int = 8192  # → 414
     max_header_bytes: int = 32768  # → 431
     upstream_pool_size: int = 64  # idle keep-alive conns kept per backend past a sweep tick
-    max_connections: int = 10_000  # per data plane; beyond it new clients get 503 + close
+    max_connections: int = 10_000  # per listener; beyond it new clients get 503 + close
     passive_failures: int = 3  # consecutive connect failures / 5xx that eject a backend
     passive_backoff: float = 10.0  # first ejection; doubles on repeated ejections
     passive_max_backoff: float = 300.0
