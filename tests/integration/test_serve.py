@@ -145,6 +145,22 @@ def test_sigterm_exits_zero(portway: Portway) -> None:
     assert portway.stop(signal.SIGTERM) == 0
 
 
+def test_sighup_does_not_stop_the_node(tmp_path: Path, backends: list[Backend]) -> None:
+    pw = Portway(tmp_path / "data", workers=1)
+    pw.start()
+    try:
+        create_project_and_proxy(pw, "alpha", "hup.alpha.test", [backends[0].port])
+        wait_routed(pw, "hup.alpha.test")
+        assert pw.proc is not None
+        for pid in (pw.proc.pid, *workers_of(pw.proc.pid)):  # as `kill -HUP` to the group
+            os.kill(pid, signal.SIGHUP)
+        time.sleep(0.5)
+        assert pw.proc.poll() is None
+        assert pw.get("hup.alpha.test").json()["backend"] == "b0"
+    finally:
+        assert pw.stop() == 0
+
+
 def workers_of(pid: int) -> set[int]:
     """Worker processes of ``pid`` (multiprocessing's resource tracker is not one)."""
     found = set()

@@ -115,6 +115,12 @@ async def run(config: ServeConfig) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # nginx habit: SIGHUP must not kill the node. Configuration lives in the store and
+    # applies at once; flags need a restart, which the log line says.
+    loop.add_signal_handler(
+        signal.SIGHUP,
+        lambda: log.info("SIGHUP: nothing to reload (changes apply at once; flags need a restart)"),
+    )
     await stop.wait()
 
     log.info("draining (up to %.0fs)", config.drain_timeout)

@@ -190,6 +190,7 @@ async def _worker(conn: Connection, spec: WorkerSpec) -> None:
     loop.call_later(STATS_INTERVAL, send_stats)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a HUP to the process group is for the control
     await plane.listen_http(listen.host, listen.port, sock=reuseport_socket(listen))
     if tls is not None:
         plane.tls.load_default(tls.chain, tls.key)
