@@ -55,11 +55,6 @@ def normalize_path_prefix(value: str, *, field: str = "path_prefix") -> str:
     return "/" + "/".join(segments)
 
 
-def parent_domain(hostname: str) -> str:
-    """``a.b.c`` → ``b.c``; the wildcard ``*.b.c`` covers exactly one more label."""
-    return hostname.split(".", 1)[1] if "." in hostname else ""
-
-
 def in_zone(hostname: str, zone: str) -> bool:
     """True when ``hostname`` (possibly ``*.x``) lies strictly below ``zone``."""
     name = hostname[2:] if hostname.startswith("*.") else hostname

@@ -42,11 +42,13 @@ class NodeReport:
         assert self._pool is not None
         return [(s[0], s[1], s[2]) for s in self._pool.stats()]
 
-    def _ejected(self) -> frozenset[Target]:
-        out: frozenset[Target] = frozenset()
-        for _, _, ejected in self._stats():
-            out |= ejected
-        return out
+    def _is_ejected(self, target: Target) -> bool:
+        # Called once per backend in an API listing: ask only for the ejected sets, never
+        # for a copy of the metrics (which is per proxy, so large on big tables).
+        if self._plane is not None:
+            return target in self._plane.ejected()
+        assert self._pool is not None
+        return any(target in s[2] for s in self._pool.stats())
 
     def backend_health(self, proxy_id: str, backend_id: str) -> dict[str, Any]:
         """``health`` (up/down/unknown/draining), ``last_check`` and ``last_error``."""
@@ -54,7 +56,7 @@ class NodeReport:
         health = self._monitor.health.get(target)
         status = health.status if health is not None else UNKNOWN
         error = health.last_error if health is not None else None
-        if target in self._ejected():
+        if self._is_ejected(target):
             status, error = DOWN, error or "ejected after consecutive failures (passive check)"
         snapshot = self._reconciler.snapshot
         route = snapshot.routes.get(proxy_id) if snapshot is not None else None
