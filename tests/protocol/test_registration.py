@@ -83,3 +83,11 @@ def test_any_bytes_give_a_request_none_or_a_protocol_error(data: bytes) -> None:
         return
     if reg is not None:
         assert reg.route and all(0x20 <= ord(c) < 0x7F for c in reg.route)
+
+
+def test_a_leading_token_line_carries_the_secret() -> None:
+    reg = parse(b"token s3cret\nregister\n.*\nhttp://10.0.0.9:4242\n")
+    assert reg is not None and reg.token == "s3cret" and reg.command == "register"
+    assert parse(b"token s3cret\n") is None
+    with pytest.raises(RemoteProtocolError):
+        parse(b"token \nregister\n.*\nhttp://10.0.0.9:4242\n")

@@ -8,6 +8,10 @@ no newline; then the server closes. Every field ends with ``\\n``::
     registerCanonical\\n<route>\\n<destination>\\n   the same, and mark the tool canonical
     unregister\\n<route>\\n                         remove the route (both marks)
 
+A client on a cloud without identd proves who it is with a token line first:
+``token <secret>\\n`` followed by one of the requests above. The secret is a Portway
+token of the tool's project (member role).
+
 Rules, in the order they are applied to the bytes received so far:
 
 1. A line (without its ``\\n``) longer than ``MAX_LINE`` bytes is refused, even before
@@ -40,6 +44,7 @@ REGISTER_CANONICAL: Final = "registerCanonical"
 UNREGISTER: Final = "unregister"
 # Fields after the command line, per command.
 _FIELDS: Final = {REGISTER: 2, REGISTER_CANONICAL: 2, UNREGISTER: 1}
+_TOKEN_PREFIX: Final = "token "
 OK: Final = b"ok"
 FAIL: Final = b"fail"
 
@@ -59,6 +64,7 @@ class Registration:
     command: str
     route: str
     destination: Destination | None  # None for unregister
+    token: str | None = None  # the secret of a leading ``token`` line
 
     @property
     def canonical(self) -> bool:
@@ -74,6 +80,14 @@ def parse(received: bytes) -> Registration | None:
     if not complete:
         return None
     fields = [_field(line) for line in complete]
+    token = None
+    if fields[0].startswith(_TOKEN_PREFIX):
+        token = fields[0][len(_TOKEN_PREFIX) :]
+        if not token:
+            raise RemoteProtocolError("empty token")
+        fields = fields[1:]
+        if not fields:
+            return None
     command = fields[0]
     wanted = _FIELDS.get(command)
     if wanted is None:
@@ -86,7 +100,7 @@ def parse(received: bytes) -> Registration | None:
     if not route:
         raise RemoteProtocolError("empty route")
     destination = parse_destination(fields[2]) if wanted == 2 else None
-    return Registration(command=command, route=route, destination=destination)
+    return Registration(command=command, route=route, destination=destination, token=token)
 
 
 def _field(line: bytes) -> str:
