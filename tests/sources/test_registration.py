@@ -8,16 +8,16 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from concurrent.futures import Future
 from typing import Any
 
 import pytest
 
 from portway.errors import AuthError, ValidationError
-from portway.protocol.registration import Registration
 from portway.router.patterns import compile_pattern
 from portway.sources.registration import ListenerSettings, RegistrationListener
+from portway.sources.tools import ToolRoute
 from tests.sources.conftest import run_client_as
 
 
@@ -28,12 +28,16 @@ class MemoryRegistrar:
         self.routes: dict[str, dict[str, str]] = {}
         self.canonical: set[str] = set()
 
-    def register(self, tool: str, registration: Registration) -> None:
-        compile_pattern(registration.route)
-        assert registration.destination is not None
-        self.routes.setdefault(tool, {})[registration.route] = registration.destination.text
-        if registration.canonical:
-            self.canonical.add(tool)
+    def register(self, route: ToolRoute) -> None:
+        compile_pattern(route.pattern)
+        self.routes.setdefault(route.tool, {})[route.pattern] = route.destination.text
+        if route.canonical:
+            self.canonical.add(route.tool)
+
+    def resync(self, routes: Collection[ToolRoute]) -> None:
+        self.routes, self.canonical = {}, set()
+        for route in routes:
+            self.register(route)
 
     def unregister(self, tool: str, route: str) -> None:
         self.routes.get(tool, {}).pop(route, None)
@@ -60,9 +64,17 @@ class Running:
         return fut.result(timeout=30)
 
     def stop(self) -> None:
-        self.server.close()
+        async def shutdown() -> None:
+            self.server.close()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        self.call(shutdown())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
+        self.loop.close()
 
 
 @pytest.fixture

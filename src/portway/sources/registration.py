@@ -23,23 +23,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Protocol
 
 from portway.errors import PortwayError
 from portway.protocol.registration import FAIL, MAX_LINE, OK, UNREGISTER, Registration, parse
 from portway.sources.identd import IdentError, lookup
+from portway.sources.tools import ToolRoute, ToolRoutes
 
 log = logging.getLogger("portway.sources.toolforge")
-
-
-class Registrar(Protocol):
-    """What the listener asks of the service layer; each call is one transaction."""
-
-    def register(self, tool: str, registration: Registration) -> None: ...
-
-    def unregister(self, tool: str, route: str) -> None: ...
-
-    def tool_for_token(self, secret: str) -> str: ...
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -54,7 +44,7 @@ class ListenerSettings:
 class RegistrationListener:
     """Serves the protocol on a bound socket; ``serve`` runs until cancelled."""
 
-    def __init__(self, registrar: Registrar, settings: ListenerSettings) -> None:
+    def __init__(self, registrar: ToolRoutes, settings: ListenerSettings) -> None:
         self._registrar = registrar
         self._settings = settings
         self._open = 0
@@ -97,7 +87,14 @@ class RegistrationListener:
             if registration.command == UNREGISTER:
                 await asyncio.to_thread(self._registrar.unregister, tool, registration.route)
             else:
-                await asyncio.to_thread(self._registrar.register, tool, registration)
+                assert registration.destination is not None  # parse() gives one to register
+                route = ToolRoute(
+                    tool=tool,
+                    pattern=registration.route,
+                    destination=registration.destination,
+                    canonical=registration.canonical,
+                )
+                await asyncio.to_thread(self._registrar.register, route)
         except PortwayError as exc:
             return self._refuse(peer, f"tool {tool}: {exc.message}")
         log.info("%s %s %r for tool %s", registration.command, peer[0], registration.route, tool)
