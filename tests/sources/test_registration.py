@@ -8,45 +8,17 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
 
 import pytest
 
-from portway.errors import AuthError, ValidationError
+from portway.errors import ValidationError
 from portway.router.patterns import compile_pattern
 from portway.sources.registration import ListenerSettings, RegistrationListener
-from portway.sources.tools import ToolRoute
 from tests.sources.conftest import run_client_as
-
-
-class MemoryRegistrar:
-    """Tool → route → destination text, as a dict; refuses patterns RE2 refuses."""
-
-    def __init__(self) -> None:
-        self.routes: dict[str, dict[str, str]] = {}
-        self.canonical: set[str] = set()
-
-    def register(self, route: ToolRoute) -> None:
-        compile_pattern(route.pattern)
-        self.routes.setdefault(route.tool, {})[route.pattern] = route.destination.text
-        if route.canonical:
-            self.canonical.add(route.tool)
-
-    def resync(self, routes: Collection[ToolRoute]) -> None:
-        self.routes, self.canonical = {}, set()
-        for route in routes:
-            self.register(route)
-
-    def unregister(self, tool: str, route: str) -> None:
-        self.routes.get(tool, {}).pop(route, None)
-        self.canonical.discard(tool)
-
-    def tool_for_token(self, secret: str) -> str:
-        if secret != "gamma-secret":
-            raise AuthError("invalid token")
-        return "gamma"
+from tests.sources.memory import MemoryRegistrar
 
 
 class Running:
