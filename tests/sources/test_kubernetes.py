@@ -206,7 +206,7 @@ def test_list_resyncs_then_watch_events_apply(api: FakeApi, start: Callable[[], 
     events = api.new_watch()
     run = start()
     eventually(lambda: set(run.routes.routes) == {"alpha", "beta"})
-    assert run.watcher.state == "up"
+    eventually(lambda: run.watcher.state == "up")
     events.put(event("ADDED", service("gamma", ip="10.96.0.12")))
     events.put(event("MODIFIED", service("alpha", port=9000)))
     events.put(event("DELETED", service("beta")))

@@ -64,6 +64,7 @@ def test_a_tool_registers_canonically_as_the_real_client_does(running: Running) 
     assert reply == "ok"
     assert running.registrar.routes == {"alpha": {".*": "http://10.0.0.9:4242"}}
     assert running.registrar.canonical == {"alpha"}
+    assert running.listener.outcomes == {"applied": 1}
 
 
 def test_unregister_removes_only_the_callers_route(running: Running) -> None:
@@ -77,6 +78,7 @@ def test_a_user_that_is_not_a_tool_gets_one_explanatory_line(running: Running) -
     reply = run_client_as("notatool", running.port, r"register\n.*\nhttp://10.0.0.9:1\n")
     assert reply.startswith("fail: ") and "notatool" in reply and reply.endswith("\n")
     assert running.registrar.routes == {}
+    assert running.listener.outcomes == {"unidentified": 1}
 
 
 def test_root_is_not_a_tool_either(running: Running) -> None:

@@ -38,6 +38,7 @@ from portway.errors import (
     ValidationError,
 )
 from portway.protocol.registration import Destination
+from portway.sources.base import DOWN, STARTING, UP
 from portway.sources.tools import ToolRoute, ToolRoutes
 
 log = logging.getLogger("portway.sources.kubernetes")
@@ -88,11 +89,13 @@ def service_route(service: Mapping[str, Any]) -> ToolRoute | None:
 class KubernetesWatcher:
     """List, resync, watch; ``state`` is "up" while a list or watch is healthy."""
 
+    name = "kubernetes"
+
     def __init__(self, routes: ToolRoutes, settings: KubernetesSettings) -> None:
         self._routes = routes
         self._settings = settings
         self._current: dict[str, ToolRoute] = {}  # tool → the route this source made
-        self.state = "starting"
+        self.state = STARTING
         self.outcomes: dict[str, int] = {}  # "applied", "refused", "ignored" → count
 
     async def run(self) -> None:
@@ -108,7 +111,7 @@ class KubernetesWatcher:
                 log.info("watch version expired (410): listing again")
                 continue
             except (httpx.HTTPError, PortwayError, OSError, ValueError) as exc:
-                self.state = "down"
+                self.state = DOWN
                 log.warning("Kubernetes API: %s; retrying in %.1fs", _reason(exc), backoff)
             await asyncio.sleep(backoff * (0.5 + random.random() / 2))
             backoff = min(backoff * 2, self._settings.max_backoff)
@@ -139,7 +142,7 @@ class KubernetesWatcher:
                 wanted[route.tool] = route
         await asyncio.to_thread(self._routes.resync, list(wanted.values()))
         self._current = wanted
-        self.state = "up"
+        self.state = UP
         version = (body.get("metadata") or {}).get("resourceVersion")
         if not isinstance(version, str) or not version:
             raise ValueError("service list without a resourceVersion")

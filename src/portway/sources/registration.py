@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from portway.errors import PortwayError
 from portway.protocol.registration import FAIL, MAX_LINE, OK, UNREGISTER, Registration, parse
+from portway.sources.base import DOWN, STARTING, UP
 from portway.sources.identd import IdentError, lookup
 from portway.sources.tools import ToolRoute, ToolRoutes
 
@@ -34,6 +35,8 @@ log = logging.getLogger("portway.sources.toolforge")
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ListenerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8282
     user_prefix: str = "tools"
     ident_port: int = 113
     ident_timeout: float = 5.0
@@ -44,14 +47,30 @@ class ListenerSettings:
 class RegistrationListener:
     """Serves the protocol on a bound socket; ``serve`` runs until cancelled."""
 
+    name = "toolforge"
+
     def __init__(self, registrar: ToolRoutes, settings: ListenerSettings) -> None:
         self._registrar = registrar
         self._settings = settings
         self._open = 0
-        self.handled = 0  # connections answered, for tests and metrics
+        self.state = STARTING
+        self.outcomes: dict[str, int] = {}  # "applied", "refused", "unidentified"
+
+    async def run(self) -> None:
+        """Serve on the configured address until cancelled (the Source seam)."""
+        server = await self.serve(self._settings.host, self._settings.port)
+        self.state = UP
+        try:
+            await server.serve_forever()
+        finally:
+            self.state = DOWN
+            server.close()
 
     async def serve(self, host: str, port: int) -> asyncio.Server:
         return await asyncio.start_server(self._connection, host, port, limit=MAX_LINE * 4)
+
+    def _count(self, outcome: str) -> None:
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
@@ -68,7 +87,6 @@ class RegistrationListener:
             pass  # the client went away; there is no one to answer
         finally:
             self._open -= 1
-            self.handled += 1
             writer.close()
 
     async def _answer(
@@ -82,6 +100,7 @@ class RegistrationListener:
             tool = await self._identify(registration, peer, local)
         except PortwayError as exc:
             log.warning("registration from %s:%d refused: %s", *peer[:2], exc.message)
+            self._count("unidentified")
             return b"fail: " + exc.message.encode("ascii", "replace") + b"\n"
         try:
             if registration.command == UNREGISTER:
@@ -98,6 +117,7 @@ class RegistrationListener:
         except PortwayError as exc:
             return self._refuse(peer, f"tool {tool}: {exc.message}")
         log.info("%s %s %r for tool %s", registration.command, peer[0], registration.route, tool)
+        self._count("applied")
         return OK
 
     async def _read(self, reader: asyncio.StreamReader) -> Registration:
@@ -135,4 +155,5 @@ class RegistrationListener:
 
     def _refuse(self, peer: tuple[str, int], reason: str) -> bytes:
         log.warning("registration from %s:%d refused: %s", peer[0], peer[1], reason)
+        self._count("refused")
         return FAIL
