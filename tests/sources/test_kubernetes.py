@@ -58,7 +58,11 @@ class FakeApi:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         cert.configure_cert(context)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        # The handshake happens in each request's thread, not in accept(): a client that
+        # goes away mid-handshake must not block serve_forever (and so shutdown).
+        self.server.socket = context.wrap_socket(
+            self.server.socket, server_side=True, do_handshake_on_connect=False
+        )
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"https://127.0.0.1:{self.server.server_address[1]}"
@@ -145,12 +149,21 @@ class Running:
         self.routes = MemoryRegistrar()
         self.watcher = KubernetesWatcher(self.routes, settings)
         self.loop = asyncio.new_event_loop()
-        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
         self.task: Future[None] = asyncio.run_coroutine_threadsafe(self.watcher.run(), self.loop)
 
     def stop(self) -> None:
-        self.task.cancel()
+        async def cancel() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(cancel(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
 
 
 def eventually(check: Callable[[], bool], timeout: float = 10) -> None:
@@ -257,8 +270,9 @@ def test_410_gone_relists_and_the_relist_is_a_full_resync(
     api.list_version = "300"
     first.put(event("ERROR", {"kind": "Status", "code": 410, "reason": "Expired"}))
     eventually(lambda: set(run.routes.routes) == {"alpha"})
+    eventually(lambda: len([q for _, q in api.requests if q.get("watch")]) == 2)
     versions = [q["resourceVersion"] for path, q in api.requests if q.get("watch")]
-    assert versions[-1] == ["300"]
+    assert versions == [["100"], ["300"]]
 
 
 def test_api_errors_back_off_and_keep_the_routes(
