@@ -21,12 +21,20 @@ from portway.errors import ConfigError, PortwayError
 from portway.runtime.configfile import Sources, dump
 from portway.runtime.settings import SETTINGS, Setting, Value
 
-CONFIG_EXIT = 2  # a bad setting is a usage error, like a bad flag click rejects itself
+
+class SettingError(click.ClickException):
+    """A bad setting: a usage error (exit 2), like a bad flag click rejects itself."""
+
+    exit_code = 2
 
 
-def _click_type(setting: Setting) -> click.ParamType:
+def _bound(value: float | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def _click_type(setting: Setting) -> click.ParamType[Any, Any]:
     if setting.kind is int:
-        return click.IntRange(min=setting.low, max=setting.high)
+        return click.IntRange(min=_bound(setting.low), max=_bound(setting.high))
     if setting.kind is float:
         return click.FloatRange(min=setting.low, max=setting.high)
     return click.STRING
@@ -82,7 +90,7 @@ def given(ctx: click.Context, values: dict[str, Value]) -> tuple[dict[str, Value
 @setting_options
 @click.pass_context
 def serve(
-    ctx: click.Context, config_file: Path | None, check_config: bool, **values: Value
+    ctx: click.Context, /, config_file: Path | None, check_config: bool, **values: Value
 ) -> None:
     """Run Portway: API, reconciler and data plane."""
     from portway.runtime.control import run
@@ -107,9 +115,7 @@ def serve(
         logging.getLogger("alembic").setLevel(logging.WARNING)
         code = uvloop.run(run(config, reload=sources.load if config_file else None))
     except ConfigError as exc:
-        error = click.ClickException(exc.message)
-        error.exit_code = CONFIG_EXIT
-        raise error from None
+        raise SettingError(exc.message) from None
     except PortwayError as exc:
         raise click.ClickException(exc.message) from None
     except OSError as exc:

@@ -46,16 +46,16 @@ def read_file(path: Path) -> dict[str, Value]:
 def check(setting: Setting, value: Any, label: str) -> Value:
     """``value`` as the setting's kind, or a ConfigError naming the expected type."""
     kind = setting.kind
-    if kind is tuple:
-        if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            return tuple(value)
-    elif kind is str:
-        if isinstance(value, str):
-            return value
     # bool is an int in Python, never in TOML; a float setting takes an integer too.
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        if kind is float or isinstance(value, int):
-            return _bounded(setting, kind(value), label)
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if kind is tuple and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    if kind is str and isinstance(value, str):
+        return value
+    if kind is int and number and isinstance(value, int):
+        return _bounded(setting, value, label)
+    if kind is float and number:
+        return _bounded(setting, float(value), label)
     raise ConfigError(
         f"{label}: expected {_EXPECTED[kind]}, got {_toml_type(value)}", field=setting.key
     )

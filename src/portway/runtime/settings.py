@@ -202,9 +202,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     _tunable("max_connections", "Client connections per listener and data plane; more get 503."),
     _tunable("passive_failures", "Consecutive failures/5xx that eject a backend.", live=False),
-    _tunable(
-        "passive_backoff", "First ejection period (seconds); doubles on repeats.", live=False
-    ),
+    _tunable("passive_backoff", "First ejection period (seconds); doubles on repeats.", live=False),
     _tunable("passive_max_backoff", "Longest ejection period (seconds).", live=False),
     Setting(
         "log_level",
