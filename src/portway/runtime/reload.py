@@ -54,7 +54,10 @@ class Reloader:
         self.config = take_live(running, fresh)
         applied = [s.key for s in changed(running, self.config)]
         self._apply(self.config, access_log)
-        log.info("SIGHUP: applied %s", ", ".join(applied) if applied else "no changed settings")
+        if applied:
+            log.info("SIGHUP: applied %s", ", ".join(applied))
+        else:
+            log.info("SIGHUP: no live setting changed; access log reopened")
         if restart:
             log.warning(
                 "SIGHUP: %s changed but need a restart; the running values stay",
