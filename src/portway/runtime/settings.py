@@ -7,8 +7,16 @@ check are all derived from the row. A value is taken from, highest first: the co
 line, the environment, the config file, the row's default.
 
 A row's key names the field it fills: a ``DataPlaneSettings`` field when there is one of
-that name, else a ``ServeConfig`` field (``field`` says otherwise). So adding a setting is
-one row here plus the field it fills.
+that name, else a ``ServeConfig`` field (``field`` says otherwise). Adding a setting:
+
+1. one row here, e.g. ``Setting("metrics", str, "", "Metrics listener, HOST:PORT.",
+   parse=parse_optional_listen, metavar="HOST:PORT")``; a repeatable CIDR list is
+   ``Setting("backend_allow", tuple, (), "...", parse=parse_cidrs, metavar="CIDR")``;
+2. the field it fills, with its type after ``parse``;
+3. ``live=True`` only if its consumer reads it at use time, or ``DataPlane.reconfigure``
+   / ``Reloader`` apply it; else it waits for a restart;
+4. its row in docs/running.md's table and the new ``portway serve --check-config``
+   output as the example there (tests/docs fails until both are in).
 """
 
 from __future__ import annotations
