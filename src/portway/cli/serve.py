@@ -1,144 +1,121 @@
-"""``portway serve``: run the control process and the data plane."""
+"""``portway serve``: run the control process and the data plane.
+
+Its options are derived from the settings table (runtime/settings.py); click reads the
+command line and the environment, and ``Sources`` lays them over the config file.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 import uvloop
+from click.core import ParameterSource
 
-from portway.cli.tunables import settings_from, tunable_options
-from portway.errors import PortwayError
-from portway.runtime.config import (
-    ServeConfig,
-    parse_cidrs,
-    parse_listen,
-    parse_optional_listen,
-    parse_zone,
-)
+from portway.errors import ConfigError, PortwayError
+from portway.runtime.configfile import Sources, dump
+from portway.runtime.settings import SETTINGS, Setting, Value
+
+
+class SettingError(click.ClickException):
+    """A bad setting: a usage error (exit 2), like a bad flag click rejects itself."""
+
+    exit_code = 2
+
+
+def _bound(value: float | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def _click_type(setting: Setting) -> click.ParamType[Any, Any]:
+    if setting.kind is int:
+        return click.IntRange(min=_bound(setting.low), max=_bound(setting.high))
+    if setting.kind is float:
+        return click.FloatRange(min=setting.low, max=setting.high)
+    return click.STRING
+
+
+def setting_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """One option per row of SETTINGS; values arrive as keyword arguments named by key."""
+    for s in reversed(SETTINGS):
+        shown = s.default_text or s.default not in ("", ())
+        command = click.option(
+            s.flag,
+            s.key,
+            type=_click_type(s),
+            multiple=s.kind is tuple,
+            default=s.default,
+            show_default=shown,
+            envvar=s.envvar,
+            metavar=s.metavar or None,
+            help=f"{s.help} [{'live' if s.live else 'restart'}]",
+        )(command)
+    return command
+
+
+def given(ctx: click.Context, values: dict[str, Value]) -> tuple[dict[str, Value], dict[str, str]]:
+    """The values set on the command line or in the environment, and where each came
+    from; the rest are click's defaults, which the config file may replace."""
+    out: dict[str, Value] = {}
+    labels: dict[str, str] = {}
+    for s in SETTINGS:
+        source = ctx.get_parameter_source(s.key)
+        if source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
+            out[s.key] = values[s.key]
+            labels[s.key] = s.flag if source is ParameterSource.COMMANDLINE else s.envvar
+    return out, labels
 
 
 @click.command()
 @click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("var/portway"),
-    show_default=True,
-    envvar="PORTWAY_DATA_DIR",
-    help="State directory: SQLite database, generated CA and certificates.",
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="PORTWAY_CONFIG",
+    metavar="FILE",
+    help="TOML file with any of the settings below (--check-config prints its keys). "
+    "Flags and environment variables override it; SIGHUP re-reads it and applies the "
+    "settings marked [live].",
 )
 @click.option(
-    "--http",
-    "http_listen",
-    default="127.0.0.1:8080",
-    show_default=True,
-    envvar="PORTWAY_HTTP",
-    help="HTTP data-plane listener, HOST:PORT.",
+    "--check-config",
+    is_flag=True,
+    help="Check the settings, print them all as a config file and exit.",
 )
-@click.option(
-    "--https",
-    "https_listen",
-    default="127.0.0.1:8443",
-    show_default=True,
-    envvar="PORTWAY_HTTPS",
-    help="HTTPS data-plane listener, HOST:PORT; an empty value disables HTTPS.",
-)
-@click.option(
-    "--default-zone",
-    default="portway.test",
-    show_default=True,
-    envvar="PORTWAY_DEFAULT_ZONE",
-    help="Zone of the default wildcard certificate made by the local CA on first start.",
-)
-@click.option(
-    "--api",
-    "api_listen",
-    default="127.0.0.1:5668",
-    show_default=True,
-    envvar="PORTWAY_API",
-    help="REST API listener, HOST:PORT.",
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(min=0, max=256),
-    default=0,
-    show_default=True,
-    envvar="PORTWAY_WORKERS",
-    help="Data-plane worker processes sharing the listeners (0: run it in this process).",
-)
-@click.option(
-    "--store",
-    "store_url",
-    default=None,
-    envvar="PORTWAY_STORE",
-    help="SQLAlchemy URL of the store; default SQLite in the data dir "
-    "(postgresql+psycopg://user@host/db for several nodes).",
-)
-@click.option(
-    "--trusted-proxy",
-    "trusted",
-    multiple=True,
-    envvar="PORTWAY_TRUSTED_PROXIES",
-    help="CIDR whose X-Forwarded-*/Forwarded headers are kept and appended to (repeatable).",
-)
-@click.option(
-    "--drain-timeout",
-    type=click.FloatRange(min=0),
-    default=10.0,
-    show_default=True,
-    envvar="PORTWAY_DRAIN_TIMEOUT",
-    help="Seconds in-flight requests get to finish after SIGTERM.",
-)
-@click.option(
-    "--access-log",
-    default="",
-    envvar="PORTWAY_ACCESS_LOG",
-    help="Write one JSON line per request to this file ('-': standard output; "
-    "default: no access log).",
-)
-@tunable_options
-@click.option("--log-level", default="info", show_default=True, envvar="PORTWAY_LOG_LEVEL")
+@setting_options
+@click.pass_context
 def serve(
-    data_dir: Path,
-    http_listen: str,
-    https_listen: str,
-    default_zone: str,
-    api_listen: str,
-    workers: int,
-    store_url: str | None,
-    trusted: tuple[str, ...],
-    drain_timeout: float,
-    access_log: str,
-    log_level: str,
-    **tunables: float,
+    ctx: click.Context, /, config_file: Path | None, check_config: bool, **values: Value
 ) -> None:
     """Run Portway: API, reconciler and data plane."""
-    import os
-
     from portway.runtime.control import run
 
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    explicit, labels = given(ctx, values)
+    sources = Sources(
+        given=explicit,
+        labels=labels,
+        path=config_file,
+        admin_token=os.environ.get("PORTWAY_ADMIN_TOKEN") or None,
     )
-    # Migration chatter is noise on every start; failures still surface as errors.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
-        config = ServeConfig(
-            data_dir=data_dir,
-            http=parse_listen(http_listen, flag="--http"),
-            https=parse_optional_listen(https_listen, flag="--https"),
-            default_zone=parse_zone(default_zone, flag="--default-zone"),
-            api=parse_listen(api_listen, flag="--api"),
-            workers=workers,
-            store_url=store_url,
-            dataplane=settings_from(tunables, parse_cidrs(trusted, flag="--trusted-proxy")),
-            access_log=access_log or None,
-            drain_timeout=drain_timeout,
-            admin_token=os.environ.get("PORTWAY_ADMIN_TOKEN") or None,
+        config = sources.load()
+        if check_config:
+            click.echo(dump(sources.values()[0]), nl=False)
+            return
+        logging.basicConfig(
+            level=config.log_level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
-        code = uvloop.run(run(config))
+        # Migration chatter is noise on every start; failures still surface as errors.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        code = uvloop.run(run(config, reload=sources.load if config_file else None))
+    except ConfigError as exc:
+        raise SettingError(exc.message) from None
     except PortwayError as exc:
         raise click.ClickException(exc.message) from None
     except OSError as exc:

@@ -176,6 +176,12 @@ class Plans:
             kept = self._sticky[proxy.id] = (config, Stickiness(config))
         return kept[1]
 
+    def retime(self, settings: DataPlaneSettings) -> None:
+        """New node-wide timeout ceilings: plans are rebuilt lazily, and the balancer and
+        persistence states they share survive."""
+        self.settings = settings
+        self._plans.clear()
+
     def prune(self, live_ids: Container[str]) -> None:
         """Forget proxies that left the table (called on apply, off the hot path)."""
         for table in (self._plans, self._balancers, self._sticky):

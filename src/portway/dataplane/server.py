@@ -28,6 +28,12 @@ from portway.router import Snapshot, normalize_request_host
 _HOST_CACHE_LIMIT = 10_000
 
 
+def _tick_of(s: DataPlaneSettings) -> float:
+    """The sweep interval: a quarter of the shortest timeout, within [20 ms, 1 s]."""
+    shortest = min(s.connect_timeout, s.read_timeout, s.client_header_timeout)
+    return max(0.02, min(1.0, shortest / 4))
+
+
 class DataPlane:
     """The built-in HTTP/1.1 reverse proxy. One per event loop (per worker process)."""
 
@@ -51,9 +57,7 @@ class DataPlane:
         self._hosts: dict[bytes, str | None] = {}
         self.tls = TlsContexts()  # call tls.load_default(...) before listen_https
         self.https_port = 0  # where plain-HTTP requests are redirected (0: 443)
-        s = self.settings
-        shortest = min(s.connect_timeout, s.read_timeout, s.client_header_timeout)
-        self._tick = max(0.02, min(1.0, shortest / 4))
+        self._tick = _tick_of(self.settings)
 
     # -- configuration ------------------------------------------------------------
 
@@ -64,6 +68,21 @@ class DataPlane:
         # O(proxies with state), not O(table): a change on a 100 000-proxy table stays cheap.
         self.plans.prune(snapshot.routes)
         self._hosts.clear()  # cheap; keeps the cache from holding hosts of old tables
+
+    def reconfigure(self, settings: DataPlaneSettings) -> None:
+        """Switch to ``settings`` from the next connection or request on (SIGHUP).
+
+        Limits and timeouts are read where they are used, so swapping the object is
+        enough; the per-proxy plans recompute their timeout ceilings, and connections
+        open already keep the trusted-proxy view they started with. The pool size and
+        the passive-health thresholds stay as they were built (the caller keeps them).
+        """
+        if settings.trusted_proxies != self.settings.trusted_proxies:
+            self.networks = parse_networks(settings.trusted_proxies)
+            self.forwarded = ForwardedContexts(self.networks)
+        self.settings = settings
+        self.plans.retime(settings)
+        self._tick = _tick_of(settings)
 
     @property
     def applied_version(self) -> int:

@@ -37,6 +37,12 @@ class AccessLog:
             self._loop = loop
             self._handle = loop.call_later(self._flush_interval, self.flush)
 
+    def close(self) -> None:
+        """Flush and close the file (never standard output), as when SIGHUP reopens it."""
+        self.flush()
+        if self._stream not in (sys.stdout, sys.__stdout__):
+            self._stream.close()
+
     def flush(self) -> None:
         if self._handle is not None:
             self._handle.cancel()

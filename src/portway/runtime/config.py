@@ -1,4 +1,6 @@
-"""Static configuration of ``portway serve``, parsed from flags and environment."""
+"""The configuration of ``portway serve`` and the parsers of its values.
+
+The settings table (runtime/settings.py) says where each field comes from."""
 
 from __future__ import annotations
 
@@ -43,6 +45,7 @@ class ServeConfig:
     access_log: str | None = None  # a path, "-" for standard output, None for none
     drain_timeout: float = 10.0
     admin_token: str | None = None
+    log_level: str = "info"
 
     @property
     def database_url(self) -> str:

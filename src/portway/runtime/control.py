@@ -9,7 +9,7 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 
 import uvicorn
 
@@ -20,6 +20,7 @@ from portway.health.state import DOWN, Health
 from portway.reconciler.watcher import Reconciler
 from portway.router import Snapshot
 from portway.runtime.config import Listen, ServeConfig, TlsListen
+from portway.runtime.reload import Reloader
 from portway.runtime.report import NodeReport
 from portway.runtime.workers import WorkerPool, open_access_log, settle_heap
 from portway.service import Service
@@ -47,8 +48,9 @@ def _bind(listen: Listen) -> socket.socket:
     return sock
 
 
-async def run(config: ServeConfig) -> int:
-    """Run until SIGTERM/SIGINT, then drain and return the exit code."""
+async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None = None) -> int:
+    """Run until SIGTERM/SIGINT, then drain and return the exit code. On SIGHUP,
+    ``reload`` (the config file read again) gives the settings to switch to."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = await asyncio.to_thread(open_store, config.database_url)
     service = Service(store)
@@ -115,12 +117,8 @@ async def run(config: ServeConfig) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    # nginx habit: SIGHUP must not kill the node. Configuration lives in the store and
-    # applies at once; flags need a restart, which the log line says.
-    loop.add_signal_handler(
-        signal.SIGHUP,
-        lambda: log.info("SIGHUP: nothing to reload (changes apply at once; flags need a restart)"),
-    )
+    # nginx habit: SIGHUP re-reads the config file (and never kills the node).
+    loop.add_signal_handler(signal.SIGHUP, Reloader(config, reload, plane=plane, pool=pool).reload)
     await stop.wait()
 
     log.info("draining (up to %.0fs)", config.drain_timeout)
@@ -129,8 +127,8 @@ async def run(config: ServeConfig) -> int:
     if pool is not None:
         await pool.stop()
     await monitor.close()
-    if access_log is not None:
-        access_log.flush()
+    if plane is not None and plane.access_log is not None:  # SIGHUP may have reopened it
+        plane.access_log.flush()
     server.should_exit = True
     for task in tasks[1:]:
         task.cancel()

@@ -22,7 +22,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -40,6 +40,8 @@ log = logging.getLogger("portway.workers")
 #   ("delta", version, [Proxy, ...], [id, ...], certs)   upserts and removals; certs is
 #       the whole {id: Certificate} map when it changed, else None (the usual case)
 #   ("health", frozenset[(proxy id, backend id)])  backends that active checks found down
+#   ("settings", DataPlaneSettings, access log target)  SIGHUP: switch to these, reopen
+#       the access log
 # worker → control:
 #   ("applied", version)
 #   ("stats", metrics export, open connections, passively ejected backends)  every second
@@ -170,6 +172,9 @@ async def _worker(conn: Connection, spec: WorkerSpec) -> None:
         if message[0] == "health":
             plane.set_health(message[1])
             return
+        if message[0] == "settings":
+            reconfigure(plane, message[1], message[2])
+            return
         snapshot = apply_message(state["snapshot"], message)
         state["snapshot"] = snapshot
         plane.apply(snapshot)
@@ -198,8 +203,21 @@ async def _worker(conn: Connection, spec: WorkerSpec) -> None:
         await plane.listen_https(https.host, https.port, sock=reuseport_socket(https))
     await stop.wait()
     await plane.close(spec.drain)
-    if access_log is not None:
-        access_log.flush()
+    if plane.access_log is not None:  # a "settings" message may have reopened it
+        plane.access_log.flush()
+
+
+def reconfigure(plane: DataPlane, settings: DataPlaneSettings, access_log: str | None) -> None:
+    """A worker's part of SIGHUP; a log it cannot open leaves the old one in place."""
+    try:
+        fresh = open_access_log(access_log)
+    except OSError as exc:
+        log.error("cannot open the access log: %s; keeping the old one", exc)
+        fresh = plane.access_log
+    plane.reconfigure(settings)
+    old, plane.access_log = plane.access_log, fresh
+    if old is not None and old is not fresh:
+        old.close()
 
 
 @dataclass(slots=True)
@@ -254,6 +272,13 @@ class WorkerPool:
         self._down = down
         for worker in self._workers:
             self._send(worker, ("health", down))
+
+    def reconfigure(self, settings: DataPlaneSettings, access_log: str | None) -> None:
+        """SIGHUP: every worker switches to ``settings`` and reopens its access log;
+        workers started later get them too."""
+        self._spec = replace(self._spec, settings=settings, access_log=access_log)
+        for worker in self._workers:
+            self._send(worker, ("settings", settings, access_log))
 
     def stats(self) -> list[tuple[Any, ...]]:
         """The latest stats each live worker pushed: (metrics export, open connections,

@@ -1,0 +1,226 @@
+"""Every ``portway serve`` setting, in one table.
+
+Each row gives a setting's config-file key, type, default, help and whether SIGHUP can
+change it on a running node. The flag (``--key-with-dashes``), the environment variable
+(``PORTWAY_KEY``), the TOML key, ``--help``, ``--check-config`` output and the docs
+check are all derived from the row. A value is taken from, highest first: the command
+line, the environment, the config file, the row's default.
+
+A row's key names the field it fills: a ``DataPlaneSettings`` field when there is one of
+that name, else a ``ServeConfig`` field (``field`` says otherwise). Adding a setting:
+
+1. one row here, e.g. ``Setting("metrics", str, "", "Metrics listener, HOST:PORT.",
+   parse=parse_optional_listen, metavar="HOST:PORT")``; a repeatable CIDR list is
+   ``Setting("backend_allow", tuple, (), "...", parse=parse_cidrs, metavar="CIDR")``;
+2. the field it fills, with its type after ``parse``;
+3. ``live=True`` only if its consumer reads it at use time, or ``DataPlane.reconfigure``
+   / ``Reloader`` apply it; else it waits for a restart;
+4. its row in docs/running.md's table and the new ``portway serve --check-config``
+   output as the example there (tests/docs fails until both are in).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from portway.dataplane.settings import DataPlaneSettings
+from portway.errors import ConfigError
+from portway.runtime.config import (
+    parse_cidrs,
+    parse_listen,
+    parse_optional_listen,
+    parse_zone,
+)
+
+Value = str | int | float | tuple[str, ...]  # what a flag, variable or TOML key holds
+Parser = Callable[..., Any]  # parse(value, flag=label) → the config value, or ConfigError
+
+_DATAPLANE_FIELDS = frozenset(f.name for f in fields(DataPlaneSettings))
+
+
+def as_path(value: str, *, flag: str) -> Path:
+    return Path(value)
+
+
+def empty_is_none(value: str, *, flag: str) -> str | None:
+    return value or None
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One setting. ``kind`` is str, int, float or tuple (a list of strings, whose flag
+    may be repeated); ``low``/``high`` bound numbers; ``parse`` turns the checked value
+    into what the config holds (default: as is)."""
+
+    key: str
+    kind: type
+    default: Value
+    help: str
+    live: bool = False
+    parse: Parser | None = None
+    low: float | None = None
+    high: float | None = None
+    metavar: str = ""
+    flag_name: str = ""  # when the flag is not --key-with-dashes
+    field: str = ""  # when the field is not named like the key
+    default_text: str = ""  # what --help and the docs show as the default, if not the value
+
+    @property
+    def flag(self) -> str:
+        return self.flag_name or "--" + self.key.replace("_", "-")
+
+    @property
+    def envvar(self) -> str:
+        return "PORTWAY_" + self.key.upper()
+
+    @property
+    def target(self) -> str:
+        return self.field or self.key
+
+    @property
+    def dataplane(self) -> bool:
+        """Whether the value lands in DataPlaneSettings (else in ServeConfig)."""
+        return self.target in _DATAPLANE_FIELDS
+
+    def convert(self, value: Value, *, flag: str) -> Any:
+        return value if self.parse is None else self.parse(value, flag=flag)
+
+
+_DP = DataPlaneSettings()
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def parse_log_level(value: str, *, flag: str) -> str:
+    level = value.lower()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"{flag}: expected one of {', '.join(LOG_LEVELS)}, got {value!r}")
+    return level
+
+
+def _tunable(key: str, help: str, *, live: bool = True, metavar: str = "") -> Setting:
+    """A DataPlaneSettings field: its default comes from the dataclass."""
+    default = getattr(_DP, key)
+    if isinstance(default, int):
+        return Setting(key, int, default, help, live=live, low=1, metavar=metavar or "N")
+    return Setting(key, float, default, help, live=live, low=0.001, metavar="SECONDS")
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "data_dir",
+        str,
+        "var/portway",
+        "State directory: SQLite database, generated CA and certificates.",
+        parse=as_path,
+        metavar="DIR",
+    ),
+    Setting(
+        "http",
+        str,
+        "127.0.0.1:8080",
+        "HTTP data-plane listener, HOST:PORT.",
+        parse=parse_listen,
+        metavar="HOST:PORT",
+    ),
+    Setting(
+        "https",
+        str,
+        "127.0.0.1:8443",
+        "HTTPS data-plane listener, HOST:PORT; an empty value disables HTTPS.",
+        parse=parse_optional_listen,
+        metavar="HOST:PORT",
+    ),
+    Setting(
+        "default_zone",
+        str,
+        "portway.test",
+        "Zone of the default wildcard certificate made by the local CA on first start.",
+        parse=parse_zone,
+        metavar="ZONE",
+    ),
+    Setting(
+        "api",
+        str,
+        "127.0.0.1:5668",
+        "REST API listener, HOST:PORT.",
+        parse=parse_listen,
+        metavar="HOST:PORT",
+    ),
+    Setting(
+        "workers",
+        int,
+        0,
+        "Data-plane worker processes sharing the listeners (0: run it in this process).",
+        low=0,
+        high=256,
+        metavar="N",
+    ),
+    Setting(
+        "store",
+        str,
+        "",
+        "SQLAlchemy URL of the store; default SQLite in the data dir "
+        "(postgresql+psycopg://user@host/db for several nodes).",
+        parse=empty_is_none,
+        metavar="URL",
+        field="store_url",
+        default_text="SQLite in the data dir",
+    ),
+    Setting(
+        "trusted_proxies",
+        tuple,
+        (),
+        "CIDR whose X-Forwarded-*/Forwarded headers are kept and appended to (repeatable).",
+        live=True,
+        parse=parse_cidrs,
+        metavar="CIDR",
+        flag_name="--trusted-proxy",
+    ),
+    Setting(
+        "drain_timeout",
+        float,
+        10.0,
+        "Seconds in-flight requests get to finish after SIGTERM.",
+        low=0,
+        metavar="SECONDS",
+    ),
+    Setting(
+        "access_log",
+        str,
+        "",
+        "Write one JSON line per request to this file ('-': standard output; "
+        "empty: no access log). SIGHUP reopens it.",
+        live=True,
+        parse=empty_is_none,
+        metavar="PATH",
+    ),
+    _tunable("connect_timeout", "Ceiling on connecting to a backend (seconds; → 502)."),
+    _tunable("read_timeout", "Ceiling on waiting for backend bytes (seconds; → 504)."),
+    _tunable("client_header_timeout", "Time a client has to send a request head (→ 408)."),
+    _tunable("keepalive_timeout", "Idle time before a client keep-alive is closed."),
+    _tunable("max_request_line", "Longest request line in bytes (→ 414).", metavar="BYTES"),
+    _tunable("max_header_bytes", "Largest request head in bytes (→ 431).", metavar="BYTES"),
+    _tunable(
+        "upstream_pool_size",
+        "Idle keep-alive connections per backend kept after a second without use.",
+        live=False,
+    ),
+    _tunable("max_connections", "Client connections per listener and data plane; more get 503."),
+    _tunable("passive_failures", "Consecutive failures/5xx that eject a backend.", live=False),
+    _tunable("passive_backoff", "First ejection period (seconds); doubles on repeats.", live=False),
+    _tunable("passive_max_backoff", "Longest ejection period (seconds).", live=False),
+    Setting(
+        "log_level",
+        str,
+        "info",
+        "Log level of the control process: debug, info, warning or error.",
+        live=True,
+        parse=parse_log_level,
+        metavar="LEVEL",
+    ),
+)
+
+BY_KEY = {s.key: s for s in SETTINGS}
