@@ -48,6 +48,11 @@ TUNABLES = (
     Tunable("passive_failures", int, "Consecutive failures/5xx that eject a backend."),
     Tunable("passive_backoff", float, "First ejection period (seconds); doubles on repeats."),
     Tunable("passive_max_backoff", float, "Longest ejection period (seconds)."),
+    Tunable(
+        "passive_max_ejection_percent",
+        int,
+        "Most of a proxy's backends passive checks may eject (%); never its last healthy one.",
+    ),
 )
 
 _DEFAULTS = DataPlaneSettings()
