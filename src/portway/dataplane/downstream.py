@@ -28,6 +28,7 @@ from portway.dataplane.pool import UpstreamPool
 from portway.dataplane.recording import unbind
 from portway.dataplane.responding import BUSY, Responding
 from portway.dataplane.upstream import UpstreamConnection
+from portway.health.passive import Outcome
 from portway.model import Backend
 from portway.protocol import request as req
 from portway.protocol import websocket as ws
@@ -147,7 +148,7 @@ class Downstream(Responding):
         exc = task.exception()
         if exc is not None:
             if ex is self.current:
-                self._backend_failed(ex, 502)
+                self._backend_failed(ex, 502, Outcome.CONNECT_FAILED)
             return
         conn = task.result()[1]
         if ex is not self.current or self.closing:
@@ -180,11 +181,13 @@ class Downstream(Responding):
         else:
             ex.pending.extend(pieces)
 
-    def _backend_failed(self, ex: Exchange, status: int) -> None:
+    def _backend_failed(
+        self, ex: Exchange, status: int, outcome: Outcome = Outcome.NO_ANSWER
+    ) -> None:
         """Connecting failed or the backend hung up unanswered: retry elsewhere once."""
         plan, backend = ex.plan, ex.backend
         assert plan is not None and backend is not None
-        self.dp.plans.failure((plan.proxy.id, backend.id), self.dp.now)
+        self.dp.plans.report(ex, outcome, self.dp.now)
         if not ex.retried and not ex.body_sent and not ex.response_started:
             other = pick(plan, ex.head, self.peer, exclude=backend)
             if other is not None:

@@ -17,6 +17,7 @@ from portway.dataplane.answers import answer_and_close, fail_current
 from portway.dataplane.downstream import Downstream
 from portway.dataplane.exchange import Exchange
 from portway.dataplane.responding import IDLE
+from portway.health.passive import Outcome
 
 if TYPE_CHECKING:
     from portway.dataplane.server import DataPlane
@@ -80,13 +81,13 @@ class Pacing(Downstream):
         elif ex.connect_task is not None:
             ex.connect_task.cancel()  # connect timeout: like a refused connection
             ex.connect_task = None
-            self._backend_failed(ex, 502)
+            self._backend_failed(ex, 502, Outcome.CONNECT_FAILED)
         elif self.receiving is ex and self._reading and not ex.response_started:
             # The client stopped sending the body it declared: its fault, not the backend's.
             fail_current(self, 408)
             self.flush()
         else:
             if not ex.response_started and ex.plan is not None and ex.backend is not None:
-                self.dp.plans.failure((ex.plan.proxy.id, ex.backend.id), self.dp.now)
+                self.dp.plans.report(ex, Outcome.TIMED_OUT, self.dp.now)
             fail_current(self, 504)
             self.flush()

@@ -8,20 +8,25 @@ config), so both survive snapshot swaps that keep them.
 Health enters through one generation counter: ``Plans.gen`` moves whenever the set of
 down or ejected backends changes, and a plan recomputes its candidates only when its own
 copy of the counter is stale, so a request pays one integer comparison for health.
+What the data plane's traffic says about a backend enters through :meth:`Plans.report`;
+which outcomes count and when a backend may be ejected is decided in
+``portway.health.passive``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Container
+from functools import partial
 from typing import TYPE_CHECKING
 
 from portway.balance import Balancer, Stickiness, make_balancer
 from portway.dataplane.recording import MetricKeys
 from portway.dataplane.settings import DataPlaneSettings
-from portway.health.passive import Key, OutlierDetector
+from portway.health.passive import Key, Outcome, OutlierDetector, Verdict, may_eject, verdict
 from portway.model import Backend, Proxy, SessionPersistence
 
 if TYPE_CHECKING:
+    from portway.dataplane.exchange import Exchange
     from portway.dataplane.pool import Bucket, UpstreamPool
     from portway.dataplane.upstream import UpstreamConnection
 
@@ -97,17 +102,36 @@ class Plan:
         plans = self._plans
         if self._gen != plans.gen:
             self._gen = plans.gen
-            self.candidates = usable_backends(self.proxy, plans.is_down)
+            down, ejected = plans.down.__contains__, plans.outliers.is_ejected
+            self.candidates = usable_backends(self.proxy, down, ejected)
         return self.candidates
 
 
 def usable_backends(
-    proxy: Proxy, is_down: Callable[[Key], bool] | None = None
+    proxy: Proxy,
+    is_down: Callable[[Key], bool] | None = None,
+    is_ejected: Callable[[Key], bool] | None = None,
 ) -> tuple[Backend, ...]:
-    """Primaries with weight > 0 that are not down; the backups only when none is left."""
+    """Primaries with weight > 0 that are neither down nor ejected; the backups only when
+    none is left. Passive ejections give way when they would leave no candidate at all:
+    an ejection is decided while other backends are up (see ``may_eject``), and the active
+    checks may take those down later."""
+    found = _usable(proxy, is_down, is_ejected)
+    if not found and is_ejected is not None:
+        found = _usable(proxy, is_down, None)
+    return found
+
+
+def _usable(
+    proxy: Proxy, is_down: Callable[[Key], bool] | None, is_ejected: Callable[[Key], bool] | None
+) -> tuple[Backend, ...]:
     pid = proxy.id
     live = tuple(
-        b for b in proxy.backends if b.weight > 0 and (is_down is None or not is_down((pid, b.id)))
+        b
+        for b in proxy.backends
+        if b.weight > 0
+        and (is_down is None or not is_down((pid, b.id)))
+        and (is_ejected is None or not is_ejected((pid, b.id)))
     )
     primaries = tuple(b for b in live if not b.backup)
     return primaries or live
@@ -190,17 +214,43 @@ class Plans:
 
     # -- health ------------------------------------------------------------
 
-    def is_down(self, key: Key) -> bool:
-        return key in self.down or self.outliers.is_ejected(key)
-
     def set_down(self, down: frozenset[Key]) -> None:
         if down != self.down:
             self.down = down
             self.gen += 1
 
-    def failure(self, key: Key, now: float) -> None:
-        if self.outliers.failure(key, now):
-            self.gen += 1
+    def report(self, ex: Exchange, outcome: Outcome, now: float, status: int = 0) -> None:
+        """What happened to ``ex`` on its backend, for the outlier detector to judge."""
+        plan, backend = ex.plan, ex.backend
+        assert plan is not None and backend is not None
+        key = (plan.proxy.id, backend.id)
+        judged = verdict(outcome, request_sent=ex.body_done, status=status)
+        if judged is Verdict.SUCCESS:
+            self.outliers.success(key)
+        elif judged is Verdict.FAILURE and self.outliers.failure(
+            key, now, partial(self._room, plan.proxy, backend)
+        ):
+            self.gen += 1  # the ejected set changed: plans recompute their candidates
+
+    def _room(self, proxy: Proxy, backend: Backend) -> bool:
+        """Whether ejecting ``backend`` keeps ``proxy`` within the bound (``may_eject``)."""
+        total = ejected = others = 0
+        outliers, pid = self.outliers, proxy.id
+        for b in proxy.backends:
+            if b.weight <= 0:
+                continue
+            total += 1
+            key = (pid, b.id)
+            if outliers.is_ejected(key):
+                ejected += 1
+            elif b.id != backend.id and b.backup == backend.backup and key not in self.down:
+                others += 1
+        return may_eject(
+            backends=total,
+            ejected=ejected,
+            others_left=others,
+            max_percent=self.settings.passive_max_ejection_percent,
+        )
 
     def expire(self, now: float) -> None:
         if self.outliers.expire(now):

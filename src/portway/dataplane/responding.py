@@ -28,6 +28,7 @@ from portway.dataplane.plans import Plan
 from portway.dataplane.tls import Handshake
 from portway.dataplane.tunnel import Tunnel
 from portway.dataplane.upstream import UpstreamConnection
+from portway.health.passive import Outcome
 from portway.protocol.forwarded import ForwardedContext
 from portway.protocol.redirect import HSTS_LINE, has_hsts
 from portway.protocol.response import ResponseHead
@@ -102,7 +103,9 @@ class Responding(asyncio.Protocol):
     def _connect(self, ex: Exchange) -> None:
         raise NotImplementedError
 
-    def _backend_failed(self, ex: Exchange, status: int) -> None:
+    def _backend_failed(
+        self, ex: Exchange, status: int, outcome: Outcome = Outcome.NO_ANSWER
+    ) -> None:
         raise NotImplementedError
 
     # -- response side (called by UpstreamConnection) ----------------------------
@@ -147,12 +150,7 @@ class Responding(asyncio.Protocol):
 
     def _health(self, ex: Exchange, status: int) -> None:
         """Feed the passive outlier detector (only called when it has something to do)."""
-        plan, backend, dp = ex.plan, ex.backend, self.dp
-        assert plan is not None and backend is not None
-        if status >= 500:
-            dp.plans.failure((plan.proxy.id, backend.id), dp.now)
-        else:
-            dp.plans.outliers.success((plan.proxy.id, backend.id))
+        self.dp.plans.report(ex, Outcome.ANSWERED, self.dp.now, status)
 
     def _sticky(self, ex: Exchange, head: ResponseHead) -> bytes:
         plan, backend, fwd = ex.plan, ex.backend, self.fwd

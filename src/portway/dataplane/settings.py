@@ -22,6 +22,7 @@ class DataPlaneSettings:
     max_header_bytes: int = 32768  # → 431
     upstream_pool_size: int = 64  # idle keep-alive conns kept per backend past a sweep tick
     max_connections: int = 10_000  # per listener; beyond it new clients get 503 + close
-    passive_failures: int = 3  # consecutive connect failures / 5xx that eject a backend
+    passive_failures: int = 3  # consecutive backend failures that eject it (health.passive)
     passive_backoff: float = 10.0  # first ejection; doubles on repeated ejections
     passive_max_backoff: float = 300.0
+    passive_max_ejection_percent: int = 50  # of a proxy's backends; never its last healthy one

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 import httptools
 
 from portway.errors import ProtocolError
+from portway.health.passive import Outcome
 from portway.protocol import chunked
 from portway.protocol import response as resp
 from portway.protocol.response import ResponseHead
@@ -106,6 +107,9 @@ class UpstreamConnection(asyncio.Protocol):
                 client.out.append(chunked.LAST_CHUNK)
             client.response_done(self, False)
         else:
+            # Without a byte, upstream_failed decides (a dead pooled connection is no failure).
+            if self.got_bytes and not self.response_started:
+                self._report(client, Outcome.NO_ANSWER)
             client.upstream_failed(self, 502)
         client.flush()
 
@@ -228,8 +232,15 @@ class UpstreamConnection(asyncio.Protocol):
             client.response_done(self, self._keep_alive)
 
     def _fail(self, client: ClientConnection, status: int) -> None:
+        self._report(client, Outcome.BAD_RESPONSE)
         self.abort()  # never reuse a connection whose framing we could not follow
         client.upstream_failed(self, status)
+
+    def _report(self, client: ClientConnection, outcome: Outcome) -> None:
+        """Tell the outlier detector, for the exchange this connection serves (if any)."""
+        ex = client.current
+        if ex is not None and ex.upstream is self:
+            client.dp.plans.report(ex, outcome, client.dp.now)
 
     def release(self) -> None:
         """Back to the pool; the pool's decision says whether to close instead."""

@@ -213,6 +213,15 @@ SETTINGS: tuple[Setting, ...] = (
     _tunable("passive_backoff", "First ejection period (seconds); doubles on repeats.", live=False),
     _tunable("passive_max_backoff", "Longest ejection period (seconds).", live=False),
     Setting(
+        "passive_max_ejection_percent",
+        int,
+        _DP.passive_max_ejection_percent,
+        "Most of a proxy's backends passive checks may eject (%); never its last healthy one.",
+        low=0,
+        high=100,
+        metavar="PERCENT",
+    ),
+    Setting(
         "log_level",
         str,
         "info",
