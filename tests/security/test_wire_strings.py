@@ -55,7 +55,9 @@ INJECTING_PATH = f"/probe\r\n{INJECTED}\r\nX-Rest:"
 # -- helpers --------------------------------------------------------------------------
 
 
-def raw_exchange(pw: Portway, requests: list[tuple[str, str]]) -> list[tuple[int, dict[str, str], bytes]]:
+def raw_exchange(
+    pw: Portway, requests: list[tuple[str, str]]
+) -> list[tuple[int, dict[str, str], bytes]]:
     """Send ``(host, path)`` requests one after another on ONE connection, as a front
     proxy reusing a connection does; returns (status, headers, body) of each response
     as an HTTP client reads them off that connection."""
@@ -63,7 +65,9 @@ def raw_exchange(pw: Portway, requests: list[tuple[str, str]]) -> list[tuple[int
     out: list[tuple[int, dict[str, str], bytes]] = []
     with socket.create_connection(("127.0.0.1", pw.http_port), timeout=5) as sock:
         for host, path in requests:
-            sock.sendall(conn.send(h11.Request(method="GET", target=path, headers=[("Host", host)])))
+            sock.sendall(
+                conn.send(h11.Request(method="GET", target=path, headers=[("Host", host)]))
+            )
             sock.sendall(conn.send(h11.EndOfMessage()))
             status, headers, body = 0, {}, b""
             while True:
@@ -76,9 +80,7 @@ def raw_exchange(pw: Portway, requests: list[tuple[str, str]]) -> list[tuple[int
                     headers = {k.decode().lower(): v.decode("latin-1") for k, v in event.headers}
                 elif isinstance(event, h11.Data):
                     body += event.data
-                elif isinstance(event, h11.EndOfMessage):
-                    break
-                elif isinstance(event, h11.ConnectionClosed):
+                elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
                     break
             out.append((status, headers, body))
             if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
@@ -475,7 +477,9 @@ def test_stored_forging_cookie_is_not_served_to_another_tenant(portway: Portway)
         )
         assert len(answers) == 2, answers
         (first_status, first_headers, _), (_, _, second_body) = answers
-        assert FORGED_BODY not in second_body, f"beta's client was handed alpha's forgery: {answers}"
+        assert FORGED_BODY not in second_body, (
+            f"beta's client was handed alpha's forgery: {answers}"
+        )
         assert json.loads(second_body)["backend"] == "victim", answers
         assert first_status == 404, answers  # the bad proxy is not served at all
         assert "set-cookie" not in first_headers
