@@ -171,7 +171,7 @@ class BackendOut(BaseModel):
 
 
 class ProblemOut(BaseModel):
-    field: str | None
+    field: str
     message: str
 
 

@@ -130,13 +130,14 @@ class Reconciler:
             return
         for proxy_id, entry in disabled.items():
             if before.get(proxy_id) != entry:
+                # repr: the stored strings are what broke a rule, CR/LF included.
                 log.warning(
-                    "proxy %s disabled (project %s, %s%s), not served: %s",
+                    "proxy %s disabled (project %r, hostname %r, path prefix %r), not served: %s",
                     proxy_id,
                     entry.project,
                     entry.hostname,
                     entry.path_prefix,
-                    "; ".join(f"{p.field or 'proxy'}: {p.message}" for p in entry.problems),
+                    "; ".join(f"{p.field}: {p.message}" for p in entry.problems),
                 )
         for proxy_id in before.keys() - disabled.keys():
             log.info("proxy %s is no longer disabled", proxy_id)

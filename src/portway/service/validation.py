@@ -235,19 +235,19 @@ def proxy(value: Proxy) -> Proxy:
 class Problem:
     """One rule a stored proxy breaks: the field (as the API names it) and why."""
 
-    field: str | None
+    field: str
     message: str
 
 
-def _problem(rule: Callable[[Any], object], value: object) -> Problem | None:
+def _problem(name: str, rule: Callable[[Any], object], value: object) -> Problem | None:
     try:
         rule(value)
     except ValidationError as err:
-        return Problem(err.field, err.message)
+        return Problem(err.field or name, err.message)
     except Exception as err:  # a stored row is not typed like API input
         # A row written by hand or by an older version may hold values of any type; a
         # rule tripping over one must disable that proxy, never fail the whole snapshot.
-        return Problem(None, f"unreadable stored value ({type(err).__name__}: {err})")
+        return Problem(name, f"{name} holds an unreadable value ({type(err).__name__})")
     return None
 
 
@@ -269,21 +269,22 @@ class Screen:
     __slots__ = ("_plan",)
 
     def __init__(self) -> None:
-        self._plan: list[tuple[Callable[[Any], object], _Memo | None]] = [
-            (rule, None if name in _UNSHARED else {}) for name, rule in _PROXY_RULES
+        self._plan: list[tuple[str, Callable[[Any], object], _Memo | None]] = [
+            (name, rule, None if name in _UNSHARED else {}) for name, rule in _PROXY_RULES
         ]
 
     def problems(self, value: Proxy) -> tuple[Problem, ...]:
         """Every rule ``value`` breaks, in field order; empty when it may be served."""
         found: list[Problem] = []
         memo: _Memo | None
-        for field_value, (rule, memo) in zip(_FIELDS(value), self._plan, strict=True):
+        for field_value, (name, rule, memo) in zip(_FIELDS(value), self._plan, strict=True):
             if memo is None:
-                problem = _problem(rule, field_value)
+                problem = _problem(name, rule, field_value)
             else:
                 seen = memo.get(id(field_value))
                 if seen is None:
-                    seen = memo[id(field_value)] = (field_value, _problem(rule, field_value))
+                    problem = _problem(name, rule, field_value)
+                    seen = memo[id(field_value)] = (field_value, problem)
                 problem = seen[1]
             if problem is not None:
                 found.append(problem)
@@ -294,5 +295,5 @@ def problems(value: Proxy) -> tuple[Problem, ...]:
     """Every rule of ``proxy`` that ``value`` breaks, in field order; empty when it may be
     served. The API shows these as a proxy's ``errors``; the snapshot builder leaves out
     a proxy that has any (through ``Screen``, which runs the same rules)."""
-    found = (_problem(rule, getattr(value, name)) for name, rule in _PROXY_RULES)
+    found = (_problem(name, rule, getattr(value, name)) for name, rule in _PROXY_RULES)
     return tuple(p for p in found if p is not None)
