@@ -69,3 +69,13 @@ def test_learned_table_is_bounded() -> None:
         sticky.bind(backends[0], f"10.0.0.{i}", request_cookie="", set_cookies=[])
     assert sticky.sticky_backend(backends, "10.0.0.99", "") == backends[0]
     assert sticky.sticky_backend(backends, "10.0.0.0", "") is None
+
+
+def test_a_cookie_name_outside_the_token_grammar_is_never_written() -> None:
+    # The API and the snapshot builder refuse such names; the writer refuses them too.
+    backends = pool(2)
+    sticky = Stickiness(SessionPersistence(type="cookie", cookie_name="s\r\nX-Injected: yes"))
+    assert sticky.bind(backends[0], "1.2.3.4", request_cookie="", set_cookies=()) is None
+    plain = Stickiness(SessionPersistence(type="cookie", cookie_name="sid"))
+    line = plain.bind(backends[0], "1.2.3.4", request_cookie="", set_cookies=())
+    assert line is not None and line.startswith("sid=")

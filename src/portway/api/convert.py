@@ -23,7 +23,7 @@ from portway.model import (
     Token,
     Zone,
 )
-from portway.service import BackendSpec
+from portway.service import BackendSpec, validation
 
 HealthFn = Callable[[str, str], dict[str, Any]]
 NOT_NULL = (
@@ -124,6 +124,10 @@ def proxy_out(proxy: Proxy, health: HealthFn) -> dict[str, Any]:
         value = fields[name]
         fields[name] = None if value is None else dataclasses.asdict(value)
     fields["backends"] = []
+    # The rules the snapshot builder applies: a proxy that breaks one is not served.
+    problems = validation.problems(proxy)
+    fields["status"] = "error" if problems else "active"
+    fields["errors"] = [{"field": p.field, "message": p.message} for p in problems]
     out = schemas.ProxyOut(**fields).model_dump(mode="json")
     out["backends"] = [backend_out(proxy.id, b, health) for b in proxy.backends]
     return out

@@ -170,6 +170,11 @@ class BackendOut(BaseModel):
     health: str = "unknown"
 
 
+class ProblemOut(BaseModel):
+    field: str
+    message: str
+
+
 class ProxyOut(BaseModel):
     id: str
     project: str
@@ -189,6 +194,8 @@ class ProxyOut(BaseModel):
     created_at: datetime | None
     updated_at: datetime | None
     revision: int
+    status: str = Field(description="active, or error: not served (see errors)")
+    errors: list[ProblemOut] = Field(description="the rules a stored proxy breaks")
 
 
 class ProjectOut(BaseModel):

@@ -19,6 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from portway.model import Backend, SessionPersistence
+from portway.protocol.grammar import is_cookie_name
 
 DEFAULT_COOKIE = "PORTWAY_SRV"
 
@@ -76,7 +77,7 @@ class _Lru:
 class Stickiness:
     """Persistence state for one proxy; survives snapshot swaps (keyed by backend id)."""
 
-    __slots__ = ("_by_token", "_ids", "_table", "cookie_name", "type")
+    __slots__ = ("_by_token", "_ids", "_table", "cookie_name", "type", "writable")
 
     def __init__(
         self,
@@ -89,6 +90,10 @@ class Stickiness:
         self.type = config.type
         default = DEFAULT_COOKIE if config.type == "cookie" else "JSESSIONID"
         self.cookie_name = config.cookie_name or default
+        # The API and the snapshot builder refuse a cookie name that is not a token; if
+        # one got here anyway it is never written: the proxy loses its stickiness, and
+        # no tenant text lands in a header line.
+        self.writable = is_cookie_name(self.cookie_name)
         self._table = _Lru(capacity, ttl, clock)
         self._ids: tuple[str, ...] = ()
         self._by_token: dict[str, Backend] = {}
@@ -126,7 +131,7 @@ class Stickiness:
                     self._table.put(value, backend.id)
             return None
         token = backend_token(backend.id)
-        if cookie_value(request_cookie, self.cookie_name) == token:
+        if not self.writable or cookie_value(request_cookie, self.cookie_name) == token:
             return None
         return f"{self.cookie_name}={token}; Path=/; HttpOnly; SameSite=Lax"
 

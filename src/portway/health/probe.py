@@ -5,7 +5,28 @@ from __future__ import annotations
 import asyncio
 import os
 
+from portway.errors import LocalProtocolError
 from portway.model import HealthCheck
+from portway.protocol.grammar import is_field_value, is_origin_form, is_token
+
+
+def probe_request(check: HealthCheck, default_host: str) -> bytes:
+    """The probe's request head, or LocalProtocolError when a tenant-chosen part is
+    outside its RFC grammar. The API and the snapshot builder refuse such checks already;
+    this keeps the writer itself from ever putting a CR or LF of a tenant's on the wire."""
+    host = check.host or default_host
+    parts = (
+        ("method", check.method, is_token),
+        ("path", check.path, is_origin_form),
+        ("host", host, is_field_value),
+    )
+    for name, value, allowed in parts:
+        if not value or not allowed(value):
+            raise LocalProtocolError(f"health_check.{name} {value!r} cannot be sent")
+    return (
+        f"{check.method} {check.path} HTTP/1.1\r\nHost: {host}\r\n"
+        "User-Agent: portway-health-check\r\nConnection: close\r\n\r\n"
+    ).encode("latin-1")
 
 
 async def probe(
@@ -13,9 +34,11 @@ async def probe(
 ) -> str | None:
     """None when the backend is healthy, else a short reason."""
     try:
-        return await asyncio.wait_for(
-            _probe(address, port, check, expected, default_host), check.timeout
-        )
+        request = None if check.type == "tcp" else probe_request(check, default_host)
+    except LocalProtocolError as exc:
+        return exc.message
+    try:
+        return await asyncio.wait_for(_probe(address, port, request, expected), check.timeout)
     except TimeoutError:
         return f"timeout after {check.timeout:g}s"
     except OSError as exc:
@@ -25,17 +48,13 @@ async def probe(
 
 
 async def _probe(
-    address: str, port: int, check: HealthCheck, expected: frozenset[int], default_host: str
+    address: str, port: int, request: bytes | None, expected: frozenset[int]
 ) -> str | None:
     reader, writer = await asyncio.open_connection(address, port)
     try:
-        if check.type == "tcp":
+        if request is None:  # a TCP check: the connect was the test
             return None
-        host = check.host or default_host
-        writer.write(
-            f"{check.method} {check.path} HTTP/1.1\r\nHost: {host}\r\n"
-            "User-Agent: portway-health-check\r\nConnection: close\r\n\r\n".encode("latin-1")
-        )
+        writer.write(request)
         line = await reader.readline()
         parts = line.split(b" ", 2)
         if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():

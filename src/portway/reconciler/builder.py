@@ -1,11 +1,55 @@
-"""Pure snapshot construction: the previous snapshot plus what changed gives the next one."""
+"""Pure snapshot construction: the previous snapshot plus what changed gives the next one.
+
+Every proxy read from the store is screened first with the service's own rules
+(``validation.Screen``): one that breaks any of them, such as a row stored before a rule
+existed, is left out of the snapshot (its hostname answers 404, nothing of it reaches the
+wire) and listed as ``Disabled`` with its problems. The rest are served as usual.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from portway.model import Certificate, Proxy
 from portway.router import RouteTable, Snapshot
+from portway.service.validation import Problem, Screen
+
+
+@dataclass(frozen=True, slots=True)
+class Disabled:
+    """A stored proxy that snapshots leave out, and why."""
+
+    project: str
+    hostname: str
+    path_prefix: str
+    problems: tuple[Problem, ...]
+
+
+def screen(proxies: Iterable[Proxy]) -> tuple[list[Proxy], dict[str, Disabled]]:
+    """``proxies`` split into those that may be served and, by id, those that may not."""
+    checker = Screen()
+    good: list[Proxy] = []
+    bad: dict[str, Disabled] = {}
+    for proxy in proxies:
+        found = checker.problems(proxy)
+        if found:
+            bad[proxy.id] = Disabled(proxy.project, proxy.hostname, proxy.path_prefix, found)
+        else:
+            good.append(proxy)
+    return good, bad
+
+
+def disabled_after(
+    previous: Mapping[str, Disabled], changed_ids: set[str], rejected: Mapping[str, Disabled]
+) -> Mapping[str, Disabled]:
+    """The disabled proxies once the changes in ``changed_ids`` apply: a changed proxy is
+    disabled exactly when it was ``rejected`` now (fixed and deleted ones drop out)."""
+    if not previous.keys() & changed_ids and not rejected:
+        return previous
+    kept = {k: v for k, v in previous.items() if k not in changed_ids}
+    kept.update(rejected)
+    return kept
 
 
 def full_snapshot(

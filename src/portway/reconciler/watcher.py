@@ -5,6 +5,9 @@ poll (other nodes writing to a shared PostgreSQL; also a safety net). Each step 
 only the proxies changed since the last published version, so a change costs the same
 on a table of ten proxies or a hundred thousand. If a step fails, the last good snapshot
 stays in force and the next wake-up retries from the same version.
+
+A stored proxy that breaks a rule is left out of the snapshot and kept in ``disabled``
+(served by the API and the metrics), logged once when it becomes disabled.
 """
 
 from __future__ import annotations
@@ -14,14 +17,17 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from portway.model import Certificate
 from portway.reconciler.builder import (
+    Disabled,
     certificate_ids,
     certificate_plan,
+    disabled_after,
     full_snapshot,
     next_snapshot,
+    screen,
 )
 from portway.reconciler.source import ConfigSource
 from portway.router import Snapshot
@@ -53,6 +59,10 @@ class Reconciler:
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.snapshot: Snapshot | None = None
+        # Proxies left out of the current snapshot, by id; replaced whole, never mutated.
+        self.disabled: Mapping[str, Disabled] = {}
+        # What ``disabled`` becomes when the snapshot built with it is committed.
+        self._staged: tuple[Snapshot, Mapping[str, Disabled]] | None = None
         self.last_build_seconds = 0.0
         # commit seen → snapshot published, for the oldest change in the last publish
         self.last_publish_seconds = 0.0
@@ -68,10 +78,11 @@ class Reconciler:
         """The first snapshot, built from the whole store but not yet published."""
         started = time.perf_counter()
         version = self._source.current_revision()
-        proxies = self._source.load_proxies()
+        proxies, rejected = screen(self._source.load_proxies())
         certs = self._load_certificates(certificate_ids(proxies))
         snap = full_snapshot(version, proxies, self._clock(), certs)
         self.snapshot = snap
+        self._staged = (snap, rejected)
         self.last_build_seconds = time.perf_counter() - started
         return snap
 
@@ -84,13 +95,15 @@ class Reconciler:
         version, changed = self._source.changed_proxy_ids(previous.version)
         if version <= previous.version:
             return None
-        current = self._source.load_proxies(changed) if changed else []
+        current, rejected = screen(self._source.load_proxies(changed) if changed else [])
+        # A rejected proxy is in ``changed`` but not in ``current``: it leaves the table.
         snap = next_snapshot(previous, version, changed, current, self._clock())
         plan = certificate_plan(previous, snap.routes, changed, current)
         if plan is not None:
             kept, missing = plan
             certs = {**kept, **self._load_certificates(missing)}
             snap = dataclasses.replace(snap, certificates=certs)
+        self._staged = (snap, disabled_after(self.disabled, changed, rejected))
         self.last_build_seconds = time.perf_counter() - started
         return snap, changed
 
@@ -102,10 +115,32 @@ class Reconciler:
     def commit(self, snapshot: Snapshot, changed: set[str] | None) -> None:
         """Make ``snapshot`` current and publish it (on the data plane's thread)."""
         self.snapshot = snapshot
+        staged, self._staged = self._staged, None
+        if staged is not None and staged[0] is snapshot:
+            self._set_disabled(staged[1])
         self._publish(snapshot, changed)
         since, self._pending_since = self._pending_since, None
         if since is not None:
             self.last_publish_seconds = time.monotonic() - since
+
+    def _set_disabled(self, disabled: Mapping[str, Disabled]) -> None:
+        """Make ``disabled`` current; log each proxy once when it becomes disabled."""
+        before, self.disabled = self.disabled, disabled
+        if disabled is before:
+            return
+        for proxy_id, entry in disabled.items():
+            if before.get(proxy_id) != entry:
+                # repr: the stored strings are what broke a rule, CR/LF included.
+                log.warning(
+                    "proxy %s disabled (project %r, hostname %r, path prefix %r), not served: %s",
+                    proxy_id,
+                    entry.project,
+                    entry.hostname,
+                    entry.path_prefix,
+                    "; ".join(f"{p.field}: {p.message}" for p in entry.problems),
+                )
+        for proxy_id in before.keys() - disabled.keys():
+            log.info("proxy %s is no longer disabled", proxy_id)
 
     def step(self) -> Snapshot | None:
         """compute() and commit() in one call; None if nothing changed."""

@@ -4,6 +4,7 @@ Prometheus ``/metrics`` page merged from the in-process data plane or the worker
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -108,6 +109,10 @@ class NodeReport:
                 "Snapshot published to applied by every worker (0 in-process).",
                 [({}, self._pool.last_apply_seconds if self._pool is not None else 0.0)],
             ),
+            "portway_proxies_disabled": (
+                "Stored proxies left out of the snapshot because they break a rule.",
+                [({"project": project}, float(n)) for project, n in self._disabled_counts()],
+            ),
             "portway_backend_up": (
                 "1 up, 0 down, -1 not yet checked (active checks).",
                 [
@@ -117,6 +122,10 @@ class NodeReport:
             ),
         }
         return render(merge(s[0] for s in stats), gauges)
+
+    def _disabled_counts(self) -> list[tuple[str, int]]:
+        counts = Counter(d.project for d in self._reconciler.disabled.values())
+        return sorted(counts.items())
 
     def routes(self) -> list[Route]:
         async def metrics(request: Request) -> PlainTextResponse:

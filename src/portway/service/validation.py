@@ -1,7 +1,14 @@
 """Field rules for proxies and backends, applied to whole domain objects.
 
 Every function returns the normalised value or raises ``ValidationError`` naming the
-field, so the API can answer 422 with ``field`` set.
+field, so the API can answer 422 with ``field`` set. ``problems`` runs the same rules
+and collects every one a proxy breaks: the snapshot builder leaves such a proxy out
+and the API reports it, so a row stored before a rule existed is disabled, not served.
+
+Strings that Portway writes into HTTP are held to their RFC grammar
+(``portway.protocol.grammar``): a cookie name is a token, a probe's method a token, its
+path origin-form, its host a hostname. A CR or LF in any of them would let a tenant
+write header lines, responses or requests of its own.
 """
 
 from __future__ import annotations
@@ -9,6 +16,10 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from operator import attrgetter
+from typing import Any
 
 from portway.errors import ValidationError
 from portway.health.expect import parse_expected_codes
@@ -17,17 +28,19 @@ from portway.model import (
     HealthCheck,
     Limits,
     Proxy,
+    SessionPersistence,
     Timeouts,
     normalize_hostname,
     normalize_path_prefix,
 )
 from portway.model.proxy import PERSISTENCE_TYPES
+from portway.protocol import grammar
 
 MAX_WEIGHT = 256
 # Backend names may be single-label (Kubernetes services, /etc/hosts) and may carry
 # underscores (container names), unlike public hostnames.
 _BACKEND_LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)\Z")
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}\Z")
+MAX_TOKEN = 128
 _PROJECT = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}\Z", re.IGNORECASE)
 # Project names that would collide with the service-wide URL segments (/v1/projects ...).
 RESERVED_PROJECTS = frozenset({"projects", "zones", "tokens", "changes"})
@@ -74,24 +87,67 @@ def project_name(value: str, field: str = "name") -> str:
     return value
 
 
+def token(value: str, field: str) -> str:
+    """An RFC 9110 token of at most MAX_TOKEN characters (methods, header and cookie names)."""
+    if not grammar.is_token(value) or len(value) > MAX_TOKEN:
+        raise ValidationError(
+            f"{field} must be an RFC 9110 token: 1-{MAX_TOKEN} letters, digits or "
+            "!#$%&'*+-.^_`|~ (no spaces, separators or control characters)",
+            field=field,
+        )
+    return value
+
+
+def origin_form(value: str, field: str) -> str:
+    """An RFC 9112 origin-form request target: ``/path`` with an optional ``?query``."""
+    if not grammar.is_origin_form(value):
+        raise ValidationError(
+            f"{field} must be an RFC 9112 origin-form target (/path?query): RFC 3986 path "
+            "and query characters or %XX escapes, no spaces, '#' or control characters",
+            field=field,
+        )
+    return value
+
+
+def _number(value: object, field: str, low: float, high: float, unit: str = "") -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and low < value <= high
+    if not ok:
+        raise ValidationError(f"{field} must be between {low:g} and {high:g}{unit}", field=field)
+
+
 def health_check(check: HealthCheck) -> HealthCheck:
     field = "health_check"
     if check.type not in ("http", "tcp"):
         raise ValidationError(f"{field}.type must be 'http' or 'tcp'", field=f"{field}.type")
-    if not check.path.startswith("/"):
-        raise ValidationError(f"{field}.path must start with '/'", field=f"{field}.path")
+    token(check.method, f"{field}.method")
+    origin_form(check.path, f"{field}.path")
     for name in ("interval", "timeout"):
-        if not 0 < getattr(check, name) <= 3600:
-            raise ValidationError(
-                f"{field}.{name} must be between 0 and 3600 seconds", field=f"{field}.{name}"
-            )
+        _number(getattr(check, name), f"{field}.{name}", 0, 3600, " seconds")
     for name in ("rise", "fall"):
-        if not 1 <= getattr(check, name) <= 100:
+        count = getattr(check, name)
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 100:
             raise ValidationError(f"{field}.{name} must be 1 to 100", field=f"{field}.{name}")
-    parse_expected_codes(check.expected_codes, field=f"{field}.expected_codes")
+    codes = f"{field}.expected_codes"
+    if not isinstance(check.expected_codes, str):
+        raise ValidationError(f"{codes} must be a string", field=codes)
+    parse_expected_codes(check.expected_codes, field=codes)
     if check.host is not None:
         normalize_hostname(check.host, field=f"{field}.host", wildcard_ok=False)
     return check
+
+
+def session_persistence(value: SessionPersistence | None) -> SessionPersistence | None:
+    """The type is known; a cookie name, when given, is an RFC 6265 cookie-name (a token)."""
+    if value is None:
+        return None
+    if value.type not in PERSISTENCE_TYPES:
+        raise ValidationError(
+            f"session_persistence.type must be one of {', '.join(PERSISTENCE_TYPES)}",
+            field="session_persistence.type",
+        )
+    if value.cookie_name is not None:
+        token(value.cookie_name, "session_persistence.cookie_name")
+    return value
 
 
 def timeouts(value: Timeouts) -> Timeouts:
@@ -119,37 +175,125 @@ def limits(value: Limits) -> Limits:
 
 
 def hash_key(value: str | None) -> str | None:
-    """``header:<name>`` or ``cookie:<name>``; names are token characters (RFC 9110)."""
+    """``header:<name>`` or ``cookie:<name>``; names are RFC 9110 tokens."""
     if value is None:
         return None
-    kind, _, name = value.partition(":")
-    if kind not in ("header", "cookie") or not _TOKEN.match(name):
+    kind, _, name = value.partition(":") if isinstance(value, str) else ("", "", "")
+    if kind not in ("header", "cookie") or not grammar.is_token(name) or len(name) > MAX_TOKEN:
         raise ValidationError(
-            "hash_key must be 'header:<name>' or 'cookie:<name>'", field="hash_key"
+            "hash_key must be 'header:<name>' or 'cookie:<name>' with a token name",
+            field="hash_key",
         )
     return f"{kind}:{name.lower() if kind == 'header' else name}"
 
 
-def proxy(value: Proxy) -> Proxy:
-    """``value`` with hostname and path prefix normalised, or ValidationError."""
-    if value.algorithm not in ALGORITHMS:
+def algorithm(value: str) -> str:
+    if value not in ALGORITHMS:
         raise ValidationError(
             f"algorithm must be one of {', '.join(ALGORITHMS)}", field="algorithm"
         )
-    persistence = value.session_persistence
-    if persistence is not None and persistence.type not in PERSISTENCE_TYPES:
-        raise ValidationError(
-            f"session_persistence.type must be one of {', '.join(PERSISTENCE_TYPES)}",
-            field="session_persistence.type",
-        )
-    if value.health_check is not None:
-        health_check(value.health_check)
-    timeouts(value.timeouts)
-    limits(value.limits)
+    return value
+
+
+def _health_check_or_none(value: HealthCheck | None) -> object:
+    return None if value is None else health_check(value)
+
+
+def _backend_port(value: int) -> int:
+    return port(value, "backend_port")
+
+
+# Every rule on a proxy's own fields, as (field, rule of that field's value), in the order
+# they are reported. One table for the API (first failure → 422) and for the snapshot
+# builder and the API's status (every failure → disabled and listed).
+_PROXY_RULES: tuple[tuple[str, Callable[[Any], object]], ...] = (
+    ("algorithm", algorithm),
+    ("session_persistence", session_persistence),
+    ("health_check", _health_check_or_none),
+    ("timeouts", timeouts),
+    ("limits", limits),
+    ("hostname", normalize_hostname),
+    ("path_prefix", normalize_path_prefix),
+    ("backend_port", _backend_port),
+    ("hash_key", hash_key),
+)
+
+
+def proxy(value: Proxy) -> Proxy:
+    """``value`` with hostname and path prefix normalised, or ValidationError."""
+    for name, rule in _PROXY_RULES:
+        rule(getattr(value, name))
     return dataclasses.replace(
         value,
         hostname=normalize_hostname(value.hostname),
         path_prefix=normalize_path_prefix(value.path_prefix),
-        backend_port=port(value.backend_port, "backend_port"),
         hash_key=hash_key(value.hash_key),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One rule a stored proxy breaks: the field (as the API names it) and why."""
+
+    field: str
+    message: str
+
+
+def _problem(name: str, rule: Callable[[Any], object], value: object) -> Problem | None:
+    try:
+        rule(value)
+    except ValidationError as err:
+        return Problem(err.field or name, err.message)
+    except Exception as err:  # a stored row is not typed like API input
+        # A row written by hand or by an older version may hold values of any type; a
+        # rule tripping over one must disable that proxy, never fail the whole snapshot.
+        return Problem(name, f"{name} holds an unreadable value ({type(err).__name__})")
+    return None
+
+
+# The one field whose values are mostly distinct: memoising it would only cost.
+_UNSHARED = frozenset({"hostname"})
+_FIELDS = attrgetter(*(name for name, _ in _PROXY_RULES))
+_Memo = dict[int, tuple[object, Problem | None]]  # id → (the object, kept alive; its problem)
+
+
+class Screen:
+    """``problems`` for many proxies at once, as a snapshot build needs it.
+
+    Stored proxies share their option objects and repeated strings (the store's bulk
+    decoder hands out one object per distinct value), so each distinct object is checked
+    once: screening 100 000 proxies costs little more than a hostname check each. A
+    Screen lives for one build and keeps the objects it checked, so their ids stay unique.
+    """
+
+    __slots__ = ("_plan",)
+
+    def __init__(self) -> None:
+        self._plan: list[tuple[str, Callable[[Any], object], _Memo | None]] = [
+            (name, rule, None if name in _UNSHARED else {}) for name, rule in _PROXY_RULES
+        ]
+
+    def problems(self, value: Proxy) -> tuple[Problem, ...]:
+        """Every rule ``value`` breaks, in field order; empty when it may be served."""
+        found: list[Problem] = []
+        memo: _Memo | None
+        for field_value, (name, rule, memo) in zip(_FIELDS(value), self._plan, strict=True):
+            if memo is None:
+                problem = _problem(name, rule, field_value)
+            else:
+                seen = memo.get(id(field_value))
+                if seen is None:
+                    problem = _problem(name, rule, field_value)
+                    seen = memo[id(field_value)] = (field_value, problem)
+                problem = seen[1]
+            if problem is not None:
+                found.append(problem)
+        return tuple(found)
+
+
+def problems(value: Proxy) -> tuple[Problem, ...]:
+    """Every rule of ``proxy`` that ``value`` breaks, in field order; empty when it may be
+    served. The API shows these as a proxy's ``errors``; the snapshot builder leaves out
+    a proxy that has any (through ``Screen``, which runs the same rules)."""
+    found = (_problem(name, rule, getattr(value, name)) for name, rule in _PROXY_RULES)
+    return tuple(p for p in found if p is not None)
