@@ -84,6 +84,30 @@ from portway.runtime.config import (
     help="CIDR whose X-Forwarded-*/Forwarded headers are kept and appended to (repeatable).",
 )
 @click.option(
+    "--metrics",
+    "metrics_listen",
+    default="127.0.0.1:9568",
+    show_default=True,
+    envvar="PORTWAY_METRICS",
+    help="Prometheus /metrics listener, HOST:PORT; an empty value turns it off "
+    "(the API's /metrics then still answers admin tokens).",
+)
+@click.option(
+    "--backend-allow",
+    "backend_allow",
+    multiple=True,
+    envvar="PORTWAY_BACKEND_ALLOW",
+    help="CIDR backends may use (repeatable); when given, only these. Loopback is refused "
+    "unless named, e.g. 127.0.0.0/8.",
+)
+@click.option(
+    "--backend-deny",
+    "backend_deny",
+    multiple=True,
+    envvar="PORTWAY_BACKEND_DENY",
+    help="CIDR backends may not use (repeatable); wins over --backend-allow.",
+)
+@click.option(
     "--drain-timeout",
     type=click.FloatRange(min=0),
     default=10.0,
@@ -109,6 +133,9 @@ def serve(
     workers: int,
     store_url: str | None,
     trusted: tuple[str, ...],
+    metrics_listen: str,
+    backend_allow: tuple[str, ...],
+    backend_deny: tuple[str, ...],
     drain_timeout: float,
     access_log: str,
     log_level: str,
@@ -137,6 +164,9 @@ def serve(
             access_log=access_log or None,
             drain_timeout=drain_timeout,
             admin_token=os.environ.get("PORTWAY_ADMIN_TOKEN") or None,
+            metrics=parse_optional_listen(metrics_listen, flag="--metrics"),
+            backend_allow=parse_cidrs(backend_allow, flag="--backend-allow"),
+            backend_deny=parse_cidrs(backend_deny, flag="--backend-deny"),
         )
         code = uvloop.run(run(config))
     except PortwayError as exc:
