@@ -8,6 +8,7 @@ the internet then reads the API (and ``/metrics``) through the public data plane
 from __future__ import annotations
 
 import ipaddress
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,8 +21,14 @@ from portway.model import Backend
 from portway.model.backend_policy import BackendPolicy
 from tests.api.conftest import Api, assert_error
 from tests.dataplane.conftest import Origin, ProxyRunner, proxy_for
+from tests.integration.harness import (
+    VENV_BIN,
+    Portway,
+    create_project_and_proxy,
+    free_port,
+    wait_routed,
+)
 from tests.integration.harness import Backend as HttpBackend
-from tests.integration.harness import Portway, create_project_and_proxy, free_port, wait_routed
 
 STRICT = BackendPolicy()
 LOOPBACK_OK = BackendPolicy.build(allow=["127.0.0.0/8", "::1/128"])
@@ -312,3 +319,25 @@ def test_tightened_policy_applies_to_backends_already_stored(
     finally:
         strict.stop()
     assert f"backend policy refused 127.0.0.1:{backends[0].port}" in strict.output
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--backend-allow", "169.254.0.0/16"], "can never be allowed"),
+        (["--backend-allow", "127.0.0.0/8,0.0.0.0/8"], "can never be allowed"),
+        (["--backend-allow", "10.0.0.0/33"], "--backend-allow"),
+        (["--backend-deny", "nonsense"], "--backend-deny"),
+        (["--metrics", "nonsense"], "--metrics"),
+    ],
+)
+def test_bad_policy_flags_fail_with_one_line(tmp_path: Path, args: list[str], needle: str) -> None:
+    done = subprocess.run(
+        [str(VENV_BIN / "portway"), "serve", "--data-dir", str(tmp_path), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode != 0
+    lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and needle in lines[0] and lines[0].startswith("portway: "), lines
