@@ -22,9 +22,19 @@ VENV_BIN = Path(sys.executable).parent
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports (all held open until every one is picked)."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 @dataclass
@@ -137,10 +147,8 @@ class Portway:
         self.extra = extra or []
         self.loopback_backends = loopback_backends
         self.admin_token = secrets.token_urlsafe(16)
-        self.http_port = free_port()
-        self.https_port = free_port()
-        self.api_port = free_port()
-        self.metrics_port = free_port() if metrics else 0
+        self.http_port, self.https_port, self.api_port, metrics_port = free_ports(4)
+        self.metrics_port = metrics_port if metrics else 0
         self.proc: subprocess.Popen[str] | None = None
         self.output = ""
 

@@ -7,6 +7,7 @@ the internet then reads the API (and ``/metrics``) through the public data plane
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import subprocess
 import time
@@ -341,3 +342,24 @@ def test_bad_policy_flags_fail_with_one_line(tmp_path: Path, args: list[str], ne
     assert done.returncode != 0
     lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and needle in lines[0] and lines[0].startswith("portway: "), lines
+
+
+def test_a_connection_to_this_node_is_recognised_after_connecting() -> None:
+    """The backstop for a wildcard listener reached on one of the node's own (non-
+    loopback) addresses, which the policy cannot list in advance: the kernel gives such
+    a connection the destination itself as its source address."""
+    from portway.dataplane.upstream import _reached_self
+
+    async def reached(host: str) -> bool:
+        server = await asyncio.start_server(lambda r, w: w.close(), host, 0)
+        port = server.sockets[0].getsockname()[1]
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_connection(asyncio.Protocol, host, port)
+        try:
+            return _reached_self(transport)
+        finally:
+            transport.close()
+            server.close()
+
+    assert asyncio.run(reached("127.0.0.1")) is True
+    assert asyncio.run(reached("127.0.0.2")) is False  # source 127.0.0.1: another address
