@@ -13,6 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from portway.model.backend_policy import BackendPolicy
+
+# Test backends listen on 127.0.0.1, which the production default refuses: fixtures that
+# build a service or a data plane pass this policy (loopback named, everything else open).
+TEST_POLICY = BackendPolicy.build(allow=["127.0.0.0/8", "::1/128", "0.0.0.0/0", "::/0"])
+
 PG_BIN_DIRS = [
     Path("/usr/lib/postgresql/15/bin"),
     *sorted(Path("/usr/lib/postgresql").glob("*/bin")),

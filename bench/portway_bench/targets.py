@@ -84,13 +84,18 @@ class Target:
         data = directory / f"{self.name}-data"
         shutil.rmtree(data, ignore_errors=True)
         self.ports["api"] = free_port()
-        self.tls = "--https" in portway_serve_help()
+        help_text = portway_serve_help()
+        self.tls = "--https" in help_text
         argv = [
             str(PORTWAY), "serve", "--data-dir", str(data),
             "--http", f"127.0.0.1:{self.ports['http']}",
             "--api", f"127.0.0.1:{self.ports['api']}", "--workers", str(self.workers),
             "--log-level", "warning",
         ]  # fmt: skip
+        if "--backend-allow" in help_text:
+            # The origin listens on 127.0.0.1, which Portway refuses unless allowed; no
+            # metrics listener, so a bench never collides with another node's port.
+            argv += ["--backend-allow", "127.0.0.0/8", "--metrics", ""]
         listen = [self.ports["http"], self.ports["api"]]
         if self.tls:
             argv += ["--https", f"127.0.0.1:{self.ports['https']}"]

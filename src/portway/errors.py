@@ -2,6 +2,7 @@
 
     PortwayError
      ├── ValidationError        bad input: a field breaks a rule         (API 400/422)
+     │    └── RefusedAddressError  the backend policy refuses an address (API 422, proxy 502)
      ├── NotFoundError          no such object, or not visible to caller (API 404)
      ├── ConflictError          the object exists or a name is taken     (API 409)
      ├── AuthError              missing or bad credentials               (API 401)
@@ -40,6 +41,10 @@ class MalformedError(ValidationError):
     """Input cannot be read at all (bad JSON, wrong type): HTTP 400."""
 
     status = 400
+
+
+class RefusedAddressError(ValidationError):
+    """A backend address the operator's backend policy refuses (see model.backend_policy)."""
 
 
 class NotFoundError(PortwayError):

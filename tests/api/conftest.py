@@ -12,6 +12,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
+from tests.conftest import TEST_POLICY
+
 from portway.api import create_app
 from portway.model import Role
 from portway.service import Service
@@ -31,7 +33,7 @@ class Api:
 @pytest.fixture
 def api(store_url: str) -> Iterator[Api]:
     store = open_store(store_url)
-    service = Service(store)
+    service = Service(store, backend_policy=TEST_POLICY)
     secret = service.ensure_admin_token(None)
     assert secret is not None
     actor = service.authenticate(secret)

@@ -21,8 +21,10 @@ import uvloop
 
 from portway.dataplane import DataPlane, DataPlaneSettings
 from portway.model import Backend, Proxy
+from portway.model.backend_policy import BackendPolicy
 from portway.observability.access_log import AccessLog
 from portway.router import RouteTable, Snapshot
+from tests.conftest import TEST_POLICY
 from tests.dataplane.wsorigin import WsOrigin
 
 CHUNK = b"x" * 65536
@@ -199,17 +201,26 @@ def origin(make_origin: Callable[[str], Origin]) -> Origin:
 class ProxyRunner:
     """A DataPlane serving on 127.0.0.1:<free port> from a background uvloop thread."""
 
-    def __init__(self, settings: DataPlaneSettings, access_log: AccessLog | None = None) -> None:
+    def __init__(
+        self,
+        settings: DataPlaneSettings,
+        access_log: AccessLog | None = None,
+        *,
+        backend_policy: BackendPolicy = TEST_POLICY,
+        port: int = 0,
+    ) -> None:
         self.loop = uvloop.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
+        self.backend_policy = backend_policy
+        self.listen_port = port
         self.dp = self.call(self._start(settings, access_log))
         self.port = self.dp.bound_ports[0]
         self.version = 0
 
     async def _start(self, settings: DataPlaneSettings, access_log: AccessLog | None) -> DataPlane:
-        dp = DataPlane(settings, access_log=access_log)
-        await dp.listen_http("127.0.0.1", 0)
+        dp = DataPlane(settings, access_log=access_log, backend_policy=self.backend_policy)
+        await dp.listen_http("127.0.0.1", self.listen_port)
         return dp
 
     def call(self, coro: Any) -> Any:
@@ -263,9 +274,13 @@ def make_proxy() -> Iterator[Callable[..., ProxyRunner]]:
     runners: list[ProxyRunner] = []
 
     def make(
-        settings: DataPlaneSettings = FAST, access_log: AccessLog | None = None
+        settings: DataPlaneSettings = FAST,
+        access_log: AccessLog | None = None,
+        *,
+        backend_policy: BackendPolicy = TEST_POLICY,
+        port: int = 0,
     ) -> ProxyRunner:
-        runner = ProxyRunner(settings, access_log)
+        runner = ProxyRunner(settings, access_log, backend_policy=backend_policy, port=port)
         runners.append(runner)
         return runner
 

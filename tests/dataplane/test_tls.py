@@ -47,7 +47,7 @@ class TlsRunner(ProxyRunner):
         self.tls_port = self.dp.https_port
 
     async def _start(self, settings: DataPlaneSettings, *args: Any) -> DataPlane:
-        dp = DataPlane(settings)
+        dp = DataPlane(settings, backend_policy=self.backend_policy)
         await dp.listen_http("127.0.0.1", 0)
         dp.tls.load_default(*self.default)
         await dp.listen_https("127.0.0.1", 0)

@@ -6,6 +6,8 @@ import asyncio
 import socket
 from collections.abc import Mapping
 
+from tests.conftest import TEST_POLICY
+
 from portway.health.monitor import HealthMonitor, Target
 from portway.health.state import DOWN, UP, Health
 from portway.model import Backend, HealthCheck, Proxy
@@ -49,7 +51,7 @@ def test_http_check_marks_up_then_down_when_status_turns_bad() -> None:
         server = await status_server(status)
         port = server.sockets[0].getsockname()[1]
         pushed: list[Mapping[Target, Health]] = []
-        monitor = HealthMonitor(pushed.append)
+        monitor = HealthMonitor(pushed.append, backend_policy=TEST_POLICY)
         check = HealthCheck(interval=0.02, timeout=0.5, rise=2, fall=2, expected_codes="200")
         monitor.update(snapshot(check, [port, closed_port()]))
         await wait_for(monitor, ("p", "b0"), UP)
@@ -70,7 +72,7 @@ def test_tcp_check_only_connects() -> None:
     async def main() -> None:
         server = await status_server([500])
         port = server.sockets[0].getsockname()[1]
-        monitor = HealthMonitor(lambda h: None)
+        monitor = HealthMonitor(lambda h: None, backend_policy=TEST_POLICY)
         monitor.update(snapshot(HealthCheck(type="tcp", interval=0.02, rise=1), [port]))
         await wait_for(monitor, ("p", "b0"), UP)
         await monitor.close()
@@ -83,7 +85,7 @@ def test_removed_backend_is_forgotten() -> None:
     async def main() -> None:
         server = await status_server([200])
         port = server.sockets[0].getsockname()[1]
-        monitor = HealthMonitor(lambda h: None)
+        monitor = HealthMonitor(lambda h: None, backend_policy=TEST_POLICY)
         check = HealthCheck(interval=0.02, rise=1)
         monitor.update(snapshot(check, [port, port]))
         await wait_for(monitor, ("p", "b1"), UP)
@@ -99,7 +101,7 @@ def test_incremental_update_touches_only_changed_proxies() -> None:
     async def main() -> None:
         server = await status_server([200])
         port = server.sockets[0].getsockname()[1]
-        monitor = HealthMonitor(lambda h: None)
+        monitor = HealthMonitor(lambda h: None, backend_policy=TEST_POLICY)
         check = HealthCheck(interval=0.02, rise=1)
         first = snapshot(check, [port])
         monitor.update(first, None)

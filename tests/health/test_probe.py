@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from tests.conftest import TEST_POLICY
 
 from portway.errors import LocalProtocolError
 from portway.health.probe import probe, probe_request
@@ -49,7 +50,9 @@ def test_a_refused_probe_never_connects() -> None:
         server = await asyncio.start_server(handle, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         check = HealthCheck(path="/\r\nX-Injected: yes", timeout=1)
-        reason = await probe("127.0.0.1", port, check, frozenset({200}), "app.example.org")
+        reason = await probe(
+            "127.0.0.1", port, check, frozenset({200}), "app.example.org", TEST_POLICY
+        )
         await asyncio.sleep(0.1)
         server.close()
         return reason, connections

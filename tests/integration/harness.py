@@ -22,9 +22,19 @@ VENV_BIN = Path(sys.executable).parent
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports (all held open until every one is picked)."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 @dataclass
@@ -120,20 +130,35 @@ server.serve_forever()
 class Portway:
     """A running ``portway serve`` subprocess and clients for its API and data plane."""
 
-    def __init__(self, data_dir: Path, *, workers: int = 0, extra: list[str] | None = None):
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        workers: int = 0,
+        extra: list[str] | None = None,
+        loopback_backends: bool = True,
+        metrics: bool = True,
+    ):
+        """``loopback_backends``: pass --backend-allow 127.0.0.0/8, since the test
+        backends listen on 127.0.0.1 and the production default refuses loopback.
+        ``metrics``: a metrics listener on a free port (else --metrics '')."""
         self.data_dir = data_dir
         self.workers = workers
         self.extra = extra or []
+        self.loopback_backends = loopback_backends
         self.admin_token = secrets.token_urlsafe(16)
-        self.http_port = free_port()
-        self.https_port = free_port()
-        self.api_port = free_port()
+        self.http_port, self.https_port, self.api_port, metrics_port = free_ports(4)
+        self.metrics_port = metrics_port if metrics else 0
         self.proc: subprocess.Popen[str] | None = None
         self.output = ""
 
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}"
 
     @property
     def http_url(self) -> str:
@@ -160,8 +185,11 @@ class Portway:
             f"127.0.0.1:{self.api_port}",
             "--workers",
             str(self.workers),
+            "--metrics",
+            f"127.0.0.1:{self.metrics_port}" if self.metrics_port else "",
             "--drain-timeout",
             "3",
+            *(["--backend-allow", "127.0.0.0/8"] if self.loopback_backends else []),
             *self.extra,
         ]
         self.proc = subprocess.Popen(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.integration.harness import (
@@ -77,7 +78,7 @@ def test_metrics_count_requests_by_proxy_and_status(
         line = 'portway_requests_total{project="alpha",proxy="m.alpha.test/",code="2xx"}'
         deadline = time.monotonic() + 10
         while True:
-            text = pw.api("GET", "/metrics").text
+            text = httpx.get(f"{pw.metrics_url}/metrics", timeout=5).text
             count = next((ln.split()[-1] for ln in text.splitlines() if ln.startswith(line)), "0")
             if int(count) >= 11:  # wait_routed's request plus ten
                 break

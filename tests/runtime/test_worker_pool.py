@@ -14,6 +14,7 @@ import time
 
 import httpx
 import uvloop
+from tests.conftest import TEST_POLICY
 
 from portway.dataplane.settings import DataPlaneSettings
 from portway.model import Backend, Proxy
@@ -42,7 +43,9 @@ def test_large_snapshot_and_deltas_reach_the_worker_whole() -> None:
     listen = Listen(host="127.0.0.1", port=free_port())
 
     async def main() -> list[int]:
-        pool = WorkerPool(1, listen, DataPlaneSettings(), drain_timeout=1)
+        pool = WorkerPool(
+            1, listen, DataPlaneSettings(), drain_timeout=1, backend_policy=TEST_POLICY
+        )
         pool.start(first)
         supervisor = asyncio.create_task(pool.supervise(interval=0.1))
         pids = pool.pids()

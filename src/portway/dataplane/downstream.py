@@ -27,7 +27,7 @@ from portway.dataplane.plans import NO_LIMIT, Plan
 from portway.dataplane.pool import UpstreamPool
 from portway.dataplane.recording import unbind
 from portway.dataplane.responding import BUSY, Responding
-from portway.dataplane.upstream import UpstreamConnection
+from portway.dataplane.upstream import UpstreamConnection, open_upstream
 from portway.health.passive import Outcome
 from portway.model import Backend
 from portway.protocol import request as req
@@ -135,7 +135,7 @@ class Downstream(Responding):
         loop = asyncio.get_running_loop()
         factory = partial(UpstreamConnection, self.dp.pool, bucket)
         # A task only when the pool is empty: at steady state requests reuse connections.
-        task = loop.create_task(loop.create_connection(factory, bucket.host, bucket.port))
+        task = loop.create_task(open_upstream(loop, factory, bucket, self.dp.backend_policy))
         ex.connect_task = task
         task.add_done_callback(partial(self._connected, ex))
 

@@ -37,13 +37,14 @@ class Bucket(Generic[C]):
     ``idle`` (``acquire``, or its inlined copy in ``downstream``) keeps it up to date.
     """
 
-    __slots__ = ("host", "idle", "low", "port")
+    __slots__ = ("host", "idle", "low", "port", "refusal_logged")
 
     def __init__(self, host: str, port: int) -> None:
         self.host = host
         self.port = port
         self.idle: list[C] = []
         self.low = 0
+        self.refusal_logged = float("-inf")  # loop time of the last backend-policy warning
 
 
 class UpstreamPool(Generic[C]):

@@ -20,6 +20,7 @@ from portway.dataplane.pool import UpstreamPool
 from portway.dataplane.settings import DataPlaneSettings
 from portway.dataplane.tls import TlsContexts
 from portway.dataplane.upstream import UpstreamConnection
+from portway.model.backend_policy import BackendPolicy
 from portway.observability.access_log import AccessLog
 from portway.observability.metrics import RequestMetrics
 from portway.protocol.forwarded import ForwardedContexts, parse_networks
@@ -38,9 +39,15 @@ class DataPlane:
     """The built-in HTTP/1.1 reverse proxy. One per event loop (per worker process)."""
 
     def __init__(
-        self, settings: DataPlaneSettings | None = None, *, access_log: AccessLog | None = None
+        self,
+        settings: DataPlaneSettings | None = None,
+        *,
+        access_log: AccessLog | None = None,
+        backend_policy: BackendPolicy | None = None,
     ) -> None:
         self.settings = settings or DataPlaneSettings()
+        # Checked right before each new backend connection (see upstream.open_upstream).
+        self.backend_policy = backend_policy or BackendPolicy()
         self.networks = parse_networks(self.settings.trusted_proxies)
         self.forwarded = ForwardedContexts(self.networks)  # shared per peer, port, scheme
         self.snapshot = Snapshot(version=0)

@@ -3,18 +3,24 @@
 Response bytes are parsed by llhttp and written straight into the client's output list
 from the parser callbacks; the client flushes that list once per ``data_received``, so a
 small response leaves in one ``writelines`` with no ``await`` and no task anywhere.
+
+New connections are opened by ``open_upstream``, which enforces the operator's backend
+policy on the address actually connected to.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, NoReturn, cast
 
 import httptools
 
-from portway.errors import ProtocolError
+from portway.dataplane.resolve import allowed_addresses
+from portway.errors import ProtocolError, RefusedAddressError
 from portway.health.passive import Outcome
+from portway.model.backend_policy import BackendPolicy
 from portway.protocol import chunked
 from portway.protocol import response as resp
 from portway.protocol.response import ResponseHead
@@ -22,6 +28,54 @@ from portway.protocol.response import ResponseHead
 if TYPE_CHECKING:
     from portway.dataplane.pool import Bucket, UpstreamPool
     from portway.dataplane.responding import Responding as ClientConnection
+
+
+log = logging.getLogger("portway.dataplane")
+_REFUSAL_LOG_INTERVAL = 60.0  # seconds between warnings about one backend address
+
+
+async def open_upstream(
+    loop: asyncio.AbstractEventLoop,
+    factory: Callable[[], UpstreamConnection],
+    bucket: Bucket[Any],
+    policy: BackendPolicy,
+) -> tuple[asyncio.BaseTransport, UpstreamConnection]:
+    """Connect to ``bucket``'s backend on an address ``policy`` allows, or raise (the
+    caller answers 502 and counts a connect failure, as for an unreachable backend)."""
+    host, port = bucket.host, bucket.port
+    try:
+        addresses = await allowed_addresses(loop, host, port, policy)
+    except RefusedAddressError as exc:
+        _refused(loop, bucket, exc.message)
+    error: OSError = OSError(f"{host} has no address")
+    for ip in addresses:  # in the resolver's order, as create_connection would try them
+        try:
+            transport, conn = await loop.create_connection(factory, ip, port)
+        except OSError as exc:
+            error = exc
+            continue
+        if policy.check_local(port) is not None and _reached_self(transport):
+            transport.abort()
+            _refused(loop, bucket, f"{ip}:{port} is this node's own listener")
+        return transport, conn
+    raise error
+
+
+def _reached_self(transport: asyncio.BaseTransport) -> bool:
+    """Whether the connection went to one of this node's own addresses (the kernel picks
+    the destination itself as the source address of a local route)."""
+    local = transport.get_extra_info("sockname")
+    peer = transport.get_extra_info("peername")
+    return bool(local and peer and local[0] == peer[0])
+
+
+def _refused(loop: asyncio.AbstractEventLoop, bucket: Bucket[Any], reason: str) -> NoReturn:
+    """Log (at most once a minute per address) and raise: the caller answers 502."""
+    now = loop.time()
+    if now - bucket.refusal_logged >= _REFUSAL_LOG_INTERVAL:
+        bucket.refusal_logged = now
+        log.warning("backend policy refused %s:%s: %s", bucket.host, bucket.port, reason)
+    raise RefusedAddressError(reason, field="address")
 
 
 class _HeadBodySkipped(Exception):

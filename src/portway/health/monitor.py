@@ -18,6 +18,7 @@ from portway.health.expect import parse_expected_codes
 from portway.health.probe import probe
 from portway.health.state import UP, Health, observe
 from portway.model import Backend, Proxy
+from portway.model.backend_policy import BackendPolicy
 from portway.router import Snapshot
 
 log = logging.getLogger("portway.health")
@@ -34,8 +35,10 @@ class HealthMonitor:
         *,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        backend_policy: BackendPolicy | None = None,
     ) -> None:
         self._on_change = on_change
+        self._policy = backend_policy or BackendPolicy()
         self._clock = clock
         self._rng = rng or random.Random()
         self._tasks: dict[Target, tuple[asyncio.Task[None], Proxy, Backend]] = {}
@@ -97,7 +100,7 @@ class HealthMonitor:
         host = proxy.hostname.removeprefix("*.")
         await asyncio.sleep(self._rng.uniform(0, min(check.interval, 1.0)))
         while True:
-            error = await probe(backend.address, backend.port, check, expected, host)
+            error = await probe(backend.address, backend.port, check, expected, host, self._policy)
             before = self.health.get(target, Health())
             after = observe(
                 before,

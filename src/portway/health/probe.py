@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 
-from portway.errors import LocalProtocolError
+from portway.dataplane.resolve import allowed_addresses
+from portway.errors import LocalProtocolError, RefusedAddressError
 from portway.model import HealthCheck
+from portway.model.backend_policy import BackendPolicy
 from portway.protocol.grammar import is_field_value, is_origin_form, is_token
 
 
@@ -30,15 +32,25 @@ def probe_request(check: HealthCheck, default_host: str) -> bytes:
 
 
 async def probe(
-    address: str, port: int, check: HealthCheck, expected: frozenset[int], default_host: str
+    address: str,
+    port: int,
+    check: HealthCheck,
+    expected: frozenset[int],
+    default_host: str,
+    policy: BackendPolicy,
 ) -> str | None:
-    """None when the backend is healthy, else a short reason."""
+    """None when the backend is healthy, else a short reason. Only addresses ``policy``
+    allows are probed: a probe is a connection made on a tenant's behalf too."""
     try:
         request = None if check.type == "tcp" else probe_request(check, default_host)
     except LocalProtocolError as exc:
         return exc.message
     try:
-        return await asyncio.wait_for(_probe(address, port, request, expected), check.timeout)
+        return await asyncio.wait_for(
+            _probe(address, port, request, expected, policy), check.timeout
+        )
+    except RefusedAddressError as exc:
+        return f"refused by the backend policy: {exc.message}"
     except TimeoutError:
         return f"timeout after {check.timeout:g}s"
     except OSError as exc:
@@ -48,9 +60,13 @@ async def probe(
 
 
 async def _probe(
-    address: str, port: int, request: bytes | None, expected: frozenset[int]
+    address: str,
+    port: int,
+    request: bytes | None,
+    expected: frozenset[int],
+    policy: BackendPolicy,
 ) -> str | None:
-    reader, writer = await asyncio.open_connection(address, port)
+    reader, writer = await _connect(address, port, policy)
     try:
         if request is None:  # a TCP check: the connect was the test
             return None
@@ -63,3 +79,16 @@ async def _probe(
         return None if status in expected else f"status {status}"
     finally:
         writer.close()
+
+
+async def _connect(
+    address: str, port: int, policy: BackendPolicy
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Like asyncio.open_connection, over the allowed addresses only, in order."""
+    error: OSError = OSError(f"{address} has no address")
+    for ip in await allowed_addresses(asyncio.get_running_loop(), address, port, policy):
+        try:
+            return await asyncio.open_connection(ip, port)
+        except OSError as exc:
+            error = exc
+    raise error

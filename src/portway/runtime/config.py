@@ -11,6 +11,7 @@ from pathlib import Path
 
 from portway.dataplane.settings import DataPlaneSettings
 from portway.errors import ConfigError, PortwayError
+from portway.model.backend_policy import BackendPolicy
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -46,6 +47,20 @@ class ServeConfig:
     drain_timeout: float = 10.0
     admin_token: str | None = None
     log_level: str = "info"
+    # Prometheus exporters' habit: a listener of their own, here on loopback by default.
+    metrics: Listen | None = field(default_factory=lambda: Listen(host="127.0.0.1", port=9568))
+    backend_allow: tuple[str, ...] = ()  # CIDRs; empty: any address the rules let through
+    backend_deny: tuple[str, ...] = ()
+
+    @property
+    def backend_policy(self) -> BackendPolicy:
+        """The backend rules, with every listener of this node refused as a backend."""
+        listeners = [self.api, self.http, self.https, self.metrics]
+        return BackendPolicy.build(
+            allow=self.backend_allow,
+            deny=self.backend_deny,
+            listeners=[(x.host, x.port) for x in listeners if x is not None],
+        )
 
     @property
     def database_url(self) -> str:

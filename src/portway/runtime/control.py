@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Generator, Mapping
 
 import uvicorn
+from starlette.applications import Starlette
 
 from portway.api.app import create_app
 from portway.dataplane.server import DataPlane
@@ -51,9 +52,10 @@ def _bind(listen: Listen) -> socket.socket:
 async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None = None) -> int:
     """Run until SIGTERM/SIGINT, then drain and return the exit code. On SIGHUP,
     ``reload`` (the config file read again) gives the settings to switch to."""
+    policy = config.backend_policy  # first: a bad CIDR stops the start with one line
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = await asyncio.to_thread(open_store, config.database_url)
-    service = Service(store)
+    service = Service(store, backend_policy=policy)
     secret = await asyncio.to_thread(service.ensure_admin_token, config.admin_token)
     settings = config.dataplane
     tls = await asyncio.to_thread(_tls_listen, config)
@@ -62,7 +64,7 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
     pool: WorkerPool | None = None
     access_log = open_access_log(config.access_log) if config.workers == 0 else None
     if config.workers == 0:
-        plane = DataPlane(settings, access_log=access_log)
+        plane = DataPlane(settings, access_log=access_log, backend_policy=policy)
     else:
         pool = WorkerPool(
             config.workers,
@@ -71,6 +73,7 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
             config.drain_timeout,
             tls=tls,
             access_log=config.access_log,
+            backend_policy=policy,
         )
 
     def push_health(health: Mapping[Target, Health]) -> None:
@@ -80,7 +83,7 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
         if pool is not None:
             pool.set_health(down)
 
-    monitor = HealthMonitor(push_health)
+    monitor = HealthMonitor(push_health, backend_policy=policy)
 
     def publish(snapshot: Snapshot, changed: set[str] | None) -> None:
         if plane is not None:
@@ -102,13 +105,27 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
             await plane.listen_https(tls.listen.host, tls.listen.port)
 
     api_sock = _bind(config.api)
+    metrics_sock = _bind(config.metrics) if config.metrics is not None else None
     report = NodeReport(reconciler, monitor, plane, pool)
-    app = create_app(service, extra_routes=report.routes(), backend_health=report.backend_health)
+    app = create_app(
+        service, extra_routes=report.admin_routes(service), backend_health=report.backend_health
+    )
     server = _ApiServer(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
+    servers = [server]
     tasks = [
         asyncio.create_task(server.serve(sockets=[api_sock]), name="api"),
         asyncio.create_task(reconciler.run(), name="reconciler"),
     ]
+    if metrics_sock is not None:
+        # Its own listener and app: only /metrics, no token, never the API's routes.
+        metrics_app = Starlette(routes=report.routes())
+        metrics_server = _ApiServer(
+            uvicorn.Config(metrics_app, log_level="warning", lifespan="off", access_log=False)
+        )
+        servers.append(metrics_server)
+        tasks.append(
+            asyncio.create_task(metrics_server.serve(sockets=[metrics_sock]), name="metrics")
+        )
     if pool is not None:
         tasks.append(asyncio.create_task(pool.supervise(), name="workers"))
 
@@ -129,9 +146,11 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
     await monitor.close()
     if plane is not None and plane.access_log is not None:  # SIGHUP may have reopened it
         plane.access_log.flush()
-    server.should_exit = True
-    for task in tasks[1:]:
-        task.cancel()
+    for each in servers:
+        each.should_exit = True
+    for task in tasks:
+        if task.get_name() not in ("api", "metrics"):
+            task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     store.close()
     return 0
@@ -152,6 +171,8 @@ def _banner(config: ServeConfig, secret: str | None, first: Snapshot) -> None:
     print(f"Portway is running (data dir {config.data_dir}, {workers})", file=out)
     print(f"  API:        http://{config.api}/   (PORTWAY_URL=http://{config.api})", file=out)
     print(f"  HTTP proxy: http://{config.http}/", file=out)
+    metrics = f"http://{config.metrics}/metrics" if config.metrics is not None else "off"
+    print(f"  metrics:    {metrics}", file=out)
     if config.https is not None:
         ca = config.data_dir / "ca.pem"
         print(

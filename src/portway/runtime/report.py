@@ -1,5 +1,10 @@
 """What the control process reports about its node: backend health for the API, and the
-Prometheus ``/metrics`` page merged from the in-process data plane or the workers."""
+Prometheus ``/metrics`` page merged from the in-process data plane or the workers.
+
+``/metrics`` names every tenant's proxies and their traffic, so it is served on a
+listener of its own (``routes``, no token: bind it where only the scraper can reach
+it) and, on the API listener, to admin tokens only (``admin_routes``).
+"""
 
 from __future__ import annotations
 
@@ -8,16 +13,20 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+from portway.api.endpoint import token_of
 from portway.dataplane.server import DataPlane
+from portway.errors import ForbiddenError
 from portway.health.monitor import HealthMonitor
 from portway.health.state import DOWN, DRAINING, UNKNOWN, UP
 from portway.observability.metrics import merge, render
 from portway.reconciler.watcher import Reconciler
 from portway.runtime.workers import WorkerPool
+from portway.service import Service
 
 Target = tuple[str, str]
 _STATUS_VALUE = {UP: 1.0, DOWN: 0.0, UNKNOWN: -1.0, DRAINING: 1.0}
@@ -127,10 +136,27 @@ class NodeReport:
         counts = Counter(d.project for d in self._reconciler.disabled.values())
         return sorted(counts.items())
 
+    def _page(self) -> PlainTextResponse:
+        return PlainTextResponse(
+            self.metrics_text(), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
+
     def routes(self) -> list[Route]:
+        """``/metrics`` for the metrics listener: no token."""
+
+        async def metrics(_request: Request) -> PlainTextResponse:
+            return self._page()
+
+        return [Route("/metrics", metrics, methods=["GET"])]
+
+    def admin_routes(self, service: Service) -> list[Route]:
+        """``/metrics`` for the API listener: admin tokens only (401 without a valid
+        token, 403 for a project's token); ``Authorization: Bearer`` works too."""
+
         async def metrics(request: Request) -> PlainTextResponse:
-            return PlainTextResponse(
-                self.metrics_text(), media_type="text/plain; version=0.0.4; charset=utf-8"
-            )
+            actor = await run_in_threadpool(service.authenticate, token_of(request))
+            if not actor.is_admin:
+                raise ForbiddenError("metrics name every project: an admin token is required")
+            return self._page()
 
         return [Route("/metrics", metrics, methods=["GET"])]

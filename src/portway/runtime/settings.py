@@ -197,6 +197,32 @@ SETTINGS: tuple[Setting, ...] = (
         parse=empty_is_none,
         metavar="PATH",
     ),
+    Setting(
+        "metrics",
+        str,
+        "127.0.0.1:9568",
+        "Prometheus /metrics listener, HOST:PORT; an empty value turns it off "
+        "(the API's /metrics then still answers admin tokens).",
+        parse=parse_optional_listen,
+        metavar="HOST:PORT",
+    ),
+    Setting(
+        "backend_allow",
+        tuple,
+        (),
+        "CIDR backends may use (repeatable); when given, only these. Loopback is refused "
+        "unless named, e.g. 127.0.0.0/8.",
+        parse=parse_cidrs,
+        metavar="CIDR",
+    ),
+    Setting(
+        "backend_deny",
+        tuple,
+        (),
+        "CIDR backends may not use (repeatable); wins over --backend-allow.",
+        parse=parse_cidrs,
+        metavar="CIDR",
+    ),
     _tunable("connect_timeout", "Ceiling on connecting to a backend (seconds; → 502)."),
     _tunable("read_timeout", "Ceiling on waiting for backend bytes (seconds; → 504)."),
     _tunable("client_header_timeout", "Time a client has to send a request head (→ 408)."),

@@ -29,6 +29,7 @@ from typing import Any
 
 from portway.dataplane.server import DataPlane
 from portway.dataplane.settings import DataPlaneSettings
+from portway.model.backend_policy import BackendPolicy
 from portway.observability.access_log import AccessLog
 from portway.router import RouteTable, Snapshot
 from portway.runtime.config import Listen, TlsListen
@@ -133,6 +134,7 @@ class WorkerSpec:
     drain: float
     tls: TlsListen | None = None
     access_log: str | None = None  # path, "-" for stdout, None for none
+    backend_policy: BackendPolicy = field(default_factory=BackendPolicy)
 
 
 def open_access_log(target: str | None) -> AccessLog | None:
@@ -157,7 +159,7 @@ async def _worker(conn: Connection, spec: WorkerSpec) -> None:
     loop = asyncio.get_running_loop()
     listen, tls = spec.listen, spec.tls
     access_log = open_access_log(spec.access_log)
-    plane = DataPlane(spec.settings, access_log=access_log)
+    plane = DataPlane(spec.settings, access_log=access_log, backend_policy=spec.backend_policy)
     stop = asyncio.Event()
     state = {"snapshot": Snapshot(version=0)}
 
@@ -241,9 +243,15 @@ class WorkerPool:
         *,
         tls: TlsListen | None = None,
         access_log: str | None = None,
+        backend_policy: BackendPolicy | None = None,
     ) -> None:
         self._spec = WorkerSpec(
-            listen=listen, settings=settings, drain=drain_timeout, tls=tls, access_log=access_log
+            listen=listen,
+            settings=settings,
+            drain=drain_timeout,
+            tls=tls,
+            access_log=access_log,
+            backend_policy=backend_policy or BackendPolicy(),
         )
         self._count = count
         self._ctx = multiprocessing.get_context("spawn")

@@ -33,7 +33,9 @@ class BackendOps(ServiceBase):
         """Associate one backend; 409 if that address:port is already there."""
 
         def change(tx: Transaction, proxy: Proxy) -> tuple[str, Backend | None, Backend]:
-            backend = build_backend(spec, proxy.backend_port, actor.source, field="backend")
+            backend = build_backend(
+                spec, proxy.backend_port, actor.source, self.backend_policy, field="backend"
+            )
             check_new_backend(proxy, backend)
             tx.insert_backend(proxy.id, backend)
             return "create", None, backend
@@ -47,7 +49,7 @@ class BackendOps(ServiceBase):
         with self.store.transaction(actor.name) as tx:
             require_write(tx, actor, project)
             proxy = resolve_proxy(tx, project, ref)
-            wanted = build_backends(specs, proxy.backend_port, actor.source)
+            wanted = build_backends(specs, proxy.backend_port, actor.source, self.backend_policy)
             merged = merge_backends(proxy.backends, wanted)
             for old in proxy.backends:
                 tx.delete_backend(old.id)

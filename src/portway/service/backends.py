@@ -12,8 +12,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from portway.errors import ConflictError, NotFoundError, ValidationError
+from portway.errors import ConflictError, NotFoundError, RefusedAddressError, ValidationError
 from portway.model import Backend, Proxy
+from portway.model.backend_policy import BackendPolicy
 from portway.service import validation
 from portway.service.base import new_id
 
@@ -31,13 +32,23 @@ class BackendSpec:
 
 
 def build_backend(
-    spec: BackendSpec, default_port: int, source: str, *, field: str = "backends"
+    spec: BackendSpec,
+    default_port: int,
+    source: str,
+    policy: BackendPolicy,
+    *,
+    field: str = "backends",
 ) -> Backend:
-    port = default_port if spec.port is None else spec.port
+    """A validated backend with a fresh id; an address the policy refuses is a 422."""
+    address = validation.address(spec.address, f"{field}.address")
+    port = validation.port(default_port if spec.port is None else spec.port, f"{field}.port")
+    refused = policy.check_backend(address, port)
+    if refused is not None:
+        raise RefusedAddressError(f"{field}.address: {refused}", field=f"{field}.address")
     return Backend(
         id=new_id(),
-        address=validation.address(spec.address, f"{field}.address"),
-        port=validation.port(port, f"{field}.port"),
+        address=address,
+        port=port,
         weight=validation.weight(spec.weight, f"{field}.weight"),
         backup=spec.backup,
         source=source,
@@ -45,13 +56,14 @@ def build_backend(
 
 
 def build_backends(
-    specs: Sequence[BackendSpec], default_port: int, source: str
+    specs: Sequence[BackendSpec], default_port: int, source: str, policy: BackendPolicy
 ) -> tuple[Backend, ...]:
     """Validated backends with fresh ids; the same address:port twice is a 422."""
     result: list[Backend] = []
     seen: set[tuple[str, int]] = set()
     for index, spec in enumerate(specs):
-        backend = build_backend(spec, default_port, source, field=f"backends[{index}]")
+        field = f"backends[{index}]"
+        backend = build_backend(spec, default_port, source, policy, field=field)
         key = (backend.address, backend.port)
         if key in seen:
             raise ValidationError(

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
+from portway.model.backend_policy import BackendPolicy
 from portway.store import Reader, Store
 
 T = TypeVar("T")
@@ -16,10 +17,12 @@ def new_id() -> str:
 
 
 class ServiceBase:
-    """Holds the store; the mixins in this package add the operations."""
+    """Holds the store and the operator's backend policy (strict unless told otherwise);
+    the mixins in this package add the operations."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, backend_policy: BackendPolicy | None = None) -> None:
         self.store = store
+        self.backend_policy = backend_policy or BackendPolicy()
 
     def _read(self, query: Callable[[Reader], T]) -> T:
         return self.store.read(query)

@@ -80,9 +80,8 @@ class ProxyOps(ServiceBase):
             proxy = validation.proxy(
                 dataclasses.replace(draft, id=new_id(), project=project, source=actor.source)
             )
-            proxy = dataclasses.replace(
-                proxy, backends=build_backends(backends, proxy.backend_port, actor.source)
-            )
+            built = build_backends(backends, proxy.backend_port, actor.source, self.backend_policy)
+            proxy = dataclasses.replace(proxy, backends=built)
             check_claim(tx, project, proxy.hostname)
             _check_route_free(tx, proxy)
             check_proxy_tls(tx, proxy)
