@@ -13,6 +13,13 @@ certificate (per worker process: each has its own keys).
 
 The SNI callback records what it chose on the ``SSLObject`` (attribute ``portway_tls``),
 where the client connection reads it to enforce the Host/SNI match (421).
+
+A certificate is chosen per hostname, by who answers for it (issue 7): for a name some
+project routes (exactly, or through its wildcard) only that project's certificates are
+candidates, so project A's ``*.example.org`` (or a certificate of A that names B's host)
+is never served for B's ``app.example.org``; B's own certificate is, and without one the
+default is. A host several projects share by path gets the default certificate. A name
+nobody routes may get any certificate that names it (its requests get 404 anyway).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from typing import Any, Final
 
 from portway.errors import ConfigError
 from portway.model import Certificate
+from portway.router import RouteTable
 from portway.tls.certs import covers
 from portway.tls.groups import restrict_groups
 from portway.tls.sni import SniTable
@@ -125,6 +133,8 @@ class TlsContexts:
         self._default: _Entry | None = None
         self._listener: ssl.SSLContext | None = None
         self._table: SniTable[_Entry] | None = None
+        self._by_project: dict[str, SniTable[_Entry]] = {}
+        self._routes = RouteTable.build(())
         # Raw SNI → (context, Handshake), as chosen under the current table.
         self._chosen: dict[str | None, tuple[ssl.SSLContext, Handshake]] = {}
 
@@ -149,8 +159,12 @@ class TlsContexts:
             raise ConfigError("HTTPS needs a default certificate (load_default first)")
         return self._listener
 
-    def apply(self, certificates: Mapping[str, Certificate]) -> None:
-        """Follow a snapshot's certificates; a no-op when the mapping is the same object."""
+    def apply(self, certificates: Mapping[str, Certificate], routes: RouteTable) -> None:
+        """Follow a snapshot's certificates and routes (who answers for which name);
+        certificates are reloaded only when their mapping is another object."""
+        if routes is not self._routes:
+            self._routes = routes
+            self._chosen = {}  # owners may have changed; the cache refills on handshakes
         if certificates is self._applied:
             return
         self._applied = certificates
@@ -164,6 +178,13 @@ class TlsContexts:
             return
         entries = sorted(self._entries.values(), key=lambda e: e.cert.id)
         self._table = SniTable(((e.names, e) for e in entries), self._default)
+        by_project: dict[str, list[_Entry]] = {}
+        for e in entries:
+            by_project.setdefault(e.cert.project, []).append(e)
+        self._by_project = {
+            project: SniTable(((e.names, e) for e in group), self._default)
+            for project, group in by_project.items()
+        }
 
     def _context(self, entry: _Entry) -> ssl.SSLContext | None:
         if entry.context is None:
@@ -189,7 +210,7 @@ class TlsContexts:
         table, default = self._table, self._default
         assert table is not None and default is not None and default.context is not None
         name = server_name.lower().rstrip(".") if server_name else None
-        entry = table.lookup(name)
+        entry = self._pick(name, table, default)
         ctx = self._context(entry)
         if ctx is None:
             entry, ctx = default, default.context
@@ -198,6 +219,17 @@ class TlsContexts:
             self._chosen.clear()  # names from a scan or an attack: start over, stay bounded
         self._chosen[server_name] = chosen
         return chosen
+
+    def _pick(self, name: str | None, table: SniTable[_Entry], default: _Entry) -> _Entry:
+        if not name:
+            return default
+        answering = self._routes.answering(name)
+        if answering is None:
+            return table.lookup(name)  # nobody routes it: any certificate naming it
+        if answering.owner is None:
+            return default  # a host shared by several projects: the operator's certificate
+        own = self._by_project.get(answering.owner)
+        return default if own is None else own.lookup(name)
 
 
 def handshake_of(transport: Any) -> Handshake | None:
