@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from portway.model import Proxy
 from portway.router import RouteTable
+from tests.api.conftest import Api, assert_error
 from tests.integration.harness import Backend, Portway, start_backend
 
 
@@ -131,6 +132,80 @@ def test_a_match_never_crosses_to_a_project_that_does_not_route_the_host(
 
 def _covers(prefix: str, path: str) -> bool:
     return prefix == "/" or path == prefix or path.startswith(prefix + "/")
+
+
+# -- the one explicit way to share a hostname: an admin's shared host -------------------
+
+
+def _zone(api: Api, **zone: Any) -> Any:
+    return api.client.post("/v1/zones", json={"zone": zone}, headers=api.admin)
+
+
+def _claim(api: Api, headers: dict[str, str], hostname: str, prefix: str = "/") -> Any:
+    body = {"proxy": {"hostname": hostname, "path_prefix": prefix}}
+    project = "alpha" if headers is api.member else "beta"
+    return api.client.post(f"/v1/{project}/proxies", json=body, headers=headers)
+
+
+def test_a_second_project_cannot_route_a_hostname_by_accident(api: Api) -> None:
+    assert _claim(api, api.member, "app.zone.test", "/one").status_code == 201
+    assert_error(_claim(api, api.other, "app.zone.test", "/two"), 409, "hostname")
+
+
+def test_an_admin_shared_host_is_split_by_path_between_projects(api: Api) -> None:
+    r = _zone(api, name="Tools.Zone.Test", shared_host=True)
+    assert r.status_code == 201, r.text
+    assert r.json()["zone"] == {
+        "name": "tools.zone.test",
+        "project": None,
+        "shared": False,
+        "shared_host": True,
+        "default": False,
+        "deprecated": False,
+    }
+    assert _claim(api, api.member, "tools.zone.test", "/alpha").status_code == 201
+    assert _claim(api, api.other, "tools.zone.test", "/beta").status_code == 201
+    assert _claim(api, api.other, "tools.zone.test", "/alphabet").status_code == 201
+    assert _claim(api, api.member, "tools.zone.test", "/alpha/more").status_code == 201
+    # A prefix inside (or around) another project's would take its paths: refused.
+    for prefix in ("/alpha/admin", "/", "/beta", "/alpha"):
+        assert_error(_claim(api, api.other, "tools.zone.test", prefix), 409, "path_prefix")
+    mine = api.client.get("/v1/alpha/proxies", headers=api.member).json()["proxies"]
+    alpha = next(p for p in mine if p["path_prefix"] == "/alpha")
+    move = {"proxy": {"path_prefix": "/beta/x"}}
+    r = api.client.patch(f"/v1/alpha/proxies/{alpha['id']}", json=move, headers=api.member)
+    assert_error(r, 409, "path_prefix")
+    # Names below a shared host are not shared: the first project keeps them.
+    assert _claim(api, api.member, "x.tools.zone.test").status_code == 201
+    assert_error(_claim(api, api.other, "x.tools.zone.test", "/b"), 409, "hostname")
+
+
+def test_a_shared_host_is_the_admins_and_nobody_elses(api: Api) -> None:
+    zone = {"zone": {"name": "tools.zone.test", "shared_host": True}}
+    assert_error(api.client.post("/v1/zones", json=zone, headers=api.member), 403)
+    assert_error(_zone(api, name="tools.zone.test", shared_host=True, project="alpha"), 422)
+    assert_error(_zone(api, name="tools.zone.test", shared_host=True, shared=True), 422)
+    assert _zone(api, name="tools.zone.test", shared_host=True).status_code == 201
+    listed = api.client.get("/v1/zones", headers=api.member).json()["zones"]
+    assert [z["name"] for z in listed] == ["tools.zone.test"]
+
+
+def test_a_shared_host_does_not_turn_on_zone_rules_for_other_names(api: Api) -> None:
+    assert _zone(api, name="tools.zone.test", shared_host=True).status_code == 201
+    assert _claim(api, api.member, "anything.else.test").status_code == 201
+
+
+def test_a_shared_host_in_use_by_several_projects_cannot_be_deleted(api: Api) -> None:
+    assert _zone(api, name="tools.zone.test", shared_host=True).status_code == 201
+    assert _claim(api, api.member, "tools.zone.test", "/alpha").status_code == 201
+    beta = _claim(api, api.other, "tools.zone.test", "/beta").json()["proxy"]
+    r = api.client.delete("/v1/zones/tools.zone.test", headers=api.admin)
+    assert_error(r, 409, "zone")
+    r = api.client.delete(f"/v1/beta/proxies/{beta['id']}", headers=api.other)
+    assert r.status_code == 204
+    assert api.client.delete("/v1/zones/tools.zone.test", headers=api.admin).status_code == 204
+    # No longer shared: the hostname is alpha's alone again.
+    assert_error(_claim(api, api.other, "tools.zone.test", "/beta"), 409, "hostname")
 
 
 # -- the whole system ------------------------------------------------------------------
@@ -242,3 +317,20 @@ def test_another_projects_certificate_is_never_served_for_a_host(
     r = pw.api("PATCH", f"/v1/beta/proxies/{proxy_id}", json=patch)
     assert r.status_code == 200, r.text
     assert _eventually(lambda: _served_names(pw, "shop.cert.test", ctx) == {"shop.cert.test"})
+
+
+def test_a_shared_host_routes_each_prefix_to_its_project_and_nothing_else(
+    system: tuple[Portway, Backend, Backend],
+) -> None:
+    pw, a, b = system
+    zone = {"zone": {"name": "tools.zone.test", "shared_host": True}}
+    r = pw.api("POST", "/v1/zones", json=zone)
+    assert r.status_code == 201, r.text
+    _create(pw, "alpha", "tools.zone.test", a.port, path_prefix="/alpha")
+    _create(pw, "beta", "tools.zone.test", b.port, path_prefix="/beta")
+    ready = lambda: _backend_of(pw.get("tools.zone.test", "/beta/x")) == "beta-backend"  # noqa: E731
+    assert _eventually(ready)
+    assert _backend_of(pw.get("tools.zone.test", "/alpha/x")) == "alpha-backend"
+    # alpha also holds *.zone.test (the first test): it still never answers here.
+    assert pw.get("tools.zone.test", "/other").status_code == 404
+    assert pw.get("tools.zone.test", "/").status_code == 404
