@@ -10,10 +10,11 @@ whole system (``portway serve``, its API and its data plane).
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from hypothesis import strategies as st
 from portway.model import Proxy
 from portway.router import RouteTable
 from tests.api.conftest import Api, assert_error
+from tests.dataplane.conftest import Origin, ProxyRunner, proxy_for, raw, status_of
 from tests.integration.harness import Backend, Portway, start_backend
 
 
@@ -132,6 +134,39 @@ def test_a_match_never_crosses_to_a_project_that_does_not_route_the_host(
 
 def _covers(prefix: str, path: str) -> bool:
     return prefix == "/" or path == prefix or path.startswith(prefix + "/")
+
+
+# -- the request target's host and the Host header ----------------------------------------
+
+
+def test_an_absolute_target_naming_another_host_than_host_is_refused(
+    make_proxy: Callable[..., ProxyRunner], make_origin: Callable[[str], Origin]
+) -> None:
+    # Portway routes on Host; a backend may follow the absolute-form target instead (RFC
+    # 9112 §3.2.2 tells origin servers to). If the two named different hosts, beta's
+    # backend would serve a request that claims to be for alpha's host, or the reverse.
+    a, b = make_origin("alpha"), make_origin("beta")
+    runner = make_proxy()
+    runner.route(
+        dataclasses.replace(proxy_for("*.zone.test", a.backend()), project="alpha"),
+        dataclasses.replace(proxy_for("app.zone.test", b.backend()), project="beta"),
+    )
+    for target, host in (
+        (b"http://free.zone.test/x", b"app.zone.test"),
+        (b"http://app.zone.test/x", b"free.zone.test"),
+        (b"http://user@free.zone.test:80/x", b"app.zone.test:80"),
+    ):
+        data, closed = raw(runner.port, b"GET " + target + b" HTTP/1.1\r\nHost: " + host + _END)
+        assert status_of(data) == 400 and closed, (target, data[:100])
+    assert a.seen == [] and b.seen == []
+    # The same host in both (case, port and a trailing dot aside) is fine.
+    data, _ = raw(
+        runner.port, b"GET http://App.Zone.Test./x HTTP/1.1\r\nHost: app.zone.test" + _END
+    )
+    assert status_of(data) == 200 and b.seen[-1].path == "http://App.Zone.Test./x"
+
+
+_END = b"\r\nConnection: close\r\n\r\n"
 
 
 # -- the one explicit way to share a hostname: an admin's shared host -------------------

@@ -6,9 +6,11 @@ differently (RFC 9112 §6, request smuggling). llhttp in strict mode already ref
 CL+TE, duplicate or malformed Content-Length, obs-fold, bare CR/LF, NUL and control
 characters, bad header names and bad chunk sizes; it accepts, and this module refuses:
 ``Transfer-Encoding`` lists such as ``gzip, chunked``, Transfer-Encoding on HTTP/1.0,
-underscore spellings of framing headers, HTTP versions other than 1.0 and 1.1, and more
-than one Host. The checks that overlap with llhttp stay here too, so the rules hold
-whatever parser feeds this class.
+underscore spellings of framing headers, HTTP versions other than 1.0 and 1.1, more
+than one Host, and an absolute-form target whose host is not the one Host names (Portway
+routes on Host while a backend may follow the target, RFC 9112 §3.2.2: they must agree).
+The checks that overlap with llhttp stay here too, so the rules hold whatever parser
+feeds this class.
 
 Limits (issue 7): the request line is ``method SP request-target SP HTTP-version``
 without its CRLF, as nginx counts it (``max_request_line`` → 414); the head is the request
@@ -29,6 +31,7 @@ from typing import Final
 
 from portway.errors import RemoteProtocolError
 from portway.protocol import headers as h
+from portway.router.table import normalize_request_host
 
 NO_BODY: Final = 0
 LENGTH: Final = 1
@@ -163,6 +166,8 @@ class RequestHead:
         self.keep_alive = keep_alive
         if self.host_count != 1:
             raise _bad("exactly one Host header is required")
+        if self.url[:1] != b"/":
+            self._check_target_host()
         self.framing = self._decide_framing()
         if self.http10 and self.expect:
             self._drop_expect()  # RFC 9110 §10.1.1: 100-continue from HTTP/1.0 is ignored
@@ -186,6 +191,23 @@ class RequestHead:
                 raise _bad("invalid Content-Length")
             return LENGTH
         return NO_BODY
+
+    def _check_target_host(self) -> None:
+        # RFC 9112 §3.2: Host must be identical to the target's authority (userinfo aside).
+        url = self.url
+        scheme = url.find(b"://")
+        if scheme < 0:
+            return  # "*" (OPTIONS): no authority to compare
+        start, end = scheme + 3, len(url)
+        for sep in (b"/", b"?", b"#"):
+            pos = url.find(sep, start)
+            if 0 <= pos < end:
+                end = pos
+        authority = url[start:end]
+        authority = authority[authority.rfind(b"@") + 1 :]
+        target = normalize_request_host(authority.decode("latin-1"))
+        if target != normalize_request_host(self.host.decode("latin-1")):
+            raise _bad("the request target names another host than the Host header")
 
     def _drop_expect(self) -> None:
         pieces = self.pieces
