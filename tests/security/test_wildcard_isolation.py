@@ -307,6 +307,16 @@ def _served_names(pw: Portway, sni: str, ctx: ssl.SSLContext) -> set[str]:
     return {v for k, v in cert["subjectAltName"] if k == "DNS"}
 
 
+def _tls_status(pw: Portway, sni: str, host: str, path: str, ctx: ssl.SSLContext) -> int:
+    raw_sock = socket.create_connection(("127.0.0.1", pw.https_port), timeout=5)
+    with ctx.wrap_socket(raw_sock, server_hostname=sni) as tls:
+        tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while part := tls.recv(65536):
+            data += part
+    return int(data.split(b" ", 2)[1])
+
+
 def _upload(pw: Portway, project: str, leaf: trustme.LeafCert) -> str:
     body = {
         "certificate": {
@@ -330,12 +340,18 @@ def test_another_projects_certificate_is_never_served_for_a_host(
     ctx.load_verify_locations(cafile=str(pw.data_dir / "ca.pem"))
     ctx.check_hostname = False  # the test reads the names itself
     _create(pw, "beta", "shop.cert.test", b.port, path_prefix="/two")
+    seen_by_beta = len(b.seen)
     wild = _upload(pw, "alpha", ca.issue_cert("*.cert.test"))
     _create(pw, "alpha", "*.cert.test", a.port, tls={"certificate": wild})
     names = _eventually(lambda: _served_names(pw, "free.cert.test", ctx) == {"*.cert.test"})
     assert names, "alpha's wildcard certificate was never served for its own names"
     # beta has no certificate: the default one, not alpha's wildcard.
     assert _served_names(pw, "shop.cert.test", ctx) == DEFAULT_NAMES
+    # Nor may beta's requests ride on a connection that got alpha's certificate: 421,
+    # so the client opens a connection of its own (RFC 9110 §7.4).
+    assert _tls_status(pw, "free.cert.test", "shop.cert.test", "/two/x", ctx) == 421
+    assert _tls_status(pw, "free.cert.test", "more.cert.test", "/x", ctx) == 200
+    assert len(b.seen) == seen_by_beta
 
     # alpha's certificate may name beta's host too; it is still never served for it.
     both = _upload(pw, "alpha", ca.issue_cert("mine.cert.test", "shop.cert.test"))

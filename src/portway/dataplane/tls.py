@@ -60,19 +60,35 @@ TLS12_CIPHERS: Final = ":".join(
 class Handshake:
     """What the SNI callback chose for one connection."""
 
-    __slots__ = ("names", "server_name")
+    __slots__ = ("_contexts", "entry", "names", "server_name")
 
-    def __init__(self, server_name: str | None, names: tuple[str, ...]) -> None:
+    def __init__(
+        self, server_name: str | None, entry: _Entry | None, contexts: TlsContexts | None
+    ) -> None:
         self.server_name = server_name  # normalised SNI, None when the client sent none
-        self.names = names  # the names of the certificate that was served
+        self.entry = entry  # the certificate that was served
+        self.names = entry.names if entry is not None else ()
+        self._contexts = contexts
 
     def allows(self, host: str) -> bool:
-        """May a request for ``host`` use this connection? (RFC 9110 §7.4: 421 if not)."""
+        """May a request for ``host`` use this connection? (RFC 9110 §7.4: 421 if not).
+
+        Its own SNI name may; another name only if the certificate covers it and a
+        handshake for that name would get this very certificate now, so a request for
+        project B's host never rides on a connection that got project A's certificate.
+        """
         sni = self.server_name
-        return sni is None or host == sni or covers(self.names, host)
+        if sni is None or host == sni:
+            return True
+        contexts = self._contexts
+        return (
+            covers(self.names, host)
+            and contexts is not None
+            and contexts.entry_for(host) is self.entry
+        )
 
 
-NO_SNI: Final = Handshake(None, ())
+NO_SNI: Final = Handshake(None, None, None)
 _CHOSEN_LIMIT: Final = 10_000
 
 
@@ -214,11 +230,16 @@ class TlsContexts:
         ctx = self._context(entry)
         if ctx is None:
             entry, ctx = default, default.context
-        chosen = (ctx, Handshake(name, entry.names))
+        chosen = (ctx, Handshake(name, entry, self))
         if len(self._chosen) >= _CHOSEN_LIMIT:
             self._chosen.clear()  # names from a scan or an attack: start over, stay bounded
         self._chosen[server_name] = chosen
         return chosen
+
+    def entry_for(self, name: str) -> _Entry | None:
+        """The certificate a handshake for ``name`` (normalised) would get now."""
+        table, default = self._table, self._default
+        return None if table is None or default is None else self._pick(name, table, default)
 
     def _pick(self, name: str | None, table: SniTable[_Entry], default: _Entry) -> _Entry:
         if not name:
