@@ -4,8 +4,12 @@ Issue 7, defect 1: project B owns ``app.zone.test`` with the prefix ``/two``; pr
 creates ``*.zone.test``; a request for ``app.zone.test/other`` reached A's backend. A
 hostname belongs to one project with all its paths, so an unmatched path of B's host is
 a 404, never a neighbour's wildcard, and the HTTPS certificate for it is never the
-neighbour's either. The first tests are the pure route table; the last ones run the
-whole system (``portway serve``, its API and its data plane).
+neighbour's either (nor may its requests ride on a connection that got the neighbour's
+certificate). An absolute-form target may not name another host than Host. Sharing a
+hostname by path is an admin's explicit setting (a zone with ``shared_host``).
+
+In order: the pure route table; the target/Host check on a real data plane; the API's
+shared hosts; then the whole system (``portway serve``, its API and its data plane).
 """
 
 from __future__ import annotations

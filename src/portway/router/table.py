@@ -13,8 +13,8 @@ no owner and never falls back to a wildcard. Each exact host keeps its owner nex
 routes, so the rule costs one comparison per lookup and stays O(1).
 
 A table is never mutated after it is built: ``with_changes`` returns a new table that
-shares every untouched tuple with the old one, which is what keeps a single change on a
-100 000-proxy table cheap (dict copies, no re-sort of unaffected hosts).
+shares every untouched host entry with the old one, which is what keeps a single change
+on a 100 000-proxy table cheap (dict copies, no re-sort of unaffected hosts).
 """
 
 from __future__ import annotations
