@@ -112,6 +112,9 @@ class ZoneIn(StrictIn):
     name: str
     project: str | None = None
     shared: bool = False
+    shared_host: bool = Field(
+        False, description="one hostname every project may route under its own path prefixes"
+    )
     default: bool = False
     deprecated: bool = False
 
@@ -217,6 +220,7 @@ class ZoneOut(BaseModel):
     name: str
     project: str | None
     shared: bool
+    shared_host: bool
     default: bool
     deprecated: bool
 

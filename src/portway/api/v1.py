@@ -60,6 +60,7 @@ class AdminHandlers:
             body.name,
             project=body.project,
             shared=body.shared,
+            shared_host=body.shared_host,
             default=body.default,
             deprecated=body.deprecated,
         )

@@ -156,8 +156,12 @@ class ClientConnection(Pacing):
         head = self.head
         if head is None:
             settings = self.dp.settings
-            head = self.head = RequestHead(settings.max_header_bytes)
-            self._head_bytes = 0
+            # The method is known once the target starts; asked here, not at the head's end.
+            head = self.head = RequestHead(settings.max_header_bytes, self._parser.get_method())
+            # Raw bytes are counted from the head's first byte: that is the read's first
+            # byte when the read began between messages and holds no earlier head
+            # (``_chunk``); otherwise the offset is unknown and counting starts next read.
+            self._head_bytes = 0 if self._chunk else -1
             head.add_url(part, settings.max_request_line)
         else:
             head.add_url(part, self.dp.settings.max_request_line)
@@ -170,7 +174,7 @@ class ClientConnection(Pacing):
         head, self.head = self.head, None
         assert head is not None
         parser = self._parser
-        method: bytes = parser.get_method()
+        method = head.method
         if method == b"CONNECT":
             raise ProtocolError("CONNECT is not proxied", status=405)
         head.complete(method, self._version(method, head.url), parser.should_keep_alive())
@@ -228,10 +232,13 @@ class ClientConnection(Pacing):
     # -- request side ------------------------------------------------------------
 
     def _check_head_size(self, received: int) -> None:
-        # llhttp has no size limits of its own: count the raw bytes of an unfinished head.
-        settings = self.dp.settings
+        # llhttp has no size limits of its own: count the raw bytes of an unfinished head
+        # (RequestHead counts the parsed pieces; this bounds what llhttp buffers).
+        if self._head_bytes < 0:  # the head began inside this read, at an unknown offset
+            self._head_bytes = 0
+            return
         self._head_bytes += received
-        if self._head_bytes > settings.max_request_line + settings.max_header_bytes:
+        if self._head_bytes > self.dp.settings.max_header_bytes:
             self._parse_failed(431)
 
     def _on_upgrade(self, rest: bytes) -> None:

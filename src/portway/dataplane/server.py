@@ -71,7 +71,7 @@ class DataPlane:
     def apply(self, snapshot: Snapshot) -> None:
         """Serve ``snapshot`` from the next request on; one assignment, so atomic."""
         self.snapshot = snapshot
-        self.tls.apply(snapshot.certificates)
+        self.tls.apply(snapshot.certificates, snapshot.routes)
         # O(proxies with state), not O(table): a change on a 100 000-proxy table stays cheap.
         self.plans.prune(snapshot.routes)
         self._hosts.clear()  # cheap; keeps the cache from holding hosts of old tables

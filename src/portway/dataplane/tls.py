@@ -13,6 +13,13 @@ certificate (per worker process: each has its own keys).
 
 The SNI callback records what it chose on the ``SSLObject`` (attribute ``portway_tls``),
 where the client connection reads it to enforce the Host/SNI match (421).
+
+A certificate is chosen per hostname, by who answers for it (issue 7): for a name some
+project routes (exactly, or through its wildcard) only that project's certificates are
+candidates, so project A's ``*.example.org`` (or a certificate of A that names B's host)
+is never served for B's ``app.example.org``; B's own certificate is, and without one the
+default is. A host several projects share by path gets the default certificate. A name
+nobody routes may get any certificate that names it (its requests get 404 anyway).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from typing import Any, Final
 
 from portway.errors import ConfigError
 from portway.model import Certificate
+from portway.router import RouteTable
 from portway.tls.certs import covers
 from portway.tls.groups import restrict_groups
 from portway.tls.sni import SniTable
@@ -52,19 +60,35 @@ TLS12_CIPHERS: Final = ":".join(
 class Handshake:
     """What the SNI callback chose for one connection."""
 
-    __slots__ = ("names", "server_name")
+    __slots__ = ("_contexts", "entry", "names", "server_name")
 
-    def __init__(self, server_name: str | None, names: tuple[str, ...]) -> None:
+    def __init__(
+        self, server_name: str | None, entry: _Entry | None, contexts: TlsContexts | None
+    ) -> None:
         self.server_name = server_name  # normalised SNI, None when the client sent none
-        self.names = names  # the names of the certificate that was served
+        self.entry = entry  # the certificate that was served
+        self.names = entry.names if entry is not None else ()
+        self._contexts = contexts
 
     def allows(self, host: str) -> bool:
-        """May a request for ``host`` use this connection? (RFC 9110 §7.4: 421 if not)."""
+        """May a request for ``host`` use this connection? (RFC 9110 §7.4: 421 if not).
+
+        Its own SNI name may; another name only if the certificate covers it and a
+        handshake for that name would get this very certificate now, so a request for
+        project B's host never rides on a connection that got project A's certificate.
+        """
         sni = self.server_name
-        return sni is None or host == sni or covers(self.names, host)
+        if sni is None or host == sni:
+            return True
+        contexts = self._contexts
+        return (
+            covers(self.names, host)
+            and contexts is not None
+            and contexts.entry_for(host) is self.entry
+        )
 
 
-NO_SNI: Final = Handshake(None, ())
+NO_SNI: Final = Handshake(None, None, None)
 _CHOSEN_LIMIT: Final = 10_000
 
 
@@ -125,6 +149,8 @@ class TlsContexts:
         self._default: _Entry | None = None
         self._listener: ssl.SSLContext | None = None
         self._table: SniTable[_Entry] | None = None
+        self._by_project: dict[str, SniTable[_Entry]] = {}
+        self._routes = RouteTable.build(())
         # Raw SNI → (context, Handshake), as chosen under the current table.
         self._chosen: dict[str | None, tuple[ssl.SSLContext, Handshake]] = {}
 
@@ -149,8 +175,12 @@ class TlsContexts:
             raise ConfigError("HTTPS needs a default certificate (load_default first)")
         return self._listener
 
-    def apply(self, certificates: Mapping[str, Certificate]) -> None:
-        """Follow a snapshot's certificates; a no-op when the mapping is the same object."""
+    def apply(self, certificates: Mapping[str, Certificate], routes: RouteTable) -> None:
+        """Follow a snapshot's certificates and routes (who answers for which name);
+        certificates are reloaded only when their mapping is another object."""
+        if routes is not self._routes:
+            self._routes = routes
+            self._chosen = {}  # owners may have changed; the cache refills on handshakes
         if certificates is self._applied:
             return
         self._applied = certificates
@@ -164,6 +194,13 @@ class TlsContexts:
             return
         entries = sorted(self._entries.values(), key=lambda e: e.cert.id)
         self._table = SniTable(((e.names, e) for e in entries), self._default)
+        by_project: dict[str, list[_Entry]] = {}
+        for e in entries:
+            by_project.setdefault(e.cert.project, []).append(e)
+        self._by_project = {
+            project: SniTable(((e.names, e) for e in group), self._default)
+            for project, group in by_project.items()
+        }
 
     def _context(self, entry: _Entry) -> ssl.SSLContext | None:
         if entry.context is None:
@@ -189,15 +226,31 @@ class TlsContexts:
         table, default = self._table, self._default
         assert table is not None and default is not None and default.context is not None
         name = server_name.lower().rstrip(".") if server_name else None
-        entry = table.lookup(name)
+        entry = self._pick(name, table, default)
         ctx = self._context(entry)
         if ctx is None:
             entry, ctx = default, default.context
-        chosen = (ctx, Handshake(name, entry.names))
+        chosen = (ctx, Handshake(name, entry, self))
         if len(self._chosen) >= _CHOSEN_LIMIT:
             self._chosen.clear()  # names from a scan or an attack: start over, stay bounded
         self._chosen[server_name] = chosen
         return chosen
+
+    def entry_for(self, name: str) -> _Entry | None:
+        """The certificate a handshake for ``name`` (normalised) would get now."""
+        table, default = self._table, self._default
+        return None if table is None or default is None else self._pick(name, table, default)
+
+    def _pick(self, name: str | None, table: SniTable[_Entry], default: _Entry) -> _Entry:
+        if not name:
+            return default
+        answering = self._routes.answering(name)
+        if answering is None:
+            return table.lookup(name)  # nobody routes it: any certificate naming it
+        if answering.owner is None:
+            return default  # a host shared by several projects: the operator's certificate
+        own = self._by_project.get(answering.owner)
+        return default if own is None else own.lookup(name)
 
 
 def handshake_of(transport: Any) -> Handshake | None:

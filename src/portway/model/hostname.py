@@ -2,6 +2,13 @@
 
 The label rule is the dynamicproxy one (compat.md §1): ``(?!-)[A-Za-z0-9-]{1,63}(?<!-)``,
 at least one dot, one trailing dot stripped, an optional leading ``*.`` wildcard.
+
+A hostname is a name, never an address: the last label may not be a number (all digits,
+or ``0x`` and hex digits). RFC 1123 §2.1 keeps the top-level label alphabetic so that
+names and dotted-decimal addresses cannot be confused, and the WHATWG URL host parser
+reads any host whose last label is such a number as IPv4 (``1.2`` is 1.0.0.2), so a
+browser would never send it as a name. IPv6 forms never pass the label rule (``:``,
+``[``).
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ import re
 from portway.errors import ValidationError
 
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
+_NUMBER = re.compile(r"(?:[0-9]+|0x[0-9a-f]*)\Z")  # WHATWG "ends in a number"
 MAX_HOSTNAME = 253
 # Characters allowed in a path prefix: RFC 3986 pchar plus "/". No "%" so that a prefix
 # cannot smuggle an encoded "/" or ".." past the segment-aware matcher.
@@ -36,6 +44,11 @@ def normalize_hostname(value: str, *, field: str = "hostname", wildcard_ok: bool
     for label in labels:
         if not _LABEL.match(label):
             raise ValidationError(f"{field} {value!r} has an invalid label {label!r}", field=field)
+    if _NUMBER.match(labels[-1]):
+        raise ValidationError(
+            f"{field} {value!r} is an IP address, not a name (its last label is numeric)",
+            field=field,
+        )
     return name
 
 

@@ -39,11 +39,17 @@ class Token:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Zone:
-    """A DNS zone under which hostnames may be claimed: shared by all, or owned by one."""
+    """A DNS zone under which hostnames may be claimed: shared by all, or owned by one.
+
+    With ``shared_host`` it is instead one hostname (its own name, nothing below it) that
+    every project may route under path prefixes of its own: the operator's explicit way
+    to split a hostname between projects (a legacy tools domain). It has no owner.
+    """
 
     name: str
     project: str | None = None  # owner; None with shared=True means everyone
     shared: bool = False
+    shared_host: bool = False
     default: bool = False
     deprecated: bool = False
 

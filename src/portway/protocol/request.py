@@ -6,9 +6,19 @@ differently (RFC 9112 §6, request smuggling). llhttp in strict mode already ref
 CL+TE, duplicate or malformed Content-Length, obs-fold, bare CR/LF, NUL and control
 characters, bad header names and bad chunk sizes; it accepts, and this module refuses:
 ``Transfer-Encoding`` lists such as ``gzip, chunked``, Transfer-Encoding on HTTP/1.0,
-underscore spellings of framing headers, HTTP versions other than 1.0 and 1.1, and more
-than one Host. The checks that overlap with llhttp stay here too, so the rules hold
-whatever parser feeds this class.
+underscore spellings of framing headers, HTTP versions other than 1.0 and 1.1, more
+than one Host, and an absolute-form target whose host is not the one Host names (Portway
+routes on Host while a backend may follow the target, RFC 9112 §3.2.2: they must agree).
+The checks that overlap with llhttp stay here too, so the rules hold whatever parser
+feeds this class.
+
+Limits (issue 7): the request line is ``method SP request-target SP HTTP-version``
+without its CRLF, as nginx counts it (``max_request_line`` → 414); the head is the request
+line with its CRLF, every field line as ``name ": " value CRLF`` and the blank line
+(``max_header_bytes`` → 431). That is the head's size as sent by any ordinary client and as
+re-sent upstream; whitespace the parser drops (around a value, between request-line
+parts) is counted as the one SP it stands for. The client connection also caps the raw
+bytes of a head that is still unfinished after a read at the same limit.
 
 The re-encoded head keeps the method, the URI (unchanged, never prefix-stripped) and
 every end-to-end header in order; Portway adds Host, the forwarded headers and its own
@@ -21,6 +31,7 @@ from typing import Final
 
 from portway.errors import RemoteProtocolError
 from portway.protocol import headers as h
+from portway.router.table import normalize_request_host
 
 NO_BODY: Final = 0
 LENGTH: Final = 1
@@ -30,6 +41,12 @@ _SEP: Final = b": "
 _CRLF: Final = b"\r\n"
 _TE_CHUNKED: Final = b"Transfer-Encoding: chunked\r\n"
 _IDEMPOTENT: Final = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
+# Bytes of a request line around its method and target: SP, SP and "HTTP/1.1" (llhttp
+# accepts only one-digit versions, so every version is 8 bytes).
+_LINE_EXTRA: Final = 10
+# Bytes of a head around its method, target and field lines: the line's extra, its CRLF
+# and the blank line's CRLF.
+_HEAD_EXTRA: Final = _LINE_EXTRA + 4
 
 
 def _bad(message: str, status: int = 400) -> RemoteProtocolError:
@@ -64,11 +81,11 @@ class RequestHead:
         "xfproto",
     )
 
-    def __init__(self, max_header_bytes: int) -> None:
+    def __init__(self, max_header_bytes: int, method: bytes = b"") -> None:
         self._max_header_bytes = max_header_bytes
-        self._header_bytes = 0
+        self._header_bytes = len(method) + _HEAD_EXTRA  # the head but its target
         self.url = b""
-        self.method = b""
+        self.method = method
         self.host = b""
         self.host_count = 0
         self.content_length = b""
@@ -90,13 +107,13 @@ class RequestHead:
 
     def add_url(self, part: bytes, max_request_line: int) -> None:
         # llhttp hands the URL over in as many pieces as it arrived in.
-        self.url = self.url + part if self.url else part
-        if len(self.url) > max_request_line:
+        self.url = url = self.url + part if self.url else part
+        if len(self.method) + len(url) + _LINE_EXTRA > max_request_line:
             raise _bad("request line too long", 414)
 
     def add_header(self, name: bytes, value: bytes) -> None:
-        self._header_bytes += len(name) + len(value) + 4
-        if self._header_bytes > self._max_header_bytes:
+        self._header_bytes += len(name) + len(value) + 4  # name ": " value CRLF
+        if self._header_bytes + len(self.url) > self._max_header_bytes:
             raise _bad("request header block too large", 431)
         kind = h.classify(name)
         if kind == h.OTHER:
@@ -149,6 +166,8 @@ class RequestHead:
         self.keep_alive = keep_alive
         if self.host_count != 1:
             raise _bad("exactly one Host header is required")
+        if self.url[:1] != b"/":
+            self._check_target_host()
         self.framing = self._decide_framing()
         if self.http10 and self.expect:
             self._drop_expect()  # RFC 9110 §10.1.1: 100-continue from HTTP/1.0 is ignored
@@ -172,6 +191,23 @@ class RequestHead:
                 raise _bad("invalid Content-Length")
             return LENGTH
         return NO_BODY
+
+    def _check_target_host(self) -> None:
+        # RFC 9112 §3.2: Host must be identical to the target's authority (userinfo aside).
+        url = self.url
+        scheme = url.find(b"://")
+        if scheme < 0:
+            return  # "*" (OPTIONS): no authority to compare
+        start, end = scheme + 3, len(url)
+        for sep in (b"/", b"?", b"#"):
+            pos = url.find(sep, start)
+            if 0 <= pos < end:
+                end = pos
+        authority = url[start:end]
+        authority = authority[authority.rfind(b"@") + 1 :]
+        target = normalize_request_host(authority.decode("latin-1"))
+        if target != normalize_request_host(self.host.decode("latin-1")):
+            raise _bad("the request target names another host than the Host header")
 
     def _drop_expect(self) -> None:
         pieces = self.pieces

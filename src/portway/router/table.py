@@ -2,13 +2,19 @@
 
 Lookup order (architecture.md): the exact host, then the one-level wildcard ``*.parent``,
 then within a host the longest path prefix. Prefixes match on segment boundaries, so
-``/tool`` matches ``/tool`` and ``/tool/x`` but never ``/toolbox``. When an exact host has
-no prefix that matches, the wildcard for its parent is tried, so ``*.example.org`` can
-catch what a path-prefixed exact entry leaves out.
+``/tool`` matches ``/tool`` and ``/tool/x`` but never ``/toolbox``.
+
+A hostname belongs to the project that routes it, with all its paths (issue 7): when an
+exact host has no prefix that matches, the wildcard for its parent is tried only if that
+wildcard's proxy belongs to the same project, so ``*.example.org`` of project A never
+catches a path that project B's ``app.example.org`` leaves out (that is a 404). A host
+that several projects route by path (an operator's shared host, docs/dataplane.md) has
+no owner and never falls back to a wildcard. Each exact host keeps its owner next to its
+routes, so the rule costs one comparison per lookup and stays O(1).
 
 A table is never mutated after it is built: ``with_changes`` returns a new table that
-shares every untouched tuple with the old one, which is what keeps a single change on a
-100 000-proxy table cheap (dict copies, no re-sort of unaffected hosts).
+shares every untouched host entry with the old one, which is what keeps a single change
+on a 100 000-proxy table cheap (dict copies, no re-sort of unaffected hosts).
 """
 
 from __future__ import annotations
@@ -38,6 +44,24 @@ class Route:
         if prefix == "/" or path == prefix:
             return True
         return path.startswith(prefix) and path[len(prefix)] == "/"
+
+
+@dataclass(frozen=True, slots=True)
+class HostRoutes:
+    """The routes of one hostname, longest prefix first, and the project they belong to
+    (None when several projects share the hostname by path)."""
+
+    routes: tuple[Route, ...]
+    owner: str | None
+
+    @classmethod
+    def of(cls, routes: list[Route]) -> HostRoutes:
+        owners = {r.proxy.project for r in routes}
+        owner = owners.pop() if len(owners) == 1 else None
+        return cls(tuple(sorted(routes, key=_sort_key)), owner)
+
+
+_NO_HOST = HostRoutes(_EMPTY, None)
 
 
 def normalize_request_host(raw: str) -> str | None:
@@ -70,8 +94,8 @@ class RouteTable:
 
     def __init__(
         self,
-        exact: Mapping[str, tuple[Route, ...]],
-        wildcard: Mapping[str, tuple[Route, ...]],
+        exact: Mapping[str, HostRoutes],
+        wildcard: Mapping[str, HostRoutes],
         by_id: Mapping[str, Route],
     ) -> None:
         self._exact = exact
@@ -96,15 +120,30 @@ class RouteTable:
 
     def match(self, host: str, path: str) -> Route | None:
         """Find the route for a normalized host and a path (no query string)."""
-        for route in self._exact.get(host, _EMPTY):
-            if route.matches(path):
-                return route
-        dot = host.find(".")
-        if dot >= 0:
-            for route in self._wildcard.get(host[dot + 1 :], _EMPTY):
+        exact = self._exact.get(host)
+        if exact is not None:
+            for route in exact.routes:
                 if route.matches(path):
                     return route
+            if exact.owner is None:
+                return None  # several projects share this host: no wildcard speaks for it
+        dot = host.find(".")
+        if dot < 0:
+            return None
+        for route in self._wildcard.get(host[dot + 1 :], _NO_HOST).routes:
+            if route.matches(path) and (exact is None or route.proxy.project == exact.owner):
+                return route
         return None
+
+    def answering(self, host: str) -> HostRoutes | None:
+        """The routes that answer for a normalized host: its own when it is routed
+        exactly, else its parent's wildcard; None when nobody routes it. The TLS
+        listener picks certificates by the ``owner`` of these (dataplane/tls.py)."""
+        exact = self._exact.get(host)
+        if exact is not None:
+            return exact
+        dot = host.find(".")
+        return self._wildcard.get(host[dot + 1 :]) if dot >= 0 else None
 
     def with_changes(
         self, *, upserts: Iterable[Proxy] = (), removed: Iterable[str] = ()
@@ -122,7 +161,7 @@ class RouteTable:
                 bucket = touched.get(key)
                 if bucket is None:
                     source = wildcard if key[0] else exact
-                    bucket = touched[key] = list(source.get(key[1], _EMPTY))
+                    bucket = touched[key] = list(source.get(key[1], _NO_HOST).routes)
                 bucket[:] = [r for r in bucket if r.proxy.id != proxy_id]
 
         for proxy_id in removed:
@@ -135,13 +174,13 @@ class RouteTable:
             bucket = touched.get(key)
             if bucket is None:
                 source = wildcard if key[0] else exact
-                bucket = touched[key] = list(source.get(key[1], _EMPTY))
+                bucket = touched[key] = list(source.get(key[1], _NO_HOST).routes)
             bucket.append(route)
 
         for (is_wild, host), bucket in touched.items():
             target = wildcard if is_wild else exact
             if bucket:
-                target[host] = tuple(sorted(bucket, key=_sort_key))
+                target[host] = HostRoutes.of(bucket)
             else:
                 target.pop(host, None)
         return RouteTable(exact, wildcard, by_id)

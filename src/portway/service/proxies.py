@@ -61,12 +61,29 @@ def resolve_proxy(reader: Reader, project: str, ref: str) -> Proxy:
 
 
 def _check_route_free(tx: Transaction, proxy: Proxy) -> None:
+    # Other projects' proxies on the same hostname exist only on a shared host
+    # (zones.check_claim); there a prefix nested in, or around, another project's would
+    # take some of its paths by longest-prefix matching, so each project's prefixes must
+    # stay apart from the others'.
     for other in tx.find_proxies(hostname=proxy.hostname):
-        if other.id != proxy.id and other.path_prefix == proxy.path_prefix:
+        if other.id == proxy.id:
+            continue
+        if other.path_prefix == proxy.path_prefix:
             raise ConflictError(
                 f"a proxy for {proxy.hostname} with path prefix {proxy.path_prefix} already exists",
                 field="path_prefix",
             )
+        if other.project != proxy.project and _nested(other.path_prefix, proxy.path_prefix):
+            raise ConflictError(
+                f"path prefix {proxy.path_prefix} overlaps a prefix that another project"
+                f" routes on shared host {proxy.hostname}",
+                field="path_prefix",
+            )
+
+
+def _nested(a: str, b: str) -> bool:
+    """One normalised prefix covers the other's paths (segment-aware, as the router)."""
+    return a == "/" or b == "/" or a.startswith(b + "/") or b.startswith(a + "/")
 
 
 class ProxyOps(ServiceBase):

@@ -205,6 +205,7 @@ def zone_from_row(row: Row) -> Zone:
         name=row["name"],
         project=row["project"],
         shared=bool(row["shared"]),
+        shared_host=bool(row["shared_host"]),
         default=bool(row["default"]),
         deprecated=bool(row["deprecated"]),
     )

@@ -88,6 +88,7 @@ zones = sa.Table(
     sa.Column("name", sa.String(255), primary_key=True),
     sa.Column("project", sa.String(64), sa.ForeignKey("projects.name", ondelete="CASCADE")),
     sa.Column("shared", sa.Boolean, nullable=False),
+    sa.Column("shared_host", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("default", sa.Boolean, nullable=False),
     sa.Column("deprecated", sa.Boolean, nullable=False),
 )
