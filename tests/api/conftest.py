@@ -16,6 +16,7 @@ from portway.api import create_app
 from portway.model import Role
 from portway.service import Service
 from portway.store import open_store
+from portway.store.keyring import Keyring
 
 
 @dataclass
@@ -30,7 +31,7 @@ class Api:
 
 @pytest.fixture
 def api(store_url: str) -> Iterator[Api]:
-    store = open_store(store_url)
+    store = open_store(store_url, Keyring.generate())
     service = Service(store)
     secret = service.ensure_admin_token(None)
     assert secret is not None

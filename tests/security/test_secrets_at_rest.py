@@ -242,6 +242,7 @@ def test_pg_dump_of_the_store_holds_no_private_key_and_it_is_still_served(
     assert _mode(key_file) == 0o600
     extra = ["--store", url, "--secret-key-file", str(key_file)]
     nodes = [Portway(tmp_path / f"node{i}", extra=extra) for i in range(2)]
+    nodes[1].admin_token = nodes[0].admin_token  # one PORTWAY_ADMIN_TOKEN per store
     for node in nodes:
         node.start()
     leaf = Leaf(ca, "shop.alpha.test")
@@ -353,8 +354,8 @@ def _key_lines(path: Path) -> list[str]:
 def test_rotation_reencrypts_every_key_while_the_node_serves_them(
     tmp_path: Path, ca: trustme.CA, backends: list[Backend]
 ) -> None:
-    from portway.store.keyfile import read_keys
     from portway.errors import StoreError
+    from portway.store.keyfile import read_keys
     from portway.store.keyring import Keyring, Sealed
     from portway.store.rows import key_context
 
