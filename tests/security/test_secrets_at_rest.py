@@ -10,6 +10,7 @@ certificate. Each test looks at what an attacker would get (the database file by
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 import ssl
@@ -223,9 +224,17 @@ def test_uploaded_private_key_is_in_no_byte_of_the_sqlite_store_and_is_still_ser
         reply = _served_names(pw, "shop.alpha.test", _client_context(ca), {"shop.alpha.test"})
         assert reply.startswith(b"HTTP/1.1 200 ")
         leaf.assert_absent(_db_bytes(pw.data_dir), "the running node's database and WAL")
+        r = pw.api("POST", "/v1/alpha/tokens", json={"token": {"role": "member"}})
+        assert r.status_code == 201, r.text
+        tokens = [pw.admin_token, r.json()["token"]["secret"]]
     finally:
         pw.stop()
     leaf.assert_absent(_db_bytes(pw.data_dir), "the database after shutdown")
+    # Nor are the API tokens there: only their SHA-256 hashes.
+    stored = _db_bytes(pw.data_dir)
+    for token in tokens:
+        assert token.encode() not in stored
+        assert hashlib.sha256(token.encode()).hexdigest().encode() in stored
     [(row_id, kid, sealed)] = _key_rows(pw.data_dir)
     assert row_id == cert_id and kid and sealed
 
