@@ -17,7 +17,8 @@ from portway.store.keyfile import FileKeyring, create_key_file, read_keys
 
 
 def _keys(*args: str) -> Result:
-    env = {"PORTWAY_DATA_DIR": None, "PORTWAY_STORE": None, "PORTWAY_SECRET_KEY_FILE": None}
+    names = ("CONFIG", "DATA_DIR", "STORE", "SECRET_KEY_FILE")
+    env: dict[str, str | None] = {f"PORTWAY_{n}": None for n in names}
     return CliRunner().invoke(main, ["keys", *args], env=env)
 
 
@@ -93,3 +94,14 @@ def test_rotate_without_a_store_says_so(tmp_path: Path) -> None:
     result = _keys("rotate", "--data-dir", str(tmp_path))
     assert result.exit_code == 1
     assert result.output.strip() == f"portway: no store in {tmp_path} (give --data-dir or --store)"
+
+
+def test_keys_read_serves_config_file_and_a_flag_beats_it(data: Path, tmp_path: Path) -> None:
+    config = tmp_path / "portway.toml"
+    config.write_text(f'data_dir = "{data}"\n')
+    listed = _keys("list", "--config", str(config))
+    assert listed.exit_code == 0, listed.output
+    [current] = read_keys(data / "secret.key")
+    assert listed.output.split()[:3] == [current.kid, "current", "1"]
+    elsewhere = _keys("list", "--config", str(config), "--data-dir", str(tmp_path / "none"))
+    assert elsewhere.exit_code == 1 and "secret.key does not exist" in elsewhere.output

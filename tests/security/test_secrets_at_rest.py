@@ -29,7 +29,13 @@ from alembic.config import Config
 from cryptography.hazmat.primitives import serialization
 
 from tests.conftest import _fresh_pg_database, _pg_bin
-from tests.integration.harness import VENV_BIN, Backend, Portway, create_project_and_proxy
+from tests.integration.harness import (
+    VENV_BIN,
+    Backend,
+    Portway,
+    create_project_and_proxy,
+    start_backend,
+)
 
 # What the old code (schema 0003) left in the database: the key in plain text.
 OLD_SCHEMA = "0003"
@@ -74,6 +80,26 @@ class Leaf:
 @pytest.fixture
 def ca() -> trustme.CA:
     return trustme.CA()
+
+
+@pytest.fixture
+def origin() -> Iterator[Backend]:
+    backend = start_backend("origin")
+    yield backend
+    backend.stop()
+
+
+def _refused(pw: Portway) -> str:
+    """Start ``pw``, which must refuse to start with a one-line complaint; that line."""
+    try:
+        with pytest.raises(RuntimeError) as failed:
+            pw.start()
+    finally:
+        if pw.proc is not None and pw.proc.poll() is None:
+            pw.stop()
+    output = str(failed.value).removeprefix("portway serve exited: ").strip()
+    assert output.startswith("portway: ") and "\n" not in output, output
+    return output
 
 
 def _client_context(ca: trustme.CA) -> ssl.SSLContext:
@@ -147,13 +173,13 @@ def _portway_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_serve_keeps_its_data_dir_0700_and_every_file_in_it_0600(
-    tmp_path: Path, ca: trustme.CA, backends: list[Backend]
+    tmp_path: Path, ca: trustme.CA, origin: Backend
 ) -> None:
     pw = Portway(tmp_path / "data")
     pw.start()
     try:
         leaf = Leaf(ca, "shop.alpha.test")
-        _attach(pw, "shop.alpha.test", _upload(pw, leaf, "shop"), backends[0].port)
+        _attach(pw, "shop.alpha.test", _upload(pw, leaf, "shop"), origin.port)
         _served_names(pw, "shop.alpha.test", _client_context(ca), {"shop.alpha.test"})
         assert oct(_mode(pw.data_dir)) == oct(0o700)
         modes = {p.name: oct(_mode(p)) for p in pw.data_dir.iterdir()}
@@ -187,9 +213,7 @@ def test_serve_refuses_a_secret_key_file_others_can_read(tmp_path: Path) -> None
     data = tmp_path / "data"
     _start_stop(data)
     (data / "secret.key").chmod(0o644)
-    with pytest.raises(RuntimeError) as failed:
-        Portway(data).start()
-    message = str(failed.value)
+    message = _refused(Portway(data))
     assert "secret.key" in message and "chmod 600" in message, message
 
 
@@ -197,9 +221,7 @@ def test_serve_refuses_a_malformed_secret_key_file(tmp_path: Path) -> None:
     key_file = tmp_path / "my.key"
     key_file.write_text("not a key\n")
     key_file.chmod(0o600)
-    with pytest.raises(RuntimeError) as failed:
-        Portway(tmp_path / "data", extra=["--secret-key-file", str(key_file)]).start()
-    message = str(failed.value)
+    message = _refused(Portway(tmp_path / "data", extra=["--secret-key-file", str(key_file)]))
     assert "my.key" in message and "32-byte key" in message, message
 
 
@@ -213,14 +235,14 @@ def _start_stop(data: Path) -> None:
 
 
 def test_uploaded_private_key_is_in_no_byte_of_the_sqlite_store_and_is_still_served(
-    tmp_path: Path, ca: trustme.CA, backends: list[Backend]
+    tmp_path: Path, ca: trustme.CA, origin: Backend
 ) -> None:
     pw = Portway(tmp_path / "data")
     pw.start()
     leaf = Leaf(ca, "shop.alpha.test")
     try:
         cert_id = _upload(pw, leaf, "shop")
-        _attach(pw, "shop.alpha.test", cert_id, backends[0].port)
+        _attach(pw, "shop.alpha.test", cert_id, origin.port)
         reply = _served_names(pw, "shop.alpha.test", _client_context(ca), {"shop.alpha.test"})
         assert reply.startswith(b"HTTP/1.1 200 ")
         leaf.assert_absent(_db_bytes(pw.data_dir), "the running node's database and WAL")
@@ -241,7 +263,7 @@ def test_uploaded_private_key_is_in_no_byte_of_the_sqlite_store_and_is_still_ser
 
 @pytest.mark.postgres
 def test_pg_dump_of_the_store_holds_no_private_key_and_it_is_still_served(
-    tmp_path: Path, postgres_url: str, ca: trustme.CA, backends: list[Backend]
+    tmp_path: Path, postgres_url: str, ca: trustme.CA, origin: Backend
 ) -> None:
     url = _fresh_pg_database(postgres_url)
     key_file = tmp_path / "shared" / "secret.key"
@@ -258,7 +280,7 @@ def test_pg_dump_of_the_store_holds_no_private_key_and_it_is_still_served(
     try:
         # Uploaded through one node, served by the other: both hold the same key file.
         cert_id = _upload(nodes[0], leaf, "shop")
-        _attach(nodes[0], "shop.alpha.test", cert_id, backends[0].port)
+        _attach(nodes[0], "shop.alpha.test", cert_id, origin.port)
         for node in nodes:
             _served_names(node, "shop.alpha.test", _client_context(ca), {"shop.alpha.test"})
         leaf.assert_absent(_pg_dump(url), "pg_dump of the store")
@@ -296,9 +318,8 @@ def test_serve_on_postgres_never_makes_a_key_file_of_its_own(
     tmp_path: Path, postgres_url: str
 ) -> None:
     url = _fresh_pg_database(postgres_url)
-    with pytest.raises(RuntimeError) as failed:
-        Portway(tmp_path / "data", extra=["--store", url]).start()
-    assert "portway keys add" in str(failed.value), failed.value
+    message = _refused(Portway(tmp_path / "data", extra=["--store", url]))
+    assert "portway keys add" in message, message
     assert not (tmp_path / "data" / "secret.key").exists()
 
 
@@ -333,7 +354,7 @@ def _old_database(data_dir: Path, leaf: Leaf) -> str:
 
 
 def test_plain_keys_left_by_the_old_code_are_encrypted_on_start_and_still_served(
-    tmp_path: Path, ca: trustme.CA, backends: list[Backend]
+    tmp_path: Path, ca: trustme.CA, origin: Backend
 ) -> None:
     leaf = Leaf(ca, "old.alpha.test")
     data = tmp_path / "data"
@@ -343,7 +364,7 @@ def test_plain_keys_left_by_the_old_code_are_encrypted_on_start_and_still_served
     pw.start()
     try:
         leaf.assert_absent(_db_bytes(data), "the database after the first start")
-        _attach(pw, "old.alpha.test", cert_id, backends[0].port)
+        _attach(pw, "old.alpha.test", cert_id, origin.port)
         reply = _served_names(pw, "old.alpha.test", _client_context(ca), {"old.alpha.test"})
         assert reply.startswith(b"HTTP/1.1 200 ")
     finally:
@@ -361,7 +382,7 @@ def _key_lines(path: Path) -> list[str]:
 
 
 def test_rotation_reencrypts_every_key_while_the_node_serves_them(
-    tmp_path: Path, ca: trustme.CA, backends: list[Backend]
+    tmp_path: Path, ca: trustme.CA, origin: Backend
 ) -> None:
     from portway.errors import StoreError
     from portway.store.keyfile import read_keys
@@ -376,7 +397,7 @@ def test_rotation_reencrypts_every_key_while_the_node_serves_them(
     before = Leaf(ca, "a.alpha.test")
     after = Leaf(ca, "b.alpha.test")
     try:
-        _attach(pw, "a.alpha.test", _upload(pw, before, "before"), backends[0].port)
+        _attach(pw, "a.alpha.test", _upload(pw, before, "before"), origin.port)
         _served_names(pw, "a.alpha.test", ctx, {"a.alpha.test"})
         old_keys = read_keys(key_file)
         assert len(old_keys) == 1
@@ -394,7 +415,7 @@ def test_rotation_reencrypts_every_key_while_the_node_serves_them(
                     old_ring.open(Sealed(kid=kid, text=sealed), key_context(row_id))
 
         # The running node picks the new key up without a restart: it seals with it...
-        _attach(pw, "b.alpha.test", _upload(pw, after, "after"), backends[0].port)
+        _attach(pw, "b.alpha.test", _upload(pw, after, "after"), origin.port)
         _served_names(pw, "b.alpha.test", ctx, {"b.alpha.test"})
         assert {kid for _, kid, _ in _key_rows(data)} == {new_kid}
         _served_names(pw, "a.alpha.test", ctx, {"a.alpha.test"})

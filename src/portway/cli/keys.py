@@ -2,8 +2,8 @@
 
 Unlike the other client commands these work on the key file and the store directly, not
 through the API: run them on a node, as the user Portway runs as, with the same
-``--data-dir``/``--store``/``--secret-key-file`` (or environment) as ``portway serve``.
-docs/security.md ("Secrets at rest") gives the rotation steps.
+``--config``, ``--data-dir``, ``--store`` and ``--secret-key-file`` (or environment
+variables) as ``portway serve``. docs/security.md ("Secrets at rest") gives the rotation steps.
 """
 
 from __future__ import annotations
@@ -15,48 +15,42 @@ from typing import Any
 
 import click
 
-from portway.errors import PortwayError
-from portway.runtime.config import default_secret_key_file, sqlite_url
+from portway.errors import ConfigError, PortwayError
+from portway.runtime.config import ServeConfig
+from portway.runtime.configfile import Sources
+from portway.runtime.settings import BY_KEY, Value
 from portway.store import Store, open_store, sealing
 from portway.store.keyfile import FileKeyring
 
+# Where the store and the key file are: the same settings (flags, environment variables,
+# config-file keys) as portway serve's.
+_WHERE = ("data_dir", "store", "secret_key_file")
 
-def _file_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    decorators = [
-        click.option(
-            "--data-dir",
-            type=click.Path(file_okay=False, path_type=Path),
-            default=Path("var/portway"),
-            show_default=True,
-            envvar="PORTWAY_DATA_DIR",
-            help="The node's data dir (as for portway serve).",
-        ),
-        click.option(
-            "--secret-key-file",
-            type=click.Path(dir_okay=False, path_type=Path),
+
+def _where_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    for key in reversed(_WHERE):
+        s = BY_KEY[key]
+        func = click.option(
+            s.flag,
+            s.key,
             default=None,
-            envvar="PORTWAY_SECRET_KEY_FILE",
-            help="The key file (default: DATA_DIR/secret.key).",
-        ),
-    ]
-    for decorator in reversed(decorators):
-        func = decorator(func)
-    return func
+            envvar=s.envvar,
+            metavar=s.metavar or None,
+            help=f"As for portway serve: {s.help}",
+        )(func)
+    return click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="PORTWAY_CONFIG",
+        metavar="FILE",
+        help="portway serve's config file, read for the settings below.",
+    )(func)
 
 
-def _store_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    store = click.option(
-        "--store",
-        "store_url",
-        default=None,
-        envvar="PORTWAY_STORE",
-        help="The store's URL (default: SQLite in the data dir).",
-    )
-    return _file_options(store(func))
-
-
-def _key_file(data_dir: Path, secret_key_file: Path | None) -> Path:
-    return secret_key_file or default_secret_key_file(data_dir)
+def _config(config_file: Path | None, where: dict[str, str | None]) -> ServeConfig:
+    given: dict[str, Value] = {k: v for k, v in where.items() if v is not None}
+    return Sources(given=given, path=config_file).load()
 
 
 @contextlib.contextmanager
@@ -70,12 +64,12 @@ def _failures_as_one_line() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _opened(data_dir: Path, store_url: str | None, key_file: Path) -> Iterator[Store]:
-    keys = FileKeyring(key_file)
+def _opened(config: ServeConfig) -> Iterator[Store]:
+    keys = FileKeyring(config.secret_key_path)
     keys.load()  # a missing, open or malformed key file is reported before anything else
-    if store_url is None and not (data_dir / "portway.db").exists():
-        raise click.ClickException(f"no store in {data_dir} (give --data-dir or --store)")
-    store = open_store(store_url or sqlite_url(data_dir), keys)
+    if config.store_url is None and not (config.data_dir / "portway.db").exists():
+        raise ConfigError(f"no store in {config.data_dir} (give --data-dir or --store)")
+    store = open_store(config.database_url, keys)
     try:
         yield store
     finally:
@@ -88,46 +82,48 @@ def keys() -> None:
 
 
 @keys.command("add")
-@_file_options
-def add(data_dir: Path, secret_key_file: Path | None) -> None:
+@_where_options
+def add(config_file: Path | None, **where: str | None) -> None:
     """Add a new key that opens but does not seal yet (makes the file if missing)."""
-    path = _key_file(data_dir, secret_key_file)
     with _failures_as_one_line():
+        path = _config(config_file, where).secret_key_path
         key = sealing.add_key(path)
     click.echo(f"added key {key.kid} to {path}")
 
 
 @keys.command("rotate")
-@_store_options
+@_where_options
 @click.option("--to", "to", metavar="KID", help="Make this key of the file current.")
-def rotate(
-    data_dir: Path, store_url: str | None, secret_key_file: Path | None, to: str | None
-) -> None:
+def rotate(config_file: Path | None, to: str | None, **where: str | None) -> None:
     """Make a new key (or --to KID) current and seal every certificate key with it."""
-    path = _key_file(data_dir, secret_key_file)
-    with _failures_as_one_line(), _opened(data_dir, store_url, path) as store:
-        key, count = sealing.rotate(store, path, to)
+    with _failures_as_one_line():
+        config = _config(config_file, where)
+        with _opened(config) as store:
+            key, count = sealing.rotate(store, config.secret_key_path, to)
     click.echo(f"key {key.kid} now seals; sealed {count} certificate keys with it")
-    click.echo(f"the older keys stay in {path} until 'portway keys prune'")
+    click.echo(f"the older keys stay in {config.secret_key_path} until 'portway keys prune'")
 
 
 @keys.command("prune")
-@_store_options
-def prune(data_dir: Path, store_url: str | None, secret_key_file: Path | None) -> None:
+@_where_options
+def prune(config_file: Path | None, **where: str | None) -> None:
     """Remove the keys that no longer seal any certificate key (never the current one)."""
-    path = _key_file(data_dir, secret_key_file)
-    with _failures_as_one_line(), _opened(data_dir, store_url, path) as store:
-        dropped = sealing.prune(store, path)
+    with _failures_as_one_line():
+        config = _config(config_file, where)
+        with _opened(config) as store:
+            dropped = sealing.prune(store, config.secret_key_path)
+    path = config.secret_key_path
     click.echo(f"removed {', '.join(dropped)} from {path}" if dropped else "nothing to remove")
 
 
 @keys.command("list")
-@_store_options
-def list_keys(data_dir: Path, store_url: str | None, secret_key_file: Path | None) -> None:
+@_where_options
+def list_keys(config_file: Path | None, **where: str | None) -> None:
     """The keys in the file and in the store, and how many certificate keys each seals."""
-    path = _key_file(data_dir, secret_key_file)
-    with _failures_as_one_line(), _opened(data_dir, store_url, path) as store:
-        uses = sealing.usage(store, path)
+    with _failures_as_one_line():
+        config = _config(config_file, where)
+        with _opened(config) as store:
+            uses = sealing.usage(store, config.secret_key_path)
     for use in uses:
         role = "current" if use.current else "opens" if use.in_file else "MISSING from file"
         kid = use.kid or "(plain text)"
