@@ -18,6 +18,7 @@ from portway.api import create_app
 from portway.model import Role
 from portway.service import Service
 from portway.store import open_store
+from portway.store.keyring import Keyring
 
 
 @dataclass
@@ -32,7 +33,7 @@ class Api:
 
 @pytest.fixture
 def api(store_url: str) -> Iterator[Api]:
-    store = open_store(store_url)
+    store = open_store(store_url, Keyring.generate())
     service = Service(store, backend_policy=TEST_POLICY)
     secret = service.ensure_admin_token(None)
     assert secret is not None

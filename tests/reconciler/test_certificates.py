@@ -13,11 +13,12 @@ from portway.model import Proxy, TlsSettings
 from portway.reconciler.watcher import Reconciler
 from portway.service import Actor, Service
 from portway.store import Store, open_store
+from portway.store.keyring import Keyring
 
 
 @pytest.fixture
 def store(store_url: str) -> Iterator[Store]:
-    s = open_store(store_url)
+    s = open_store(store_url, Keyring.generate())
     yield s
     s.close()
 

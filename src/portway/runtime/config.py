@@ -61,12 +61,26 @@ class ServeConfig:
             deny=self.backend_deny,
             listeners=[(x.host, x.port) for x in listeners if x is not None],
         )
+    # Keys that seal tenants' private keys in the store; None: <data_dir>/secret.key,
+    # made on first start (SQLite only: PostgreSQL nodes must share one file).
+    secret_key_file: Path | None = None
 
     @property
     def database_url(self) -> str:
-        if self.store_url:
-            return self.store_url
-        return f"sqlite:///{(self.data_dir / 'portway.db').resolve()}"
+        return self.store_url or sqlite_url(self.data_dir)
+
+    @property
+    def secret_key_path(self) -> Path:
+        return self.secret_key_file or default_secret_key_file(self.data_dir)
+
+
+def sqlite_url(data_dir: Path) -> str:
+    """The store when no --store is given: SQLite in the data dir."""
+    return f"sqlite:///{(data_dir / 'portway.db').resolve()}"
+
+
+def default_secret_key_file(data_dir: Path) -> Path:
+    return data_dir / "secret.key"
 
 
 def parse_listen(value: str, *, flag: str) -> Listen:

@@ -21,11 +21,14 @@ from portway.health.state import DOWN, Health
 from portway.reconciler.watcher import Reconciler
 from portway.router import Snapshot
 from portway.runtime.config import Listen, ServeConfig, TlsListen
+from portway.runtime.datadir import prepare_data_dir
 from portway.runtime.reload import Reloader
 from portway.runtime.report import NodeReport
 from portway.runtime.workers import WorkerPool, open_access_log, settle_heap
 from portway.service import Service
 from portway.store import open_store
+from portway.store.keyfile import FileKeyring
+from portway.store.sealing import prepare_keys
 from portway.tls.local_ca import ensure_default_certificate
 
 log = logging.getLogger("portway")
@@ -53,8 +56,12 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
     """Run until SIGTERM/SIGINT, then drain and return the exit code. On SIGHUP,
     ``reload`` (the config file read again) gives the settings to switch to."""
     policy = config.backend_policy  # first: a bad CIDR stops the start with one line
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    store = await asyncio.to_thread(open_store, config.database_url)
+    prepare_data_dir(config.data_dir, leave=config.secret_key_path)
+    keys = FileKeyring(config.secret_key_path)
+    store = await asyncio.to_thread(open_store, config.database_url, keys)
+    # Only a lone SQLite node may make its own key: PostgreSQL nodes must share one.
+    may_create = config.secret_key_file is None and store.dialect == "sqlite"
+    await asyncio.to_thread(prepare_keys, store, keys, may_create=may_create)
     service = Service(store, backend_policy=policy)
     secret = await asyncio.to_thread(service.ensure_admin_token, config.admin_token)
     settings = config.dataplane

@@ -49,6 +49,10 @@ def empty_is_none(value: str, *, flag: str) -> str | None:
     return value or None
 
 
+def path_or_none(value: str, *, flag: str) -> Path | None:
+    return Path(value) if value else None
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
     """One setting. ``kind`` is str, int, float or tuple (a list of strings, whose flag
@@ -168,6 +172,17 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="URL",
         field="store_url",
         default_text="SQLite in the data dir",
+    ),
+    Setting(
+        "secret_key_file",
+        str,
+        "",
+        "Mode-0600 file of the keys that encrypt tenants' private keys in the store "
+        "(default DATA_DIR/secret.key, made on first start; with PostgreSQL make it with "
+        "'portway keys add' and give every node a copy).",
+        parse=path_or_none,
+        metavar="PATH",
+        default_text="DATA_DIR/secret.key",
     ),
     Setting(
         "trusted_proxies",

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +16,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 
 from portway.errors import ConfigError
 
+log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).with_name("migrations")
 # How long a SQLite writer waits for the write lock before failing (milliseconds).
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -35,7 +40,7 @@ def _sqlite_engine(url: URL) -> Engine:
     database = url.database or ""
     if database in ("", ":memory:") or database.startswith("file:"):
         raise ConfigError("the SQLite store needs a file path: sqlite:////abs/path/portway.db")
-    Path(database).parent.mkdir(parents=True, exist_ok=True)
+    _private_database_file(Path(database))
     engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
 
     @sa.event.listens_for(engine, "connect")
@@ -61,6 +66,43 @@ def _sqlite_engine(url: URL) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+def _private_database_file(path: Path) -> None:
+    """Create the database file 0600 before SQLite does (SQLite gives its -wal and -shm
+    files the database file's mode, whatever the umask), and tighten files an older
+    version left open to group or others."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    opened = []
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            mode = stat.S_IMODE(file.stat().st_mode)
+            if mode & 0o077:
+                file.chmod(0o600)
+                opened.append(f"{file.name} ({mode:04o})")
+    if opened:
+        log.warning("store files were open to other users; now 0600: %s", ", ".join(opened))
+
+
+def compact(engine: Engine) -> None:
+    """Rewrite the database so old page images and row versions are gone: SQLite VACUUMs
+    and empties its WAL; PostgreSQL rewrites the certificates table (VACUUM FULL)."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM FULL certificates")
+        return
+    # VACUUM refuses to run in a transaction, and the "begin" hook above always opens
+    # one: use the DB-API connection, which the connect hook left in autocommit.
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("VACUUM")
+        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        cursor.close()
+    finally:
+        raw.close()
 
 
 def migrate(engine: Engine) -> None:

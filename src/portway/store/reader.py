@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from portway.errors import StoreError
 from portway.model import Backend, Certificate, Change, Project, Proxy, Token, Zone
 from portway.store import rows
+from portway.store.keyring import NO_SECRETS, SecretBox
 from portway.store.schema import (
     backends,
     certificates,
@@ -22,15 +25,20 @@ from portway.store.schema import (
     zones,
 )
 
+log = logging.getLogger(__name__)
+
 # Bound parameters per IN (...) list: SQLite allows 32766, PostgreSQL 65535.
 _CHUNK = 10_000
+# Certificates as the API shows them: the sealed key is read only for the data plane.
+_CERTIFICATE_PUBLIC = [c for c in certificates.c if c.name not in ("key_sealed", "key_kid")]
 
 
 class Reader:
-    """Typed read queries on an open connection."""
+    """Typed read queries on an open connection; ``secrets`` opens sealed keys."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, secrets: SecretBox = NO_SECRETS) -> None:
         self.conn = conn
+        self.secrets = secrets
 
     def current_revision(self) -> int:
         value = self.conn.execute(sa.select(revision.c.value).where(revision.c.id == 1))
@@ -157,27 +165,38 @@ class Reader:
     # -- certificates ----------------------------------------------------------------
 
     def get_certificate(self, cert_id: str) -> Certificate | None:
-        query = sa.select(certificates).where(certificates.c.id == cert_id)
+        """The certificate without its key."""
+        query = sa.select(*_CERTIFICATE_PUBLIC).where(certificates.c.id == cert_id)
         first = self.conn.execute(query).mappings().first()
         return rows.certificate_from_row(first) if first else None
 
     def list_certificates(self, project: str) -> list[Certificate]:
+        """The project's certificates, without their keys."""
         query = (
-            sa.select(certificates)
+            sa.select(*_CERTIFICATE_PUBLIC)
             .where(certificates.c.project == project)
             .order_by(certificates.c.created_at, certificates.c.id)
         )
         return [rows.certificate_from_row(r) for r in self.conn.execute(query).mappings()]
 
     def load_certificates(self, ids: Iterable[str]) -> list[Certificate]:
-        """Certificates by id (missing ids are skipped), sorted by id."""
+        """Certificates with their keys opened, by id, sorted by id. Missing ids are
+        skipped, and so (with an error logged) is a key that does not open: one broken
+        row must not stop the configuration of every other tenant."""
         wanted = sorted(set(ids))
         result: list[Certificate] = []
         for start in range(0, len(wanted), _CHUNK):
             chunk = wanted[start : start + _CHUNK]
             query = sa.select(certificates).where(certificates.c.id.in_(chunk))
-            result.extend(
-                rows.certificate_from_row(r)
-                for r in self.conn.execute(query.order_by(certificates.c.id)).mappings()
-            )
+            for row in self.conn.execute(query.order_by(certificates.c.id)).mappings():
+                try:
+                    result.append(rows.certificate_with_key(row, self.secrets))
+                except StoreError as err:
+                    log.error("certificate %s left out of the configuration: %s", row["id"], err)
         return result
+
+    def key_usage(self) -> dict[str | None, int]:
+        """How many certificate keys each key id sealed; ``None``: still in plain text."""
+        c = certificates.c
+        query = sa.select(c.key_kid, sa.func.count()).group_by(c.key_kid)
+        return {kid: int(n) for kid, n in self.conn.execute(query)}

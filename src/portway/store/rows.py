@@ -24,6 +24,7 @@ from portway.model import (
     Token,
     Zone,
 )
+from portway.store.keyring import Sealed, SecretBox
 
 Row = Mapping[Any, Any]  # sqlalchemy's RowMapping is keyed by str or Column
 
@@ -230,12 +231,12 @@ def change_from_row(row: Row) -> Change:
 
 
 def certificate_from_row(row: Row) -> Certificate:
+    """The certificate without its key: all the API and the service ever need."""
     return Certificate(
         id=row["id"],
         project=row["project"],
         name=row["name"],
         chain_pem=row["chain_pem"],
-        key_pem=row["key_pem"],
         names=tuple(row["names"]),
         not_after=utc(row["not_after"]),
         fingerprint=row["fingerprint"],
@@ -243,10 +244,36 @@ def certificate_from_row(row: Row) -> Certificate:
     )
 
 
-def certificate_to_row(cert: Certificate) -> dict[str, Any]:
+def key_context(cert_id: str) -> str:
+    """The associated data of a certificate's sealed key: it opens in this row only."""
+    return f"certificate:{cert_id}"
+
+
+def certificate_key(row: Row, box: SecretBox) -> str:
+    """The row's private key in PEM, opened with ``box``."""
+    kid = row["key_kid"]
+    if kid is None:  # written before migration 0005; sealed at the next start (sealing.py)
+        return str(row["key_sealed"])
+    return box.open(Sealed(kid=kid, text=row["key_sealed"]), key_context(row["id"]))
+
+
+def certificate_with_key(row: Row, box: SecretBox) -> Certificate:
+    """The certificate with its key, for the data plane."""
+    return dataclasses.replace(certificate_from_row(row), key_pem=certificate_key(row, box))
+
+
+def certificate_to_row(cert: Certificate, box: SecretBox) -> dict[str, Any]:
+    """The certificates row, its key sealed by ``box`` (never stored in plain text)."""
     row = dataclasses.asdict(cert)
+    del row["key_pem"]
     row["names"] = list(cert.names)
+    row.update(sealed_key_columns(cert.id, cert.key_pem, box))
     return row
+
+
+def sealed_key_columns(cert_id: str, key_pem: str, box: SecretBox) -> dict[str, str]:
+    sealed = box.seal(key_pem, key_context(cert_id))
+    return {"key_sealed": sealed.text, "key_kid": sealed.kid}
 
 
 def to_json(value: Any) -> Any:

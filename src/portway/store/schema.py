@@ -105,7 +105,11 @@ certificates = sa.Table(
     ),
     sa.Column("name", sa.String(255), nullable=False),
     sa.Column("chain_pem", sa.Text, nullable=False),
-    sa.Column("key_pem", sa.Text, nullable=False),
+    # The private key, sealed (AES-256-GCM, keyring.py) with the key named by key_kid.
+    # key_kid NULL: a row from before migration 0005, still in plain text until the first
+    # start of the new code seals it.
+    sa.Column("key_sealed", sa.Text, nullable=False),
+    sa.Column("key_kid", sa.String(32)),
     sa.Column("not_after", _TS),
     sa.Column("names", sa.JSON, nullable=False),
     sa.Column("fingerprint", sa.String(64), nullable=False, server_default=""),

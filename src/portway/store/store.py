@@ -14,7 +14,8 @@ from sqlalchemy import exc as sa_exc
 from portway.errors import ConflictError, PortwayError, StoreError
 from portway.model import Certificate, Proxy
 from portway.store.changefeed import Watcher
-from portway.store.engine import create_engine, migrate
+from portway.store.engine import compact, create_engine, migrate
+from portway.store.keyring import NO_SECRETS, SecretBox
 from portway.store.reader import Reader
 from portway.store.transaction import Transaction
 
@@ -40,11 +41,12 @@ class Store:
 
     Construct with :func:`open_store`. Reads open a short connection each; writes go
     through :meth:`transaction`, which bumps the global revision exactly once and then
-    notifies commit listeners.
+    notifies commit listeners. ``secrets`` seals and opens certificates' private keys.
     """
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, secrets: SecretBox = NO_SECRETS) -> None:
         self.engine = engine
+        self.secrets = secrets
         self._listeners: list[Callable[[int], None]] = []
         self._watchers: list[Watcher] = []
         self._lock = threading.Lock()
@@ -56,7 +58,7 @@ class Store:
     def read(self, query: Callable[[Reader], T]) -> T:
         """Run ``query`` on a consistent read snapshot and return its result."""
         with translate_errors(), self.engine.connect() as conn:
-            return query(Reader(conn))
+            return query(Reader(conn, self.secrets))
 
     def current_revision(self) -> int:
         return self.read(Reader.current_revision)
@@ -90,10 +92,16 @@ class Store:
             self.engine.connect().execution_options(portway_write=True) as conn,
             conn.begin(),
         ):
-            tx = Transaction(conn, actor)
+            tx = Transaction(conn, actor, self.secrets)
             yield tx
             tx.check_recorded()
         self._notify(tx.revision)
+
+    def compact(self) -> None:
+        """Rewrite the database so that no free page or old row version still holds a
+        value since overwritten (run after keys were sealed or sealed again)."""
+        with translate_errors():
+            compact(self.engine)
 
     def add_commit_listener(self, callback: Callable[[int], None]) -> None:
         """Call ``callback(revision)`` after every write committed through this Store
@@ -128,12 +136,13 @@ class Store:
         self.engine.dispose()
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, secrets: SecretBox | None = None) -> Store:
     """Open (creating directories and migrating to head) the store at ``url``.
 
     ``url`` is ``sqlite:////abs/path/portway.db`` or ``postgresql+psycopg://...``.
+    Without ``secrets`` the store cannot write or read certificates' private keys.
     """
     engine = create_engine(url)
     with translate_errors():
         migrate(engine)
-    return Store(engine)
+    return Store(engine, secrets or NO_SECRETS)

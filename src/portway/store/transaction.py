@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 from portway.errors import StoreError
 from portway.model import Backend, Certificate, Project, Proxy, Token, Zone
 from portway.store import rows
+from portway.store.keyring import NO_SECRETS, SecretBox
 from portway.store.reader import Reader
 from portway.store.schema import (
     backends,
@@ -35,8 +36,8 @@ NOTIFY_CHANNEL = "portway_revision"
 class Transaction(Reader):
     """Reads plus writes inside one locked transaction; ``revision`` is the new revision."""
 
-    def __init__(self, conn: Connection, actor: str) -> None:
-        super().__init__(conn)
+    def __init__(self, conn: Connection, actor: str, secrets: SecretBox = NO_SECRETS) -> None:
+        super().__init__(conn, secrets)
         self.actor = actor
         self.now = datetime.now(UTC)
         self.revision = self._bump()
@@ -161,10 +162,24 @@ class Transaction(Reader):
     # -- certificates ----------------------------------------------------------------
 
     def insert_certificate(self, cert: Certificate) -> None:
-        """Insert ``cert``; its creation time comes from this transaction."""
-        row = rows.certificate_to_row(cert)
+        """Insert ``cert`` with its key sealed; its creation time comes from here."""
+        row = rows.certificate_to_row(cert, self.secrets)
         row["created_at"] = self.now
         self.conn.execute(sa.insert(certificates).values(row))
 
     def delete_certificate(self, cert_id: str) -> None:
         self.conn.execute(sa.delete(certificates).where(certificates.c.id == cert_id))
+
+    def reseal_certificate_keys(self, *, plain_only: bool = False) -> int:
+        """Seal every certificate key (or only those still in plain text) again with the
+        current key; returns how many. A key that does not open fails the whole write."""
+        c = certificates.c
+        query = sa.select(c.id, c.key_kid, c.key_sealed)
+        if plain_only:
+            query = query.where(c.key_kid.is_(None))
+        found = self.conn.execute(query.order_by(c.id)).mappings().all()
+        for row in found:
+            key_pem = rows.certificate_key(row, self.secrets)
+            values = rows.sealed_key_columns(row["id"], key_pem, self.secrets)
+            self.conn.execute(sa.update(certificates).where(c.id == row["id"]).values(values))
+        return len(found)

@@ -1,6 +1,7 @@
 """The local CA and the default wildcard certificate made on first start, so that HTTPS
 works before an operator installs real certificates. Files live in the data dir:
-``ca.pem``/``ca-key.pem`` and ``default.pem``/``default-key.pem`` (keys mode 0600)."""
+``ca.pem``/``ca-key.pem`` and ``default.pem``/``default-key.pem``, all mode 0600 (the
+data dir is private; clients that should trust ``ca.pem`` get a copy from the operator)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ def _key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def _write(path: Path, data: bytes, *, secret: bool) -> None:
+def _write(path: Path, data: bytes) -> None:
     tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if secret else 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a .tmp left by a crash may have had another mode
     with os.fdopen(fd, "wb") as f:
         f.write(data)
         f.flush()
@@ -104,9 +106,9 @@ def _load_or_make_ca(
         )
         .sign(ca_key, hashes.SHA256())
     )
-    data_dir.mkdir(parents=True, exist_ok=True)
-    _write(data_dir / "ca-key.pem", _pem(ca_key), secret=True)
-    _write(data_dir / "ca.pem", ca.public_bytes(serialization.Encoding.PEM), secret=False)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _write(data_dir / "ca-key.pem", _pem(ca_key))
+    _write(data_dir / "ca.pem", ca.public_bytes(serialization.Encoding.PEM))
     return ca_key, ca
 
 
@@ -135,6 +137,6 @@ def _write_leaf(
         .sign(ca_key, hashes.SHA256())
     )
     encoding = serialization.Encoding.PEM
-    _write(data_dir / "default-key.pem", _pem(leaf_key), secret=True)
+    _write(data_dir / "default-key.pem", _pem(leaf_key))
     chain = leaf.public_bytes(encoding) + ca.public_bytes(encoding)
-    _write(data_dir / "default.pem", chain, secret=False)
+    _write(data_dir / "default.pem", chain)
