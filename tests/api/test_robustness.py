@@ -221,3 +221,52 @@ def test_huge_numbers_in_bodies_are_4xx_naming_the_field(
     )
     assert response.status_code in (400, 422), response.text
     assert_error(response, response.status_code, field)
+
+
+def test_integral_floats_are_integers_as_json_schema_says(api: Api) -> None:
+    # Found by schemathesis: {"backend_port": 84.0} is a schema-valid integer, was a 400.
+    proxy = {"hostname": "f.alpha.example.org", "backend_port": 84.0}
+    proxy["backends"] = [{"address": "127.0.0.1", "port": 8080.0, "weight": 2.0}]
+    created = api.client.post("/v1/alpha/proxies", json={"proxy": proxy}, headers=api.member)
+    assert created.status_code == 201, created.text
+    body = created.json()["proxy"]
+    assert (body["backend_port"], body["backends"][0]["port"], body["backends"][0]["weight"]) == (
+        84,
+        8080,
+        2,
+    )
+    for wrong in (84.5, "84", True):
+        bad = {"hostname": "g.alpha.example.org", "backend_port": wrong}
+        response = api.client.post("/v1/alpha/proxies", json={"proxy": bad}, headers=api.member)
+        assert_error(response, 400, "backend_port")
+
+
+def test_patch_may_omit_but_not_null_the_required_fields(api: Api) -> None:
+    pid = _create_plain(api)
+    for name in ("hostname", "path_prefix", "backend_port", "algorithm", "tls", "timeouts"):
+        response = api.client.patch(
+            f"/v1/alpha/proxies/{pid}", json={"proxy": {name: None}}, headers=api.member
+        )
+        assert_error(response, 400, name)
+    document = api.client.get("/openapi.json").json()["components"]["schemas"]
+    update = document["ProxyUpdate"]["properties"]
+    assert update["backend_port"]["type"] == "integer" and "default" not in update["backend_port"]
+    assert {"type": "null"} in update["hash_key"]["anyOf"]  # the nullable ones say so
+
+
+def test_document_states_the_limits(api: Api) -> None:
+    document = api.client.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    create = schemas["ProxyCreate"]["properties"]
+    assert create["hostname"]["maxLength"] == 254
+    assert create["backends"]["maxItems"] == 1000
+    assert create["algorithm"]["enum"][0] == "round_robin"
+    assert schemas["HealthCheckIn"]["properties"]["expected_codes"]["maxLength"] == 256
+    changes = document["paths"]["/v1/{project}/changes"]["get"]
+    since = next(p for p in changes["parameters"] if p["name"] == "since")
+    assert since["schema"]["maximum"] == BIG - 1
+    assert {"400", "401", "404", "422"} <= set(changes["responses"])
+    create_op = document["paths"]["/v1/{project}/proxies"]["post"]
+    assert "413" in create_op["responses"]
+    ok = create_op["responses"]["201"]["content"]["application/json"]["schema"]["$ref"]
+    assert ok.endswith("/ProxyResponse")

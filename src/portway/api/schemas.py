@@ -10,9 +10,9 @@ document is generated from these models, so it states exactly these limits.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from portway.health.expect import MAX_EXPECTED_CODES
 from portway.model import ALGORITHMS, Role
@@ -33,19 +33,39 @@ MAX_INT = 2**63 - 1
 MAX_PORT = 65535
 
 
+def _whole(value: Any) -> Any:
+    """84.0 as 84: JSON has one number type, and JSON Schema's "integer" includes 84.0.
+    Anything else (a string, a bool, 84.5) is left for the strict int check to refuse."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Int = Annotated[int, BeforeValidator(_whole)]
+
+
+# Grammars, documented so that generated requests (schemathesis) reach past validation;
+# the service checks them, with its own messages (422 naming the field).
+_LABEL = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+HOSTNAME_GRAMMAR = rf"^(\*\.)?({_LABEL}\.)+{_LABEL}\.?$"
+PREFIX_GRAMMAR = r"^/[A-Za-z0-9\-._~!$&'()*+,;=:@/]*$"
+PROJECT_GRAMMAR = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
 def _enum(values: Any) -> dict[str, Any]:
     """Document the allowed words; the service checks them (422 naming the field)."""
     return {"enum": [str(v) for v in values]}
 
 
-def _optional(*, words: Any = (), **constraints: Any) -> Any:
+def _grammar(pattern: str) -> dict[str, Any]:
+    return {"pattern": pattern}
+
+
+def _optional(*, doc: dict[str, Any] | None = None, **constraints: Any) -> Any:
     """A PATCH field that may be left out but not set to null: absent means unchanged,
     so its default is never read (only ``model_fields_set`` is) nor documented."""
 
     def document(schema: dict[str, Any]) -> None:
         schema.pop("default", None)
-        if words:
-            schema.update(_enum(words))
+        schema.update(doc or {})
 
     return Field(default=None, json_schema_extra=document, **constraints)
 
@@ -58,11 +78,13 @@ class HealthCheckIn(StrictIn):
     type: str = Field("http", max_length=SHORT, json_schema_extra=_enum(("http", "tcp")))
     method: str = Field("GET", min_length=1, max_length=TOKEN)
     path: str = Field("/", min_length=1, max_length=PATH)
-    host: str | None = Field(None, max_length=HOSTNAME)
+    host: str | None = Field(
+        None, max_length=HOSTNAME, json_schema_extra=_grammar(HOSTNAME_GRAMMAR)
+    )
     interval: float = Field(5.0, gt=0, le=3600)
     timeout: float = Field(2.0, gt=0, le=3600)
-    rise: int = Field(2, ge=1, le=100)
-    fall: int = Field(3, ge=1, le=100)
+    rise: Int = Field(2, ge=1, le=100)
+    fall: Int = Field(3, ge=1, le=100)
     expected_codes: str = Field("200-399", min_length=1, max_length=MAX_EXPECTED_CODES)
 
 
@@ -90,20 +112,24 @@ class TimeoutsIn(StrictIn):
 
 
 class LimitsIn(StrictIn):
-    max_body_bytes: int | None = Field(None, ge=0, le=MAX_INT)
+    max_body_bytes: Int | None = Field(None, ge=0, le=MAX_INT)
 
 
 class BackendIn(StrictIn):
     address: str = Field(min_length=1, max_length=TEXT, description="IP address or hostname")
-    port: int | None = Field(None, ge=1, le=MAX_PORT, description="null: the proxy's backend_port")
-    weight: int = Field(1, ge=0, le=MAX_WEIGHT, description="0 drains")
+    port: Int | None = Field(None, ge=1, le=MAX_PORT, description="null: the proxy's backend_port")
+    weight: Int = Field(1, ge=0, le=MAX_WEIGHT, description="0 drains")
     backup: bool = False
 
 
 class ProxyCreate(StrictIn):
-    hostname: str = Field(min_length=1, max_length=HOSTNAME)
-    path_prefix: str = Field("/", min_length=1, max_length=PATH)
-    backend_port: int = Field(80, ge=1, le=MAX_PORT)
+    hostname: str = Field(
+        min_length=1, max_length=HOSTNAME, json_schema_extra=_grammar(HOSTNAME_GRAMMAR)
+    )
+    path_prefix: str = Field(
+        "/", min_length=1, max_length=PATH, json_schema_extra=_grammar(PREFIX_GRAMMAR)
+    )
+    backend_port: Int = Field(80, ge=1, le=MAX_PORT)
     algorithm: str = Field("round_robin", max_length=SHORT, json_schema_extra=_enum(ALGORITHMS))
     session_persistence: SessionPersistenceIn | None = None
     health_check: HealthCheckIn | None = None
@@ -120,10 +146,10 @@ class ProxyCreate(StrictIn):
 class ProxyUpdate(StrictIn):
     """Only the fields present are changed; ``null`` clears the nullable ones."""
 
-    hostname: str = _optional(min_length=1, max_length=HOSTNAME)
-    path_prefix: str = _optional(min_length=1, max_length=PATH)
-    backend_port: int = _optional(ge=1, le=MAX_PORT)
-    algorithm: str = _optional(max_length=SHORT, words=ALGORITHMS)
+    hostname: str = _optional(min_length=1, max_length=HOSTNAME, doc=_grammar(HOSTNAME_GRAMMAR))
+    path_prefix: str = _optional(min_length=1, max_length=PATH, doc=_grammar(PREFIX_GRAMMAR))
+    backend_port: Int = _optional(ge=1, le=MAX_PORT)
+    algorithm: str = _optional(max_length=SHORT, doc=_enum(ALGORITHMS))
     session_persistence: SessionPersistenceIn | None = None
     health_check: HealthCheckIn | None = None
     tls: TlsIn = _optional()
@@ -134,12 +160,12 @@ class ProxyUpdate(StrictIn):
 
 
 class BackendUpdate(StrictIn):
-    weight: int = _optional(ge=0, le=MAX_WEIGHT)
+    weight: Int = _optional(ge=0, le=MAX_WEIGHT)
     backup: bool = _optional()
 
 
 class ProjectIn(StrictIn):
-    name: str = Field(min_length=1, max_length=NAME)
+    name: str = Field(min_length=1, max_length=NAME, json_schema_extra=_grammar(PROJECT_GRAMMAR))
 
 
 class TokenIn(StrictIn):
