@@ -270,3 +270,13 @@ def test_document_states_the_limits(api: Api) -> None:
     assert "413" in create_op["responses"]
     ok = create_op["responses"]["201"]["content"]["application/json"]["schema"]["$ref"]
     assert ok.endswith("/ProxyResponse")
+
+
+def test_overlong_path_segments_are_400_naming_them(api: Api) -> None:
+    for path, field in (
+        ("/v1/" + "p" * 65 + "/proxies", "project"),
+        ("/v1/alpha/proxies/" + "h" * 255, "proxy"),
+        ("/v1/alpha/certificates/" + "c" * 256, "certificate"),
+    ):
+        assert_error(api.client.get(path, headers=api.member), 400, field)
+    assert api.client.get("/v1/alpha/proxies/" + "h" * 254, headers=api.member).status_code == 404

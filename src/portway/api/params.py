@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from portway.api.schemas import HOSTNAME_GRAMMAR
 from portway.errors import MalformedError, ValidationError
 from portway.model.hostname import MAX_HOSTNAME
 from portway.service.projects import MAX_CHANGES
@@ -64,6 +65,7 @@ class StrParam:
     name: str
     description: str
     max_length: int
+    pattern: str | None = None  # documented; the service checks the grammar (422)
 
     def parse(self, raw: str | None) -> str | None:
         if raw is not None and len(raw) > self.max_length:
@@ -73,18 +75,22 @@ class StrParam:
         return raw
 
     def schema(self) -> dict[str, Any]:
-        return {"type": "string", "maxLength": self.max_length}
+        found: dict[str, Any] = {"type": "string", "maxLength": self.max_length}
+        if self.pattern is not None:
+            found["pattern"] = self.pattern
+        return found
 
 
 QueryParam = IntParam | StrParam
 
 SINCE = IntParam("since", "only changes after this revision", 0, 0, MAX_REVISION)
 LIMIT = IntParam("limit", "at most this many changes", 100, 1, MAX_CHANGES)
-HOSTNAME = StrParam("hostname", "only proxies on this hostname", MAX_HOSTNAME + 1)
+HOSTNAME = StrParam("hostname", "only proxies on this hostname", MAX_HOSTNAME + 1, HOSTNAME_GRAMMAR)
 
 
 def path_params(values: Mapping[str, str]) -> dict[str, str]:
-    """``values`` checked against PATH_LIMITS (too long: 404 cannot exist, so 400)."""
+    """``values`` checked against PATH_LIMITS: a longer one names nothing that can
+    exist, so it is refused (400) before any look-up."""
     for name, value in values.items():
         limit = PATH_LIMITS.get(name, 255)
         if len(value) > limit:
