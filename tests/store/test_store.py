@@ -246,3 +246,14 @@ def test_sqlite_store_runs_in_wal_mode(tmp_path: object) -> None:
             assert conn.execute(sa.text("PRAGMA foreign_keys")).scalar() == 1
     finally:
         store.close()
+
+
+def test_change_feed_bounds_past_bigint_are_empty_not_an_overflow(store: Store) -> None:
+    _add_project(store)
+    big = 2**63
+    for since, limit in ((big, 100), (10**30, 100), (-(10**30), 100), (0, big), (0, 0)):
+        found = store.read(
+            lambda r, s=since, n=limit: r.list_changes(project=None, since=s, limit=n)
+        )
+        expected = 1 if since < big and limit > 0 else 0
+        assert len(found) == expected, (since, limit)

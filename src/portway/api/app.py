@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from portway.api import schemas
+from portway.api import params, schemas
 from portway.api.certificates import CertificateHandlers
 from portway.api.endpoint import Handler, endpoint
 from portway.api.errors import EXCEPTION_HANDLERS
@@ -40,63 +40,85 @@ def _table(
     admin: AdminHandlers, proxies: ProxyHandlers, certs: CertificateHandlers
 ) -> list[tuple[str, list[tuple[Operation, Handler]]]]:
     """Every authenticated route: path → (operation doc, handler)."""
-    o = Operation
+    o, s = Operation, schemas
+    project, projects = (
+        s.envelope("project", s.ProjectOut),
+        s.envelope("projects", s.ProjectOut, many=True),
+    )
+    zone, zones = s.envelope("zone", s.ZoneOut), s.envelope("zones", s.ZoneOut, many=True)
+    token, tokens = s.envelope("token", s.TokenOut), s.envelope("tokens", s.TokenOut, many=True)
+    changes = s.envelope("changes", s.ChangeOut, many=True)
+    proxy, proxy_list = (
+        s.envelope("proxy", s.ProxyOut),
+        s.envelope("proxies", s.ProxyOut, many=True),
+    )
+    backend, backends = (
+        s.envelope("backend", s.BackendOut),
+        s.envelope("backends", s.BackendOut, many=True),
+    )
+    cert = s.envelope("certificate", s.CertificateOut)
+    certs_out = s.envelope("certificates", s.CertificateOut, many=True)
     return [
         ("/v1/projects", [
-            (o("POST", "create a project", schemas.ProjectRequest, 201), admin.create_project),
-            (o("GET", "list projects (admin)"), admin.list_projects),
+            (o("POST", "create a project (admin)", s.ProjectRequest, 201, project),
+             admin.create_project),
+            (o("GET", "list projects (admin)", response=projects), admin.list_projects),
         ]),
         ("/v1/projects/{name}", [
-            (o("GET", "show a project"), admin.show_project),
+            (o("GET", "show a project", response=project), admin.show_project),
             (o("DELETE", "delete an empty project (admin)", status=204), admin.delete_project),
         ]),
         ("/v1/zones", [
-            (o("POST", "create a zone (admin)", schemas.ZoneRequest, 201), admin.create_zone),
-            (o("GET", "list the zones the caller may use"), admin.list_zones),
+            (o("POST", "create a zone (admin)", s.ZoneRequest, 201, zone), admin.create_zone),
+            (o("GET", "list the zones the caller may use", response=zones), admin.list_zones),
         ]),
         ("/v1/zones/{zone}", [
             (o("DELETE", "delete a zone (admin)", status=204), admin.delete_zone),
         ]),
         (P + "/tokens", [
-            (o("POST", "create a token; the secret is shown once", schemas.TokenRequest, 201),
+            (o("POST", "create a token; the secret is shown once", s.TokenRequest, 201, token),
              admin.create_token),
-            (o("GET", "list tokens (no secrets)"), admin.list_tokens),
+            (o("GET", "list tokens (no secrets)", response=tokens), admin.list_tokens),
         ]),
         (P + "/tokens/{token}", [
             (o("DELETE", "revoke a token", status=204), admin.delete_token),
         ]),
         (P + "/changes", [
-            (o("GET", "the project's audit trail, newest first (?since=, ?limit=)"),
-             admin.list_changes),
+            (o("GET", "the project's audit trail, newest first", response=changes,
+               query=(params.SINCE, params.LIMIT)), admin.list_changes),
         ]),
         (P + "/proxies", [
-            (o("POST", "create a proxy", schemas.ProxyCreateRequest, 201), proxies.create),
-            (o("GET", "list proxies (?hostname=)"), proxies.list),
+            (o("POST", "create a proxy", s.ProxyCreateRequest, 201, proxy), proxies.create),
+            (o("GET", "list proxies", response=proxy_list, query=(params.HOSTNAME,)),
+             proxies.list),
         ]),
         (PX, [
-            (o("GET", "show a proxy (id or hostname)"), proxies.show),
-            (o("PATCH", "update a proxy", schemas.ProxyUpdateRequest), proxies.update),
+            (o("GET", "show a proxy (id or hostname)", response=proxy), proxies.show),
+            (o("PATCH", "update a proxy", s.ProxyUpdateRequest, response=proxy),
+             proxies.update),
             (o("DELETE", "delete a proxy", status=204), proxies.delete),
         ]),
         (PX + "/backends", [
-            (o("GET", "list backends with health"), proxies.list_backends),
-            (o("POST", "associate a backend", schemas.BackendRequest, 201), proxies.add_backend),
-            (o("PUT", "replace the whole backend set", schemas.BackendsRequest),
+            (o("GET", "list backends with health", response=backends), proxies.list_backends),
+            (o("POST", "associate a backend", s.BackendRequest, 201, backend),
+             proxies.add_backend),
+            (o("PUT", "replace the whole backend set", s.BackendsRequest, response=backends),
              proxies.replace_backends),
         ]),
         (PX + "/backends/{backend}", [
-            (o("GET", "show a backend (id or address:port)"), proxies.show_backend),
-            (o("PATCH", "change weight (0 drains) or backup", schemas.BackendUpdateRequest),
-             proxies.update_backend),
+            (o("GET", "show a backend (id or address:port)", response=backend),
+             proxies.show_backend),
+            (o("PATCH", "change weight (0 drains) or backup", s.BackendUpdateRequest,
+               response=backend), proxies.update_backend),
             (o("DELETE", "disassociate a backend", status=204), proxies.remove_backend),
         ]),
         (P + "/certificates", [
             (o("POST", "upload a certificate and its key (the key is never returned)",
-               schemas.CertificateRequest, 201), certs.create),
-            (o("GET", "list certificates"), certs.list),
+               s.CertificateRequest, 201, cert), certs.create),
+            (o("GET", "list certificates", response=certs_out), certs.list),
         ]),
         (P + "/certificates/{certificate}", [
-            (o("GET", "show a certificate"), certs.show),
+            (o("GET", "show a certificate", response=cert), certs.show),
             (o("DELETE", "delete a certificate no proxy uses", status=204), certs.delete),
         ]),
     ]  # fmt: skip
@@ -118,7 +140,7 @@ def create_app(
     routes: list[BaseRoute] = [
         Route(
             path,
-            endpoint(service, {op.method: h for op, h in ops}),
+            endpoint(service, {op.method: (op, h) for op, h in ops}),
             methods=[op.method for op, _ in ops],
         )
         for path, ops in table

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from portway.api import schemas
-from portway.errors import MalformedError, ValidationError
+from portway.errors import ValidationError
 from portway.model import (
     Backend,
     CacheSettings,
@@ -26,16 +26,6 @@ from portway.model import (
 from portway.service import BackendSpec, validation
 
 HealthFn = Callable[[str, str], dict[str, Any]]
-NOT_NULL = (
-    "hostname",
-    "path_prefix",
-    "backend_port",
-    "algorithm",
-    "tls",
-    "cache",
-    "timeouts",
-    "limits",
-)
 
 
 def backend_spec(body: schemas.BackendIn) -> BackendSpec:
@@ -91,8 +81,6 @@ def proxy_changes(body: schemas.ProxyUpdate) -> dict[str, Any]:
     changes: dict[str, Any] = {}
     for name in body.model_fields_set:
         value = getattr(body, name)
-        if value is None and name in NOT_NULL:
-            raise MalformedError(f"proxy.{name} may not be null", field=name)
         converters: dict[str, Callable[[Any], Any]] = {
             "session_persistence": _persistence,
             "health_check": _health,

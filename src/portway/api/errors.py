@@ -1,7 +1,8 @@
 """Every error the API answers is JSON: {"error": {"code", "title", "message", "field"}}.
 
-PortwayError subclasses map by their ``status``; pydantic errors become 400 naming the
-field; Starlette's own 404/405 keep their status (and the Allow header).
+PortwayError subclasses map by their ``status``; pydantic errors become 400 (wrong type or
+shape) or 422 (a limit broken), naming the field; Starlette's own 404/405 keep their status
+(and the Allow header).
 """
 
 from __future__ import annotations
@@ -46,10 +47,29 @@ def field_path(loc: tuple[int | str, ...]) -> str:
     return text
 
 
+# Pydantic errors about a value's size or range, not its type: the request has the right
+# shape and breaks a limit, as the service's own rules do (422, not 400).
+LIMIT_ERRORS = frozenset(
+    {
+        "string_too_short",
+        "string_too_long",
+        "too_short",
+        "too_long",
+        "greater_than",
+        "greater_than_equal",
+        "less_than",
+        "less_than_equal",
+        "finite_number",
+        "string_pattern_mismatch",
+    }
+)
+
+
 def pydantic_error(exc: pydantic.ValidationError) -> JSONResponse:
-    first = exc.errors()[0]
+    first = exc.errors(include_url=False, include_input=False)[0]
     name = field_path(tuple(first["loc"])) or "body"
-    return error_response(400, f"{name}: {first['msg']}", name)
+    status = 422 if first["type"] in LIMIT_ERRORS else 400
+    return error_response(status, f"{name}: {first['msg']}", name)
 
 
 async def handle_portway(_request: Request, exc: Exception) -> Response:

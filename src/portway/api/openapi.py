@@ -1,4 +1,5 @@
-"""The OpenAPI 3.1 document, built from the route table and the pydantic schemas."""
+"""The OpenAPI 3.1 document, built from the route table, the parameter declarations and
+the pydantic schemas: what it says the server accepts is what the server checks."""
 
 from __future__ import annotations
 
@@ -7,11 +8,22 @@ from dataclasses import dataclass
 from typing import Any
 
 import pydantic
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from portway.api import schemas
+from portway.api.body import MAX_BODY, MAX_DEPTH
+from portway.api.params import QueryParam, path_schema
 
 REF = "#/components/schemas/{model}"
+ERRORS = {
+    400: f"malformed: not JSON, nested over {MAX_DEPTH} levels, a wrong type, an unknown field",
+    401: "no token, or a bad one",
+    403: "the token's role may not do this",
+    404: "not found, or another project's",
+    409: "a conflict with what exists",
+    413: f"the body is larger than {MAX_BODY} bytes",
+    422: "a value breaks a rule or a limit (`field` names it)",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,45 +32,68 @@ class Operation:
     summary: str
     request: type[pydantic.BaseModel] | None = None
     status: int = 200
+    response: type[pydantic.BaseModel] | None = None
+    query: tuple[QueryParam, ...] = ()
 
 
-def _params(path: str) -> list[dict[str, Any]]:
+def _params(path: str, op: Operation) -> list[dict[str, Any]]:
     names = [part[1:-1] for part in path.split("/") if part.startswith("{")]
-    return [
-        {"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in names
+    found = [{"name": n, "in": "path", "required": True, "schema": path_schema(n)} for n in names]
+    return found + [
+        {"name": q.name, "in": "query", "description": q.description, "schema": q.schema()}
+        for q in op.query
     ]
 
 
+def _error_statuses(op: Operation) -> list[int]:
+    statuses = [400, 401, 403, 404, 422]
+    if op.method != "GET":
+        statuses.append(409)
+    if op.request is not None:
+        statuses.append(413)
+    return sorted(statuses)
+
+
+def _json(model: type[pydantic.BaseModel]) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": REF.format(model=model.__name__)}}}
+
+
 def _operation(path: str, op: Operation) -> dict[str, Any]:
-    error = {"content": {"application/json": {"schema": {"$ref": REF.format(model="ErrorOut")}}}}
+    success: dict[str, Any] = {"description": "success"}
+    if op.response is not None:
+        success["content"] = _json(op.response)
+    responses = {str(op.status): success}
+    for status in _error_statuses(op):
+        responses[str(status)] = {"description": ERRORS[status], "content": _json(schemas.ErrorOut)}
     doc: dict[str, Any] = {
         "summary": op.summary,
-        "parameters": _params(path),
-        "responses": {
-            str(op.status): {"description": "success"},
-            "default": {"description": "error", **error},
-        },
+        "parameters": _params(path, op),
+        "responses": responses,
     }
     if op.request is not None:
-        schema = {"$ref": REF.format(model=op.request.__name__)}
-        doc["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
+        doc["requestBody"] = {"required": True, "content": _json(op.request)}
     return doc
+
+
+def _components(
+    routes: Sequence[tuple[str, Sequence[Operation]]],
+) -> dict[str, Any]:
+    wanted: dict[type[pydantic.BaseModel], JsonSchemaMode] = {schemas.ErrorOut: "serialization"}
+    for _, ops in routes:
+        for op in ops:
+            if op.request is not None:
+                wanted[op.request] = "validation"
+            if op.response is not None:
+                wanted[op.response] = "serialization"
+    _, defs = models_json_schema(list(wanted.items()), ref_template=REF)
+    found: dict[str, Any] = defs.get("$defs", {})
+    return found
 
 
 def build_openapi(
     routes: Sequence[tuple[str, Sequence[Operation]]], version: str
 ) -> dict[str, Any]:
     """An OpenAPI document describing ``routes`` (path → operations)."""
-    models = [
-        getattr(schemas, name)
-        for name in dir(schemas)
-        if isinstance(getattr(schemas, name), type)
-        and issubclass(getattr(schemas, name), pydantic.BaseModel)
-        and getattr(schemas, name) not in (pydantic.BaseModel, schemas.StrictIn)
-    ]
-    _, defs = models_json_schema(
-        [(m, "validation") for m in models], ref_template=REF.replace("{model}", "{model}")
-    )
     paths = {path: {op.method.lower(): _operation(path, op) for op in ops} for path, ops in routes}
     security: list[dict[str, list[str]]] = [{"token": []}, {"bearer": []}]
     return {
@@ -67,7 +102,7 @@ def build_openapi(
         "paths": paths,
         "security": security,
         "components": {
-            "schemas": defs.get("$defs", {}),
+            "schemas": _components(routes),
             "securitySchemes": {
                 "token": {"type": "apiKey", "in": "header", "name": "X-Auth-Token"},
                 "bearer": {"type": "http", "scheme": "bearer"},

@@ -31,7 +31,7 @@ class ProxyHandlers:
 
     def list(self, call: Call) -> Response:
         proxies = self.service.list_proxies(
-            call.actor, call.params["project"], hostname=call.query.get("hostname")
+            call.actor, call.params["project"], hostname=call.query["hostname"]
         )
         out = [convert.proxy_out(p, self.health) for p in proxies]
         return JSONResponse({"proxies": out})

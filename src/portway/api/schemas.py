@@ -1,16 +1,73 @@
 """Wire schemas of the v1 API (pydantic), kept apart from the domain model.
 
 Request models are strict (no "80" for 80, no unknown fields) so that a wrong type is a
-400 naming the field; rules on values (port ranges, hostname labels) belong to the
-service and come back as 422.
+400 naming the field. Every string and list has a length limit, and numbers their range:
+breaking one is a 422 naming the field, like the service's own rules on values (hostname
+labels, zones), which stay the authority for every source of configuration. The OpenAPI
+document is generated from these models, so it states exactly these limits.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+
+from portway.health.expect import MAX_EXPECTED_CODES
+from portway.model import ALGORITHMS, Role
+from portway.model.hostname import MAX_HOSTNAME
+from portway.model.proxy import PERSISTENCE_TYPES
+from portway.service.backends import MAX_BACKENDS
+from portway.service.certificates import MAX_NAME, MAX_PEM
+from portway.service.validation import MAX_WEIGHT
+
+# Length limits (the API's own: every string is bounded before any rule looks at it).
+HOSTNAME = MAX_HOSTNAME + 1  # one trailing dot is allowed, and dropped
+PATH = 1024
+NAME = 64  # project names (and the store's column)
+TOKEN = 128  # an RFC 9110 token: a method or a cookie name
+SHORT = 32  # enumerated words
+TEXT = 255  # free text and references (the store's column width)
+MAX_INT = 2**63 - 1
+MAX_PORT = 65535
+
+
+def _whole(value: Any) -> Any:
+    """84.0 as 84: JSON has one number type, and JSON Schema's "integer" includes 84.0.
+    Anything else (a string, a bool, 84.5) is left for the strict int check to refuse."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Int = Annotated[int, BeforeValidator(_whole)]
+
+
+# Grammars, documented so that generated requests (schemathesis) reach past validation;
+# the service checks them, with its own messages (422 naming the field).
+_LABEL = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+HOSTNAME_GRAMMAR = rf"^(\*\.)?({_LABEL}\.)+{_LABEL}\.?$"
+PREFIX_GRAMMAR = r"^/[A-Za-z0-9\-._~!$&'()*+,;=:@/]*$"
+PROJECT_GRAMMAR = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+def _enum(values: Any) -> dict[str, Any]:
+    """Document the allowed words; the service checks them (422 naming the field)."""
+    return {"enum": [str(v) for v in values]}
+
+
+def _grammar(pattern: str) -> dict[str, Any]:
+    return {"pattern": pattern}
+
+
+def _optional(*, doc: dict[str, Any] | None = None, **constraints: Any) -> Any:
+    """A PATCH field that may be left out but not set to null: absent means unchanged,
+    so its default is never read (only ``model_fields_set`` is) nor documented."""
+
+    def document(schema: dict[str, Any]) -> None:
+        schema.pop("default", None)
+        schema.update(doc or {})
+
+    return Field(default=None, json_schema_extra=document, **constraints)
 
 
 class StrictIn(BaseModel):
@@ -18,24 +75,26 @@ class StrictIn(BaseModel):
 
 
 class HealthCheckIn(StrictIn):
-    type: str = "http"
-    method: str = "GET"
-    path: str = "/"
-    host: str | None = None
-    interval: float = 5.0
-    timeout: float = 2.0
-    rise: int = 2
-    fall: int = 3
-    expected_codes: str = "200-399"
+    type: str = Field("http", max_length=SHORT, json_schema_extra=_enum(("http", "tcp")))
+    method: str = Field("GET", min_length=1, max_length=TOKEN)
+    path: str = Field("/", min_length=1, max_length=PATH)
+    host: str | None = Field(
+        None, max_length=HOSTNAME, json_schema_extra=_grammar(HOSTNAME_GRAMMAR)
+    )
+    interval: float = Field(5.0, gt=0, le=3600)
+    timeout: float = Field(2.0, gt=0, le=3600)
+    rise: Int = Field(2, ge=1, le=100)
+    fall: Int = Field(3, ge=1, le=100)
+    expected_codes: str = Field("200-399", min_length=1, max_length=MAX_EXPECTED_CODES)
 
 
 class SessionPersistenceIn(StrictIn):
-    type: str
-    cookie_name: str | None = None
+    type: str = Field(max_length=SHORT, json_schema_extra=_enum(PERSISTENCE_TYPES))
+    cookie_name: str | None = Field(None, min_length=1, max_length=TOKEN)
 
 
 class TlsIn(StrictIn):
-    certificate: str | None = None
+    certificate: str | None = Field(None, max_length=MAX_NAME, description="id or name")
     redirect_http: bool = False
     hsts: bool = False
 
@@ -45,72 +104,78 @@ class CacheIn(StrictIn):
 
 
 class TimeoutsIn(StrictIn):
-    connect: float = 5.0
-    first_byte: float = 60.0
-    idle: float = 60.0
-    total: float | None = None
-    websocket_idle: float = 3600.0
+    connect: float = Field(5.0, gt=0, le=86400)
+    first_byte: float = Field(60.0, gt=0, le=86400)
+    idle: float = Field(60.0, gt=0, le=86400)
+    total: float | None = Field(None, gt=0, le=86400)
+    websocket_idle: float = Field(3600.0, gt=0, le=86400)
 
 
 class LimitsIn(StrictIn):
-    max_body_bytes: int | None = None
+    max_body_bytes: Int | None = Field(None, ge=0, le=MAX_INT)
 
 
 class BackendIn(StrictIn):
-    address: str
-    port: int | None = None
-    weight: int = 1
+    address: str = Field(min_length=1, max_length=TEXT, description="IP address or hostname")
+    port: Int | None = Field(None, ge=1, le=MAX_PORT, description="null: the proxy's backend_port")
+    weight: Int = Field(1, ge=0, le=MAX_WEIGHT, description="0 drains")
     backup: bool = False
 
 
 class ProxyCreate(StrictIn):
-    hostname: str
-    path_prefix: str = "/"
-    backend_port: int = 80
-    algorithm: str = "round_robin"
+    hostname: str = Field(
+        min_length=1, max_length=HOSTNAME, json_schema_extra=_grammar(HOSTNAME_GRAMMAR)
+    )
+    path_prefix: str = Field(
+        "/", min_length=1, max_length=PATH, json_schema_extra=_grammar(PREFIX_GRAMMAR)
+    )
+    backend_port: Int = Field(80, ge=1, le=MAX_PORT)
+    algorithm: str = Field("round_robin", max_length=SHORT, json_schema_extra=_enum(ALGORITHMS))
     session_persistence: SessionPersistenceIn | None = None
     health_check: HealthCheckIn | None = None
     tls: TlsIn | None = None
     cache: CacheIn | None = None
     timeouts: TimeoutsIn | None = None
     limits: LimitsIn | None = None
-    hash_key: str | None = None
-    backends: list[BackendIn] = Field(default_factory=list)
+    hash_key: str | None = Field(
+        None, max_length=TEXT, description="header:<name> or cookie:<name>"
+    )
+    backends: list[BackendIn] = Field(default_factory=list, max_length=MAX_BACKENDS)
 
 
 class ProxyUpdate(StrictIn):
     """Only the fields present are changed; ``null`` clears the nullable ones."""
 
-    hostname: str | None = None
-    path_prefix: str | None = None
-    backend_port: int | None = None
-    algorithm: str | None = None
+    hostname: str = _optional(min_length=1, max_length=HOSTNAME, doc=_grammar(HOSTNAME_GRAMMAR))
+    path_prefix: str = _optional(min_length=1, max_length=PATH, doc=_grammar(PREFIX_GRAMMAR))
+    backend_port: Int = _optional(ge=1, le=MAX_PORT)
+    algorithm: str = _optional(max_length=SHORT, doc=_enum(ALGORITHMS))
     session_persistence: SessionPersistenceIn | None = None
     health_check: HealthCheckIn | None = None
-    tls: TlsIn | None = None
-    cache: CacheIn | None = None
-    timeouts: TimeoutsIn | None = None
-    limits: LimitsIn | None = None
-    hash_key: str | None = None
+    tls: TlsIn = _optional()
+    cache: CacheIn = _optional()
+    timeouts: TimeoutsIn = _optional()
+    limits: LimitsIn = _optional()
+    hash_key: str | None = Field(None, max_length=TEXT)
 
 
 class BackendUpdate(StrictIn):
-    weight: int | None = None
-    backup: bool | None = None
+    weight: Int = _optional(ge=0, le=MAX_WEIGHT)
+    backup: bool = _optional()
 
 
 class ProjectIn(StrictIn):
-    name: str
+    name: str = Field(min_length=1, max_length=NAME, json_schema_extra=_grammar(PROJECT_GRAMMAR))
 
 
 class TokenIn(StrictIn):
-    role: str
-    description: str = ""
+    role: str = Field(max_length=SHORT, json_schema_extra=_enum(Role))
+    description: str = Field("", max_length=TEXT)
 
 
 class ZoneIn(StrictIn):
-    name: str
-    project: str | None = None
+    name: str = Field(min_length=1, max_length=HOSTNAME)
+    project: str | None = Field(None, min_length=1, max_length=NAME)
     shared: bool = False
     shared_host: bool = Field(
         False, description="one hostname every project may route under its own path prefixes"
@@ -120,9 +185,11 @@ class ZoneIn(StrictIn):
 
 
 class CertificateIn(StrictIn):
-    name: str
-    chain: str = Field(description="PEM: the leaf first, then intermediates")
-    key: str = Field(description="PEM private key (unencrypted); never returned")
+    name: str = Field(min_length=1, max_length=MAX_NAME)
+    chain: str = Field(max_length=MAX_PEM, description="PEM: the leaf first, then intermediates")
+    key: str = Field(
+        max_length=MAX_PEM, description="PEM private key (unencrypted); never returned"
+    )
 
 
 # Envelopes: {"proxy": {...}} and friends.
@@ -256,3 +323,10 @@ class ErrorBody(BaseModel):
 
 class ErrorOut(BaseModel):
     error: ErrorBody
+
+
+def envelope(key: str, model: type[BaseModel], *, many: bool = False) -> type[BaseModel]:
+    """The response model ``{key: model}`` or ``{key: [model, ...]}``, for the document."""
+    name = f"{key[:1].upper()}{key[1:]}Response"
+    fields: dict[str, Any] = {key: (list[model] if many else model, ...)}  # type: ignore[valid-type]
+    return create_model(name, **fields)

@@ -78,7 +78,7 @@ class AdminHandlers:
         changes = self.service.list_changes(
             call.actor,
             call.params["project"],
-            since=call.int_query("since", 0),
-            limit=call.int_query("limit", 100),
+            since=call.query["since"],
+            limit=call.query["limit"],
         )
         return _json({"changes": [convert.change_out(c) for c in changes]})

@@ -61,6 +61,7 @@ class ServeConfig:
             deny=self.backend_deny,
             listeners=[(x.host, x.port) for x in listeners if x is not None],
         )
+
     # Keys that seal tenants' private keys in the store; None: <data_dir>/secret.key,
     # made on first start (SQLite only: PostgreSQL nodes must share one file).
     secret_key_file: Path | None = None

@@ -19,6 +19,8 @@ from portway.service import validation
 from portway.service.base import new_id
 
 _ID = re.compile(r"[0-9a-f]{32}\Z")
+# Per proxy. Far above any pool we know of; it bounds request bodies and snapshot rows.
+MAX_BACKENDS = 1000
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -59,6 +61,8 @@ def build_backends(
     specs: Sequence[BackendSpec], default_port: int, source: str, policy: BackendPolicy
 ) -> tuple[Backend, ...]:
     """Validated backends with fresh ids; the same address:port twice is a 422."""
+    if len(specs) > MAX_BACKENDS:
+        raise ValidationError(f"a proxy has at most {MAX_BACKENDS} backends", field="backends")
     result: list[Backend] = []
     seen: set[tuple[str, int]] = set()
     for index, spec in enumerate(specs):
@@ -109,6 +113,8 @@ def merge_backends(current: Sequence[Backend], wanted: Sequence[Backend]) -> tup
 
 
 def check_new_backend(proxy: Proxy, backend: Backend) -> None:
+    if len(proxy.backends) >= MAX_BACKENDS:
+        raise ValidationError(f"a proxy has at most {MAX_BACKENDS} backends", field="backends")
     if any(_key(b) == _key(backend) for b in proxy.backends):
         raise ConflictError(
             f"backend {backend.address}:{backend.port} is already associated", field="address"

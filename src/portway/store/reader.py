@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 _CHUNK = 10_000
 # Certificates as the API shows them: the sealed key is read only for the data plane.
 _CERTIFICATE_PUBLIC = [c for c in certificates.c if c.name not in ("key_sealed", "key_kid")]
+# Revisions are BIGINT: a larger bound overflows SQLite's integer and PostgreSQL's bigint.
+MAX_REVISION = 2**63 - 1
 
 
 class Reader:
@@ -150,10 +152,12 @@ class Reader:
         self, *, project: str | None, since: int = 0, limit: int = 100
     ) -> list[Change]:
         """Change-log rows after ``since``, newest first; ``project=None`` means all."""
-        query = sa.select(changes).where(changes.c.revision > since)
+        if since >= MAX_REVISION or limit <= 0:
+            return []
+        query = sa.select(changes).where(changes.c.revision > max(since, -1))
         if project is not None:
             query = query.where(changes.c.project == project)
-        query = query.order_by(changes.c.revision.desc()).limit(limit)
+        query = query.order_by(changes.c.revision.desc()).limit(min(limit, MAX_REVISION))
         return [rows.change_from_row(r) for r in self.conn.execute(query).mappings()]
 
     def changed_proxy_ids(self, since_revision: int) -> set[str]:
