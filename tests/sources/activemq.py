@@ -11,6 +11,7 @@ store and every message made persistent (the OpenShift plugin publishes without 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -260,25 +261,27 @@ class Publisher(stomp.ConnectionListener):  # type: ignore[misc]
                 time.sleep(0.2)
                 self.resends += 1
                 continue
-            with self.cond:
-                self.cond.wait_for(
-                    lambda: receipt in self.receipts
-                    or self.conn is None
-                    or not self.conn.is_connected(),
-                    timeout=10,
-                )
-                if receipt in self.receipts:
-                    self.receipts.discard(receipt)
-                    return
+            if self._wait(receipt):
+                return
             self.close()  # no receipt: send again (a duplicate is harmless)
             self.resends += 1
         raise RuntimeError(f"could not publish to {destination} within {self.deadline:g}s")
 
+    def _wait(self, receipt: str) -> bool:
+        def settled() -> bool:
+            gone = self.conn is None or not self.conn.is_connected()
+            return receipt in self.receipts or gone
+
+        with self.cond:
+            self.cond.wait_for(settled, timeout=10)
+            if receipt in self.receipts:
+                self.receipts.discard(receipt)
+                return True
+        return False
+
     def close(self) -> None:
         if self.conn is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self.conn.disconnect()
-            except Exception:
-                pass
             self.conn.transport.disconnect_socket()
             self.conn = None

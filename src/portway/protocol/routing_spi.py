@@ -176,9 +176,19 @@ def _document(body: bytes | str) -> dict[str, Any]:
     for key, value in loaded.items():
         name = unsymbol(key)
         if not isinstance(name, str):
-            raise ValidationError(f"key {key!r} is not a string")
+            raise ValidationError(f"key {_show(key)} is not a string")
         document[name] = value
     return document
+
+
+def _show(value: object) -> str:
+    """A value for an error message: never the repr of a container, which an alias
+    bomb makes exponentially large."""
+    if isinstance(value, str):
+        return repr(value if len(value) <= 60 else value[:57] + "...")
+    if isinstance(value, bool | int | float) or value is None:
+        return repr(value)
+    return f"a {type(value).__name__}"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -193,7 +203,7 @@ def _event(doc: Mapping[str, Any]) -> RoutingEvent:
         raise ValidationError("action is not a string", field="action")
     build = _BUILDERS.get(action)
     if build is None:
-        raise ValidationError(f"unknown action {action!r}", field="action")
+        raise ValidationError(f"unknown action {_show(action)}", field="action")
     return build(doc)
 
 
@@ -231,7 +241,9 @@ def _gear_id(doc: Mapping[str, Any]) -> str:
 def _word(doc: Mapping[str, Any], key: str) -> str:
     value = _text(doc, key)
     if not _WORD.match(value):
-        raise ValidationError(f"{key} {value!r} has characters outside [A-Za-z0-9_.+-]", field=key)
+        raise ValidationError(
+            f"{key} {_show(value)} has characters outside [A-Za-z0-9_.+-]", field=key
+        )
     return value
 
 
@@ -250,7 +262,7 @@ def _address(doc: Mapping[str, Any]) -> str:
         return str(ipaddress.ip_address(value))
     except ValueError:
         raise ValidationError(
-            f"public_address {value!r} is not an IP address", field="public_address"
+            f"public_address {_show(value)} is not an IP address", field="public_address"
         ) from None
 
 
@@ -271,7 +283,7 @@ def _words(doc: Mapping[str, Any], key: str) -> tuple[str, ...]:
     for item in value:
         word = unsymbol(item)
         if not isinstance(word, str) or not _WORD.match(word):
-            raise ValidationError(f"{key} holds {item!r}, not a name", field=key)
+            raise ValidationError(f"{key} holds {_show(item)}, not a name", field=key)
         out.append(word.lower())
     return tuple(out)
 
