@@ -210,6 +210,16 @@ class Broker:
     def depth(self, destination: str) -> int:
         return len(self.browse(destination))
 
+    def wait_depth(self, destination: str, depth: int, timeout: float = 30.0) -> float:
+        """Seconds until ``destination`` holds ``depth`` messages (acks land
+        asynchronously in the store)."""
+        began = time.monotonic()
+        while (found := self.depth(destination)) != depth:
+            if time.monotonic() - began > timeout:
+                raise AssertionError(f"{destination} holds {found} messages, not {depth}")
+            time.sleep(0.1)
+        return time.monotonic() - began
+
 
 def _connect(port: int, listener: Any | None = None) -> stomp.Connection12:
     conn = stomp.Connection12([("127.0.0.1", port)], auto_decode=False)

@@ -28,7 +28,8 @@ class MemoryOpenShiftRoutes:
         self.apps: dict[AppKey, AppRoutes] = {}
         self.changes: list[tuple[str, str, str]] = []  # (message id, action, pool)
         self.calls: list[tuple[str, str]] = []  # (message id, action) of every apply
-        self.applied_at: dict[str, float] = {}  # message id → monotonic time of commit
+        self.events: list[RoutingEvent] = []  # every event committed, in order
+        self.committed_at: list[float] = []  # monotonic time of each, same order
         self.fail_next = 0  # so many calls raise StoreError before changing anything
         self.lock = threading.Lock()
         self.applied = threading.Condition(self.lock)
@@ -49,7 +50,8 @@ class MemoryOpenShiftRoutes:
                 self.apps[key] = after
             if after != before:
                 self.changes.append((message_id, action_name(event), key.pool))
-            self.applied_at.setdefault(message_id, time.monotonic())
+            self.events.append(event)
+            self.committed_at.append(time.monotonic())
             self.applied.notify_all()
 
     def _check_hostnames(self, key: AppKey, after: AppRoutes | None) -> None:

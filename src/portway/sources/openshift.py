@@ -154,8 +154,8 @@ class OpenShiftSource:
             outcome = "ignored"
         else:
             outcome = await self._apply(event, message_id)
-        self._count(outcome)
         await asyncio.to_thread(session.ack, frame)
+        self._count(outcome)
         return outcome
 
     async def _apply(self, event: RoutingEvent, message_id: str) -> str:
