@@ -5,7 +5,11 @@
 Its ``OpenShiftRoutes`` is a SQLite file: each ``apply`` is one transaction that reads
 the application's state, folds the event in with the shared ``apply_event`` and writes
 it back together with the event, committed before ``apply`` returns, as the
-service-backed implementation commits before the source acknowledges."""
+service-backed implementation commits before the source acknowledges.
+
+Each transaction holds for ``COMMIT_DELAY`` before committing, as a store across the
+network does: a kill then lands inside a transaction most of the time, which is exactly
+where acknowledging before the commit would lose the event."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import logging
 import pickle
 import sqlite3
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +28,7 @@ from portway.sources.openshift import OpenShiftSettings, OpenShiftSource
 from portway.sources.openshift_routes import AppKey, OpenShiftPolicy, apply_event
 
 POLICY = OpenShiftPolicy(domain="cloud.example.org")
+COMMIT_DELAY = 0.005  # seconds
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS apps (key BLOB PRIMARY KEY, state BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS applied (
@@ -53,6 +59,7 @@ class SqliteOpenShiftRoutes:
                 "INSERT INTO applied (message_id, action, event) VALUES (?, ?, ?)",
                 (message_id, action_name(event), pickle.dumps(event)),
             )
+            time.sleep(COMMIT_DELAY)
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
