@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import stomp
 
-from portway.sources.base import DOWN, UP
+from portway.sources.base import DOWN, UP, SourceSet
 from portway.sources.openshift_routes import AppKey
 from tests.sources.activemq import Broker, _connect
 from tests.sources.openshift_memory import MemoryOpenShiftRoutes
@@ -99,6 +99,11 @@ def test_the_whole_lifecycle_ends_in_the_expected_routes(
     ]
     assert all(c[0].startswith("ID:") for c in routes.changes)
     activemq.wait_depth(queue, 0)  # everything acknowledged
+    events = SourceSet([running.source]).gauges()["portway_source_events_total"][1]
+    assert sorted((labels["outcome"], n) for labels, n in events) == [
+        ("applied", 12.0),
+        ("ignored", 1.0),
+    ]
 
 
 def test_malformed_messages_are_acked_logged_counted_and_do_not_block(
