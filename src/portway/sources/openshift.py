@@ -39,7 +39,13 @@ from typing import TYPE_CHECKING, Any
 import stomp
 import stomp.exception
 
-from portway.errors import ConfigError, ConflictError, ForbiddenError, NotFoundError
+from portway.errors import (
+    ConfigError,
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    PortwayError,
+)
 from portway.errors import ValidationError as _Invalid
 from portway.protocol.routing_spi import MalformedEvent, RoutingEvent, action_name, parse_event
 from portway.runtime.config import StompUrl
@@ -124,7 +130,8 @@ class OpenShiftSource:
                 log.info("subscribed to %s as %s", self._settings.url, self._settings.client_id)
                 await self._consume(session, retry_backoff)
             except Retry as exc:
-                log.warning("%s; subscribing again for redelivery", exc)
+                bug = not isinstance(exc.__cause__, PortwayError)  # a traceback helps then
+                log.warning("%s; subscribing again for redelivery", exc, exc_info=bug)
                 delay = retry_backoff.next()
             except (stomp.exception.StompException, OSError) as exc:
                 log.warning("STOMP %s: %s", self._settings.url, _reason(exc))
