@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Set up and run everything CI runs: ruff, mypy (strict on src/), schemathesis and the whole pytest suite.
-# PostgreSQL comes from Debian's packages; the tests start their own throwaway cluster.
+# Set up and run everything CI runs: ruff, mypy (strict on src/), schemathesis and the whole
+# pytest suite. PostgreSQL, ActiveMQ and oidentd come from Debian's packages; the tests start
+# their own throwaway cluster, broker and identd (ActiveMQ needs a Java runtime: Debian's
+# openjdk-17 satisfies it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh --dev --system postgresql openssl oidentd
+scripts/setup.sh --dev --system postgresql openssl oidentd activemq
 echo "== ruff"
 .venv/bin/ruff check src tests bench
 .venv/bin/ruff format --check src tests bench

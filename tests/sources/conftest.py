@@ -11,10 +11,16 @@ import socket
 import subprocess
 import textwrap
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from portway.sources.openshift import OpenShiftSettings
+from tests.sources.activemq import Broker
+from tests.sources.openshift_memory import MemoryOpenShiftRoutes
+from tests.sources.openshift_running import Running
 
 TOOL_USERS = ("tools.alpha", "tools.beta", "notatool")
 # The clients run as tool users, who cannot enter root's checkout or pyenv (CI clones into
@@ -95,3 +101,37 @@ def run_client_as(user: str, port: int, payload: str) -> str:
         timeout=30,
     )
     return done.stdout
+
+
+@pytest.fixture(scope="session")
+def activemq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """One private ActiveMQ for the session (tests use their own destinations); a test
+    may stop, start or pause it, and leaves it running."""
+    try:
+        broker = Broker(tmp_path_factory.mktemp("activemq"))
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    broker.start()
+    yield broker
+    if broker.proc is not None and broker.proc.poll() is None:
+        broker.resume()  # a failed test may have left it paused
+    broker.stop()
+
+
+@pytest.fixture
+def queue() -> str:
+    return f"/queue/routinginfo-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def start() -> Iterator[Callable[..., Running]]:
+    running: list[Running] = []
+
+    def run(settings: OpenShiftSettings, routes: MemoryOpenShiftRoutes | None = None) -> Running:
+        source = Running(routes or MemoryOpenShiftRoutes(), settings)
+        running.append(source)
+        return source
+
+    yield run
+    for source in running:
+        source.stop()

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from portway.dataplane.settings import DataPlaneSettings
 from portway.errors import ConfigError, PortwayError
@@ -34,6 +36,27 @@ class TlsListen:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class StompUrl:
+    """``stomp://[user[:password]@]host[:port]/queue/name`` (or ``/topic/name``)."""
+
+    host: str
+    port: int
+    destination: str  # "/queue/<name>" or "/topic/<name>"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    @property
+    def topic(self) -> bool:
+        """A topic keeps events for an absent consumer only in a durable subscription."""
+        return self.destination.startswith("/topic/")
+
+    def __str__(self) -> str:
+        user = f"{self.username}@" if self.username else ""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"stomp://{user}{host}:{self.port}{self.destination}"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ServeConfig:
     data_dir: Path
     http: Listen
@@ -51,6 +74,11 @@ class ServeConfig:
     metrics: Listen | None = field(default_factory=lambda: Listen(host="127.0.0.1", port=9568))
     backend_allow: tuple[str, ...] = ()  # CIDRs; empty: any address the rules let through
     backend_deny: tuple[str, ...] = ()
+    openshift_stomp: StompUrl | None = None  # None: no OpenShift routing-event source
+    openshift_stomp_password_file: Path | None = None
+    openshift_domain: str | None = None
+    openshift_endpoint_types: tuple[str, ...] = ("load_balancer",)
+    openshift_client_id: str | None = None
 
     @property
     def backend_policy(self) -> BackendPolicy:
@@ -131,3 +159,80 @@ def parse_cidrs(values: tuple[str, ...], *, flag: str) -> tuple[str, ...]:
 
 def default_workers() -> int:
     return os.cpu_count() or 1
+
+
+STOMP_PORT = 61613
+_DESTINATION = re.compile(r"/(queue|topic)/[A-Za-z0-9._-]{1,200}\Z")
+_ENDPOINT_TYPE = re.compile(r"[a-z0-9_]{1,64}\Z")
+
+
+def parse_stomp_url(value: str, *, flag: str) -> StompUrl | None:
+    """``stomp://user:pass@host:port/queue/name`` → StompUrl; an empty value → None."""
+    text = value.strip()
+    if not text:
+        return None
+    bad = f"{flag}: expected stomp://[USER[:PASSWORD]@]HOST[:PORT]/queue/NAME or /topic/NAME"
+    try:
+        url = urlsplit(text)
+        port = url.port or STOMP_PORT
+    except ValueError:
+        raise ConfigError(f"{bad}, got a bad port", field=flag) from None
+    if url.scheme != "stomp" or not url.hostname or url.query or url.fragment:
+        raise ConfigError(bad, field=flag)
+    if not _DESTINATION.match(url.path):
+        raise ConfigError(f"{bad}; the destination {url.path!r} is neither", field=flag)
+    return StompUrl(
+        host=_stomp_host(url.hostname, flag=flag),
+        port=port,
+        destination=url.path,
+        username=unquote(url.username) if url.username else None,
+        password=unquote(url.password) if url.password is not None else None,
+    )
+
+
+def _stomp_host(host: str, *, flag: str) -> str:
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    if host == "localhost":
+        return host
+    from portway.model import normalize_hostname
+
+    try:
+        return normalize_hostname(host, field=flag, wildcard_ok=False)
+    except PortwayError as exc:
+        raise ConfigError(f"{flag}: {exc.message}", field=flag) from None
+
+
+def parse_optional_zone(value: str, *, flag: str) -> str | None:
+    """Like parse_zone; an empty value means unset."""
+    return parse_zone(value, flag=flag) if value.strip() else None
+
+
+def parse_endpoint_types(values: tuple[str, ...], *, flag: str) -> tuple[str, ...]:
+    """Names such as ``load_balancer``, repeatable or comma-separated."""
+    out: list[str] = []
+    for value in values:
+        for item in value.split(","):
+            name = item.strip().lower()
+            if not name:
+                continue
+            if not _ENDPOINT_TYPE.match(name):
+                raise ConfigError(f"{flag}: {item!r} is not an endpoint type", field=flag)
+            if name not in out:
+                out.append(name)
+    if not out:
+        raise ConfigError(f"{flag}: at least one endpoint type is needed", field=flag)
+    return tuple(out)
+
+
+_CLIENT_ID = re.compile(r"[A-Za-z0-9._-]{1,100}\Z")
+
+
+def parse_client_id(value: str, *, flag: str) -> str | None:
+    """A STOMP client-id (and durable subscription name); empty: derived from the host."""
+    text = value.strip()
+    if text and not _CLIENT_ID.match(text):
+        raise ConfigError(f"{flag}: use 1-100 of [A-Za-z0-9._-], got {value!r}", field=flag)
+    return text or None

@@ -30,8 +30,12 @@ from portway.dataplane.settings import DataPlaneSettings
 from portway.errors import ConfigError
 from portway.runtime.config import (
     parse_cidrs,
+    parse_client_id,
+    parse_endpoint_types,
     parse_listen,
     parse_optional_listen,
+    parse_optional_zone,
+    parse_stomp_url,
     parse_zone,
 )
 
@@ -270,6 +274,47 @@ SETTINGS: tuple[Setting, ...] = (
         live=True,
         parse=parse_log_level,
         metavar="LEVEL",
+    ),
+    Setting(
+        "openshift_stomp",
+        str,
+        "",
+        "OpenShift routing events: stomp://[USER[:PASSWORD]@]HOST[:PORT]/queue/NAME "
+        "(or /topic/NAME, as a durable subscription); empty: off.",
+        parse=parse_stomp_url,
+        metavar="URL",
+    ),
+    Setting(
+        "openshift_stomp_password_file",
+        str,
+        "",
+        "File holding the STOMP password (instead of one in the URL).",
+        parse=path_or_none,
+        metavar="PATH",
+    ),
+    Setting(
+        "openshift_domain",
+        str,
+        "",
+        "OpenShift cloud domain: each application is routed as ha-APP-NAMESPACE.DOMAIN.",
+        parse=parse_optional_zone,
+        metavar="DOMAIN",
+    ),
+    Setting(
+        "openshift_endpoint_types",
+        tuple,
+        ("load_balancer",),
+        "Endpoint types routed (repeatable or comma-separated); others are ignored.",
+        parse=parse_endpoint_types,
+        metavar="TYPE",
+    ),
+    Setting(
+        "openshift_client_id",
+        str,
+        "",
+        "STOMP client-id and durable subscription name (default: portway-HOSTNAME).",
+        parse=parse_client_id,
+        metavar="ID",
     ),
 )
 
