@@ -51,6 +51,27 @@ class ServeConfig:
     metrics: Listen | None = field(default_factory=lambda: Listen(host="127.0.0.1", port=9568))
     backend_allow: tuple[str, ...] = ()  # CIDRs; empty: any address the rules let through
     backend_deny: tuple[str, ...] = ()
+    # DNS records (RFC 2136; portway.dns.config reads these as one DnsConfig).
+    dns_server: Listen | None = None  # None: no DNS management
+    dns_zones: tuple[str, ...] = ()
+    dns_tsig_name: str = ""
+    dns_tsig_algorithm: str = "hmac-sha256"
+    dns_tsig_secret_file: Path | None = None
+    dns_addresses: tuple[str, ...] = ()
+    dns_ttl: int = 300
+    dns_owner: str = "portway"
+    dns_timeout: float = 5.0
+    # Keystone tokens (portway.auth.keystone reads these as one KeystoneConfig).
+    keystone_url: str | None = None  # None: Portway's own tokens only
+    keystone_user: str = ""
+    keystone_password_file: Path | None = None
+    keystone_project: str = "service"
+    keystone_user_domain: str = "Default"
+    keystone_project_domain: str = "Default"
+    keystone_cafile: Path | None = None
+    keystone_cache_ttl: float = 30.0
+    keystone_cache_size: int = 1024
+    keystone_timeout: float = 5.0
 
     @property
     def backend_policy(self) -> BackendPolicy:
