@@ -73,13 +73,15 @@ class Bind:
         self.root.mkdir(parents=True, exist_ok=True)
         keygen = ["tsig-keygen", "-a", "hmac-sha256"]
         key = subprocess.run([*keygen, KEY], check=True, capture_output=True, text=True).stdout
-        other = subprocess.run([*keygen, "other-key"], check=True, capture_output=True, text=True)
         self.key_file.write_text(key)
-        (self.root / "other.key").write_text(other.stdout)
+        for other in ("other-key", "operator-key"):
+            made = subprocess.run([*keygen, other], check=True, capture_output=True, text=True)
+            (self.root / f"{other}.conf").write_text(made.stdout)
         self.secret = _secret(key)
         zones = "".join(self._zone_clause(z) for z in ZONES)
         (self.root / "named.conf").write_text(
-            f'include "{self.key_file}";\ninclude "{self.root / "other.key"}";\n'
+            f'include "{self.key_file}";\ninclude "{self.root / "other-key.conf"}";\n'
+            f'include "{self.root / "operator-key.conf"}";\n'
             f'options {{\n  directory "{self.root}";\n'
             f"  listen-on port {self.port} {{ 127.0.0.1; }};\n  listen-on-v6 {{ none; }};\n"
             f'  pid-file "{self.root / "named.pid"}";\n'
@@ -95,10 +97,13 @@ class Bind:
             )
 
     def _zone_clause(self, zone: str) -> str:
+        """As docs/dynamicproxy.md tells operators: Portway's key may change A, AAAA and
+        TXT records below the zone and transfer it; an operator's key may do anything."""
         key = "other-key" if zone == "locked.test" else KEY
         return (
             f'zone "{zone}" {{\n  type primary;\n  file "{self.root / zone}.zone";\n'
-            f"  update-policy {{ grant {key} zonesub ANY; }};\n"
+            f"  update-policy {{\n    grant {key} zonesub A AAAA TXT;\n"
+            "    grant operator-key zonesub ANY;\n  };\n"
             f"  allow-transfer {{ key {key}; }};\n}};\n"
         )
 
@@ -199,10 +204,10 @@ class Bind:
         return found
 
     def nsupdate(self, commands: str) -> None:
-        """Change the zone as an operator would, with nsupdate and the key."""
+        """Change the zone as an operator would, with nsupdate and the operator's key."""
         script = f"server 127.0.0.1 {self.port}\n{commands}\nsend\n"
         subprocess.run(
-            ["nsupdate", "-k", str(self.key_file)],
+            ["nsupdate", "-k", str(self.root / "operator-key.conf")],
             input=script,
             text=True,
             check=True,

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from portway.dns import Rfc2136Records, dns_changes
+from portway.dns.guard import dns_changes
+from portway.dns.records import Rfc2136Records
 from portway.errors import ConflictError, DnsError, StoreError
 from portway.model import Project
 from portway.store import Store, open_store

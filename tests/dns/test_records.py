@@ -8,8 +8,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from portway.dns import Rfc2136Records
 from portway.dns.plan import marker
+from portway.dns.records import Rfc2136Records
 from portway.errors import ConflictError, DnsError
 from portway.runtime.config import Listen
 from tests.dns.bind import Bind, free_port

@@ -1,21 +1,7 @@
 """DNS records for the hostnames Portway serves (RFC 2136 with TSIG, via dnspython).
 
-``plan`` decides (pure), ``updates`` builds the messages, ``client`` does the I/O,
-``records`` is the ``DnsRecords`` seam, ``guard`` undoes changes whose commit failed.
+``dns.plan`` decides (pure), ``dns.updates`` builds the messages, ``dns.client`` does the
+I/O, ``dns.records`` is the ``DnsRecords`` seam (``Rfc2136Records``, ``NoDns``),
+``dns.guard`` undoes changes whose commit failed, ``dns.config`` reads the ``dns_*``
+settings. Nothing is imported here, so reading the settings table does not load dnspython.
 """
-
-from portway.dns.config import DnsConfig, dns_config
-from portway.dns.guard import DnsChanges, dns_changes
-from portway.dns.records import CheckReport, DnsRecords, Done, NoDns, Rfc2136Records
-
-__all__ = [
-    "CheckReport",
-    "DnsChanges",
-    "DnsConfig",
-    "DnsRecords",
-    "Done",
-    "NoDns",
-    "Rfc2136Records",
-    "dns_changes",
-    "dns_config",
-]

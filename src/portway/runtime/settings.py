@@ -26,6 +26,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from portway.auth.config import parse_keystone_url
 from portway.dataplane.settings import DataPlaneSettings
 from portway.dns.config import (
     parse_addresses,
@@ -335,7 +336,7 @@ SETTINGS: tuple[Setting, ...] = (
         str,
         "",
         "Keystone's auth URL (https://host:5000 or .../v3); empty: Portway's tokens only.",
-        parse=empty_is_none,
+        parse=parse_keystone_url,
         metavar="URL",
     ),
     Setting(
