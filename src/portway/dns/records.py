@@ -69,8 +69,9 @@ class DnsRecords(Protocol):
         ...
 
     def check(self, expected: Iterable[str], *, prune: bool = False) -> CheckReport:
-        """Create the missing records of ``expected``, repair wrong ones, list (with
-        ``prune``: remove) Portway's records of names not in ``expected``."""
+        """Create the missing records of ``expected`` (normalized hostnames, as the
+        store holds them), repair wrong ones, list (with ``prune``: remove) Portway's
+        records of names not in ``expected``; never touch a name that is not Portway's."""
         ...
 
 
@@ -161,7 +162,10 @@ class Rfc2136Records:
             return created + self.release(old)
         except PortwayError:
             for name in created.created:
-                self.release(name)
+                try:
+                    self.release(name)
+                except PortwayError as exc:  # the release's error is the one to report
+                    log.error("dns: could not remove %s after a failed move: %s", name, exc)
             raise
 
     def check(self, expected: Iterable[str], *, prune: bool = False) -> CheckReport:
