@@ -15,10 +15,13 @@ from tests.auth.keystone_server import Keystone, start_keystone
 @pytest.fixture(scope="session")
 def keystone() -> Iterator[Keystone]:
     root = Path(tempfile.mkdtemp(prefix="portway-keystone-"))
-    server = start_keystone(root)
-    print("keystone start-up:", ", ".join(f"{k} {v:.1f} s" for k, v in server.timings.items()))
     try:
-        yield server
+        server = start_keystone(root)
+        timings = ", ".join(f"{k} {v:.1f} s" for k, v in server.timings.items())
+        print(f"keystone start-up: {timings}")
+        try:
+            yield server
+        finally:
+            server.stop()
     finally:
-        server.stop()
         shutil.rmtree(root, ignore_errors=True)

@@ -145,6 +145,7 @@ class Keystone:
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
+        self.stop()
         pytest.fail("Keystone did not answer within 120 s")
 
     def stop(self) -> None:
@@ -263,5 +264,9 @@ def start_keystone(root: Path) -> Keystone:
     keystone.write_config()
     keystone.initialize()
     keystone.start()
-    keystone.seed()
+    try:
+        keystone.seed()
+    except BaseException:
+        keystone.stop()  # a failed set-up leaves no server behind
+        raise
     return keystone

@@ -125,6 +125,7 @@ class Bind:
                 self.started_in = time.monotonic() - begun
                 return
             time.sleep(0.05)
+        self.stop()
         pytest.fail("named did not answer within 30 s")
 
     def stop(self) -> None:

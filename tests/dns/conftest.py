@@ -15,12 +15,14 @@ from tests.dns.bind import Bind, start_bind
 @pytest.fixture(scope="session")
 def bind() -> Iterator[Bind]:
     root = Path(tempfile.mkdtemp(prefix="portway-bind-"))
-    server = start_bind(root)
-    print(f"named started in {server.started_in:.2f} s")
     try:
-        yield server
+        server = start_bind(root)
+        print(f"named started in {server.started_in:.2f} s")
+        try:
+            yield server
+        finally:
+            server.stop()
     finally:
-        server.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 
