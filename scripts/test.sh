@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Set up and run everything CI runs: ruff, mypy (strict on src/), schemathesis and the whole
-# pytest suite. PostgreSQL, ActiveMQ and oidentd come from Debian's packages; the tests start
-# their own throwaway cluster, broker and identd (ActiveMQ needs a Java runtime: Debian's
-# openjdk-17 satisfies it).
+# pytest suite. PostgreSQL, ActiveMQ, BIND and oidentd come from Debian's packages, Keystone
+# from PyPI (its own venv); the tests start their own throwaway servers (ActiveMQ needs a
+# Java runtime: Debian's openjdk-17 satisfies it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh --dev --system postgresql openssl oidentd activemq
+scripts/setup.sh --dev --system postgresql openssl oidentd activemq bind9 bind9-dnsutils
+# A real Keystone for tests/auth, in its own venv (keystone's pins are not Portway's).
+scripts/keystone.sh
 echo "== ruff"
 .venv/bin/ruff check src tests bench
 .venv/bin/ruff format --check src tests bench

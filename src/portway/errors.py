@@ -8,6 +8,9 @@
      ├── AuthError              missing or bad credentials               (API 401)
      ├── ForbiddenError         credentials valid, action not allowed    (API 403)
      ├── StoreError             the store failed (translated from SQLAlchemy/psycopg)
+     ├── DependencyError        a service Portway relies on failed       (API 503, or 502)
+     │    ├── DnsError             the authoritative DNS server (dnspython)
+     │    └── KeystoneError        Keystone, when validating tokens (httpx)
      ├── ConfigError            bad static configuration or flags
      └── ProtocolError          a peer broke HTTP framing rules (data plane)
           ├── LocalProtocolError   our side cannot send what was asked
@@ -65,6 +68,25 @@ class ForbiddenError(PortwayError):
 
 class StoreError(PortwayError):
     status = 503
+
+
+class DependencyError(PortwayError):
+    """A service Portway relies on cannot be reached (503) or answered with an error
+    (502). Never a reason to accept a request: the call fails, and nothing is kept."""
+
+    status = 503
+
+    def __init__(self, message: str, *, status: int = 503, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.status = status
+
+
+class DnsError(DependencyError):
+    """The DNS server could not be reached, or refused an update or a query."""
+
+
+class KeystoneError(DependencyError):
+    """Keystone could not be reached, or refused Portway's own service credentials."""
 
 
 class ConfigError(PortwayError):

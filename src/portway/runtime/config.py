@@ -79,6 +79,27 @@ class ServeConfig:
     openshift_domain: str | None = None
     openshift_endpoint_types: tuple[str, ...] = ("load_balancer",)
     openshift_client_id: str | None = None
+    # DNS records (RFC 2136; portway.dns.config reads these as one DnsConfig).
+    dns_server: Listen | None = None  # None: no DNS management
+    dns_zones: tuple[str, ...] = ()
+    dns_tsig_name: str = ""
+    dns_tsig_algorithm: str = "hmac-sha256"
+    dns_tsig_secret_file: Path | None = None
+    dns_addresses: tuple[str, ...] = ()
+    dns_ttl: int = 300
+    dns_owner: str = "portway"
+    dns_timeout: float = 5.0
+    # Keystone tokens (portway.auth.keystone reads these as one KeystoneConfig).
+    keystone_url: str | None = None  # None: Portway's own tokens only
+    keystone_user: str = ""
+    keystone_password_file: Path | None = None
+    keystone_project: str = "service"
+    keystone_user_domain: str = "Default"
+    keystone_project_domain: str = "Default"
+    keystone_cafile: Path | None = None
+    keystone_cache_ttl: float = 30.0
+    keystone_cache_size: int = 1024
+    keystone_timeout: float = 5.0
 
     @property
     def backend_policy(self) -> BackendPolicy:

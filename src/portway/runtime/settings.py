@@ -26,7 +26,15 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from portway.auth.config import parse_keystone_url
 from portway.dataplane.settings import DataPlaneSettings
+from portway.dns.config import (
+    parse_addresses,
+    parse_algorithm,
+    parse_dns_server,
+    parse_owner,
+    parse_zones,
+)
 from portway.errors import ConfigError
 from portway.runtime.config import (
     parse_cidrs,
@@ -315,6 +323,147 @@ SETTINGS: tuple[Setting, ...] = (
         "STOMP client-id and durable subscription name (default: portway-HOSTNAME).",
         parse=parse_client_id,
         metavar="ID",
+    ),
+    # [dns]: records of the served hostnames on an authoritative server (RFC 2136).
+    # The table has no groups, so these are flat keys named dns_*.
+    Setting(
+        "dns_server",
+        str,
+        "",
+        "Authoritative DNS server for RFC 2136 updates, IP[:PORT]; empty: no DNS records.",
+        parse=parse_dns_server,
+        metavar="IP:PORT",
+    ),
+    Setting(
+        "dns_zones",
+        tuple,
+        (),
+        "Zone whose hostnames get DNS records (repeatable); others are left alone.",
+        parse=parse_zones,
+        metavar="ZONE",
+        flag_name="--dns-zone",
+    ),
+    Setting("dns_tsig_name", str, "", "Name of the TSIG key signing DNS updates.", metavar="NAME"),
+    Setting(
+        "dns_tsig_algorithm",
+        str,
+        "hmac-sha256",
+        "Algorithm of the TSIG key.",
+        parse=parse_algorithm,
+        metavar="ALGORITHM",
+    ),
+    Setting(
+        "dns_tsig_secret_file",
+        str,
+        "",
+        "File holding the TSIG secret (base64), or the key clause tsig-keygen writes.",
+        parse=path_or_none,
+        metavar="PATH",
+    ),
+    Setting(
+        "dns_addresses",
+        tuple,
+        (),
+        "Address the records point at: IPv4 for A, IPv6 for AAAA (repeatable).",
+        parse=parse_addresses,
+        metavar="IP",
+        flag_name="--dns-address",
+    ),
+    Setting("dns_ttl", int, 300, "TTL of the records Portway writes.", low=1, metavar="SECONDS"),
+    Setting(
+        "dns_owner",
+        str,
+        "portway",
+        "Owner in the TXT marker beside each record; one value per Portway cluster.",
+        parse=parse_owner,
+        metavar="ID",
+    ),
+    Setting(
+        "dns_timeout",
+        float,
+        5.0,
+        "Seconds the DNS server has to answer (→ 503).",
+        low=0.1,
+        metavar="SECONDS",
+    ),
+    # [keystone]: X-Auth-Token validated against Keystone, beside Portway's own tokens.
+    Setting(
+        "keystone_url",
+        str,
+        "",
+        "Keystone's auth URL (https://host:5000 or .../v3); empty: Portway's tokens only.",
+        parse=parse_keystone_url,
+        metavar="URL",
+    ),
+    Setting(
+        "keystone_user",
+        str,
+        "",
+        "Portway's service user in Keystone, which validates tokens.",
+        metavar="NAME",
+    ),
+    Setting(
+        "keystone_password_file",
+        str,
+        "",
+        "File holding the service user's password.",
+        parse=path_or_none,
+        metavar="PATH",
+    ),
+    Setting(
+        "keystone_project",
+        str,
+        "service",
+        "Project the service user's token is scoped to.",
+        metavar="NAME",
+    ),
+    Setting(
+        "keystone_user_domain",
+        str,
+        "Default",
+        "Domain (name) of the service user.",
+        metavar="NAME",
+    ),
+    Setting(
+        "keystone_project_domain",
+        str,
+        "Default",
+        "Domain (name) of the service user's project.",
+        metavar="NAME",
+    ),
+    Setting(
+        "keystone_cafile",
+        str,
+        "",
+        "CA bundle for Keystone's certificate; empty: the system's.",
+        parse=path_or_none,
+        metavar="PATH",
+    ),
+    Setting(
+        "keystone_cache_ttl",
+        float,
+        30.0,
+        "Seconds a validated token is trusted without asking Keystone (never past expiry).",
+        low=0,
+        high=300,
+        metavar="SECONDS",
+    ),
+    Setting(
+        "keystone_cache_size",
+        int,
+        1024,
+        "Validated tokens kept in the cache.",
+        low=0,
+        high=1_000_000,
+        metavar="N",
+    ),
+    Setting(
+        "keystone_timeout",
+        float,
+        5.0,
+        "Seconds Keystone has to answer (→ 503).",
+        low=0.1,
+        metavar="SECONDS",
     ),
 )
 
