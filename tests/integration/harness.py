@@ -57,8 +57,6 @@ class Backend:
 def _handler_class(name: str, seen: list[dict[str, Any]]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
-        # Head and body go out in two writes; without TCP_NODELAY the body waits for the
-        # proxy's delayed ACK (40 ms), which would swamp every latency we measure.
         disable_nagle_algorithm = True
 
         def _answer(self) -> None:
@@ -74,11 +72,14 @@ def _handler_class(name: str, seen: list[dict[str, Any]]) -> type[BaseHTTPReques
             if self.path.startswith("/slow/"):  # /slow/<seconds>: an in-flight request
                 time.sleep(float(self.path.split("/")[2]))
             out = json.dumps({"backend": name, **record}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(out)))
-            self.end_headers()
-            self.wfile.write(out)
+            # Head and body in one write: a test that SIGKILLs this process must not
+            # land between them, since no proxy can retry a response whose head it has
+            # already passed on (and two writes would also wait on delayed ACKs).
+            head = (
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(out)}\r\n\r\n"
+            )
+            self.wfile.write(head.encode() + out)
 
         do_GET = do_POST = do_PUT = do_DELETE = _answer
 
