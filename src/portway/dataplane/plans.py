@@ -12,14 +12,15 @@ copy of the counter is stale, so a request pays one integer comparison for healt
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Container
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from portway.balance import Balancer, Stickiness, make_balancer
-from portway.dataplane.recording import MetricKeys
 from portway.dataplane.settings import DataPlaneSettings
 from portway.health.passive import Key, OutlierDetector
 from portway.model import Backend, Proxy, SessionPersistence
+from portway.observability.metrics import BUCKETS, RequestMetrics
 
 if TYPE_CHECKING:
     from portway.dataplane.pool import Bucket, UpstreamPool
@@ -28,6 +29,33 @@ if TYPE_CHECKING:
 NO_LIMIT = 1 << 62
 # Algorithms that read the in-flight counts; for the others nobody keeps them.
 _LOAD_AWARE = frozenset({"least_conn", "random"})
+_CLASSES: Final = ("1xx", "1xx", "2xx", "3xx", "4xx", "5xx", "5xx", "5xx", "5xx", "5xx")
+_ROW_SIZE: Final = len(BUCKETS) + 2
+
+
+class MetricKeys:
+    """One proxy's counter keys, indexed by ``status // 100`` (statuses are 3 digits)."""
+
+    __slots__ = ("latency", "requests", "row")
+
+    def __init__(self, project: str, label: str) -> None:
+        self.requests = tuple((project, label, klass) for klass in _CLASSES)
+        self.latency = (project, "")  # histograms are per project (see metrics.py)
+        self.row: list[float] | None = None  # the latency row, fetched on first use
+
+    def observe(self, metrics: RequestMetrics, status: int, seconds: float) -> None:
+        """What ``metrics.observe`` does, minus the per-request key building."""
+        key = self.requests[status // 100]
+        requests = metrics.requests
+        requests[key] = requests.get(key, 0) + 1
+        row = self.row or self.fetch_row(metrics)
+        row[bisect_left(BUCKETS, seconds)] += 1
+        row[-1] += seconds
+
+    def fetch_row(self, metrics: RequestMetrics) -> list[float]:
+        # The row list lives in ``metrics`` for good, so keeping a reference is safe.
+        row = self.row = metrics.latency.setdefault(self.latency, [0.0] * _ROW_SIZE)
+        return row
 
 
 class Plan:
