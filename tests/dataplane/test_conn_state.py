@@ -29,7 +29,7 @@ def fresh() -> tuple[ConnState, Clock]:
 def busy(idle: float = 30.0, total: float | None = None) -> tuple[ConnState, Clock]:
     """A connection whose first request was parsed and routed."""
     state, clock = fresh()
-    state.read(heads=True)
+    state.read()
     state.exchange_started(idle, total)
     return state, clock
 
@@ -47,23 +47,24 @@ def test_new_connection_waits_for_a_head_under_the_slowloris_timer() -> None:
 def test_bytes_of_a_slow_head_do_not_extend_its_timer() -> None:
     state, clock = fresh()
     clock.now += 5
-    state.read(heads=False)
+    state.read()
     assert state.phase == cs.HEAD and state.deadline == 1010.0
 
 
-def test_read_that_completes_a_head_makes_the_connection_busy_with_the_idle_timer() -> None:
+def test_started_request_makes_the_connection_busy() -> None:
     state, clock = fresh()
     clock.now = 1003.0
-    state.read(heads=True)
-    assert state.phase == cs.BUSY
-    assert state.deadline == 1003.0 + SETTINGS.read_timeout
+    state.exchange_started(30.0, None)
+    assert state.phase == cs.BUSY and state.idle == 30.0
+    state.expect_backend(5.0)
+    assert state.deadline == 1008.0
 
 
 def test_bytes_read_while_busy_restart_the_idle_timer() -> None:
     state, clock = busy(idle=30.0)
     state.expect_backend(2.0)
     clock.now += 1
-    state.read(heads=True)  # a pipelined head, or body bytes
+    state.read()  # body bytes, or a pipelined head
     assert state.phase == cs.BUSY and state.deadline == 1031.0
 
 
@@ -71,7 +72,7 @@ def test_exchange_takes_the_proxy_timeouts() -> None:
     state, clock = busy(idle=30.0, total=120.0)
     assert state.idle == 30.0 and state.hard_deadline == 1120.0
     clock.now += 7
-    state.read(heads=False)  # body bytes from the client
+    state.read()  # body bytes from the client
     assert state.deadline == 1037.0
     state.touch()  # bytes from the backend
     assert state.deadline == 1037.0
@@ -90,7 +91,7 @@ def test_done_exchange_goes_idle_under_the_keepalive_timer() -> None:
     assert state.exchange_done(False, False, False, False) == cs.WAIT
     assert state.phase == cs.IDLE and state.deadline == 1002.0 + SETTINGS.keepalive_timeout
     assert state.hard_deadline == cs.NEVER
-    state.read(heads=False)
+    state.read()
     assert state.phase == cs.HEAD and state.deadline == 1002.0 + SETTINGS.client_header_timeout
 
 
@@ -160,7 +161,7 @@ def test_closed_connection_stays_closed() -> None:
     state, _ = busy()
     state.close()
     assert state.phase == cs.CLOSED and state.closing
-    state.read(heads=True)
+    state.read()
     state.exchange_started(1.0, 1.0)
     assert state.phase == cs.CLOSED
     assert state.exchange_done(False, False, False, False) == cs.CLOSE
@@ -276,7 +277,7 @@ def test_timeout_of_a_tunnel_closes_it_and_of_a_closing_connection_does_nothing(
 
 EVENTS = st.lists(
     st.one_of(
-        st.tuples(st.just("read"), st.booleans()),
+        st.tuples(st.just("read")),
         st.tuples(st.just("stream_broken"), st.sampled_from([0, 400, 431])),
         st.tuples(st.just("client_eof"), st.booleans(), st.booleans()),
         st.tuples(

@@ -65,7 +65,6 @@ def _status_of(exc: Exception) -> int:
 class ClientConnection(asyncio.Protocol):
     __slots__ = (
         "_chunk",
-        "_got_head",
         "_head_bytes",
         "_last_route",
         "_parser",
@@ -103,7 +102,6 @@ class ClientConnection(asyncio.Protocol):
         self.tunnel: Tunnel | None = None
         self._stash = b""  # bytes read while an answer was pending, not parsed yet
         self._head_bytes = 0
-        self._got_head = False  # a head completed in the read being parsed
         self._pumping = False
         self._chunk = b""  # the read being parsed, until its first head is complete
         # (snapshot, url, raw Host, plan) of the last routed request; see _start.
@@ -217,7 +215,8 @@ class ClientConnection(asyncio.Protocol):
     # -- reading and parsing ------------------------------------------------------------
 
     def _feed(self, data: bytes) -> None:
-        self._got_head = False
+        state = self.state
+        state.read()  # before the parse, whose outcome (a body's end) sets the deadline last
         # Between messages (no head, no body in progress) the read starts a request line.
         self._chunk = data if self.head is None and self.receiving is None else b""
         try:
@@ -230,8 +229,6 @@ class ClientConnection(asyncio.Protocol):
             if self.head is not None:
                 self._check_head_size(len(data))
         self._chunk = b""
-        state = self.state
-        state.read(self._got_head)  # one call per read, however many heads it held
         self._pump()
         # Reading, nothing half-read or held, parser alive: reading_change would keep.
         if self.receiving is not None or self._stash or state.parser_dead or not state.reading:
@@ -286,8 +283,7 @@ class ClientConnection(asyncio.Protocol):
             )
         # Any other Upgrade (h2c, ...) was dropped from the head: served as plain HTTP.
         self.receiving = ex
-        self.queue.append(ex)
-        self._got_head = True  # the state hears of it once the whole read is parsed
+        self.queue.append(ex)  # started by _pump once the read is parsed
 
     def _version(self, method: bytes, url: bytes) -> str:
         # get_http_version() formats a new str each call (~240 ns). A read that began

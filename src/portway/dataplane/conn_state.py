@@ -14,13 +14,11 @@ node's ``client_header_timeout`` and ``keepalive_timeout``)::
     phase   event                                  next    deadline
     -----   -------------------------------------  ------  --------------------------
     (new)   connection accepted                    HEAD    now + header
-    IDLE    part of a head is read (read)          HEAD    now + header   (slowloris)
-    HEAD    more of it is read                     HEAD    unchanged
-    IDLE,   a read completes a head                BUSY    now + idle
-     HEAD
-    BUSY    bytes are read (body, pipelined)       BUSY    now + idle
-    BUSY    an exchange starts (exchange_started)  BUSY    hard_deadline = now + total
-    BUSY    connect / request sent (expect_backend) BUSY   now + connect | first byte
+    IDLE    bytes arrive (read)                    HEAD    now + header   (slowloris)
+    HEAD    more bytes arrive                      HEAD    unchanged
+    HEAD    its request starts (exchange_started)  BUSY    hard_deadline = now + total
+    BUSY    bytes arrive (body, pipelined heads)   BUSY    now + idle
+    BUSY    connect, request sent (expect_backend)  BUSY   now + connect | first byte
     BUSY    backend or client activity (touch)     BUSY    now + idle
     BUSY    exchange done, must close              CLOSED  -
     BUSY    exchange done, a head or request waits HEAD*   now + header
@@ -30,6 +28,11 @@ node's ``client_header_timeout`` and ``keepalive_timeout``)::
     any     close, refusal, connection lost        CLOSED  -
 
     * BUSY when the waiting request is already parsed (it starts at once).
+
+A parsed head does not change the phase by itself: its request starts (or is answered)
+before the read's callback returns, and a pipelined one waits while BUSY anyway. The
+end of a request's body sets the first-byte deadline (``expect_backend``) after
+``read``, which is why ``read`` runs before the parse.
 
 Invariants:
 
@@ -120,16 +123,15 @@ class ConnState:
 
     # -- request side ------------------------------------------------------------
 
-    def read(self, heads: bool) -> None:
-        """Bytes from the client were parsed; ``heads``: at least one request head
-        completed in them (a pipelined one may complete while BUSY)."""
+    def read(self) -> None:
+        """Bytes arrived from the client (called before they are parsed, so that what the
+        parse leads to, such as the end of a body, sets the deadline last)."""
         phase = self.phase
-        if phase == BUSY or (heads and phase < BUSY):
-            self.phase = BUSY
-            self.deadline = self.clock.now + self.idle
-        elif phase == IDLE:
+        if phase == IDLE:
             self.phase = HEAD
             self.deadline = self.clock.now + self.settings.client_header_timeout
+        elif phase == BUSY:
+            self.deadline = self.clock.now + self.idle
 
     def stream_broken(self, owed: int) -> None:
         """The parser stopped for good; ``owed`` (or 0) is answered after the queue."""
