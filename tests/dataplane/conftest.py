@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import http.server
+import os
 import socket
 import threading
 import time
@@ -23,6 +24,7 @@ from portway.dataplane import DataPlane, DataPlaneSettings
 from portway.model import Backend, Proxy
 from portway.observability.access_log import AccessLog
 from portway.router import RouteTable, Snapshot
+from tests.dataplane.loopwatch import LoopWatch
 from tests.dataplane.wsorigin import WsOrigin
 
 CHUNK = b"x" * 65536
@@ -196,13 +198,49 @@ def origin(make_origin: Callable[[str], Origin]) -> Origin:
     return make_origin("one")
 
 
+# Every data plane loop a test starts, for the autouse check below.
+WATCHES: list[LoopWatch] = []
+
+
+@pytest.fixture(autouse=True)
+def loop_never_blocks(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test during which one callback held a data plane's loop for more than a
+    few ms (a blocking call or a long computation; see loopwatch.py for the limits).
+    Set up before the test's other fixtures, so it checks after they stopped the loop."""
+    first = len(WATCHES)
+    yield
+    watches = WATCHES[first:]
+    del WATCHES[first:]
+    report = os.environ.get("PORTWAY_LOOPWATCH_REPORT")  # worst values, to tune limits
+    if report and watches:
+        with open(report, "a") as out:
+            out.write(f"{request.node.nodeid} {worst_of(watches)}\n")
+    check_watches(watches)
+
+
+def worst_of(watches: list[LoopWatch]) -> str:
+    return " ".join(
+        f"{kind}={max(w.worst[kind] for w in watches) * 1000:.2f}ms" for kind in ("cpu", "sleep")
+    )
+
+
+def check_watches(watches: list[LoopWatch]) -> None:
+    blocks = [block for w in watches for block in w.blocks]
+    if blocks:
+        pytest.fail("\n\n".join(str(b) for b in blocks), pytrace=False)
+
+
 class ProxyRunner:
-    """A DataPlane serving on 127.0.0.1:<free port> from a background uvloop thread."""
+    """A DataPlane serving on 127.0.0.1:<free port> from a background uvloop thread,
+    watched by a LoopWatch."""
 
     def __init__(self, settings: DataPlaneSettings, access_log: AccessLog | None = None) -> None:
         self.loop = uvloop.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
+        self.watch = LoopWatch(self.loop)
+        self.watch.start()
+        WATCHES.append(self.watch)
         self.dp = self.call(self._start(settings, access_log))
         self.port = self.dp.bound_ports[0]
         self.version = 0
@@ -235,6 +273,7 @@ class ProxyRunner:
 
     def stop(self, drain_timeout: float = 2.0) -> None:
         self.call(self.dp.close(drain_timeout))
+        self.watch.stop()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
         self.loop.close()
