@@ -190,8 +190,11 @@ class UpstreamConnection(asyncio.Protocol):
                 self._fail(client, status if isinstance(exc.__context__, ProtocolError) else 502)
         except httptools.HttpParserError:
             self._fail(client, 502)
-        if self.client is not None:  # the answer goes on: restart the backend's idle timer
-            client.backend_active()  # (a complete answer sets the client's timers instead)
+        # The same answer goes on: restart the backend's idle timer. A complete answer set
+        # the client's timers instead, and may have sent the client's next request on this
+        # very connection (start() cleared got_bytes), whose first-byte timer must hold.
+        if self.got_bytes and self.client is not None:
+            client.backend_active()
         client.flush()
 
     # -- called by the client side ------------------------------------------------------------
