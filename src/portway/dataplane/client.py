@@ -198,9 +198,12 @@ class ClientConnection(asyncio.Protocol):
                 ex.connect_task = None
                 self._backend_failed(ex, 502)
                 return
-            if decision == cs.GATEWAY_TIMEOUT and not ex.response_started and ex.backend:
-                self._report_failure(ex)
-            self._fail(408 if decision == cs.BODY_408 else 504)
+            if decision == cs.BODY_408:
+                self._fail(408)
+            else:  # GATEWAY_TIMEOUT: the backend's fault
+                if not ex.response_started and ex.backend is not None:
+                    self._report_failure(ex)
+                self._fail(504)
             self.flush()
 
     def close_if_idle(self) -> None:
