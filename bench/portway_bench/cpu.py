@@ -5,7 +5,9 @@ process tree itself spends per request (user + system ticks from ``/proc/<pid>/s
 divided by wrk's request count) moves much less, so it is the figure to compare two
 versions of the data plane on a shared machine. With ``--src A --src B`` one Portway is
 started per source tree (``A/src`` first on ``PYTHONPATH``) and the runs are
-interleaved (A, B, A, B, ...), so a busy moment on the machine falls on both alike.
+interleaved (A, B, A, B, ...), so a busy moment on the machine falls on both alike;
+``--together`` loads them at the same moment instead (two wrk at once), which pairs the
+runs more tightly. The median of the run-by-run ratios is printed last.
 
     PYTHONPATH=bench .venv/bin/python -m portway_bench.cpu --workers 0 --repeat 7
     PYTHONPATH=bench .venv/bin/python -m portway_bench.cpu --src /tmp/base --src .
@@ -20,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,6 +103,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
     p.add_argument("--repeat", type=int, default=7, help="runs per source tree")
     p.add_argument("--warmup", type=float, default=3.0, help="seconds of unmeasured load first")
+    p.add_argument(
+        "--together",
+        action="store_true",
+        help="load all trees at the same time (paired runs) instead of one after the other",
+    )
     return p.parse_args(argv)
 
 
@@ -123,8 +131,12 @@ def main(argv: list[str]) -> int:
                 print(f"{target.src}: idle {idle:.1f} ticks/s", file=sys.stderr)
                 wrk.run(directory, wrk.Load(args.connections, args.warmup), target.ports["http"])
             for rep in range(args.repeat):
-                for target in targets:
-                    us, rps = target.run(directory, load)
+                if args.together:  # same moment, same machine state: a paired sample
+                    with ThreadPoolExecutor(len(targets)) as pool:
+                        results = list(pool.map(lambda t: t.run(directory, load), targets))
+                else:
+                    results = [target.run(directory, load) for target in targets]
+                for target, (us, rps) in zip(targets, results, strict=True):
                     print(f"#{rep + 1} {target.src}: {us:.1f} µs/req {rps:.0f} req/s", flush=True)
         finally:
             for target in targets:
@@ -137,6 +149,10 @@ def main(argv: list[str]) -> int:
             f"(runs: {', '.join(f'{s:.1f}' for s in target.samples)}); "
             f"median {statistics.median(target.rates):.0f} req/s"
         )
+    first = targets[0]
+    for target in targets[1:]:  # run by run, so slow moments cancel out
+        ratios = [b / a for a, b in zip(first.samples, target.samples, strict=True)]
+        print(f"{target.src} / {first.src}: median ratio {statistics.median(ratios):.3f}")
     return 0
 
 

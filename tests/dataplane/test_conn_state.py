@@ -30,7 +30,7 @@ def busy(idle: float = 30.0, total: float | None = None) -> tuple[ConnState, Clo
     """A connection whose first request was parsed and routed."""
     state, clock = fresh()
     state.read()
-    state.exchange_started(idle, total)
+    state.expect_backend(idle, idle, total)
     return state, clock
 
 
@@ -51,18 +51,25 @@ def test_bytes_of_a_slow_head_do_not_extend_its_timer() -> None:
     assert state.phase == cs.HEAD and state.deadline == 1010.0
 
 
-def test_started_request_makes_the_connection_busy() -> None:
+def test_request_sent_to_a_backend_makes_the_connection_busy() -> None:
     state, clock = fresh()
     clock.now = 1003.0
-    state.exchange_started(30.0, None)
+    state.expect_backend(5.0, 30.0, None)
     assert state.phase == cs.BUSY and state.idle == 30.0
-    state.expect_backend(5.0)
-    assert state.deadline == 1008.0
+    assert state.deadline == 1008.0 and state.hard_deadline == cs.NEVER
+
+
+def test_total_timer_starts_with_the_first_backend_step_and_keeps_running() -> None:
+    state, clock = fresh()
+    state.expect_backend(5.0, 30.0, 120.0)  # connecting
+    clock.now += 4
+    state.expect_backend(60.0, 30.0, 120.0)  # connected (or a retry): same exchange
+    assert state.hard_deadline == 1120.0 and state.deadline == 1064.0
 
 
 def test_bytes_read_while_busy_restart_the_idle_timer() -> None:
     state, clock = busy(idle=30.0)
-    state.expect_backend(2.0)
+    state.expect_backend(2.0, 30.0, None)
     clock.now += 1
     state.read()  # body bytes, or a pipelined head
     assert state.phase == cs.BUSY and state.deadline == 1031.0
@@ -76,8 +83,8 @@ def test_exchange_takes_the_proxy_timeouts() -> None:
     assert state.deadline == 1037.0
     state.touch()  # bytes from the backend
     assert state.deadline == 1037.0
-    state.expect_backend(5.0)
-    assert state.deadline == 1012.0
+    state.expect_backend(5.0, 30.0, 120.0)
+    assert state.deadline == 1012.0 and state.hard_deadline == 1120.0
 
 
 def test_exchange_without_total_timeout_has_no_hard_deadline() -> None:
@@ -162,7 +169,7 @@ def test_closed_connection_stays_closed() -> None:
     state.close()
     assert state.phase == cs.CLOSED and state.closing
     state.read()
-    state.exchange_started(1.0, 1.0)
+    state.expect_backend(1.0, 1.0, 1.0)
     assert state.phase == cs.CLOSED
     assert state.exchange_done(False, False, False, False) == cs.CLOSE
 
@@ -281,11 +288,11 @@ EVENTS = st.lists(
         st.tuples(st.just("stream_broken"), st.sampled_from([0, 400, 431])),
         st.tuples(st.just("client_eof"), st.booleans(), st.booleans()),
         st.tuples(
-            st.just("exchange_started"),
+            st.just("expect_backend"),
+            st.floats(1, 100),
             st.floats(1, 100),
             st.one_of(st.none(), st.floats(1, 100)),
         ),
-        st.tuples(st.just("expect_backend"), st.floats(1, 100)),
         st.tuples(st.just("touch")),
         st.tuples(
             st.just("exchange_done"), st.booleans(), st.booleans(), st.booleans(), st.booleans()

@@ -274,7 +274,17 @@ class ClientConnection(asyncio.Protocol):
         method: bytes = parser.get_method()
         if method == b"CONNECT":
             raise ProtocolError("CONNECT is not proxied", status=405)
-        head.complete(method, self._version(method, head.url), parser.should_keep_alive())
+        # get_http_version() formats a new str each call (~240 ns). A read that began
+        # between messages and starts with this very request line says the version: the
+        # line is at offset 0 (a method cannot hold the SP that would make a partial method
+        # from the last read line up, and llhttp-skipped CRLFs do not match). Only the
+        # read's first head qualifies; any other case asks llhttp.
+        chunk, self._chunk = self._chunk, b""
+        if chunk and chunk.startswith(b"".join((method, b" ", head.url, _HTTP11_END))):
+            version = "1.1"
+        else:
+            version = parser.get_http_version()
+        head.complete(method, version, parser.should_keep_alive())
         ex = Exchange(head, monotonic())
         if head.upgrade is not None and ws.wants_websocket(head.upgrade):
             ex.ws_key = ws.check_request(
@@ -287,18 +297,6 @@ class ClientConnection(asyncio.Protocol):
         # Any other Upgrade (h2c, ...) was dropped from the head: served as plain HTTP.
         self.receiving = ex
         self.queue.append(ex)  # started by _pump once the read is parsed
-
-    def _version(self, method: bytes, url: bytes) -> str:
-        # get_http_version() formats a new str each call (~240 ns). A read that began
-        # between messages and starts with this very request line says the version: the
-        # line is at offset 0 (a method cannot hold the SP that would make a partial method
-        # from the last read line up, and llhttp-skipped CRLFs do not match). Only the
-        # read's first head qualifies; any other case asks llhttp.
-        chunk, self._chunk = self._chunk, b""
-        if chunk and chunk.startswith(b"".join((method, b" ", url, _HTTP11_END))):
-            return "1.1"
-        version: str = self._parser.get_http_version()
-        return version
 
     def on_body(self, data: bytes) -> None:
         ex = self.receiving
@@ -320,8 +318,9 @@ class ClientConnection(asyncio.Protocol):
         if ex.head.framing == req.CHUNKED:
             self._send_body(ex, (chunked.LAST_CHUNK,))
         ex.body_done = True
-        if ex.upstream is not None and not ex.response_started and ex.plan is not None:
-            self.state.expect_backend(ex.plan.first_byte)  # the request is all sent
+        plan = ex.plan
+        if ex.upstream is not None and not ex.response_started and plan is not None:
+            self.state.expect_backend(plan.first_byte, plan.idle, plan.total)  # all sent
 
     def _check_head_size(self, received: int) -> None:
         # llhttp has no size limits of its own: count the raw bytes of an unfinished head.
@@ -398,7 +397,6 @@ class ClientConnection(asyncio.Protocol):
         if backend is None:
             self._fail(503)
             return
-        self.state.exchange_started(plan.idle, plan.total)
         fwd = self.fwd
         assert fwd is not None
         if fwd.trusted:
@@ -458,7 +456,7 @@ class ClientConnection(asyncio.Protocol):
         """A new connection to the exchange's backend (the pool had none)."""
         bucket, plan = ex.bucket, ex.plan
         assert bucket is not None and plan is not None
-        self.state.expect_backend(plan.connect)
+        self.state.expect_backend(plan.connect, plan.idle, plan.total)
         # A task only when the pool is empty: at steady state requests reuse connections.
         task = ex.connect_task = connect(self.dp.pool, bucket)
         task.add_done_callback(partial(self._connected, ex))
@@ -486,7 +484,8 @@ class ClientConnection(asyncio.Protocol):
         assert plan is not None
         ex.upstream = conn
         conn.reused = reused
-        self.state.expect_backend(plan.first_byte if ex.body_done else plan.idle)
+        wait = plan.first_byte if ex.body_done else plan.idle
+        self.state.expect_backend(wait, plan.idle, plan.total)
         pending = ex.pending
         if pending:  # body bytes read before a connection was bound: one send with the head
             ex.pending = []

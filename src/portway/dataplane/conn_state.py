@@ -16,9 +16,10 @@ node's ``client_header_timeout`` and ``keepalive_timeout``)::
     (new)   connection accepted                    HEAD    now + header
     IDLE    bytes arrive (read)                    HEAD    now + header   (slowloris)
     HEAD    more bytes arrive                      HEAD    unchanged
-    HEAD    its request starts (exchange_started)  BUSY    hard_deadline = now + total
+    HEAD    its request goes to a backend          BUSY    now + connect | first byte
+            (expect_backend)                               | idle; hard_deadline = now + total
+    BUSY    the backend's next step (expect_backend) BUSY  now + first byte (body sent) ...
     BUSY    bytes arrive (body, pipelined heads)   BUSY    now + idle
-    BUSY    connect, request sent (expect_backend)  BUSY   now + connect | first byte
     BUSY    backend or client activity (touch)     BUSY    now + idle
     BUSY    exchange done, must close              CLOSED  -
     BUSY    exchange done, a head or request waits HEAD*   now + header
@@ -29,10 +30,10 @@ node's ``client_header_timeout`` and ``keepalive_timeout``)::
 
     * BUSY when the waiting request is already parsed (it starts at once).
 
-A parsed head does not change the phase by itself: its request starts (or is answered)
-before the read's callback returns, and a pipelined one waits while BUSY anyway. The
-end of a request's body sets the first-byte deadline (``expect_backend``) after
-``read``, which is why ``read`` runs before the parse.
+A parsed head does not change the phase by itself: its request goes to a backend (or is
+answered) before the read's callback returns, and a pipelined one waits while BUSY
+anyway. The end of a request's body sets the first-byte deadline (``expect_backend``)
+after ``read``, which is why ``read`` runs before the parse.
 
 Invariants:
 
@@ -149,18 +150,19 @@ class ConnState:
 
     # -- exchange side ------------------------------------------------------------
 
-    def exchange_started(self, idle: float, total: float | None) -> None:
-        """A request was routed to a backend with these per-proxy timeouts."""
+    def expect_backend(self, timeout: float, idle: float, total: float | None) -> None:
+        """The next step is the backend's (connect, first byte of the answer, the rest of
+        the exchange) within ``timeout``; ``idle`` and ``total`` are the proxy's. An
+        exchange's first such step makes the connection BUSY and starts its total timer,
+        which later steps (a retry, the body's end) leave running."""
         if self.closing:
             return
+        now = self.clock.now
         self.phase = BUSY
         self.idle = idle
-        if total is not None:
-            self.hard_deadline = self.clock.now + total
-
-    def expect_backend(self, timeout: float) -> None:
-        """The next step is the backend's (connect, first byte) within ``timeout``."""
-        self.deadline = self.clock.now + timeout
+        if total is not None and self.hard_deadline == NEVER:
+            self.hard_deadline = now + total
+        self.deadline = now + timeout
 
     def touch(self) -> None:
         """Bytes moved (backend, client draining, tunnel): the idle timer restarts."""
