@@ -16,6 +16,11 @@ from portway.dataplane.settings import DataPlaneSettings
 SETTINGS = DataPlaneSettings(client_header_timeout=10.0, keepalive_timeout=75.0, read_timeout=60.0)
 
 
+NOTHING_QUEUED: tuple[str, ...] = ()
+QUEUED = ("a parsed request",)
+STASH = b"GET / HTTP/1.1\r\n"
+
+
 @dataclass
 class Clock:
     now: float = 1000.0
@@ -95,7 +100,7 @@ def test_exchange_without_total_timeout_has_no_hard_deadline() -> None:
 def test_done_exchange_goes_idle_under_the_keepalive_timer() -> None:
     state, clock = busy(total=5.0)
     clock.now += 2
-    assert state.exchange_done(False, False, False, False) == cs.WAIT
+    assert state.exchange_done(False, False, NOTHING_QUEUED, b"") == cs.WAIT
     assert state.phase == cs.IDLE and state.deadline == 1002.0 + SETTINGS.keepalive_timeout
     assert state.hard_deadline == cs.NEVER
     state.read()
@@ -116,7 +121,10 @@ def test_done_exchange_with_more_input_starts_the_next_under_the_head_timer(
     head_pending: bool, queued: bool, stash: bool, decision: int, phase: int
 ) -> None:
     state, _ = busy()
-    assert state.exchange_done(False, head_pending, queued, stash) == decision
+    assert (
+        state.exchange_done(False, head_pending, QUEUED if queued else (), STASH if stash else b"")
+        == decision
+    )
     assert state.phase == phase
     if head_pending or queued:
         assert state.deadline == 1000.0 + SETTINGS.client_header_timeout
@@ -126,14 +134,14 @@ def test_done_exchange_with_more_input_starts_the_next_under_the_head_timer(
 
 def test_done_exchange_that_must_close_says_close() -> None:
     state, _ = busy()
-    assert state.exchange_done(True, False, True, True) == cs.CLOSE
+    assert state.exchange_done(True, False, QUEUED, STASH) == cs.CLOSE
 
 
 def test_owed_status_is_answered_once_the_queue_is_empty() -> None:
     state, _ = busy()
     state.stream_broken(400)
     assert state.parser_dead and state.owed == 400
-    assert state.exchange_done(False, False, False, False) == cs.START_NEXT
+    assert state.exchange_done(False, False, NOTHING_QUEUED, b"") == cs.START_NEXT
     state.stream_broken(0)  # a later break (an Upgrade) does not forget the status owed
     assert state.owed == 400
 
@@ -142,7 +150,7 @@ def test_half_closed_client_gets_its_answer_then_the_close() -> None:
     state, _ = busy()
     assert state.client_eof(in_flight=True, queued=False)
     assert state.must_close(True, True, False)
-    assert state.exchange_done(False, False, False, False) == cs.CLOSE
+    assert state.exchange_done(False, False, NOTHING_QUEUED, b"") == cs.CLOSE
 
 
 @pytest.mark.parametrize(("in_flight", "queued"), [(False, False), (True, True), (False, True)])
@@ -171,14 +179,14 @@ def test_closed_connection_stays_closed() -> None:
     state.read()
     state.expect_backend(1.0, 1.0, 1.0)
     assert state.phase == cs.CLOSED
-    assert state.exchange_done(False, False, False, False) == cs.CLOSE
+    assert state.exchange_done(False, False, NOTHING_QUEUED, b"") == cs.CLOSE
 
 
 def test_expired_looks_at_both_deadlines() -> None:
     state, _ = busy(idle=30.0, total=5.0)
     assert not state.expired(1004.9)
     assert state.expired(1005.0)  # the total timeout
-    state.exchange_done(False, False, False, False)
+    state.exchange_done(False, False, NOTHING_QUEUED, b"")
     assert not state.expired(1005.0)
     assert state.expired(1000.0 + SETTINGS.keepalive_timeout)
 
@@ -241,7 +249,7 @@ def test_closing_connection_is_left_alone() -> None:
 
 def test_timeout_while_idle_closes_silently() -> None:
     state, _ = busy()
-    state.exchange_done(False, False, False, False)
+    state.exchange_done(False, False, NOTHING_QUEUED, b"")
     assert state.timed_out(False, False, False) == cs.CLOSE_IDLE
 
 
@@ -295,7 +303,11 @@ EVENTS = st.lists(
         ),
         st.tuples(st.just("touch")),
         st.tuples(
-            st.just("exchange_done"), st.booleans(), st.booleans(), st.booleans(), st.booleans()
+            st.just("exchange_done"),
+            st.booleans(),
+            st.booleans(),
+            st.sampled_from([NOTHING_QUEUED, QUEUED]),
+            st.sampled_from([b"", STASH]),
         ),
         st.tuples(st.just("tunnel_opened"), st.floats(1, 100)),
         st.tuples(st.just("close")),

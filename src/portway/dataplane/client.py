@@ -30,7 +30,7 @@ import httptools
 
 from portway.dataplane import answers, forwarding, switching
 from portway.dataplane import conn_state as cs
-from portway.dataplane.conn_state import ConnState
+from portway.dataplane.conn_state import CLOSE, FEED_STASH, WAIT, ConnState
 from portway.dataplane.exchange import Exchange
 from portway.dataplane.picking import sticky_lines
 from portway.dataplane.plans import NO_LIMIT, Plan
@@ -690,16 +690,17 @@ class ClientConnection(asyncio.Protocol):
         self.current = None
         state = self.state
         close = ex.close_after or not ex.body_done
-        queued, stash = bool(self.queue), bool(self._stash)
-        decision = state.exchange_done(close, self.head is not None, queued, stash)
-        if decision == cs.CLOSE:
+        decision = state.exchange_done(close, self.head is not None, self.queue, self._stash)
+        if decision == WAIT:  # the usual keep-alive case first
+            pass
+        elif decision == CLOSE:
             self._close()
             return
-        if decision == cs.FEED_STASH:
+        elif decision == FEED_STASH:
             data, self._stash = self._stash, b""
             self._feed(data)  # parses, starts the next exchange and fixes reading
             return
-        if decision == cs.START_NEXT:
+        else:  # START_NEXT
             self._pump()
         if self.receiving is not None or state.parser_dead or not state.reading:
             self._update_reading()  # (no stash here: it was fed above)

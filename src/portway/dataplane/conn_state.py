@@ -49,6 +49,7 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Final, Protocol
 
 from portway.dataplane.settings import DataPlaneSettings
@@ -99,18 +100,20 @@ class ConnState:
         "deadline",
         "half_closed",
         "hard_deadline",
+        "head_timeout",
         "idle",
+        "keepalive_timeout",
         "owed",
         "parser_dead",
         "phase",
         "reading",
-        "settings",
         "upstream_paused",
     )
 
     def __init__(self, clock: Clock, settings: DataPlaneSettings) -> None:
         self.clock = clock
-        self.settings = settings
+        self.head_timeout = settings.client_header_timeout  # (copied: read once per request)
+        self.keepalive_timeout = settings.keepalive_timeout
         self.phase = HEAD
         self.closing = False
         self.deadline = clock.now + settings.client_header_timeout
@@ -130,7 +133,7 @@ class ConnState:
         phase = self.phase
         if phase == IDLE:
             self.phase = HEAD
-            self.deadline = self.clock.now + self.settings.client_header_timeout
+            self.deadline = self.clock.now + self.head_timeout
         elif phase == BUSY:
             self.deadline = self.clock.now + self.idle
 
@@ -176,19 +179,21 @@ class ConnState:
         the node is shutting down."""
         return not keep_alive or not body_done or self.parser_dead or self.half_closed or draining
 
-    def exchange_done(self, close: bool, head_pending: bool, queued: bool, stash: bool) -> int:
+    def exchange_done(
+        self, close: bool, head_pending: bool, queued: Collection[object], stash: bytes
+    ) -> int:
         """The current answer is complete. ``close``: the answer said so (or the body
-        was not read to its end); ``head_pending``: a head is half-parsed; ``queued``: a
-        parsed request waits; ``stash``: bytes were held back unparsed."""
+        was not read to its end); ``head_pending``: a head is half-parsed; ``queued``:
+        the parsed requests waiting; ``stash``: the bytes held back unparsed."""
         self.hard_deadline = NEVER
         if close or self.half_closed or self.closing:
             return CLOSE
         if head_pending or queued:
             self.phase = HEAD if head_pending else BUSY
-            self.deadline = self.clock.now + self.settings.client_header_timeout
+            self.deadline = self.clock.now + self.head_timeout
         else:
             self.phase = IDLE
-            self.deadline = self.clock.now + self.settings.keepalive_timeout
+            self.deadline = self.clock.now + self.keepalive_timeout
         if stash:
             return FEED_STASH
         if queued or self.owed:
