@@ -8,8 +8,9 @@ requests, best of several rounds, makes this far steadier than a wrk run on a sh
 machine; it complements ``portway_bench.cpu``, which counts everything (kernel, uvloop).
 
 With ``--src A --src B`` each tree runs in its own interpreter (``A/src`` first on
-``PYTHONPATH``), alternately, and the best round of each is reported. Only the public
-shape of the data plane is used (``DataPlane``, ``ClientConnection(dp)``,
+``PYTHONPATH``), alternately (``--together``: at the same moment), and the best round
+of each interpreter is kept; the medians and the median run-by-run ratio are printed.
+Only the public shape of the data plane is used (``DataPlane``, ``ClientConnection(dp)``,
 ``UpstreamConnection(pool, bucket)``), so the same script measures old and new code.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -107,6 +109,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--requests", type=int, default=100_000)
     p.add_argument("--rounds", type=int, default=5, help="rounds per interpreter")
     p.add_argument("--repeat", type=int, default=1, help="interpreters per tree, alternating")
+    p.add_argument("--together", action="store_true", help="run the trees at the same time")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
@@ -117,16 +120,36 @@ def main(argv: list[str]) -> int:
         return 0
     best: dict[Path, list[float]] = {src: [] for src in args.src}
     here = str(Path(__file__).resolve().parents[1])
+    argv_ = [sys.executable, "-m", "portway_bench.hotpath", "--child"]
+    argv_ += ["--requests", str(args.requests), "--rounds", str(args.rounds)]
+
+    def child(src: Path) -> subprocess.Popen[str]:
+        env = {**os.environ, "PYTHONPATH": f"{src.resolve() / 'src'}{os.pathsep}{here}"}
+        return subprocess.Popen(argv_, env=env, stdout=subprocess.PIPE, text=True)
+
     for rep in range(args.repeat):
-        for src in args.src:
-            env = {**os.environ, "PYTHONPATH": f"{src.resolve() / 'src'}{os.pathsep}{here}"}
-            argv_ = [sys.executable, "-m", "portway_bench.hotpath", "--child"]
-            argv_ += ["--requests", str(args.requests), "--rounds", str(args.rounds)]
-            out = subprocess.run(argv_, env=env, capture_output=True, text=True, check=True)
-            best[src].append(float(out.stdout))
+        if args.together:  # all trees at the same moment: a paired sample
+            running = [(src, child(src)) for src in args.src]
+        else:
+            running = []
+            for src in args.src:
+                proc = child(src)
+                proc.wait()
+                running.append((src, proc))
+        for src, proc in running:
+            out, _ = proc.communicate()
+            if proc.returncode:
+                raise SystemExit(f"{src}: the measuring child failed")
+            best[src].append(float(out))
             print(f"#{rep + 1} {src}: {best[src][-1]:.2f} µs/request", flush=True)
     for src, values in best.items():
-        print(f"{src}: best {min(values):.2f} µs/request ({', '.join(f'{v:.2f}' for v in values)})")
+        listed = ", ".join(f"{v:.2f}" for v in values)
+        mid = statistics.median(values)
+        print(f"{src}: best {min(values):.2f}, median {mid:.2f} µs/request ({listed})")
+    first = args.src[0]
+    for src in args.src[1:]:  # run by run, so slow moments cancel out
+        ratios = [b / a for a, b in zip(best[first], best[src], strict=True)]
+        print(f"{src} / {first}: median ratio {statistics.median(ratios):.3f}")
     return 0
 
 
