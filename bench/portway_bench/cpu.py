@@ -19,12 +19,15 @@ import argparse
 import os
 import secrets
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import httpx
 
 from portway_bench import configs, wrk
 from portway_bench.procs import Server, descendants, free_port
@@ -79,14 +82,23 @@ class Portway:
 
     def run(self, directory: Path, load: wrk.Load) -> tuple[float, float]:
         before = tree_ticks(self.pid())
-        result = wrk.run(directory, load, self.ports["http"])
+        argv = wrk.command(directory, load, self.ports["http"])
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=load.duration + 60)
         spent = tree_ticks(self.pid()) - before
-        if result.errors or not result.requests:
-            raise RuntimeError(f"wrk: {result.requests} requests, {result.errors} errors")
-        us = spent / TICK * 1e6 / result.requests
-        self.samples.append(us)
-        self.rates.append(result.rps)
-        return us, result.rps
+        try:
+            result = wrk.parse(out.stdout + out.stderr)
+        except RuntimeError:
+            result = None
+        if result is None or result.errors or not result.requests:
+            assert self.server is not None
+            probe = httpx.get(
+                f"http://127.0.0.1:{self.ports['http']}/", headers={"Host": configs.HOST}
+            )
+            raise RuntimeError(
+                f"{self.src}: wrk: {out.stdout[-400:]}; now {probe.status_code} "
+                f"{probe.text[:200]!r}; log: {self.server.tail(10)}"
+            )
+        return spent / TICK * 1e6 / result.requests, result.rps
 
     def idle_ticks_per_s(self, seconds: float) -> float:
         before = tree_ticks(self.pid())
@@ -131,12 +143,18 @@ def main(argv: list[str]) -> int:
                 print(f"{target.src}: idle {idle:.1f} ticks/s", file=sys.stderr)
                 wrk.run(directory, wrk.Load(args.connections, args.warmup), target.ports["http"])
             for rep in range(args.repeat):
-                if args.together:  # same moment, same machine state: a paired sample
-                    with ThreadPoolExecutor(len(targets)) as pool:
-                        results = list(pool.map(lambda t: t.run(directory, load), targets))
-                else:
-                    results = [target.run(directory, load) for target in targets]
+                try:
+                    if args.together:  # same moment, same machine state: a paired sample
+                        with ThreadPoolExecutor(len(targets)) as pool:
+                            results = list(pool.map(lambda t: t.run(directory, load), targets))
+                    else:
+                        results = [target.run(directory, load) for target in targets]
+                except RuntimeError as exc:  # an error response: the whole pair is dropped
+                    print(f"#{rep + 1} dropped: {exc}", flush=True)
+                    continue
                 for target, (us, rps) in zip(targets, results, strict=True):
+                    target.samples.append(us)
+                    target.rates.append(rps)
                     print(f"#{rep + 1} {target.src}: {us:.1f} µs/req {rps:.0f} req/s", flush=True)
         finally:
             for target in targets:

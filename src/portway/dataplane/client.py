@@ -717,9 +717,10 @@ class ClientConnection(asyncio.Protocol):
             # One write per read: head and body of a small response leave in one send().
             # uvloop's write() tries send() at once; writelines() queues a uv_write first,
             # which measured ~2x slower for small responses, so small pieces are joined.
-            if len(out) == 1:
+            pieces = len(out)
+            if pieces == 1:
                 self.transport.write(out[0])
-            elif len(out) < 8:
+            elif pieces < 8:
                 self.transport.write(b"".join(out))
             else:
                 self.transport.writelines(out)
