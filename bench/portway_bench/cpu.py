@@ -5,7 +5,7 @@ process tree itself spends per request (user + system ticks from ``/proc/<pid>/s
 divided by wrk's request count) moves much less, so it is the figure to compare two
 versions of the data plane on a shared machine. With ``--src A --src B`` one Portway is
 started per source tree (``A/src`` first on ``PYTHONPATH``) and the runs are
-interleaved (A, B, A, B, ...), so a busy moment on the machine falls on both alike;
+interleaved (A B, B A, A B, ...), so a busy moment on the machine falls on both alike;
 ``--together`` loads them at the same moment instead (two wrk at once), which pairs the
 runs more tightly. The median of the run-by-run ratios is printed last.
 
@@ -147,8 +147,10 @@ def main(argv: list[str]) -> int:
                     if args.together:  # same moment, same machine state: a paired sample
                         with ThreadPoolExecutor(len(targets)) as pool:
                             results = list(pool.map(lambda t: t.run(directory, load), targets))
-                    else:
-                        results = [target.run(directory, load) for target in targets]
+                    else:  # A B, then B A: neither tree always runs first
+                        order = targets if rep % 2 == 0 else targets[::-1]
+                        ran = {id(t): t.run(directory, load) for t in order}
+                        results = [ran[id(t)] for t in targets]
                 except RuntimeError as exc:  # an error response: the whole pair is dropped
                     print(f"#{rep + 1} dropped: {exc}", flush=True)
                     continue

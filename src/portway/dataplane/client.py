@@ -488,7 +488,7 @@ class ClientConnection(asyncio.Protocol):
         self.state.expect_backend(wait, plan.idle, plan.total)
         pending = ex.pending
         if pending:  # body bytes read before a connection was bound: one send with the head
-            ex.pending = []
+            ex.pending = None
             ex.body_sent = True
             pending.insert(0, ex.encoded)
             conn.start(self, b"".join(pending), ex.head.method == b"HEAD")
@@ -500,6 +500,8 @@ class ClientConnection(asyncio.Protocol):
         if up is not None and up.transport is not None:
             ex.body_sent = True
             up.transport.writelines(pieces)
+        elif ex.pending is None:
+            ex.pending = list(pieces)
         else:
             ex.pending.extend(pieces)
 
