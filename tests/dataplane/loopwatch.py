@@ -19,7 +19,9 @@ trustworthy in the VM the tests run in), and a GIL hand-over costs up to the 5 m
 interval. Two measures are immune to both:
 
 - ``cpu``: CPU time used by one callback (one frame object seen in a row): a callback
-  computing that long. A thread waiting for a CPU or for the GIL uses none.
+  computing that long. A thread waiting for a CPU or for the GIL uses none. Garbage
+  collections that happen to run on the loop's thread are left out (``gc.callbacks``):
+  their length is the test process's heap, not the callback's work.
 - ``sleep``: wall time the thread spent asleep, inside a callback, in a system call
   other than ``futex`` (the GIL, locks): ``time.sleep``, a blocking ``recv`` or
   ``connect``, file I/O that had to wait. A sleeping thread is not waiting for a CPU,
@@ -32,6 +34,8 @@ limits and their reasons are below.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import inspect
 import platform
 import sys
@@ -89,11 +93,14 @@ class LoopWatch:
     _stop: threading.Event = field(default_factory=threading.Event)
     _ready: threading.Event = field(default_factory=threading.Event)
     _sampler: threading.Thread | None = None
+    _gc_cpu: float = 0.0  # CPU the loop's thread spent collecting garbage, in total
+    _gc_from: float = 0.0
 
     def start(self) -> None:
         self.loop.call_soon_threadsafe(self._begin)
         if not self._ready.wait(10):
             raise RuntimeError("the watched loop does not run")
+        gc.callbacks.append(self._gc)
         self._sampler = threading.Thread(target=self._run, daemon=True, name="loopwatch")
         self._sampler.start()
 
@@ -101,6 +108,19 @@ class LoopWatch:
         self._stop.set()
         if self._sampler is not None:
             self._sampler.join(5)
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(self._gc)
+
+    def _gc(self, phase: str, info: dict[str, int]) -> None:
+        # A collection runs in whichever thread allocates when it is due, and its length
+        # depends on the whole heap: the test process's, far larger than a worker's (which
+        # freezes its start-up heap). It is the process's pause, not the callback's work.
+        if threading.get_ident() != self._ident:
+            return
+        if phase == "start":
+            self._gc_from = time.thread_time()
+        else:
+            self._gc_cpu += time.thread_time() - self._gc_from
 
     def _begin(self) -> None:  # on the loop's thread, once
         self._ident = threading.get_ident()
@@ -117,7 +137,7 @@ class LoopWatch:
         while not self._stop.wait(SAMPLE):
             frame = _callback_frame(sys._current_frames().get(self._ident))
             step = _step(frame)
-            cpu_now = time.clock_gettime(clock)
+            cpu_now = time.clock_gettime(clock) - self._gc_cpu  # (a collection holds the GIL)
             if step != seen:
                 seen, cpu_from, asleep_from = step, cpu_now, 0.0
                 reported.clear()
