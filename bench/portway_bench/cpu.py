@@ -36,16 +36,17 @@ from portway_bench.targets import PORTWAY, configure_portway
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def tree_ticks(root: int) -> int:
-    """User + system ticks of ``root`` and its live descendants (fields 14 and 15)."""
-    total = 0
+def tree_ticks(root: int) -> tuple[int, int]:
+    """User and system ticks of ``root`` and its live descendants (fields 14 and 15)."""
+    user = system = 0
     for pid in descendants(root) | {root}:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (after pid, comm, state)
-    return total
+        user += int(fields[11])  # utime, stime (after pid, comm, state)
+        system += int(fields[12])
+    return user, system
 
 
 @dataclass
@@ -58,6 +59,7 @@ class Portway:
     ports: dict[str, int] = field(default_factory=dict)
     samples: list[float] = field(default_factory=list)  # µs of CPU per request, per run
     rates: list[float] = field(default_factory=list)  # req/s, per run
+    user: list[float] = field(default_factory=list)  # the user-space part of each run's µs
 
     def start(self, directory: Path, origin: int, index: int) -> None:
         data = directory / f"data-{index}"
@@ -80,11 +82,12 @@ class Portway:
         assert self.server is not None and self.server.proc is not None
         return self.server.proc.pid
 
-    def run(self, directory: Path, load: wrk.Load) -> tuple[float, float]:
-        before = tree_ticks(self.pid())
+    def run(self, directory: Path, load: wrk.Load) -> tuple[float, float, float]:
+        """µs of CPU per request (all, user space), and req/s, of one wrk run."""
+        user0, system0 = tree_ticks(self.pid())
         argv = wrk.command(directory, load, self.ports["http"])
         out = subprocess.run(argv, capture_output=True, text=True, timeout=load.duration + 60)
-        spent = tree_ticks(self.pid()) - before
+        user1, system1 = tree_ticks(self.pid())
         try:
             result = wrk.parse(out.stdout + out.stderr)
         except RuntimeError:
@@ -98,12 +101,14 @@ class Portway:
                 f"{self.src}: wrk: {out.stdout[-400:]}; now {probe.status_code} "
                 f"{probe.text[:200]!r}; log: {self.server.tail(10)}"
             )
-        return spent / TICK * 1e6 / result.requests, result.rps
+        per_request = 1e6 / TICK / result.requests
+        user = (user1 - user0) * per_request
+        return (user1 - user0 + system1 - system0) * per_request, user, result.rps
 
     def idle_ticks_per_s(self, seconds: float) -> float:
-        before = tree_ticks(self.pid())
+        before = sum(tree_ticks(self.pid()))
         time.sleep(seconds)
-        return (tree_ticks(self.pid()) - before) / seconds
+        return (sum(tree_ticks(self.pid())) - before) / seconds
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -154,10 +159,15 @@ def main(argv: list[str]) -> int:
                 except RuntimeError as exc:  # an error response: the whole pair is dropped
                     print(f"#{rep + 1} dropped: {exc}", flush=True)
                     continue
-                for target, (us, rps) in zip(targets, results, strict=True):
+                for target, (us, user, rps) in zip(targets, results, strict=True):
                     target.samples.append(us)
+                    target.user.append(user)
                     target.rates.append(rps)
-                    print(f"#{rep + 1} {target.src}: {us:.1f} µs/req {rps:.0f} req/s", flush=True)
+                    print(
+                        f"#{rep + 1} {target.src}: {us:.1f} µs/req ({user:.1f} user) "
+                        f"{rps:.0f} req/s",
+                        flush=True,
+                    )
         finally:
             for target in targets:
                 if target.server is not None:
@@ -167,7 +177,8 @@ def main(argv: list[str]) -> int:
         print(
             f"{target.src}: median {statistics.median(target.samples):.1f} µs CPU/request "
             f"(runs: {', '.join(f'{s:.1f}' for s in target.samples)}); "
-            f"median {statistics.median(target.rates):.0f} req/s"
+            f"median {statistics.median(target.rates):.0f} req/s; "
+            f"user space: median {statistics.median(target.user):.1f} µs"
         )
     first = targets[0]
     for target in targets[1:]:  # run by run, so slow moments cancel out
