@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import http.server
+import os
 import socket
 import threading
 import time
@@ -25,6 +26,7 @@ from portway.model.backend_policy import BackendPolicy
 from portway.observability.access_log import AccessLog
 from portway.router import RouteTable, Snapshot
 from tests.conftest import TEST_POLICY
+from tests.dataplane.loopwatch import LoopWatch
 from tests.dataplane.wsorigin import WsOrigin
 
 CHUNK = b"x" * 65536
@@ -198,8 +200,56 @@ def origin(make_origin: Callable[[str], Origin]) -> Origin:
     return make_origin("one")
 
 
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A loopback port where connecting hangs: a listener with a full accept queue, so
+    Linux drops further SYNs (a backend that never answers, without leaving 127/8)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    filler = socket.create_connection(listener.getsockname())
+    try:
+        yield int(listener.getsockname()[1])
+    finally:
+        filler.close()
+        listener.close()
+
+
+# Every data plane loop a test starts, for the autouse check below.
+WATCHES: list[LoopWatch] = []
+
+
+@pytest.fixture(autouse=True)
+def loop_never_blocks(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test during which one callback held a data plane's loop for more than a
+    few ms (a blocking call or a long computation; see loopwatch.py for the limits).
+    Set up before the test's other fixtures, so it checks after they stopped the loop."""
+    first = len(WATCHES)
+    yield
+    watches = WATCHES[first:]
+    del WATCHES[first:]
+    report = os.environ.get("PORTWAY_LOOPWATCH_REPORT")  # worst values, to tune limits
+    if report and watches:
+        with open(report, "a") as out:
+            out.write(f"{request.node.nodeid} {worst_of(watches)}\n")
+    check_watches(watches)
+
+
+def worst_of(watches: list[LoopWatch]) -> str:
+    return " ".join(
+        f"{kind}={max(w.worst[kind] for w in watches) * 1000:.2f}ms" for kind in ("cpu", "sleep")
+    )
+
+
+def check_watches(watches: list[LoopWatch]) -> None:
+    blocks = [block for w in watches for block in w.blocks]
+    if blocks:
+        pytest.fail("\n\n".join(str(b) for b in blocks), pytrace=False)
+
+
 class ProxyRunner:
-    """A DataPlane serving on 127.0.0.1:<free port> from a background uvloop thread."""
+    """A DataPlane serving on 127.0.0.1:<free port> from a background uvloop thread,
+    watched by a LoopWatch."""
 
     def __init__(
         self,
@@ -214,6 +264,9 @@ class ProxyRunner:
         self.thread.start()
         self.backend_policy = backend_policy
         self.listen_port = port
+        self.watch = LoopWatch(self.loop)
+        self.watch.start()
+        WATCHES.append(self.watch)
         self.dp = self.call(self._start(settings, access_log))
         self.port = self.dp.bound_ports[0]
         self.version = 0
@@ -246,6 +299,7 @@ class ProxyRunner:
 
     def stop(self, drain_timeout: float = 2.0) -> None:
         self.call(self.dp.close(drain_timeout))
+        self.watch.stop()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
         self.loop.close()

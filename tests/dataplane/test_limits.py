@@ -164,3 +164,52 @@ def test_connection_limit_is_counted_per_listener(
     while runner.on_loop(lambda: sum(runner.dp.listener_connections.values())) != 0:
         assert time.monotonic() < deadline
         time.sleep(0.01)
+
+
+def test_first_byte_timeout_runs_from_the_end_of_a_body_sent_in_pieces(
+    make_proxy: Callable[..., ProxyRunner], origin: Origin
+) -> None:
+    settings = DataPlaneSettings(
+        connect_timeout=1.0, read_timeout=5.0, client_header_timeout=1.0, keepalive_timeout=5.0
+    )
+    runner = make_proxy(settings)
+    runner.route(
+        proxy_for("app.example.org", origin.backend(), timeouts=Timeouts(first_byte=0.3, idle=5.0))
+    )
+    with socket.create_connection(("127.0.0.1", runner.port), timeout=5) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(b"POST /slow HTTP/1.1\r\n" + H_APP + b"Content-Length: 10\r\n\r\n01234")
+        time.sleep(0.2)  # the request is bound to the backend; the body's end comes later
+        sock.sendall(b"56789")
+        sent = time.monotonic()
+        answer = sock.recv(65536)
+    # /slow answers after 2 s: the 504 must come from first_byte, not from idle (5 s).
+    assert status_of(answer) == 504
+    assert time.monotonic() - sent < 1.5
+
+
+def test_first_byte_timeout_applies_to_a_pipelined_request_on_a_reused_connection(
+    make_proxy: Callable[..., ProxyRunner], origin: Origin
+) -> None:
+    # The second request goes out on the backend connection the first answer just freed,
+    # from inside that connection's read callback: its first-byte timer must hold.
+    settings = DataPlaneSettings(
+        connect_timeout=1.0, read_timeout=5.0, client_header_timeout=1.0, keepalive_timeout=5.0
+    )
+    runner = make_proxy(settings)
+    runner.route(
+        proxy_for("app.example.org", origin.backend(), timeouts=Timeouts(first_byte=0.3, idle=5.0))
+    )
+    with socket.create_connection(("127.0.0.1", runner.port), timeout=3) as sock:
+        started = time.monotonic()
+        sock.sendall(
+            b"GET /a HTTP/1.1\r\n" + H_APP + b"\r\nGET /slow HTTP/1.1\r\n" + H_APP + b"\r\n"
+        )
+        data = b""
+        while data.count(b"HTTP/1.1 ") < 2 and (part := sock.recv(65536)):
+            data += part
+        elapsed = time.monotonic() - started
+    statuses = [int(part.split(b" ", 1)[0]) for part in data.split(b"HTTP/1.1 ")[1:]]
+    assert statuses == [200, 504]
+    assert elapsed < 1.8  # /slow would have answered 200 after 2 s
+    assert len(origin.connections) == 1  # both went over the same backend connection

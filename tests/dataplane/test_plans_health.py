@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from portway.dataplane.exchange import Exchange
 from portway.dataplane.plans import Plan, Plans
 from portway.dataplane.pool import UpstreamPool
 from portway.dataplane.settings import DataPlaneSettings
 from portway.dataplane.upstream import UpstreamConnection
 from portway.health.passive import Outcome
 from portway.model import Backend, Proxy
-from portway.protocol.request import RequestHead
 
 PID = "app/"
 
@@ -31,17 +29,24 @@ def plans(**settings: Any) -> Plans:
     return Plans(pool, DataPlaneSettings(**settings))
 
 
-def exchange(plan: Plan, backend_id: str, *, body_done: bool = True) -> Exchange:
-    ex = Exchange(RequestHead(1024), 0.0)
-    ex.plan = plan
-    ex.backend = next(b for b in plan.proxy.backends if b.id == backend_id)
-    ex.body_done = body_done
-    return ex
+def report(
+    p: Plans,
+    plan: Plan,
+    backend_id: str,
+    outcome: Outcome,
+    now: float = 0.0,
+    *,
+    body_done: bool = True,
+    status: int = 0,
+) -> None:
+    """One exchange's outcome on ``backend_id``, as the client connection reports it."""
+    backend = next(b for b in plan.proxy.backends if b.id == backend_id)
+    p.report(plan, backend, outcome, now, request_sent=body_done, status=status)
 
 
 def fail(p: Plans, plan: Plan, backend_id: str, times: int, **kw: bool) -> None:
     for _ in range(times):
-        p.report(exchange(plan, backend_id, **kw), Outcome.NO_ANSWER, 0.0)
+        report(p, plan, backend_id, Outcome.NO_ANSWER, **kw)
 
 
 def ids(plan: Plan) -> list[str]:
@@ -53,8 +58,8 @@ def test_failures_before_the_whole_request_was_read_do_not_eject() -> None:
     plan = p.get(proxy("a", "b"))
     fail(p, plan, "a", 10, body_done=False)
     for _ in range(10):
-        p.report(exchange(plan, "a", body_done=False), Outcome.ANSWERED, 0.0, 502)
-        p.report(exchange(plan, "a", body_done=False), Outcome.TIMED_OUT, 0.0)
+        report(p, plan, "a", Outcome.ANSWERED, body_done=False, status=502)
+        report(p, plan, "a", Outcome.TIMED_OUT, body_done=False)
     assert p.outliers.ejected() == frozenset()
     fail(p, plan, "a", 3)
     assert p.outliers.ejected() == {(PID, "a")}
@@ -65,7 +70,7 @@ def test_connect_failures_count_even_while_the_body_is_still_arriving() -> None:
     p = plans()
     plan = p.get(proxy("a", "b"))
     for _ in range(3):
-        p.report(exchange(plan, "a", body_done=False), Outcome.CONNECT_FAILED, 0.0)
+        report(p, plan, "a", Outcome.CONNECT_FAILED, body_done=False)
     assert p.outliers.ejected() == {(PID, "a")}
 
 
@@ -122,7 +127,7 @@ def test_room_comes_back_when_an_ejection_ends() -> None:
     fail(p, plan, "b", 3)  # refused: a is out
     assert p.outliers.ejected() == {(PID, "a")}
     p.expire(10.0)
-    p.report(exchange(plan, "b"), Outcome.NO_ANSWER, 10.0)  # one more is enough now
+    report(p, plan, "b", Outcome.NO_ANSWER, 10.0)  # one more is enough now
     assert p.outliers.ejected() == {(PID, "b")}
     assert ids(plan) == ["a"]
 
@@ -131,6 +136,6 @@ def test_an_answer_below_500_is_a_success_even_before_the_body_is_read() -> None
     p = plans()
     plan = p.get(proxy("a", "b"))
     fail(p, plan, "a", 2)
-    p.report(exchange(plan, "a", body_done=False), Outcome.ANSWERED, 0.0, 408)
+    report(p, plan, "a", Outcome.ANSWERED, body_done=False, status=408)
     fail(p, plan, "a", 2)
     assert p.outliers.ejected() == frozenset()

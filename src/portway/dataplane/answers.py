@@ -1,65 +1,31 @@
 """Answers the proxy writes itself: error pages, the HTTPS redirect, a last word.
 
-Each ends the current exchange the way a backend's answer would (recorded, keep-alive
-kept when the request stream is still in sync), or cuts the connection when bytes of
-another answer already left.
+Each helper returns the bytes to send and whether the connection closes after them; it
+changes nothing. The client connection writes the bytes and ends the exchange the way a
+backend's answer would (recorded; kept alive when the request stream is in sync, as
+``ConnState.must_close`` says).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from portway.dataplane.recording import record
 from portway.protocol import pages
 from portway.protocol.redirect import https_location, redirect_response
 
-if TYPE_CHECKING:
-    from portway.dataplane.exchange import Exchange
-    from portway.dataplane.responding import Responding
+
+def error_page(status: int, *, head_only: bool, close: bool) -> tuple[bytes, bool]:
+    """The page for ``status``; some statuses always close (the stream is not trusted)."""
+    close = close or status in pages.ALWAYS_CLOSE
+    if head_only:  # a HEAD request: the same head, no body
+        return pages.error_head_only(status, close=close), close
+    return pages.error_response(status, close=close), close
 
 
-def fail_current(conn: Responding, status: int) -> None:
-    """End the current exchange with an error page, or cut it if bytes already left."""
-    ex = conn.current
-    assert ex is not None
-    conn._drop_upstream(ex)
-    if ex.response_started:
-        record(conn, ex)
-        conn._close()
-        return
-    close = (
-        status in pages.ALWAYS_CLOSE
-        or not ex.body_done
-        or not ex.head.keep_alive
-        or ex.close_after
-        or conn.dp.draining
-    )
-    if ex.head.method == b"HEAD":
-        page = pages.error_head_only(status, close=close)
-    else:
-        page = pages.error_response(status, close=close)
-    _answer(conn, ex, status, page, close)
+def redirect(host: str, url: bytes, https_port: int, *, close: bool) -> tuple[bytes, bool]:
+    """301 to the HTTPS listener for every method (the body is never read)."""
+    return redirect_response(https_location(host, url, https_port), close=close), close
 
 
-def redirect(conn: Responding, ex: Exchange, host: str) -> None:
-    """301 to the HTTPS listener for every method (never read the body)."""
-    dp = conn.dp
-    close = not ex.body_done or not ex.head.keep_alive or ex.close_after or dp.draining
-    location = https_location(host, ex.head.url, dp.https_port)
-    _answer(conn, ex, 301, redirect_response(location, close=close), close)
-
-
-def answer_and_close(conn: Responding, status: int) -> None:
-    """A page outside any exchange (a broken request stream, a slow head), then close."""
-    conn.out.append(pages.error_response(status, close=True))
-    conn.dp.metrics.observe("", "", status, 0.0)
-    conn._close()
-
-
-def _answer(conn: Responding, ex: Exchange, status: int, answer: bytes, close: bool) -> None:
-    conn.out.append(answer)
-    ex.status = status
-    ex.bytes_out = len(answer)
-    ex.response_started = True
-    ex.close_after = close
-    conn._finish(ex)
+def last_word(status: int) -> bytes:
+    """A page outside any exchange (a broken request stream, a slow head, a full
+    listener); the connection always closes after it."""
+    return pages.error_response(status, close=True)

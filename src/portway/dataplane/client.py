@@ -1,39 +1,56 @@
-"""One client connection: parse requests and feed them to the exchange side.
+"""One client connection: the ``asyncio.Protocol`` that carries out the decisions.
 
-States: IDLE (keep-alive, waiting for a first byte), HEAD (a request head is arriving;
-the slowloris timer runs), BUSY (an exchange is in flight), TUNNEL (spliced to a backend
-after a WebSocket 101; see ``tunnel``). Requests are answered in order: bytes that arrive
-while a complete request waits for its answer are stashed unparsed and reading pauses
-until the answer is done, so a pipelining client never makes the proxy buffer more than
-one read. Requests parsed from the same read as an earlier one wait in ``queue``.
+:class:`ClientConnection` owns the transport, the llhttp request parser and the output
+buffer ``out``; it asks :class:`~portway.dataplane.conn_state.ConnState` (phases,
+deadlines, the keep-alive rule, flow control, timeouts) and ``forwarding`` (route,
+backend, retry) what to do, and does it. The backend's answer comes back through the
+:class:`~portway.dataplane.upstream.ResponseSink` methods; the proxy's own answers are
+bytes from ``answers``; the end of an exchange is ``recording``'s.
 
-Flow control and timeouts live in ``pacing``; what happens once a head is parsed lives
-in ``downstream``.
+Requests are answered in order: bytes that arrive while a complete request waits for its
+answer are stashed unparsed and reading pauses until the answer is done, so a pipelining
+client never makes the proxy buffer more than one read. Requests parsed from the same
+read as an earlier one wait in ``queue``. Body bytes go straight into ``out`` from the
+upstream parser's callbacks, and ``flush`` writes them once per read.
+
+Health bookkeeping costs nothing for a healthy fleet: the outlier detector is only told
+about a 5xx, a failure, or while it is watching a backend (the "passive health reports"
+below); persistence and HSTS only cost something when the proxy has them configured.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
+from functools import partial
 from time import monotonic
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 import httptools
 
-from portway.dataplane.answers import answer_and_close, fail_current
+from portway.dataplane import answers, forwarding, switching
+from portway.dataplane import conn_state as cs
+from portway.dataplane.conn_state import CLOSE, FEED_STASH, WAIT, ConnState
 from portway.dataplane.exchange import Exchange
-from portway.dataplane.pacing import Pacing
-from portway.dataplane.recording import record
-from portway.dataplane.responding import BUSY, HEAD, IDLE, NEVER
-from portway.dataplane.tls import handshake_of
+from portway.dataplane.picking import sticky_lines
+from portway.dataplane.plans import NO_LIMIT, Plan
+from portway.dataplane.pool import UpstreamPool
+from portway.dataplane.recording import record, unbind
+from portway.dataplane.shared import Shared
+from portway.dataplane.tls import Handshake, handshake_of
+from portway.dataplane.tunnel import Tunnel
+from portway.dataplane.upstream import UpstreamConnection, connect
 from portway.errors import ProtocolError, RemoteProtocolError
-from portway.protocol import chunked, pages
+from portway.health.passive import Outcome
+from portway.model import Backend
+from portway.protocol import chunked
 from portway.protocol import request as req
 from portway.protocol import websocket as ws
+from portway.protocol.forwarded import ForwardedContext
+from portway.protocol.redirect import HSTS_LINE, has_hsts
 from portway.protocol.request import RequestHead
-
-if TYPE_CHECKING:
-    from portway.dataplane.server import DataPlane
-
+from portway.protocol.response import ResponseHead
+from portway.router import Snapshot
 
 _HTTP11_END = b" HTTP/1.1\r\n"
 
@@ -46,63 +63,84 @@ def _status_of(exc: Exception) -> int:
     return 400
 
 
-class ClientConnection(Pacing):
+class ClientConnection(asyncio.Protocol):
     __slots__ = (
         "_chunk",
         "_head_bytes",
+        "_last_route",
         "_parser",
         "_pumping",
-        "fatal",
+        "_stash",
+        "current",
+        "dp",
+        "fwd",
         "head",
         "listen_port",
+        "out",
+        "peer",
+        "queue",
+        "receiving",
+        "state",
+        "tls",
+        "transport",
+        "tunnel",
     )
 
-    def __init__(self, dp: DataPlane) -> None:
-        super().__init__(dp)
+    def __init__(self, dp: Shared) -> None:
+        self.dp = dp
+        self.state = ConnState(dp, dp.settings)
+        self.transport: asyncio.Transport | None = None
         self._parser = httptools.HttpRequestParser(self)
-        self.head: RequestHead | None = None
-        self.fatal = 0
+        self.out: list[bytes] = []
+        self.head: RequestHead | None = None  # the head being parsed
+        self.receiving: Exchange | None = None  # the request whose body is arriving
+        self.current: Exchange | None = None  # the request being answered
+        self.queue: deque[Exchange] = deque()  # parsed, waiting for ``current`` to end
+        self.peer = ""
+        self.listen_port = 0
+        self.fwd: ForwardedContext | None = None
+        self.tls: Handshake | None = None  # set on HTTPS connections by connection_made
+        self.tunnel: Tunnel | None = None
+        self._stash = b""  # bytes read while an answer was pending, not parsed yet
         self._head_bytes = 0
         self._pumping = False
         self._chunk = b""  # the read being parsed, until its first head is complete
-        self.listen_port = 0
+        # (snapshot, url, raw Host, plan) of the last routed request; see _start.
+        self._last_route: tuple[Snapshot, bytes, bytes, Plan] | None = None
 
     # -- asyncio callbacks ------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport, so no isinstance here.
-        self.transport = cast(asyncio.Transport, transport)
+        self.transport = transport = cast(asyncio.Transport, transport)
         dp = self.dp
         local = transport.get_extra_info("sockname")
         port = local[1] if local else 0
-        counts = dp.listener_connections  # the limit is per listener, as in nginx/HAProxy
-        if counts.get(port, 0) >= dp.settings.max_connections:
+        if not dp.admit(self, port):  # the limit is per listener, as in nginx/HAProxy
             # Over the limit: answer at once rather than let the client hang. A FIN after
             # the page, no reading, and an abort a second later: closing with the request
             # unread would send a RST that can destroy the page before the client reads it.
-            self.closing = True
-            self.transport.write(pages.error_response(503, close=True))
-            self.transport.write_eof()
-            self.transport.pause_reading()
-            asyncio.get_running_loop().call_later(1.0, self.transport.abort)
+            self.state.close()
+            transport.write(answers.last_word(503))
+            transport.write_eof()
+            transport.pause_reading()
+            asyncio.get_running_loop().call_later(1.0, transport.abort)
             return
-        counts[port] = counts.get(port, 0) + 1
         self.listen_port = port
         peer = transport.get_extra_info("peername")
         self.peer = peer[0] if peer else "unknown"
         self.tls = handshake_of(transport)
         self.fwd = dp.forwarded.get(self.peer, port, b"http" if self.tls is None else b"https")
-        dp.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closing = True
-        self._forget()
+        self.state.close()
+        self.dp.forget(self, self.listen_port)
         ex, self.current = self.current, None
         if ex is not None:
             self._drop_upstream(ex)
             if not ex.response_started:
                 ex.status = 499  # nginx's "client closed request"
-            record(self, ex)
+            record(self.dp, ex, self.peer)
         self.queue.clear()
 
     def data_received(self, data: bytes) -> None:
@@ -116,19 +154,73 @@ class ClientConnection(Pacing):
         self._feed(data)
 
     def eof_received(self) -> bool | None:
+        # True keeps the transport half-open: the pending answer still goes out.
+        return True if self.state.client_eof(self.current is not None, bool(self.queue)) else None
+
+    def pause_writing(self) -> None:
+        # The client reads slower than the backend sends: stop reading the backend.
         ex = self.current
-        if ex is not None and not self.queue:
-            ex.close_after = True  # half-closed client: still send its answer, then close
-            return True
-        return None
+        if ex is not None and ex.upstream is not None:
+            ex.upstream.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.state.touch()
+        ex = self.current
+        if ex is not None and ex.upstream is not None:
+            ex.upstream.resume_reading()
+
+    # -- the data plane's side (Tracked) ------------------------------------------------
+
+    def on_timeout(self) -> None:
+        """Called by the data plane's sweep once ``state.expired(now)``."""
+        ex = self.current
+        if ex is None:
+            decision = self.state.timed_out(False, False, False)
+        else:
+            decision = self.state.timed_out(
+                True,
+                ex.connect_task is not None,
+                self.receiving is ex and not ex.response_started,
+            )
+        if decision == cs.NOTHING:
+            return
+        if decision == cs.CLOSE_TUNNEL:
+            assert self.tunnel is not None
+            self.tunnel.close()
+        elif decision == cs.CLOSE_IDLE:
+            self._close()
+        elif decision == cs.ANSWER_408:
+            self._last_word(408)
+        else:
+            assert ex is not None
+            if decision == cs.CONNECT_FAILED:
+                assert ex.connect_task is not None
+                ex.connect_task.cancel()  # like a refused connection
+                ex.connect_task = None
+                self._backend_failed(ex, 502, Outcome.CONNECT_FAILED)
+                return
+            if decision == cs.BODY_408:
+                self._fail(408)
+            else:  # GATEWAY_TIMEOUT: the backend's fault
+                if not ex.response_started and ex.backend is not None:
+                    self._report(ex, Outcome.TIMED_OUT)
+                self._fail(504)
+            self.flush()
+
+    def close_if_idle(self) -> None:
+        """Close unless a request is in flight or half-received (used by the drain)."""
+        if self.current is None and self.head is None and not self.queue:
+            self._close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    # -- reading and parsing ------------------------------------------------------------
 
     def _feed(self, data: bytes) -> None:
-        settings = self.dp.settings
-        if self.state == IDLE:
-            self.state = HEAD
-            self.deadline = self.dp.now + settings.client_header_timeout
-        elif self.state == BUSY:
-            self.deadline = self.dp.now + self.idle
+        state = self.state
+        state.read()  # before the parse, whose outcome (a body's end) sets the deadline last
         # Between messages (no head, no body in progress) the read starts a request line.
         self._chunk = data if self.head is None and self.receiving is None else b""
         try:
@@ -142,13 +234,23 @@ class ClientConnection(Pacing):
                 self._check_head_size(len(data))
         self._chunk = b""
         self._pump()
-        # Reading, nothing half-read or held, parser alive: _update_reading would not act.
-        if self.receiving is not None or self._stash or self._parser_is_dead or not self._reading:
+        # Reading, nothing half-read or held, parser alive: reading_change would keep.
+        if self.receiving is not None or self._stash or state.parser_dead or not state.reading:
             self._update_reading()
         if self.out:
             self.flush()
 
-    # -- llhttp callbacks ------------------------------------------------------------
+    def _update_reading(self) -> None:
+        receiving = self.receiving
+        flowing = (
+            receiving is not None and receiving is self.current and receiving.upstream is not None
+        )
+        change = self.state.reading_change(receiving is not None, flowing, bool(self._stash))
+        if change and self.transport is not None:
+            if change == cs.RESUME:
+                self.transport.resume_reading()
+            else:
+                self.transport.pause_reading()
 
     # No on_message_begin: every request starts with its URL, so the head is made by the
     # first on_url, which saves llhttp one call into Python per request.
@@ -177,7 +279,17 @@ class ClientConnection(Pacing):
         method = head.method
         if method == b"CONNECT":
             raise ProtocolError("CONNECT is not proxied", status=405)
-        head.complete(method, self._version(method, head.url), parser.should_keep_alive())
+        # get_http_version() formats a new str each call (~240 ns). A read that began
+        # between messages and starts with this very request line says the version: the
+        # line is at offset 0 (a method cannot hold the SP that would make a partial method
+        # from the last read line up, and llhttp-skipped CRLFs do not match). Only the
+        # read's first head qualifies; any other case asks llhttp.
+        chunk, self._chunk = self._chunk, b""
+        if chunk and chunk.startswith(b"".join((method, b" ", head.url, _HTTP11_END))):
+            version = "1.1"
+        else:
+            version = parser.get_http_version()
+        head.complete(method, version, parser.should_keep_alive())
         ex = Exchange(head, monotonic())
         if head.upgrade is not None and ws.wants_websocket(head.upgrade):
             ex.ws_key = ws.check_request(
@@ -189,22 +301,7 @@ class ClientConnection(Pacing):
             )
         # Any other Upgrade (h2c, ...) was dropped from the head: served as plain HTTP.
         self.receiving = ex
-        self.queue.append(ex)
-        if self.state != BUSY:
-            self.state = BUSY
-            self.deadline = self.dp.now + self.idle
-
-    def _version(self, method: bytes, url: bytes) -> str:
-        # get_http_version() formats a new str each call (~240 ns). A read that began
-        # between messages and starts with this very request line says the version: the
-        # line is at offset 0 (a method cannot hold the SP that would make a partial method
-        # from the last read line up, and llhttp-skipped CRLFs do not match). Only the
-        # read's first head qualifies; any other case asks llhttp.
-        chunk, self._chunk = self._chunk, b""
-        if chunk and chunk.startswith(b"".join((method, b" ", url, _HTTP11_END))):
-            return "1.1"
-        version: str = self._parser.get_http_version()
-        return version
+        self.queue.append(ex)  # started by _pump once the read is parsed
 
     def on_body(self, data: bytes) -> None:
         ex = self.receiving
@@ -226,10 +323,9 @@ class ClientConnection(Pacing):
         if ex.head.framing == req.CHUNKED:
             self._send_body(ex, (chunked.LAST_CHUNK,))
         ex.body_done = True
-        if ex.upstream is not None and not ex.response_started and ex.plan is not None:
-            self.deadline = self.dp.now + ex.plan.first_byte  # the request is all sent
-
-    # -- request side ------------------------------------------------------------
+        plan = ex.plan
+        if ex.upstream is not None and not ex.response_started and plan is not None:
+            self.state.expect_backend(plan.first_byte, plan.idle, plan.total)  # all sent
 
     def _check_head_size(self, received: int) -> None:
         # llhttp has no size limits of its own: count the raw bytes of an unfinished head
@@ -244,74 +340,398 @@ class ClientConnection(Pacing):
     def _on_upgrade(self, rest: bytes) -> None:
         # llhttp stops at an Upgrade request: nothing after it can be parsed as HTTP. A
         # WebSocket handshake may become a tunnel (``rest`` is then its first frames);
-        # anything else is answered as plain HTTP and the connection closes after it.
-        self._parser_is_dead = True
+        # anything else is answered as plain HTTP and the connection closes after it
+        # (the parser is dead: see ConnState.must_close).
+        self.state.stream_broken(0)
         self._stash += rest
-        ex = self.receiving or (self.queue[-1] if self.queue else None)
-        if ex is not None:
-            ex.close_after = True
-            if self.receiving is ex:
-                self.on_message_complete()
+        if self.receiving is not None:
+            self.on_message_complete()
 
     def _parse_failed(self, status: int) -> None:
         """The request stream is broken: answer what came before, then ``status``."""
-        self._parser_is_dead = True
         self.head = None
         broken, self.receiving = self.receiving, None
+        if broken is not None and broken is self.current:
+            self.state.stream_broken(0)
+            self._fail(status)
+            return
         if broken is not None:
-            if broken is self.current:
-                fail_current(self, status)
-                return
             self.queue.remove(broken)  # never forwarded: it had not started yet
-        self.fatal = status
+        self.state.stream_broken(status)
 
-    def _forget(self) -> None:
-        dp = self.dp
-        if self in dp.connections:  # refused connections were never counted
-            dp.connections.discard(self)
-            dp.listener_connections[self.listen_port] -= 1
+    # -- starting exchanges ------------------------------------------------------------
 
     def _pump(self) -> None:
         if self._pumping:  # re-entered from _finish: the loop below continues instead
             return
         self._pumping = True
         try:
-            while self.current is None and not self.closing:
+            state = self.state
+            while self.current is None and not state.closing:
                 if self.queue:
                     self.current = ex = self.queue.popleft()
                     self._start(ex)
-                elif self.fatal:
-                    answer_and_close(self, self.fatal)
+                elif state.owed:
+                    self._last_word(state.owed)
                 else:
                     break
         finally:
             self._pumping = False
 
+    def _start(self, ex: Exchange) -> None:
+        head = ex.head
+        # Keep-alive clients repeat Host and URL: the last lookup holds while the same
+        # snapshot object is in force (every swap is a new object, so this is exact).
+        last = self._last_route
+        if (
+            last is not None
+            and last[0] is self.dp.snapshot
+            and last[1] == head.url
+            and last[2] == head.host
+        ):
+            plan: Plan | None = last[3]
+        else:
+            plan = self._route(ex)
+        if plan is None:
+            return  # answered already (400, 421, 404, 301)
+        ex.plan = plan
+        if plan.max_body != NO_LIMIT and forwarding.body_too_large(plan, head, ex.received):
+            self._fail(413)  # before reading the body: we never ask for it
+            return
+        if plan.plain:  # forwarding.choose(), inlined: this runs once per request
+            backend = plan.balancer.pick(plan.live(), self.peer)
+        else:
+            backend = forwarding.choose(plan, head, self.peer)
+        if backend is None:
+            self._fail(503)
+            return
+        fwd = self.fwd
+        assert fwd is not None
+        if fwd.trusted:
+            lines = fwd.lines(
+                head.host,
+                xff=head.xff,
+                xfproto=head.xfproto,
+                xfhost=head.xfhost,
+                xfport=head.xfport,
+                forwarded=head.forwarded,
+            )
+        else:  # the common case, without a keyword-argument call
+            lines = fwd.untrusted_lines(head.host)
+        ex.encoded = head.encode(lines + ws.UPGRADE_LINES if ex.ws_key else lines)
+        self._bind(ex, backend)
+
+    def _route(self, ex: Exchange) -> Plan | None:
+        """The plan for ``ex``, or None after answering (and then nothing is cached)."""
+        dp = self.dp
+        head = ex.head
+        host = dp.host_key(head.host)
+        snapshot = dp.snapshot
+        found = forwarding.route(snapshot, dp.plans, head, host, self.tls)
+        if isinstance(found, Plan):
+            self._last_route = (snapshot, head.url, head.host, found)
+            return found
+        if found == forwarding.TO_HTTPS:
+            assert host is not None
+            close = self.state.must_close(head.keep_alive, ex.body_done, dp.draining)
+            page, close = answers.redirect(host, head.url, dp.https_port, close=close)
+            self._answered(ex, 301, page, close)
+        else:
+            self._fail(found)
+        return None
+
+    def _bind(self, ex: Exchange, backend: Backend) -> None:
+        plan = ex.plan
+        assert plan is not None
+        ex.backend = backend
+        if plan.counts_load:  # only least_conn and random read the in-flight counts
+            inflight = self.dp.plans.inflight
+            inflight[backend.id] = inflight.get(backend.id, 0) + 1
+            ex.counted = True
+        bucket = ex.bucket = plan.buckets[backend.id]
+        idle = bucket.idle  # UpstreamPool.acquire(), inlined for the usual live connection
+        conn = idle.pop() if idle else None
+        if len(idle) < bucket.low:  # the pool's trim must see this pop (see pool)
+            bucket.low = len(idle)
+        if conn is not None and not conn.usable:
+            conn = UpstreamPool.acquire(bucket)
+        if conn is not None:
+            self._attach(ex, conn, True)
+        else:
+            self._connect(ex)
+
+    def _connect(self, ex: Exchange) -> None:
+        """A new connection to the exchange's backend (the pool had none)."""
+        bucket, plan = ex.bucket, ex.plan
+        assert bucket is not None and plan is not None
+        self.state.expect_backend(plan.connect, plan.idle, plan.total)
+        # A task only when the pool is empty: at steady state requests reuse connections.
+        task = ex.connect_task = connect(self.dp.pool, bucket, self.dp.backend_policy)
+        task.add_done_callback(partial(self._connected, ex))
+
+    def _connected(
+        self, ex: Exchange, task: asyncio.Future[tuple[asyncio.BaseTransport, UpstreamConnection]]
+    ) -> None:
+        ex.connect_task = None
+        if task.cancelled():
+            return
+        if task.exception() is not None:
+            if ex is self.current:
+                self._backend_failed(ex, 502, Outcome.CONNECT_FAILED)
+            return
+        conn = task.result()[1]
+        if ex is not self.current or self.state.closing:
+            conn.release()  # the client went away meanwhile; the connection is still good
+            return
+        self._attach(ex, conn, False)
+        self._update_reading()
+        self.flush()
+
+    def _attach(self, ex: Exchange, conn: UpstreamConnection, reused: bool) -> None:
+        plan = ex.plan
+        assert plan is not None
+        ex.upstream = conn
+        conn.reused = reused
+        wait = plan.first_byte if ex.body_done else plan.idle
+        self.state.expect_backend(wait, plan.idle, plan.total)
+        pending = ex.pending
+        if pending:  # body bytes read before a connection was bound: one send with the head
+            ex.pending = None
+            ex.body_sent = True
+            pending.insert(0, ex.encoded)
+            conn.start(self, b"".join(pending), ex.head.method == b"HEAD")
+        else:
+            conn.start(self, ex.encoded, ex.head.method == b"HEAD")
+
+    def _send_body(self, ex: Exchange, pieces: tuple[bytes, ...]) -> None:
+        up = ex.upstream
+        if up is not None and up.transport is not None:
+            ex.body_sent = True
+            up.transport.writelines(pieces)
+        elif ex.pending is None:
+            ex.pending = list(pieces)
+        else:
+            ex.pending.extend(pieces)
+
+    def _backend_failed(
+        self, ex: Exchange, status: int, outcome: Outcome = Outcome.NO_ANSWER
+    ) -> None:
+        """Connecting failed or the backend hung up unanswered: retry elsewhere once."""
+        self._report(ex, outcome)
+        other = forwarding.retry_backend(ex, self.peer)
+        if other is not None:
+            ex.retried = True
+            unbind(self.dp, ex)
+            self._bind(ex, other)
+            self._update_reading()
+        else:
+            self._fail(status)
+        self.flush()
+
+    def _drop_upstream(self, ex: Exchange) -> None:
+        if ex.connect_task is not None:
+            ex.connect_task.cancel()
+            ex.connect_task = None
+        up, ex.upstream = ex.upstream, None
+        if up is not None:
+            up.abort()
+
+    # -- passive health reports ------------------------------------------------------------
+
+    def _report(self, ex: Exchange, outcome: Outcome, status: int = 0) -> None:
+        """What happened to this exchange on its backend, for the outlier detector (an
+        answer is reported only when it is a 5xx or the detector is watching)."""
+        plan, backend = ex.plan, ex.backend
+        assert plan is not None and backend is not None
+        self.dp.plans.report(
+            plan, backend, outcome, self.dp.now, request_sent=ex.body_done, status=status
+        )
+
+    # -- the backend's answer (ResponseSink) ------------------------------------------------
+
+    def backend_active(self) -> None:
+        self.state.touch()
+
+    def response_interim(self, head: bytes) -> None:
+        ex = self.current
+        if ex is not None and not ex.head.http10:  # HTTP/1.0 clients cannot take a 1xx
+            self.out.append(head)
+
+    def response_head(self, head: ResponseHead) -> None:
+        ex = self.current
+        assert ex is not None
+        dp = self.dp
+        request = ex.head
+        close = self.state.must_close(request.keep_alive, ex.body_done, dp.draining)
+        ex.status = status = head.status
+        plan = ex.plan
+        assert plan is not None
+        if status >= 500 or dp.plans.outliers.watching:
+            self._report(ex, Outcome.ANSWERED, status)
+        fwd = self.fwd
+        assert fwd is not None
+        extra = b""
+        if plan.sticky is not None:
+            extra = self._sticky(ex, head)
+        if self.tls is not None and plan.proxy.tls.hsts and not has_hsts(head.pieces):
+            extra += HSTS_LINE
+        encoded = head.encode(request.http10, close, request.host, fwd.scheme, extra)
+        self.out.append(encoded)
+        ex.bytes_out = len(encoded)
+        if dp.access_log is not None:
+            ex.upstream_at = monotonic()
+        ex.response_started = True
+        ex.close_after = head.close
+
+    def _sticky(self, ex: Exchange, head: ResponseHead) -> bytes:
+        plan, backend, fwd = ex.plan, ex.backend, self.fwd
+        assert plan is not None and plan.sticky is not None
+        assert backend is not None and fwd is not None
+        secure = fwd.scheme == b"https"
+        return sticky_lines(plan.sticky, backend, self.peer, ex.head, head, secure=secure)
+
+    def response_done(self, conn: UpstreamConnection, reusable: bool) -> None:
+        ex = self.current
+        if ex is None or ex.upstream is not conn:
+            conn.close()
+            return
+        ex.upstream = None
+        ex.bytes_out += conn.body_bytes
+        if reusable and ex.body_done:  # conn.release(), inlined: once per request
+            if conn.pool.release(conn.bucket, conn) is not None:
+                conn.close()  # no longer usable
+        else:
+            conn.close()
+        self._finish(ex)
+
+    def upstream_failed(
+        self, conn: UpstreamConnection, status: int, outcome: Outcome | None
+    ) -> None:
+        ex = self.current
+        if ex is None or ex.upstream is not conn:
+            return
+        ex.upstream = None
+        if outcome is not None:
+            self._report(ex, outcome)
+        decision = forwarding.after_failure(ex, conn.got_bytes, conn.reused)
+        if decision == forwarding.RECONNECT:
+            ex.stale_retried = True  # a pooled connection the backend had closed
+            self._connect(ex)
+        elif decision == forwarding.RETRY:
+            self._backend_failed(ex, status)
+        else:
+            self._fail(status)
+            self.flush()
+
+    def set_upstream_paused(self, paused: bool) -> None:
+        self.state.set_upstream_paused(paused)
+        self._update_reading()
+
+    def switching(self, head: ResponseHead) -> bool:
+        ex = self.current
+        if ex is None:
+            return False
+        encoded = switching.accept(ex.ws_key, head)
+        if encoded is None:
+            return False
+        self.out.append(encoded)
+        ex.status = 101
+        ex.response_started = True
+        ex.bytes_out = len(encoded)
+        return True
+
+    def splice(self, conn: UpstreamConnection, rest: bytes) -> None:
+        """Turn this connection and ``conn`` into a raw tunnel (after ``switching``)."""
+        ex = self.current
+        assert ex is not None and ex.plan is not None and ex.backend is not None
+        assert self.transport is not None
+        upstream = conn.hand_over()
+        ex.upstream = None
+        self.flush()
+        if self.dp.plans.outliers.watching:
+            self._report(ex, Outcome.ANSWERED, 101)
+        self.state.tunnel_opened(ex.plan.websocket_idle)
+        self.tunnel = Tunnel(self.state, self.transport, upstream, self._tunnel_closed)
+        stash, self._stash = self._stash, b""
+        self.tunnel.open(rest, stash)
+
+    def _tunnel_closed(self, tunnel: Tunnel) -> None:
+        """The tunnel ended: forget the connection, record the exchange with its byte counts."""
+        self.dp.forget(self, self.listen_port)
+        ex, self.current = self.current, None
+        if ex is not None:
+            ex.received += tunnel.bytes_up
+            ex.bytes_out += tunnel.bytes_down
+            record(self.dp, ex, self.peer)
+
+    # -- the proxy's own answers ------------------------------------------------------------
+
+    def _fail(self, status: int) -> None:
+        """End the current exchange with an error page, or cut it if bytes already left."""
+        ex = self.current
+        assert ex is not None
+        self._drop_upstream(ex)
+        if ex.response_started:
+            record(self.dp, ex, self.peer)
+            self._close()
+            return
+        close = self.state.must_close(ex.head.keep_alive, ex.body_done, self.dp.draining)
+        page, close = answers.error_page(status, head_only=ex.head.method == b"HEAD", close=close)
+        self._answered(ex, status, page, close)
+
+    def _answered(self, ex: Exchange, status: int, answer: bytes, close: bool) -> None:
+        self.out.append(answer)
+        ex.status = status
+        ex.bytes_out = len(answer)
+        ex.response_started = True
+        ex.close_after = close
+        self._finish(ex)
+
+    def _last_word(self, status: int) -> None:
+        """A page outside any exchange (a broken stream, a slow head), then close."""
+        self.out.append(answers.last_word(status))
+        self.dp.metrics.observe("", "", status, 0.0)
+        self._close()
+
     # -- ends of exchanges ------------------------------------------------------------
 
     def _finish(self, ex: Exchange) -> None:
-        record(self, ex)
+        record(self.dp, ex, self.peer)
         self.current = None
-        self.hard_deadline = NEVER
-        if ex.close_after or not ex.body_done:
+        state = self.state
+        close = ex.close_after or not ex.body_done
+        decision = state.exchange_done(close, self.head is not None, self.queue, self._stash)
+        if decision == WAIT:  # the usual keep-alive case first
+            pass
+        elif decision == CLOSE:
             self._close()
             return
-        if self.head is not None or self.queue:
-            self.state = HEAD if self.head is not None else BUSY
-            self.deadline = self.dp.now + self.dp.settings.client_header_timeout
-        else:
-            self.state = IDLE
-            self.deadline = self.dp.now + self.dp.settings.keepalive_timeout
-        if self._stash:
+        elif decision == FEED_STASH:
             data, self._stash = self._stash, b""
             self._feed(data)  # parses, starts the next exchange and fixes reading
             return
-        if self.queue or self.fatal:  # nothing to start otherwise: spare the call
+        else:  # START_NEXT
             self._pump()
-        if self.receiving is not None or self._parser_is_dead or not self._reading:
+        if self.receiving is not None or state.parser_dead or not state.reading:
             self._update_reading()  # (no stash here: it was fed above)
 
-    def close_if_idle(self) -> None:
-        """Close unless a request is in flight or half-received (used by the drain)."""
-        if self.current is None and self.head is None and not self.queue:
-            self._close()
+    def _close(self) -> None:
+        self.state.close()
+        self.flush()
+        if self.transport is not None:
+            self.transport.close()  # close() sends what is buffered first
+
+    def flush(self) -> None:
+        out = self.out
+        if out and self.transport is not None:
+            # One write per read: head and body of a small response leave in one send().
+            # uvloop's write() tries send() at once; writelines() queues a uv_write first,
+            # which measured ~2x slower for small responses, so small pieces are joined.
+            pieces = len(out)
+            if pieces == 1:
+                self.transport.write(out[0])
+            elif pieces < 8:
+                self.transport.write(b"".join(out))
+            else:
+                self.transport.writelines(out)
+            out.clear()

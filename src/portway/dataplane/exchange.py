@@ -49,7 +49,7 @@ class Exchange:
     def __init__(self, head: RequestHead, started: float) -> None:
         self.head = head
         self.started = started
-        self.pending: list[bytes] = []
+        self.pending: list[bytes] | None = None  # (made on first use: most requests never do)
         self.body_done = False
         self.body_sent = False  # a body byte reached an upstream socket: no more retries
         self.received = 0  # body bytes read from the client

@@ -17,22 +17,39 @@ from __future__ import annotations
 
 from collections.abc import Callable, Container
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from portway.balance import Balancer, Stickiness, make_balancer
-from portway.dataplane.recording import MetricKeys
 from portway.dataplane.settings import DataPlaneSettings
 from portway.health.passive import Key, Outcome, OutlierDetector, Verdict, may_eject, verdict
 from portway.model import Backend, Proxy, SessionPersistence
+from portway.observability.metrics import BUCKETS, RequestMetrics
 
 if TYPE_CHECKING:
-    from portway.dataplane.exchange import Exchange
     from portway.dataplane.pool import Bucket, UpstreamPool
     from portway.dataplane.upstream import UpstreamConnection
 
 NO_LIMIT = 1 << 62
 # Algorithms that read the in-flight counts; for the others nobody keeps them.
 _LOAD_AWARE = frozenset({"least_conn", "random"})
+_CLASSES: Final = ("1xx", "1xx", "2xx", "3xx", "4xx", "5xx", "5xx", "5xx", "5xx", "5xx")
+_ROW_SIZE: Final = len(BUCKETS) + 2
+
+
+class MetricKeys:
+    """One proxy's counter keys, indexed by ``status // 100`` (statuses are 3 digits)."""
+
+    __slots__ = ("latency", "requests", "row")
+
+    def __init__(self, project: str, label: str) -> None:
+        self.requests = tuple((project, label, klass) for klass in _CLASSES)
+        self.latency = (project, "")  # histograms are per project (see metrics.py)
+        self.row: list[float] | None = None  # the latency row, fetched on first use
+
+    def fetch_row(self, metrics: RequestMetrics) -> list[float]:
+        # The row list lives in ``metrics`` for good, so keeping a reference is safe.
+        row = self.row = metrics.latency.setdefault(self.latency, [0.0] * _ROW_SIZE)
+        return row
 
 
 class Plan:
@@ -219,12 +236,20 @@ class Plans:
             self.down = down
             self.gen += 1
 
-    def report(self, ex: Exchange, outcome: Outcome, now: float, status: int = 0) -> None:
-        """What happened to ``ex`` on its backend, for the outlier detector to judge."""
-        plan, backend = ex.plan, ex.backend
-        assert plan is not None and backend is not None
+    def report(
+        self,
+        plan: Plan,
+        backend: Backend,
+        outcome: Outcome,
+        now: float,
+        *,
+        request_sent: bool,
+        status: int = 0,
+    ) -> None:
+        """What happened to one exchange on ``backend``, for the outlier detector to
+        judge; ``request_sent``: the whole request had gone out."""
         key = (plan.proxy.id, backend.id)
-        judged = verdict(outcome, request_sent=ex.body_done, status=status)
+        judged = verdict(outcome, request_sent=request_sent, status=status)
         if judged is Verdict.SUCCESS:
             self.outliers.success(key)
         elif judged is Verdict.FAILURE and self.outliers.failure(

@@ -34,7 +34,7 @@ class Bucket(Generic[C]):
 
     ``low`` is the fewest idle connections the bucket held since the last ``trim``: that
     many at the bottom of the stack were not used during the interval. Whoever pops from
-    ``idle`` (``acquire``, or its inlined copy in ``downstream``) keeps it up to date.
+    ``idle`` (``acquire``, or its inlined copy in ``client._bind``) keeps it up to date.
     """
 
     __slots__ = ("host", "idle", "low", "port", "refusal_logged")

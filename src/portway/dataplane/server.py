@@ -1,8 +1,8 @@
 """The data plane's front: listeners, the applied Snapshot, the shared timers.
 
 Timeouts use one coarse sweep per data plane instead of a timer per request: each
-connection keeps a ``deadline`` float, which costs an attribute store on the hot path
-instead of a TimerHandle allocation and a heap push per request. The same sweep ends
+connection's state keeps a ``deadline`` float, which costs an attribute store on the hot
+path instead of a TimerHandle allocation and a heap push per request. The same sweep ends
 passive-health back-offs and trims the upstream pool's surplus idle connections.
 
 Health comes in two ways: ``set_health`` (the verdicts of the active checks, run by the
@@ -18,6 +18,7 @@ from portway.dataplane.client import ClientConnection
 from portway.dataplane.plans import Plans
 from portway.dataplane.pool import UpstreamPool
 from portway.dataplane.settings import DataPlaneSettings
+from portway.dataplane.shared import Tracked
 from portway.dataplane.tls import TlsContexts
 from portway.dataplane.upstream import UpstreamConnection
 from portway.model.backend_policy import BackendPolicy
@@ -36,7 +37,9 @@ def _tick_of(s: DataPlaneSettings) -> float:
 
 
 class DataPlane:
-    """The built-in HTTP/1.1 reverse proxy. One per event loop (per worker process)."""
+    """The built-in HTTP/1.1 reverse proxy. One per event loop (per worker process).
+
+    It is the ``Shared`` of its client connections (see ``shared``)."""
 
     def __init__(
         self,
@@ -55,7 +58,7 @@ class DataPlane:
         self.plans = Plans(self.pool, self.settings)
         self.metrics = RequestMetrics()  # updated once per finished request
         self.access_log = access_log
-        self.connections: set[ClientConnection] = set()
+        self.connections: set[Tracked] = set()
         self.listener_connections: dict[int, int] = {}  # listening port → open connections
         self.draining = False
         self.now = 0.0
@@ -108,6 +111,22 @@ class DataPlane:
     def open_connections(self) -> int:
         """Client connections open now (WebSocket tunnels included)."""
         return len(self.connections)
+
+    def admit(self, conn: Tracked, port: int) -> bool:
+        """Count a new client connection on listener ``port``; False when it is full."""
+        counts = self.listener_connections
+        count = counts.get(port, 0)
+        if count >= self.settings.max_connections:
+            return False
+        counts[port] = count + 1
+        self.connections.add(conn)
+        return True
+
+    def forget(self, conn: Tracked, port: int) -> None:
+        """A connection closed (or became a finished tunnel); refused ones never counted."""
+        if conn in self.connections:
+            self.connections.discard(conn)
+            self.listener_connections[port] -= 1
 
     def host_key(self, raw: bytes) -> str | None:
         """Host header → route-table key, cached per raw spelling (clients repeat it)."""
@@ -172,7 +191,7 @@ class DataPlane:
     def _sweep(self) -> None:
         loop = asyncio.get_running_loop()
         self.now = now = loop.time()
-        for conn in [c for c in self.connections if c.deadline <= now or c.hard_deadline <= now]:
+        for conn in [c for c in self.connections if c.state.expired(now)]:
             conn.on_timeout()
         self.plans.expire(now)
         for up in self.pool.trim():  # idle connections over the limit for a whole tick
@@ -194,8 +213,7 @@ class DataPlane:
                 conn.close_if_idle()
             await asyncio.sleep(0.02)
         for conn in list(self.connections):
-            if conn.transport is not None:
-                conn.transport.abort()
+            conn.abort()
         self.connections.clear()
         for up in self.pool.drain():
             up.close()

@@ -2,37 +2,46 @@
 
 Both transports get a :class:`TunnelEnd` as their protocol (``set_protocol``), so once
 the tunnel is open no HTTP code runs per read: a read is one ``write`` to the other side
-and one float store for the idle timer. Backpressure is symmetric: when one side's write
+and a restart of the idle timer. Backpressure is symmetric: when one side's write
 buffer passes its high-water mark, the other side stops being read until it drains.
 
 The client connection stays in the data plane's connection set while the tunnel lives
-(for the sweep's idle timeout, the drain and ``open_connections``) and hears about the
-end through :meth:`Responding.tunnel_closed`.
+(for the sweep's idle timeout, the drain and ``open_connections``): the tunnel restarts
+the connection's own timer (its :class:`~portway.dataplane.conn_state.ConnState`, in
+phase TUNNEL) and reports its end through ``on_closed``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
-if TYPE_CHECKING:
-    from portway.dataplane.responding import Responding
+from portway.dataplane.conn_state import ConnState
 
 
 class Tunnel:
-    __slots__ = ("bytes_down", "bytes_up", "client", "closed", "eofs", "idle", "owner", "upstream")
+    __slots__ = (
+        "bytes_down",
+        "bytes_up",
+        "client",
+        "closed",
+        "eofs",
+        "on_closed",
+        "state",
+        "upstream",
+    )
 
     def __init__(
         self,
-        owner: Responding,
+        state: ConnState,
         client: asyncio.Transport,
         upstream: asyncio.Transport,
-        idle: float,
+        on_closed: Callable[[Tunnel], None],
     ) -> None:
-        self.owner = owner
+        self.state = state  # the client connection's: its deadline is the tunnel's idle timer
         self.client = client
         self.upstream = upstream
-        self.idle = idle
+        self.on_closed = on_closed
         self.bytes_up = 0  # client → backend
         self.bytes_down = 0  # backend → client
         self.eofs = 0
@@ -62,7 +71,7 @@ class Tunnel:
         if not self.closed:
             self.closed = True
             self.close()
-            self.owner.tunnel_closed(self)
+            self.on_closed(self)
 
 
 class TunnelEnd(asyncio.Protocol):
@@ -85,8 +94,7 @@ class TunnelEnd(asyncio.Protocol):
         else:
             tunnel.bytes_up += len(data)
         self.other.write(data)
-        owner = tunnel.owner
-        owner.deadline = owner.dp.now + tunnel.idle
+        tunnel.state.touch()
 
     def eof_received(self) -> bool:
         # Pass the half-close on; the tunnel ends when both directions are done.

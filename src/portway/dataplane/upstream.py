@@ -2,10 +2,12 @@
 
 Response bytes are parsed by llhttp and written straight into the client's output list
 from the parser callbacks; the client flushes that list once per ``data_received``, so a
-small response leaves in one ``writelines`` with no ``await`` and no task anywhere.
+small response leaves in one ``write`` with no ``await`` and no task anywhere.
 
-New connections are opened by ``open_upstream``, which enforces the operator's backend
-policy on the address actually connected to.
+The upstream side knows the client connection only as a :class:`ResponseSink`, the
+small interface below, so this module imports nothing of the client side. New
+connections are opened by :func:`connect`, the one place that dials a backend; it
+enforces the operator's backend policy on the address actually connected to.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final, NoReturn, cast
+from functools import partial
+from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol, cast
 
 import httptools
 
@@ -27,7 +30,55 @@ from portway.protocol.response import ResponseHead
 
 if TYPE_CHECKING:
     from portway.dataplane.pool import Bucket, UpstreamPool
-    from portway.dataplane.responding import Responding as ClientConnection
+
+
+class ResponseSink(Protocol):
+    """What an upstream connection calls on the client connection it answers."""
+
+    out: list[bytes]  # the client's output: body bytes go straight in, flushed per read
+
+    def backend_active(self) -> None:
+        """Bytes arrived from the backend: its idle timer restarts."""
+
+    def response_interim(self, head: bytes) -> None:
+        """A 1xx other than 101, encoded."""
+
+    def response_head(self, head: ResponseHead) -> None:
+        """The final response head (the body follows through ``out``)."""
+
+    def response_done(self, conn: UpstreamConnection, reusable: bool) -> None:
+        """The response is complete; ``reusable``: the connection may go back to the pool."""
+
+    def upstream_failed(
+        self, conn: UpstreamConnection, status: int, outcome: Outcome | None
+    ) -> None:
+        """The connection failed or broke the protocol; ``status`` is the answer to give,
+        ``outcome`` what the outlier detector is to hear (None: the sink decides, since a
+        pooled connection that died unused is no failure of the backend)."""
+
+    def set_upstream_paused(self, paused: bool) -> None:
+        """The connection's write buffer passed its high-water mark (or drained)."""
+
+    def switching(self, head: ResponseHead) -> bool:
+        """A 101: True when it completes the client's WebSocket handshake."""
+
+    def splice(self, conn: UpstreamConnection, rest: bytes) -> None:
+        """Take over the connection's transport as a tunnel; ``rest`` was read past the 101."""
+
+    def flush(self) -> None:
+        """Write what ``out`` holds."""
+
+
+def connect(
+    pool: UpstreamPool[UpstreamConnection],
+    bucket: Bucket[UpstreamConnection],
+    policy: BackendPolicy,
+) -> asyncio.Task[tuple[asyncio.BaseTransport, UpstreamConnection]]:
+    """Open a new connection to ``bucket``'s backend address (the only place that dials
+    one) on an address ``policy`` allows; the task's result is ``(transport, connection)``."""
+    loop = asyncio.get_running_loop()
+    factory = partial(UpstreamConnection, pool, bucket)
+    return loop.create_task(open_upstream(loop, factory, bucket, policy))
 
 
 log = logging.getLogger("portway.dataplane")
@@ -122,7 +173,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.head = ResponseHead()
         self._parser = self._new_parser()
-        self.client: ClientConnection | None = None
+        self.client: ResponseSink | None = None
         self.usable = False
         self.reused = False
         self.got_bytes = False
@@ -161,10 +212,9 @@ class UpstreamConnection(asyncio.Protocol):
                 client.out.append(chunked.LAST_CHUNK)
             client.response_done(self, False)
         else:
-            # Without a byte, upstream_failed decides (a dead pooled connection is no failure).
-            if self.got_bytes and not self.response_started:
-                self._report(client, Outcome.NO_ANSWER)
-            client.upstream_failed(self, 502)
+            # Without a byte, the sink decides (a dead pooled connection is no failure).
+            outcome = Outcome.NO_ANSWER if self.got_bytes and not self.response_started else None
+            client.upstream_failed(self, 502, outcome)
         client.flush()
 
     def pause_writing(self) -> None:
@@ -181,7 +231,6 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
             return
         self.got_bytes = True
-        client.deadline = client.dp.now + client.idle
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -202,11 +251,16 @@ class UpstreamConnection(asyncio.Protocol):
                 self._fail(client, status if isinstance(exc.__context__, ProtocolError) else 502)
         except httptools.HttpParserError:
             self._fail(client, 502)
+        # The same answer goes on: restart the backend's idle timer. A complete answer set
+        # the client's timers instead, and may have sent the client's next request on this
+        # very connection (start() cleared got_bytes), whose first-byte timer must hold.
+        if self.got_bytes and self.client is not None:
+            client.backend_active()
         client.flush()
 
     # -- called by the client side ------------------------------------------------------------
 
-    def start(self, client: ClientConnection, data: bytes, head_request: bool) -> None:
+    def start(self, client: ResponseSink, data: bytes, head_request: bool) -> None:
         """Bind to ``client`` and send the request head plus any body bytes already read."""
         self.client = client
         self.head.reset()
@@ -217,6 +271,22 @@ class UpstreamConnection(asyncio.Protocol):
         assert self.transport is not None
         # write() of one buffer takes uvloop's immediate-send fast path (see flush()).
         self.transport.write(data)
+
+    def pause_reading(self) -> None:
+        """The client reads slower than the backend sends: stop reading the backend."""
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None:
+            self.transport.resume_reading()
+
+    def hand_over(self) -> asyncio.Transport:
+        """Give the transport to a tunnel: never back to the pool, no more callbacks."""
+        assert self.transport is not None
+        self.client = None
+        self.usable = False  # it speaks WebSocket now
+        return self.transport
 
     def close(self) -> None:
         """Close without reuse: the connection's framing state is unknown."""
@@ -285,16 +355,9 @@ class UpstreamConnection(asyncio.Protocol):
         if client is not None:
             client.response_done(self, self._keep_alive)
 
-    def _fail(self, client: ClientConnection, status: int) -> None:
-        self._report(client, Outcome.BAD_RESPONSE)
+    def _fail(self, client: ResponseSink, status: int) -> None:
         self.abort()  # never reuse a connection whose framing we could not follow
-        client.upstream_failed(self, status)
-
-    def _report(self, client: ClientConnection, outcome: Outcome) -> None:
-        """Tell the outlier detector, for the exchange this connection serves (if any)."""
-        ex = client.current
-        if ex is not None and ex.upstream is self:
-            client.dp.plans.report(ex, outcome, client.dp.now)
+        client.upstream_failed(self, status, Outcome.BAD_RESPONSE)
 
     def release(self) -> None:
         """Back to the pool; the pool's decision says whether to close instead."""

@@ -1,0 +1,65 @@
+"""The two plug points between the data plane and its client connections.
+
+:class:`Shared` is what a connection uses of the data plane it belongs to (settings,
+clock, snapshot, plans, pool, metrics); :class:`Tracked` is what the data plane's sweep
+and drain use of a connection. ``DataPlane`` and ``ClientConnection`` implement them
+structurally, so ``client`` never imports ``server`` and ``server`` never reaches into a
+connection's fields: imports point one way (``server`` → ``client`` → ``shared``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from portway.dataplane.conn_state import ConnState
+    from portway.dataplane.plans import Plans
+    from portway.dataplane.pool import UpstreamPool
+    from portway.dataplane.settings import DataPlaneSettings
+    from portway.dataplane.upstream import UpstreamConnection
+    from portway.model.backend_policy import BackendPolicy
+    from portway.observability.access_log import AccessLog
+    from portway.observability.metrics import RequestMetrics
+    from portway.protocol.forwarded import ForwardedContexts
+    from portway.router import Snapshot
+
+
+class Tracked(Protocol):
+    """A client connection as the sweep and the drain see it."""
+
+    @property
+    def state(self) -> ConnState: ...
+
+    def on_timeout(self) -> None:
+        """Called by the sweep once ``state.expired(now)``."""
+
+    def close_if_idle(self) -> None:
+        """Close unless a request is in flight or half-received (the drain)."""
+
+    def abort(self) -> None:
+        """Drop the connection now (end of the drain)."""
+
+
+class Shared(Protocol):
+    """What every client connection of one data plane shares."""
+
+    settings: DataPlaneSettings
+    now: float  # the loop's time at the last sweep: coarse, and free to read
+    snapshot: Snapshot
+    plans: Plans
+    pool: UpstreamPool[UpstreamConnection]
+    metrics: RequestMetrics
+    access_log: AccessLog | None
+    backend_policy: BackendPolicy  # checked on every address a connection dials
+    forwarded: ForwardedContexts
+    draining: bool
+    https_port: int
+
+    def host_key(self, raw: bytes) -> str | None:
+        """Host header → route-table key (None: not a valid host)."""
+
+    def admit(self, conn: Tracked, port: int) -> bool:
+        """Count ``conn`` on listener ``port``; False when the listener is full."""
+
+    def forget(self, conn: Tracked, port: int) -> None:
+        """Stop counting ``conn`` (idempotent; refused connections were never counted)."""
