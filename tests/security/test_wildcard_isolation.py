@@ -5,7 +5,7 @@ creates ``*.zone.test``; a request for ``app.zone.test/other`` reached A's backe
 hostname belongs to one project with all its paths, so an unmatched path of B's host is
 a 404, never a neighbour's wildcard, and the HTTPS certificate for it is never the
 neighbour's either (nor may its requests ride on a connection that got the neighbour's
-certificate). An absolute-form target may not name another host than Host. Sharing a
+certificate). An absolute-form target is routed by its own host. Sharing a
 hostname by path is an admin's explicit setting (a zone with ``shared_host``).
 
 In order: the pure route table; the target/Host check on a real data plane; the API's
@@ -143,31 +143,36 @@ def _covers(prefix: str, path: str) -> bool:
 # -- the request target's host and the Host header ----------------------------------------
 
 
-def test_an_absolute_target_naming_another_host_than_host_is_refused(
+def test_an_absolute_target_is_routed_by_its_own_host_and_forwarded_with_it(
     make_proxy: Callable[..., ProxyRunner], make_origin: Callable[[str], Origin]
 ) -> None:
-    # Portway routes on Host; a backend may follow the absolute-form target instead (RFC
-    # 9112 §3.2.2 tells origin servers to). If the two named different hosts, beta's
-    # backend would serve a request that claims to be for alpha's host, or the reverse.
+    # A backend follows the absolute-form target (RFC 9112 §3.2.2 tells origin servers
+    # to). Were Portway to route on Host instead, beta's backend would serve a request
+    # that claims to be for alpha's host, or the reverse. Portway routes on the target's
+    # authority and forwards origin-form with that Host, so both read the same host.
     a, b = make_origin("alpha"), make_origin("beta")
     runner = make_proxy()
     runner.route(
         dataclasses.replace(proxy_for("*.zone.test", a.backend()), project="alpha"),
         dataclasses.replace(proxy_for("app.zone.test", b.backend()), project="beta"),
     )
-    for target, host in (
-        (b"http://free.zone.test/x", b"app.zone.test"),
-        (b"http://app.zone.test/x", b"free.zone.test"),
-        (b"http://user@free.zone.test:80/x", b"app.zone.test:80"),
+    for target, host, origin, expected in (
+        (b"http://free.zone.test/x", b"app.zone.test", a, "free.zone.test"),
+        (b"http://app.zone.test/x", b"free.zone.test", b, "app.zone.test"),
+        (b"http://App.Zone.Test./x", b"app.zone.test", b, "App.Zone.Test."),
     ):
-        data, closed = raw(runner.port, b"GET " + target + b" HTTP/1.1\r\nHost: " + host + _END)
-        assert status_of(data) == 400 and closed, (target, data[:100])
-    assert a.seen == [] and b.seen == []
-    # The same host in both (case, port and a trailing dot aside) is fine.
-    data, _ = raw(
-        runner.port, b"GET http://App.Zone.Test./x HTTP/1.1\r\nHost: app.zone.test" + _END
+        before = len(a.seen) + len(b.seen)
+        data, _ = raw(runner.port, b"GET " + target + b" HTTP/1.1\r\nHost: " + host + _END)
+        assert status_of(data) == 200, (target, data[:100])
+        assert len(a.seen) + len(b.seen) == before + 1
+        seen = origin.seen[-1]
+        assert (seen.path, seen.header("Host")) == ("/x", expected)
+    # userinfo could make a backend read another host (RFC 9110 §4.2.4): refused.
+    data, closed = raw(
+        runner.port, b"GET http://app.zone.test@free.zone.test/x HTTP/1.1\r\nHost: x" + _END
     )
-    assert status_of(data) == 200 and b.seen[-1].path == "http://App.Zone.Test./x"
+    assert status_of(data) == 400 and closed
+    assert len(a.seen) + len(b.seen) == 3
 
 
 _END = b"\r\nConnection: close\r\n\r\n"

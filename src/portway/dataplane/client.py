@@ -71,6 +71,7 @@ class ClientConnection(asyncio.Protocol):
         "_parser",
         "_pumping",
         "_stash",
+        "_trailer_bytes",
         "current",
         "dp",
         "fwd",
@@ -103,6 +104,7 @@ class ClientConnection(asyncio.Protocol):
         self.tunnel: Tunnel | None = None
         self._stash = b""  # bytes read while an answer was pending, not parsed yet
         self._head_bytes = 0
+        self._trailer_bytes = 0  # of the chunked request being received
         self._pumping = False
         self._chunk = b""  # the read being parsed, until its first head is complete
         # (snapshot, url, raw Host, plan) of the last routed request; see _start.
@@ -269,8 +271,18 @@ class ClientConnection(asyncio.Protocol):
             head.add_url(part, self.dp.settings.max_request_line)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        assert self.head is not None
-        self.head.add_header(name, value)
+        head = self.head
+        if head is not None:
+            head.add_header(name, value)
+            return
+        # After the head, llhttp's fields are a chunked body's trailer (RFC 9112 §7.1.2).
+        # They are read and dropped (RFC 9110 §6.5.1 allows it when the chunked coding
+        # is removed, as it is here): a backend that merged them into the head would see
+        # Host or framing fields that Portway never checked. They count against the
+        # head's limit, so a client cannot stream them without end.
+        self._trailer_bytes += len(name) + len(value) + 4
+        if self._trailer_bytes > self.dp.settings.max_header_bytes:
+            raise RemoteProtocolError("request trailer fields too large", status=431)
 
     def on_headers_complete(self) -> None:
         head, self.head = self.head, None
@@ -321,6 +333,7 @@ class ClientConnection(asyncio.Protocol):
         ex, self.receiving = self.receiving, None
         assert ex is not None
         if ex.head.framing == req.CHUNKED:
+            self._trailer_bytes = 0
             self._send_body(ex, (chunked.LAST_CHUNK,))
         ex.body_done = True
         plan = ex.plan

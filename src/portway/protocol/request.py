@@ -7,10 +7,15 @@ CL+TE, duplicate or malformed Content-Length, obs-fold, bare CR/LF, NUL and cont
 characters, bad header names and bad chunk sizes; it accepts, and this module refuses:
 ``Transfer-Encoding`` lists such as ``gzip, chunked``, Transfer-Encoding on HTTP/1.0,
 underscore spellings of framing headers, HTTP versions other than 1.0 and 1.1, more
-than one Host, and an absolute-form target whose host is not the one Host names (Portway
-routes on Host while a backend may follow the target, RFC 9112 §3.2.2: they must agree).
+than one Host, and absolute-form targets with userinfo or a scheme other than http(s).
 The checks that overlap with llhttp stay here too, so the rules hold whatever parser
 feeds this class.
+
+Valid requests a strict reading could refuse (issue 11 §4): llhttp keeps the whitespace
+after a field value, which is not part of it (RFC 9110 §5.5), so every value this module
+interprets is read without it; an absolute-form target's authority replaces Host and the
+request goes on in origin-form (RFC 9112 §3.2.2), so Portway and the backend always agree
+on the host; trailer fields are the client connection's (they are dropped).
 
 Limits (issue 7): the request line is ``method SP request-target SP HTTP-version``
 without its CRLF, as nginx counts it (``max_request_line`` → 414); the head is the request
@@ -20,7 +25,7 @@ re-sent upstream; whitespace the parser drops (around a value, between request-l
 parts) is counted as the one SP it stands for. The client connection also caps the raw
 bytes of a head that is still unfinished after a read at the same limit.
 
-The re-encoded head keeps the method, the URI (unchanged, never prefix-stripped) and
+The re-encoded head keeps the method, the URI (never prefix-stripped) and
 every end-to-end header in order; Portway adds Host, the forwarded headers and its own
 framing header, so hop-by-hop and Connection-named headers never reach the backend.
 """
@@ -122,6 +127,7 @@ class RequestHead:
             self._add_special(kind, name, value)
 
     def _add_special(self, kind: int, name: bytes, value: bytes) -> None:
+        value = value.rstrip(b" \t")  # the OWS llhttp leaves after a value
         if kind == h.HOST:
             self.host = value
             self.host_count += 1
@@ -167,7 +173,7 @@ class RequestHead:
         if self.host_count != 1:
             raise _bad("exactly one Host header is required")
         if self.url[:1] != b"/":
-            self._check_target_host()
+            self._take_target_authority()
         self.framing = self._decide_framing()
         if self.http10 and self.expect:
             self._drop_expect()  # RFC 9110 §10.1.1: 100-continue from HTTP/1.0 is ignored
@@ -192,22 +198,36 @@ class RequestHead:
             return LENGTH
         return NO_BODY
 
-    def _check_target_host(self) -> None:
-        # RFC 9112 §3.2: Host must be identical to the target's authority (userinfo aside).
+    def _take_target_authority(self) -> None:
+        """An absolute-form target (RFC 9112 §3.2.2): its authority replaces Host, and the
+        request is forwarded in origin-form, so the backend cannot pick another host than
+        the one Portway routed by."""
         url = self.url
-        scheme = url.find(b"://")
-        if scheme < 0:
-            return  # "*" (OPTIONS): no authority to compare
-        start, end = scheme + 3, len(url)
-        for sep in (b"/", b"?", b"#"):
-            pos = url.find(sep, start)
+        sep = url.find(b"://")
+        if sep < 0:
+            return  # "*" (OPTIONS): no authority
+        if url[:sep].lower() not in (b"http", b"https"):
+            raise _bad("the request target's scheme must be http or https")
+        start = sep + 3
+        end = len(url)
+        for ch in (b"/", b"?", b"#"):
+            pos = url.find(ch, start)
             if 0 <= pos < end:
                 end = pos
         authority = url[start:end]
-        authority = authority[authority.rfind(b"@") + 1 :]
-        target = normalize_request_host(authority.decode("latin-1"))
-        if target != normalize_request_host(self.host.decode("latin-1")):
-            raise _bad("the request target names another host than the Host header")
+        if b"@" in authority:  # RFC 9110 §4.2.4
+            raise _bad("userinfo in the request target")
+        if normalize_request_host(authority.decode("latin-1")) is None:
+            raise _bad("the request target has no valid host")
+        rest = url[end:]
+        hash_at = rest.find(b"#")  # a fragment is never sent (RFC 9110 §7.1)
+        if hash_at >= 0:
+            rest = rest[:hash_at]
+        if not rest.startswith(b"/"):
+            # RFC 9112 §3.2.4: an empty path is "*" for OPTIONS, "/" otherwise.
+            rest = (b"*" if self.method == b"OPTIONS" and not rest else b"/") + rest
+        self.host = authority
+        self.url = rest
 
     def _drop_expect(self) -> None:
         pieces = self.pieces
@@ -226,9 +246,8 @@ class RequestHead:
             if 0 <= pos < end:
                 end = pos
         path = url[:end]
-        if not path.startswith(b"/"):  # absolute-form: http://host/path
-            slash = path.find(b"/", path.find(b"//") + 2) if b"//" in path else -1
-            path = path[slash:] if slash >= 0 else b"/"
+        if not path.startswith(b"/"):  # "*": absolute forms were made origin-form
+            path = b"/"
         return path.decode("latin-1")
 
     def header(self, name: bytes) -> bytes | None:
@@ -237,7 +256,7 @@ class RequestHead:
         pieces = self.pieces
         for i in range(0, len(pieces), 4):
             if pieces[i].lower() == name:
-                return pieces[i + 2]
+                return pieces[i + 2].rstrip(b" \t")
         return None
 
     @property

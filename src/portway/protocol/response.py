@@ -104,6 +104,7 @@ class ResponseHead:
             return
         if kind is None:
             kind = h.classify(name)
+        value = value.rstrip(b" \t")  # the OWS llhttp leaves after a value (RFC 9110 §5.5)
         if kind in _END_TO_END:
             if kind == h.LOCATION:
                 self._location = len(self.pieces) + 2

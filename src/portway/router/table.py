@@ -69,19 +69,25 @@ def normalize_request_host(raw: str) -> str | None:
 
     Returns None when nothing usable is left (the caller answers 400).
     """
-    host = raw.strip().lower()
+    # Only SP and HTAB surround a field value (RFC 9110 §5.5); str.strip() would also
+    # drop bytes such as 0xA0 that a backend keeps, and the two would disagree on the host.
+    host = raw.strip(" \t").lower()
+    port = ""
     if host.startswith("["):  # IPv6 literal: [::1]:8080
         end = host.find("]")
         if end < 0:
             return None
-        host = host[: end + 1]
+        host, rest = host[: end + 1], host[end + 1 :]
+        if rest:
+            if rest[0] != ":":
+                return None
+            port = rest[1:]
     else:
         colon = host.rfind(":")
         if colon >= 0:
-            port = host[colon + 1 :]
-            if port and not port.isdigit():
-                return None
-            host = host[:colon]
+            host, port = host[:colon], host[colon + 1 :]
+    if port and not (port.isdigit() and len(port) <= 5 and int(port) <= 65535):
+        return None
     if host.endswith("."):
         host = host[:-1]
     return host or None
