@@ -125,3 +125,36 @@ def test_incremental_update_touches_only_changed_proxies() -> None:
         server.close()
 
     asyncio.run(main())
+
+
+def test_a_fresh_table_is_probed_over_the_interval_and_reported_in_batches() -> None:
+    """200 new checked backends: first probes spread over the interval (not all in the
+    first instant), and their verdicts reach on_change in a few batched reports."""
+
+    async def main() -> tuple[list[float], list[Mapping[Target, Health]]]:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        seen: list[float] = []
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            seen.append(loop.time() - started)
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        pushed: list[Mapping[Target, Health]] = []
+        monitor = HealthMonitor(pushed.append, backend_policy=TEST_POLICY)
+        check = HealthCheck(type="tcp", interval=2.0, rise=1)
+        monitor.update(snapshot(check, [port] * 200))
+        while len(monitor.health) < 200 or any(h.status != UP for h in monitor.health.values()):
+            assert loop.time() - started < 10, len(monitor.health)
+            await asyncio.sleep(0.02)
+        await monitor.close()
+        server.close()
+        return seen, pushed
+
+    seen, pushed = asyncio.run(main())
+    first = sorted(seen)[:200]
+    assert first[-1] - first[0] > 1.2  # spread over the 2 s interval, not its first second
+    assert len(pushed) <= 2.0 / 0.05 + 3  # batched: one report per window at most
+    assert all(h.status == UP for h in pushed[-1].values()) and len(pushed[-1]) == 200

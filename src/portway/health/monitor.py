@@ -2,8 +2,10 @@
 
 One monitor runs per node (in the control process), never per worker; its verdicts are
 pushed to the data plane(s) through ``on_change``. Probes of one backend are serialized
-and spread over the interval with a random phase so that a big table does not probe in
-bursts.
+and spread over the whole interval with a random phase so that a big table does not
+probe in bursts; a backend not judged yet counts as up, so the phase delays no traffic.
+Verdicts are reported in batches (``COALESCE``): the first round of a fresh table of a
+thousand backends is a few reports, not a thousand copies of the whole table.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ log = logging.getLogger("portway.health")
 
 Target = tuple[str, str]  # (proxy id, backend id)
 
+COALESCE = 0.05  # seconds: verdicts within this window are reported together
+
 
 class HealthMonitor:
     """Runs the probes; ``health`` maps (proxy id, backend id) to its current Health."""
@@ -44,6 +48,7 @@ class HealthMonitor:
         self._tasks: dict[Target, tuple[asyncio.Task[None], Proxy, Backend]] = {}
         self._by_proxy: dict[str, set[Target]] = {}
         self.health: dict[Target, Health] = {}
+        self._report: asyncio.TimerHandle | None = None  # a batched on_change, pending
 
     def update(self, snapshot: Snapshot, changed: set[str] | None = None) -> None:
         """Start probes for new targets, restart changed ones, stop removed ones.
@@ -58,7 +63,16 @@ class HealthMonitor:
         for proxy_id in scope:
             removed_any |= self._sync_proxy(proxy_id, snapshot)
         if removed_any:
-            self._on_change(dict(self.health))
+            self._changed()
+
+    def _changed(self) -> None:
+        """A verdict changed: report the table once the batching window has passed."""
+        if self._report is None:
+            self._report = asyncio.get_running_loop().call_later(COALESCE, self._send)
+
+    def _send(self) -> None:
+        self._report = None
+        self._on_change(dict(self.health))
 
     def _sync_proxy(self, proxy_id: str, snapshot: Snapshot) -> bool:
         """Bring one proxy's probes in line; True when a reported health was dropped."""
@@ -87,6 +101,9 @@ class HealthMonitor:
         return dropped
 
     async def close(self) -> None:
+        if self._report is not None:  # what is known is still reported
+            self._report.cancel()
+            self._send()
         for task, _, _ in self._tasks.values():
             task.cancel()
         await asyncio.gather(*(t for t, _, _ in self._tasks.values()), return_exceptions=True)
@@ -98,7 +115,7 @@ class HealthMonitor:
         assert check is not None
         expected = parse_expected_codes(check.expected_codes)
         host = proxy.hostname.removeprefix("*.")
-        await asyncio.sleep(self._rng.uniform(0, min(check.interval, 1.0)))
+        await asyncio.sleep(self._rng.uniform(0, check.interval))
         while True:
             error = await probe(backend.address, backend.port, check, expected, host, self._policy)
             before = self.health.get(target, Health())
@@ -122,7 +139,7 @@ class HealthMonitor:
                     after.status,
                     f" ({error})" if error else "",
                 )
-                self._on_change(dict(self.health))
+                self._changed()
             await asyncio.sleep(check.interval)
 
 
