@@ -140,3 +140,12 @@ def test_bad_flag_value_names_the_flag_not_the_file(tmp_path: Path) -> None:
     assert out.strip() == "portway: --http: expected HOST:PORT, got 'nonsense'"
     code, out = check(tmp_path, None, PORTWAY_HTTPS="nonsense")
     assert out.strip() == "portway: PORTWAY_HTTPS: expected HOST:PORT, got 'nonsense'"
+
+
+def test_healthz_path_must_be_an_absolute_path(tmp_path: Path) -> None:
+    assert effective(tmp_path, None, "--healthz-path", "/.well-known/healthz")["healthz_path"] == (
+        "/.well-known/healthz"
+    )
+    for bad in ("healthz", "/a b", "/x?y=1", "/\x00"):
+        code, out = check(tmp_path, None, "--healthz-path", bad)
+        assert code != 0 and "--healthz-path" in out and "Traceback" not in out, (bad, out)

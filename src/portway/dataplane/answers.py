@@ -25,6 +25,24 @@ def redirect(host: str, url: bytes, https_port: int, *, close: bool) -> tuple[by
     return redirect_response(https_location(host, url, https_port), close=close), close
 
 
+def healthz(*, draining: bool, head_only: bool, close: bool) -> tuple[bytes, bool]:
+    """The answer to ``--healthz-path``: 200, or 503 once the node drains, so that a load
+    balancer in front stops sending before the listeners close."""
+    if draining:
+        return error_page(503, head_only=head_only, close=True)
+    body = b"" if head_only else _HEALTHY
+    head = _HEALTHY_HEAD_CLOSE if close else _HEALTHY_HEAD
+    return head + body, close
+
+
+_HEALTHY = b"ok\n"
+_HEALTHY_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n"
+    b"Cache-Control: no-store\r\n\r\n"
+)
+_HEALTHY_HEAD_CLOSE = _HEALTHY_HEAD[:-2] + b"Connection: close\r\n\r\n"
+
+
 def last_word(status: int) -> bytes:
     """A page outside any exchange (a broken request stream, a slow head, a full
     listener); the connection always closes after it."""

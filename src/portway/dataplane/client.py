@@ -438,6 +438,14 @@ class ClientConnection(asyncio.Protocol):
         """The plan for ``ex``, or None after answering (and then nothing is cached)."""
         dp = self.dp
         head = ex.head
+        healthz = dp.settings.healthz_path
+        if healthz and head.path == healthz:  # a load balancer's probe, on any host
+            close = self.state.must_close(head.keep_alive, ex.body_done, dp.draining)
+            page, close = answers.healthz(
+                draining=dp.draining, head_only=head.method == b"HEAD", close=close
+            )
+            self._answered(ex, 503 if dp.draining else 200, page, close)
+            return None
         host = dp.host_key(head.host)
         snapshot = dp.snapshot
         found = forwarding.route(snapshot, dp.plans, head, host, self.tls)

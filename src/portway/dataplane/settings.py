@@ -26,3 +26,4 @@ class DataPlaneSettings:
     passive_backoff: float = 10.0  # first ejection; doubles on repeated ejections
     passive_max_backoff: float = 300.0
     passive_max_ejection_percent: int = 50  # of a proxy's backends; never its last healthy one
+    healthz_path: str = ""  # answered by the data plane itself on every host ("": off)

@@ -156,6 +156,16 @@ def parse_optional_listen(value: str, *, flag: str) -> Listen | None:
     return parse_listen(value, flag=flag) if value.strip() else None
 
 
+def parse_healthz_path(value: str, *, flag: str) -> str:
+    """A path the data plane answers itself (``/.well-known/healthz``), or "" for none."""
+    from portway.protocol.grammar import is_origin_form
+
+    value = value.strip()
+    if value and (not is_origin_form(value) or "?" in value):
+        raise ConfigError(f"{flag}: {value!r} is not an absolute path (RFC 3986)", field=flag)
+    return value
+
+
 def parse_zone(value: str, *, flag: str) -> str:
     from portway.model import normalize_hostname
 

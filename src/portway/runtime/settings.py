@@ -40,6 +40,7 @@ from portway.runtime.config import (
     parse_cidrs,
     parse_client_id,
     parse_endpoint_types,
+    parse_healthz_path,
     parse_listen,
     parse_optional_listen,
     parse_optional_zone,
@@ -273,6 +274,16 @@ SETTINGS: tuple[Setting, ...] = (
         low=0,
         high=100,
         metavar="PERCENT",
+    ),
+    Setting(
+        "healthz_path",
+        str,
+        "",
+        "Path the data plane answers with 200 on every host (503 while draining), for a "
+        "load balancer in front of the tier; it shadows that path of every proxy.",
+        parse=parse_healthz_path,
+        live=True,
+        metavar="PATH",
     ),
     Setting(
         "log_level",
