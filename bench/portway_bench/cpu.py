@@ -69,6 +69,9 @@ class Portway:
             "--http", f"127.0.0.1:{self.ports['http']}",
             "--api", f"127.0.0.1:{self.ports['api']}", "--https", "",
             "--workers", str(self.workers), "--log-level", "warning",
+            # the origin is on loopback, which the production policy refuses; two trees
+            # run at once, so neither takes the default metrics port
+            "--backend-allow", "127.0.0.0/8", "--metrics", "",
         ]  # fmt: skip
         token = secrets.token_urlsafe(24)
         env = {"PORTWAY_ADMIN_TOKEN": token, "PYTHONPATH": str(self.src.resolve() / "src")}

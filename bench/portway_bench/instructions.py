@@ -31,12 +31,14 @@ SERVER = """
 import asyncio, sys, uvloop
 from portway.dataplane import DataPlane
 from portway.model import Backend, Proxy
+from portway.model.backend_policy import BackendPolicy
 from portway.router import RouteTable, Snapshot
 
 port, origin, total = map(int, sys.argv[1:4])
 
 async def main():
-    dp = DataPlane()
+    # The production policy refuses loopback backends; the origin listens on 127.0.0.1.
+    dp = DataPlane(backend_policy=BackendPolicy.build(allow=["127.0.0.0/8"]))
     backend = Backend(id="origin", address="127.0.0.1", port=origin)
     proxy = Proxy(id="p", project="bench", hostname="bench.test", backends=(backend,))
     dp.apply(Snapshot(version=1, routes=RouteTable.build([proxy])))
@@ -69,7 +71,10 @@ def drive(port: int, count: int) -> None:
         for sock in socks:
             data = b""
             while not data.endswith(body_end):
-                data += sock.recv(65536)
+                got = sock.recv(65536)
+                data += got
+                if not got or not data.startswith(b"HTTP/1.1 200"[: len(data)]):
+                    raise RuntimeError(f"not a 200 from the data plane: {data[:200]!r}")
     for sock in socks:
         sock.close()
 

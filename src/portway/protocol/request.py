@@ -13,9 +13,10 @@ feeds this class.
 
 Valid requests a strict reading could refuse (issue 11 §4): llhttp keeps the whitespace
 after a field value, which is not part of it (RFC 9110 §5.5), so every value this module
-interprets is read without it; an absolute-form target's authority replaces Host and the
-request goes on in origin-form (RFC 9112 §3.2.2), so Portway and the backend always agree
-on the host; trailer fields are the client connection's (they are dropped).
+interprets is read without it (Content-Length is also re-sent without it); an
+absolute-form target's authority replaces Host and the request goes on in origin-form
+(RFC 9112 §3.2.2), so Portway and the backend always agree on the host; trailer fields
+are the client connection's (they are dropped).
 
 Limits (issue 7): the request line is ``method SP request-target SP HTTP-version``
 without its CRLF, as nginx counts it (``max_request_line`` → 414); the head is the request
@@ -127,7 +128,6 @@ class RequestHead:
             self._add_special(kind, name, value)
 
     def _add_special(self, kind: int, name: bytes, value: bytes) -> None:
-        value = value.rstrip(b" \t")  # the OWS llhttp leaves after a value
         if kind == h.HOST:
             self.host = value
             self.host_count += 1
@@ -192,7 +192,9 @@ class RequestHead:
         if self._cl_count:
             if self._cl_count > 1:
                 raise _bad("more than one Content-Length")
-            cl = self.content_length
+            # llhttp leaves the OWS after a value in it (the other framing values are
+            # read with it stripped already; Host's is dropped where it is normalised).
+            cl = self.content_length = self.content_length.rstrip(b" \t")
             if not cl.isdigit() or len(cl) > 18:
                 raise _bad("invalid Content-Length")
             return LENGTH

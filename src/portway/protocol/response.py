@@ -104,7 +104,6 @@ class ResponseHead:
             return
         if kind is None:
             kind = h.classify(name)
-        value = value.rstrip(b" \t")  # the OWS llhttp leaves after a value (RFC 9110 §5.5)
         if kind in _END_TO_END:
             if kind == h.LOCATION:
                 self._location = len(self.pieces) + 2
@@ -128,6 +127,9 @@ class ResponseHead:
             raise RemoteProtocolError("ambiguous response framing", status=502)
         if self._te_count and (self._te_count > 1 or self._te.strip().lower() != b"chunked"):
             raise RemoteProtocolError("unsupported response Transfer-Encoding", status=502)
+        if self._cl_count and not self.content_length.isdigit():
+            # llhttp leaves the OWS after a value in it (RFC 9110 §5.5: not part of it)
+            self.content_length = self.content_length.rstrip(b" \t")
         if self._cl_count and not (self.content_length.isdigit() and len(self.content_length) < 19):
             raise RemoteProtocolError("invalid response Content-Length", status=502)
         if head_request or status in (204, 304) or status < 200:
