@@ -69,3 +69,7 @@ def control() -> Iterator[ControlLoop]:
     loop = ControlLoop()
     yield loop
     loop.stop()
+
+
+# Real origin servers on loopback, the same ones the data-plane tests use.
+from tests.dataplane.conftest import make_origin  # noqa: E402, F401

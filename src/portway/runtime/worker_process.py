@@ -2,7 +2,8 @@
 
 A worker starts listening only once its first snapshot is in force: with SO_REUSEPORT
 the kernel hands it new connections from the moment it listens, and an empty table
-would answer them all 404.
+would answer them all 404. It reports a version applied only once it listens, so the
+pool's applied version is one that every worker is serving.
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ class _ControlLink:
     def __init__(self, plane: DataPlane, conn: Connection, stop: asyncio.Event) -> None:
         self.plane = plane
         self.snapshot = Snapshot(version=0)
-        self.serving = asyncio.Event()  # set once the first snapshot is in force
+        self.ready = asyncio.Event()  # set once the first snapshot is in force
+        self.listening = False  # until then, no version is served: none is reported
         self._stop = stop
         self.channel = PipeChannel(conn, self.on_message, on_closed=self._control_gone)
 
@@ -101,14 +103,18 @@ class _ControlLink:
             self.plane.apply(self.snapshot)
             if isinstance(message, FullSnapshot):
                 settle_heap()
-            self.serving.set()
-            self.channel.send("applied", Applied(version=self.snapshot.version))
+            self.ready.set()
+            if self.listening:
+                self.report_applied()
         elif isinstance(message, HealthUpdate):
             self.plane.set_health(message.down)
         elif isinstance(message, SettingsUpdate):
             reconfigure(self.plane, message)
         else:
             log.error("unknown message from the control process: %s", type(message).__name__)
+
+    def report_applied(self) -> None:
+        self.channel.send("applied", Applied(version=self.snapshot.version))
 
     def send_stats(self) -> None:
         plane = self.plane
@@ -151,8 +157,10 @@ async def _worker(conn: Connection, spec: WorkerSpec) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a HUP to the process group is for the control
-    if await _first_set(link.serving, stop) is link.serving:
+    if await _first_set(link.ready, stop) is link.ready:
         await _listen(plane, spec)
+        link.listening = True
+        link.report_applied()
     await stop.wait()
     await plane.close(spec.drain)
     link.channel.close()
