@@ -10,7 +10,7 @@ import pytest
 import trustme
 
 from portway.model import Proxy, TlsSettings
-from portway.reconciler.watcher import Reconciler
+from portway.reconciler.reconciler import Reconciler
 from portway.service import Actor, Service
 from portway.store import Store, open_store
 from portway.store.keyring import Keyring

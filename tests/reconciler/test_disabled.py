@@ -13,7 +13,7 @@ from tests.security.rows import write_by_hand
 
 from portway.model import HealthCheck, Proxy, SessionPersistence
 from portway.reconciler.builder import Disabled, disabled_after, screen
-from portway.reconciler.watcher import Reconciler
+from portway.reconciler.reconciler import Reconciler
 from portway.service import Actor, Service
 from portway.service.validation import Problem
 from portway.store import Store, open_store

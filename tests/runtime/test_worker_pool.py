@@ -6,11 +6,10 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
-import pickle
 import socket
-import struct
 import threading
 import time
+from multiprocessing.connection import Connection
 
 import httpx
 import uvloop
@@ -19,8 +18,11 @@ from tests.conftest import TEST_POLICY
 from portway.dataplane.settings import DataPlaneSettings
 from portway.model import Backend, Proxy
 from portway.router import RouteTable, Snapshot
+from portway.runtime.channel import PipeChannel
 from portway.runtime.config import Listen
-from portway.runtime.workers import WorkerPool, watch_pipe
+from portway.runtime.framing import FrameDecoder, encode
+from portway.runtime.worker_messages import FullSnapshot
+from portway.runtime.workers import WorkerPool
 
 
 def free_port() -> int:
@@ -46,8 +48,7 @@ def test_large_snapshot_and_deltas_reach_the_worker_whole() -> None:
         pool = WorkerPool(
             1, listen, DataPlaneSettings(), drain_timeout=1, backend_policy=TEST_POLICY
         )
-        pool.start(first)
-        supervisor = asyncio.create_task(pool.supervise(interval=0.1))
+        await pool.start(first)
         pids = pool.pids()
         try:
             await wait_applied(pool, 1)
@@ -62,8 +63,7 @@ def test_large_snapshot_and_deltas_reach_the_worker_whole() -> None:
             assert pool.pids() == pids, "a worker was restarted"
             return [last.status_code, added.status_code, unknown.status_code]
         finally:
-            supervisor.cancel()
-            await pool.stop()
+            await pool.close()
 
     # routed to a closed port → 502; the new proxy has no backend → 503; unknown → 404
     assert asyncio.run(main()) == [502, 503, 404]
@@ -78,11 +78,9 @@ async def wait_applied(pool: WorkerPool, version: int) -> None:
 
 
 def test_a_message_that_arrives_in_pieces_is_read_whole() -> None:
-    """The event loop makes a watched pipe non-blocking; a message written slowly must
-    still be read whole rather than failing half way with EAGAIN."""
+    """A frame written slowly, in pieces, is handed on whole once it is complete."""
     parent, child = multiprocessing.Pipe(duplex=True)
-    payload = pickle.dumps(("full", 7, list(range(200_000))))
-    frame = struct.pack("!i", len(payload)) + payload  # Connection's wire format
+    frame = encode(FullSnapshot(version=7, proxies=(), certificates={"x": "y" * 500_000}))  # type: ignore[dict-item]
 
     def slow_writer() -> None:
         fd = child.fileno()
@@ -90,12 +88,57 @@ def test_a_message_that_arrives_in_pieces_is_read_whole() -> None:
             time.sleep(0.002)
             os.write(fd, frame[start : start + 65536])
 
-    async def main() -> tuple[object, ...]:
+    async def main() -> object:
         loop = asyncio.get_running_loop()
-        got: asyncio.Future[tuple[object, ...]] = loop.create_future()
-        watch_pipe(loop, parent, lambda: got.done() or got.set_result(parent.recv()))
+        got: asyncio.Future[object] = loop.create_future()
+        channel = PipeChannel(parent, lambda m: got.done() or got.set_result(m))
         threading.Thread(target=slow_writer, daemon=True).start()
-        return await asyncio.wait_for(got, 10)
+        try:
+            return await asyncio.wait_for(got, 10)
+        finally:
+            channel.close()
 
     message = uvloop.run(main())
-    assert message[0] == "full" and message[1] == 7 and len(message[2]) == 200_000  # type: ignore[arg-type]
+    assert isinstance(message, FullSnapshot) and message.version == 7
+    assert len(message.certificates["x"]) == 500_000  # type: ignore[arg-type]
+
+
+def test_a_peer_that_does_not_read_never_blocks_a_send() -> None:
+    """Sends to a peer that reads nothing return at once; only the newest message of a
+    kind waits behind the frame in flight, and the wait is measured."""
+    parent, child = multiprocessing.Pipe(duplex=True)
+    big = "z" * 2_000_000  # far more than the pipe's buffer
+
+    async def main() -> tuple[float, float]:
+        channel = PipeChannel(parent, lambda m: None)
+        started = time.monotonic()
+        for version in range(10):
+            channel.send("snapshot", (version, big))
+        took = time.monotonic() - started
+        await asyncio.sleep(0.3)
+        blocked = channel.blocked_for()
+        reader = threading.Thread(target=_read_all, args=(child, got), daemon=True)
+        reader.start()
+        for _ in range(200):
+            if channel.idle:
+                break
+            await asyncio.sleep(0.02)
+        channel.close()
+        reader.join(5)
+        return took, blocked
+
+    got: list[object] = []
+    took, blocked = uvloop.run(main())
+    assert took < 0.5, f"sends took {took:.2f}s"
+    assert blocked >= 0.25
+    # the first was in flight when the others came; of those, only the newest was kept
+    assert [m[0] for m in got] == [0, 9]  # type: ignore[index]
+
+
+def _read_all(conn: Connection, into: list[object]) -> None:
+    decoder = FrameDecoder()
+    while True:
+        data = os.read(conn.fileno(), 1 << 20)
+        if not data:
+            return
+        into += decoder.feed(data)

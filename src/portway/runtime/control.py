@@ -15,16 +15,19 @@ import uvicorn
 from starlette.applications import Starlette
 
 from portway.api.app import create_app
-from portway.dataplane.server import DataPlane
 from portway.health.monitor import HealthMonitor, Target
 from portway.health.state import DOWN, Health
-from portway.reconciler.watcher import Reconciler
+from portway.model.backend_policy import BackendPolicy
+from portway.reconciler.reconciler import Reconciler
 from portway.router import Snapshot
 from portway.runtime.config import Listen, ServeConfig, TlsListen
 from portway.runtime.datadir import prepare_data_dir
+from portway.runtime.inprocess import InProcessPlane
+from portway.runtime.plane_handle import DataPlaneHandle
 from portway.runtime.reload import Reloader
 from portway.runtime.report import NodeReport
-from portway.runtime.workers import WorkerPool, open_access_log, settle_heap
+from portway.runtime.worker_process import settle_heap
+from portway.runtime.workers import WorkerPool
 from portway.service import Service
 from portway.store import open_store
 from portway.store.keyfile import FileKeyring
@@ -64,56 +67,24 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
     await asyncio.to_thread(prepare_keys, store, keys, may_create=may_create)
     service = Service(store, backend_policy=policy)
     secret = await asyncio.to_thread(service.ensure_admin_token, config.admin_token)
-    settings = config.dataplane
     tls = await asyncio.to_thread(_tls_listen, config)
 
-    plane: DataPlane | None = None
-    pool: WorkerPool | None = None
-    access_log = open_access_log(config.access_log) if config.workers == 0 else None
-    if config.workers == 0:
-        plane = DataPlane(settings, access_log=access_log, backend_policy=policy)
-    else:
-        pool = WorkerPool(
-            config.workers,
-            config.http,
-            settings,
-            config.drain_timeout,
-            tls=tls,
-            access_log=config.access_log,
-            backend_policy=policy,
-        )
-
-    def push_health(health: Mapping[Target, Health]) -> None:
-        down = frozenset(t for t, h in health.items() if h.status == DOWN)
-        if plane is not None:
-            plane.set_health(down)
-        if pool is not None:
-            pool.set_health(down)
-
-    monitor = HealthMonitor(push_health, backend_policy=policy)
+    handle = _data_plane(config, tls, policy)
+    monitor = HealthMonitor(lambda health: handle.set_health(_down(health)), backend_policy=policy)
 
     def publish(snapshot: Snapshot, changed: set[str] | None) -> None:
-        if plane is not None:
-            plane.apply(snapshot)
-        if pool is not None:
-            pool.publish(snapshot, changed)
+        handle.publish(snapshot, changed)
         monitor.update(snapshot, changed)
 
     reconciler = Reconciler(store, publish)
     first = await asyncio.to_thread(reconciler.load_initial)
-    if pool is not None:
-        pool.start(first)
+    await handle.start(first)
     reconciler.commit(first, None)
     settle_heap()
-    if plane is not None:
-        await plane.listen_http(config.http.host, config.http.port)
-        if tls is not None:
-            plane.tls.load_default(tls.chain, tls.key)
-            await plane.listen_https(tls.listen.host, tls.listen.port)
 
     api_sock = _bind(config.api)
     metrics_sock = _bind(config.metrics) if config.metrics is not None else None
-    report = NodeReport(reconciler, monitor, plane, pool)
+    report = NodeReport(reconciler, monitor, handle)
     app = create_app(
         service, extra_routes=report.admin_routes(service), backend_health=report.backend_health
     )
@@ -133,8 +104,6 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
         tasks.append(
             asyncio.create_task(metrics_server.serve(sockets=[metrics_sock]), name="metrics")
         )
-    if pool is not None:
-        tasks.append(asyncio.create_task(pool.supervise(), name="workers"))
 
     _banner(config, secret, first)
     stop = asyncio.Event()
@@ -142,17 +111,12 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     # nginx habit: SIGHUP re-reads the config file (and never kills the node).
-    loop.add_signal_handler(signal.SIGHUP, Reloader(config, reload, plane=plane, pool=pool).reload)
+    loop.add_signal_handler(signal.SIGHUP, Reloader(config, reload, handle).reload)
     await stop.wait()
 
     log.info("draining (up to %.0fs)", config.drain_timeout)
-    if plane is not None:
-        await plane.close(config.drain_timeout)
-    if pool is not None:
-        await pool.stop()
+    await handle.close()
     await monitor.close()
-    if plane is not None and plane.access_log is not None:  # SIGHUP may have reopened it
-        plane.access_log.flush()
     for each in servers:
         each.should_exit = True
     for task in tasks:
@@ -161,6 +125,34 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
     await asyncio.gather(*tasks, return_exceptions=True)
     store.close()
     return 0
+
+
+def _data_plane(
+    config: ServeConfig, tls: TlsListen | None, policy: BackendPolicy
+) -> DataPlaneHandle:
+    """The built-in plane in this process (``--workers 0``) or the worker processes."""
+    if config.workers == 0:
+        return InProcessPlane(
+            config.http,
+            config.dataplane,
+            config.drain_timeout,
+            tls=tls,
+            access_log=config.access_log,
+            backend_policy=policy,
+        )
+    return WorkerPool(
+        config.workers,
+        config.http,
+        config.dataplane,
+        config.drain_timeout,
+        tls=tls,
+        access_log=config.access_log,
+        backend_policy=policy,
+    )
+
+
+def _down(health: Mapping[Target, Health]) -> frozenset[Target]:
+    return frozenset(t for t, h in health.items() if h.status == DOWN)
 
 
 def _tls_listen(config: ServeConfig) -> TlsListen | None:

@@ -11,12 +11,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from portway.dataplane.server import DataPlane
 from portway.errors import PortwayError
-from portway.observability.access_log import AccessLog
 from portway.runtime.config import ServeConfig
 from portway.runtime.configfile import changed, take_live
-from portway.runtime.workers import WorkerPool, open_access_log
+from portway.runtime.plane_handle import DataPlaneHandle
 
 log = logging.getLogger("portway")
 
@@ -28,14 +26,11 @@ class Reloader:
         self,
         config: ServeConfig,
         load: Callable[[], ServeConfig] | None,
-        *,
-        plane: DataPlane | None,
-        pool: WorkerPool | None,
+        handle: DataPlaneHandle,
     ) -> None:
         self.config = config
         self._load = load  # None: no config file, so SIGHUP only reopens the access log
-        self._plane = plane
-        self._pool = pool
+        self._handle = handle
 
     def reload(self) -> None:
         running = self.config
@@ -44,16 +39,18 @@ class Reloader:
         except PortwayError as exc:
             log.error("SIGHUP: %s; the running settings stay", exc.message)
             return
+        live = take_live(running, fresh)
         try:
-            # Opened before anything changes, so that a bad path changes nothing.
-            access_log = open_access_log(fresh.access_log) if self._plane is not None else None
+            # The handle opens the access log before it changes anything, so that a bad
+            # path changes nothing.
+            self._handle.reconfigure(live.dataplane, live.access_log)
         except OSError as exc:
             log.error("SIGHUP: cannot open the access log: %s; the running settings stay", exc)
             return
+        self.config = live
+        logging.getLogger().setLevel(live.log_level.upper())
+        applied = [s.key for s in changed(running, live)]
         restart = [s.key for s in changed(running, fresh) if not s.live]
-        self.config = take_live(running, fresh)
-        applied = [s.key for s in changed(running, self.config)]
-        self._apply(self.config, access_log)
         if applied:
             log.info("SIGHUP: applied %s", ", ".join(applied))
         else:
@@ -63,13 +60,3 @@ class Reloader:
                 "SIGHUP: %s changed but need a restart; the running values stay",
                 ", ".join(restart),
             )
-
-    def _apply(self, config: ServeConfig, access_log: AccessLog | None) -> None:
-        logging.getLogger().setLevel(config.log_level.upper())
-        if self._plane is not None:
-            self._plane.reconfigure(config.dataplane)
-            old, self._plane.access_log = self._plane.access_log, access_log
-            if old is not None:
-                old.close()
-        if self._pool is not None:
-            self._pool.reconfigure(config.dataplane, config.access_log)

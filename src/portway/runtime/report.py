@@ -1,5 +1,5 @@
 """What the control process reports about its node: backend health for the API, and the
-Prometheus ``/metrics`` page merged from the in-process data plane or the workers.
+Prometheus ``/metrics`` page merged from what the data plane handle reports.
 
 ``/metrics`` names every tenant's proxies and their traffic, so it is served on a
 listener of its own (``routes``, no token: bind it where only the scraper can reach
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -19,46 +19,24 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from portway.api.endpoint import token_of
-from portway.dataplane.server import DataPlane
 from portway.errors import ForbiddenError
 from portway.health.monitor import HealthMonitor
 from portway.health.state import DOWN, DRAINING, UNKNOWN, UP
 from portway.observability.metrics import merge, render
-from portway.reconciler.watcher import Reconciler
-from portway.runtime.workers import WorkerPool
+from portway.reconciler.reconciler import Reconciler
+from portway.runtime.plane_handle import DataPlaneHandle
 from portway.service import Service
 
-Target = tuple[str, str]
 _STATUS_VALUE = {UP: 1.0, DOWN: 0.0, UNKNOWN: -1.0, DRAINING: 1.0}
 
 
 class NodeReport:
     def __init__(
-        self,
-        reconciler: Reconciler,
-        monitor: HealthMonitor,
-        plane: DataPlane | None,
-        pool: WorkerPool | None,
+        self, reconciler: Reconciler, monitor: HealthMonitor, handle: DataPlaneHandle
     ) -> None:
         self._reconciler = reconciler
         self._monitor = monitor
-        self._plane = plane
-        self._pool = pool
-
-    def _stats(self) -> list[tuple[Mapping[str, object], int, frozenset[Target]]]:
-        if self._plane is not None:
-            plane = self._plane
-            return [(plane.metrics.export(), plane.open_connections, plane.ejected())]
-        assert self._pool is not None
-        return [(s[0], s[1], s[2]) for s in self._pool.stats()]
-
-    def _is_ejected(self, target: Target) -> bool:
-        # Called once per backend in an API listing: ask only for the ejected sets, never
-        # for a copy of the metrics (which is per proxy, so large on big tables).
-        if self._plane is not None:
-            return target in self._plane.ejected()
-        assert self._pool is not None
-        return any(target in s[2] for s in self._pool.stats())
+        self._handle = handle
 
     def backend_health(self, proxy_id: str, backend_id: str) -> dict[str, Any]:
         """``health`` (up/down/unknown/draining), ``last_check`` and ``last_error``."""
@@ -66,7 +44,7 @@ class NodeReport:
         health = self._monitor.health.get(target)
         status = health.status if health is not None else UNKNOWN
         error = health.last_error if health is not None else None
-        if self._is_ejected(target):
+        if self._handle.is_ejected(target):
             status, error = DOWN, error or "ejected after consecutive failures (passive check)"
         snapshot = self._reconciler.snapshot
         route = snapshot.routes.get(proxy_id) if snapshot is not None else None
@@ -85,18 +63,13 @@ class NodeReport:
         }
 
     def metrics_text(self) -> str:
-        stats = self._stats()
+        stats = self._handle.stats()
         snapshot = self._reconciler.snapshot
         version = snapshot.version if snapshot is not None else 0
-        applied = (
-            self._plane.applied_version
-            if self._plane is not None
-            else (self._pool.applied_version if self._pool is not None else 0)
-        )
         gauges: dict[str, tuple[str, Iterable[tuple[dict[str, str], float]]]] = {
             "portway_open_connections": (
                 "Client connections open on the data plane.",
-                [({}, float(sum(s[1] for s in stats)))],
+                [({}, float(sum(s.open_connections for s in stats)))],
             ),
             "portway_snapshot_version": (
                 "Store revision of the newest snapshot built.",
@@ -104,7 +77,7 @@ class NodeReport:
             ),
             "portway_snapshot_applied_version": (
                 "Snapshot version every data plane has applied.",
-                [({}, float(applied))],
+                [({}, float(self._handle.applied_version))],
             ),
             "portway_snapshot_build_seconds": (
                 "Time the last snapshot took to build.",
@@ -116,7 +89,7 @@ class NodeReport:
             ),
             "portway_snapshot_apply_seconds": (
                 "Snapshot published to applied by every worker (0 in-process).",
-                [({}, self._pool.last_apply_seconds if self._pool is not None else 0.0)],
+                [({}, self._handle.last_apply_seconds)],
             ),
             "portway_proxies_disabled": (
                 "Stored proxies left out of the snapshot because they break a rule.",
@@ -130,7 +103,7 @@ class NodeReport:
                 ],
             ),
         }
-        return render(merge(s[0] for s in stats), gauges)
+        return render(merge(s.metrics for s in stats), gauges)
 
     def _disabled_counts(self) -> list[tuple[str, int]]:
         counts = Counter(d.project for d in self._reconciler.disabled.values())

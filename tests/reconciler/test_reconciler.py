@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 import pytest
 
 from portway.model import Proxy
-from portway.reconciler.watcher import Reconciler
+from portway.reconciler.reconciler import Reconciler
 from portway.router import Snapshot
 from portway.service import Actor, BackendSpec, Service
 from portway.store import Store, open_store
@@ -107,7 +107,7 @@ def test_run_wakes_on_commit_without_waiting_for_the_poll(store: Store) -> None:
     assert asyncio.run(main()) < 1.0
 
 
-class FlakySource:
+class FlakyStore:
     """The real store, whose next change read fails once (a lost DB connection)."""
 
     def __init__(self, store: Store) -> None:
@@ -133,20 +133,20 @@ class FlakySource:
 def test_failed_build_keeps_the_last_good_snapshot_and_retries(store: Store) -> None:
     service = Service(store)
     actor = admin(service)
-    source = FlakySource(store)
+    reader = FlakyStore(store)
 
     async def main() -> tuple[int, int]:
-        rec = Reconciler(source, lambda s, c: None, poll_interval=0.05)
+        rec = Reconciler(reader, lambda s, c: None, poll_interval=0.05)
         before = rec.build_initial().version
         task = asyncio.create_task(rec.run())
-        source.fail = True
+        reader.fail = True
         await asyncio.to_thread(service.create_proxy, actor, "alpha", draft("f.alpha.test"), [])
         for _ in range(100):
             await asyncio.sleep(0.02)
             if rec.snapshot is not None and rec.snapshot.version > before:
                 break
         task.cancel()
-        assert not source.fail, "the failing read was never attempted"
+        assert not reader.fail, "the failing read was never attempted"
         assert rec.snapshot is not None
         return before, rec.snapshot.version
 

@@ -1,4 +1,8 @@
-"""What the reconciler needs from a store: revisions, proxies, certificates, a wake-up."""
+"""What the reconciler needs from a store: revisions, proxies, certificates, a wake-up.
+
+(Not a "source": in Portway a source is an outside feed of configuration, such as the
+Toolforge registrations or OpenShift routes in ``portway.sources``, which writes to the
+store through the service like any other client.)"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Protocol
 from portway.model import Certificate, Proxy
 
 
-class ConfigSource(Protocol):
+class StoreReader(Protocol):
     """The read side of the store, as seen by the reconciler."""
 
     def current_revision(self) -> int: ...

@@ -29,7 +29,7 @@ from portway.reconciler.builder import (
     next_snapshot,
     screen,
 )
-from portway.reconciler.source import ConfigSource
+from portway.reconciler.store_reader import StoreReader
 from portway.router import Snapshot
 
 log = logging.getLogger("portway.reconciler")
@@ -46,13 +46,13 @@ class Reconciler:
 
     def __init__(
         self,
-        source: ConfigSource,
+        store: StoreReader,
         publish: Publisher,
         *,
         poll_interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._source = source
+        self._store = store
         self._publish = publish
         self._poll_interval = poll_interval
         self._clock = clock
@@ -77,8 +77,8 @@ class Reconciler:
     def load_initial(self) -> Snapshot:
         """The first snapshot, built from the whole store but not yet published."""
         started = time.perf_counter()
-        version = self._source.current_revision()
-        proxies, rejected = screen(self._source.load_proxies())
+        version = self._store.current_revision()
+        proxies, rejected = screen(self._store.load_proxies())
         certs = self._load_certificates(certificate_ids(proxies))
         snap = full_snapshot(version, proxies, self._clock(), certs)
         self.snapshot = snap
@@ -92,10 +92,10 @@ class Reconciler:
         previous = self.snapshot
         assert previous is not None, "build_initial() first"
         started = time.perf_counter()
-        version, changed = self._source.changed_proxy_ids(previous.version)
+        version, changed = self._store.changed_proxy_ids(previous.version)
         if version <= previous.version:
             return None
-        current, rejected = screen(self._source.load_proxies(changed) if changed else [])
+        current, rejected = screen(self._store.load_proxies(changed) if changed else [])
         # A rejected proxy is in ``changed`` but not in ``current``: it leaves the table.
         snap = next_snapshot(previous, version, changed, current, self._clock())
         plan = certificate_plan(previous, snap.routes, changed, current)
@@ -110,7 +110,7 @@ class Reconciler:
     def _load_certificates(self, ids: set[str]) -> dict[str, Certificate]:
         if not ids:
             return {}
-        return {c.id: c for c in self._source.load_certificates(ids)}
+        return {c.id: c for c in self._store.load_certificates(ids)}
 
     def commit(self, snapshot: Snapshot, changed: set[str] | None) -> None:
         """Make ``snapshot`` current and publish it (on the data plane's thread)."""
@@ -164,7 +164,7 @@ class Reconciler:
         """Run until cancelled."""
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
-        self._source.add_commit_listener(self.notify)
+        self._store.add_commit_listener(self.notify)
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_interval)

@@ -1,0 +1,128 @@
+"""Everything the control process and a worker say to each other over their pipe.
+
+control → worker: ``FullSnapshot`` (replace everything), ``SnapshotDelta`` (upserts and
+removals), ``HealthUpdate`` (the active checks' verdicts), ``SettingsUpdate`` (SIGHUP).
+worker → control: ``Applied`` (a snapshot version is being served), ``PlaneStats`` (the
+worker's figures, pushed every second so that ``/metrics`` never waits on a worker).
+
+A worker that falls behind is sent one ``SnapshotPlan`` merged from all the snapshots it
+missed (``SnapshotPlan.merged``), never each of them in turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from portway.dataplane.settings import DataPlaneSettings
+from portway.model import Certificate, Proxy
+from portway.router import RouteTable, Snapshot
+from portway.runtime.plane_handle import PlaneStats, Target
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FullSnapshot:
+    version: int
+    proxies: tuple[Proxy, ...]
+    certificates: Mapping[str, Certificate]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SnapshotDelta:
+    version: int
+    upserts: tuple[Proxy, ...]
+    removed: tuple[str, ...]
+    certificates: Mapping[str, Certificate] | None  # the whole map when it changed, else None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HealthUpdate:
+    down: frozenset[Target]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SettingsUpdate:
+    settings: DataPlaneSettings
+    access_log: str | None  # a path, "-" for standard output, None for none
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Applied:
+    version: int
+
+
+ToWorker = FullSnapshot | SnapshotDelta | HealthUpdate | SettingsUpdate
+FromWorker = Applied | PlaneStats
+
+
+def full_message(snapshot: Snapshot) -> FullSnapshot:
+    return FullSnapshot(
+        version=snapshot.version,
+        proxies=tuple(r.proxy for r in snapshot.routes.routes()),
+        certificates=dict(snapshot.certificates),
+    )
+
+
+def delta_message(
+    snapshot: Snapshot, changed: set[str] | frozenset[str], *, certificates_changed: bool = False
+) -> SnapshotDelta:
+    """The proxies of ``changed`` as they are in ``snapshot``: present ones are upserts,
+    absent ones were removed."""
+    upserts = []
+    removed = []
+    for proxy_id in changed:
+        route = snapshot.routes.get(proxy_id)
+        if route is None:
+            removed.append(proxy_id)
+        else:
+            upserts.append(route.proxy)
+    return SnapshotDelta(
+        version=snapshot.version,
+        upserts=tuple(upserts),
+        removed=tuple(removed),
+        certificates=dict(snapshot.certificates) if certificates_changed else None,
+    )
+
+
+def apply_message(current: Snapshot, message: FullSnapshot | SnapshotDelta) -> Snapshot:
+    """Pure: the worker's next snapshot after ``message``."""
+    if isinstance(message, FullSnapshot):
+        return Snapshot(
+            version=message.version,
+            routes=RouteTable.build(message.proxies),
+            certificates=message.certificates,
+        )
+    routes = current.routes.with_changes(upserts=message.upserts, removed=message.removed)
+    certs = message.certificates
+    return Snapshot(
+        version=message.version,
+        routes=routes,
+        certificates=current.certificates if certs is None else certs,
+    )
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SnapshotPlan:
+    """A snapshot still to send to a worker, and how: whole (``changed`` None) or as the
+    delta of ``changed`` from what the worker was sent before. Compared by identity, so
+    workers in step share one plan and one encoding of it."""
+
+    snapshot: Snapshot
+    changed: frozenset[str] | None
+    certificates_changed: bool = False
+
+    def merged(self, newer: SnapshotPlan) -> SnapshotPlan:
+        """One plan that takes a worker from before ``self`` to after ``newer``: the
+        newest snapshot, with every id either of them changed."""
+        changed = None
+        if self.changed is not None and newer.changed is not None:
+            changed = self.changed | newer.changed
+        moved = self.certificates_changed or newer.certificates_changed
+        return SnapshotPlan(newer.snapshot, changed, moved)
+
+    def message(self) -> FullSnapshot | SnapshotDelta:
+        if self.changed is None:
+            return full_message(self.snapshot)
+        return delta_message(
+            self.snapshot, self.changed, certificates_changed=self.certificates_changed
+        )
