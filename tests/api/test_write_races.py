@@ -78,7 +78,9 @@ def _update(client: TestClient, ref: str, auth: dict[str, str]) -> Any:
 
 
 @pytest.mark.parametrize(
-    ("request_", "status"), [(_add, 201), (_replace, 200), (_update, 200)], ids=["add", "replace", "update"]
+    ("request_", "status"),
+    [(_add, 201), (_replace, 200), (_update, 200)],
+    ids=["add", "replace", "update"],
 )
 @pytest.mark.parametrize("by", ["id", "hostname"])
 def test_committed_backend_write_answers_what_it_wrote_despite_a_later_delete(
