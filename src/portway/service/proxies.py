@@ -78,6 +78,16 @@ def _nested(a: str, b: str) -> bool:
     return a == "/" or b == "/" or a.startswith(b + "/") or b.startswith(a + "/")
 
 
+def _admit(tx: Transaction, proxy: Proxy, *, claim: bool) -> None:
+    """The rules a proxy passes before it is written, beyond its own fields': its project
+    may claim its hostname (checked when the hostname is new), its route is free, and the
+    certificate it attaches covers it."""
+    if claim:
+        check_claim(tx, proxy.project, proxy.hostname)
+    _check_route_free(tx, proxy)
+    check_proxy_tls(tx, proxy)
+
+
 def _record(
     tx: Transaction, action: str, proxy: Proxy, *, before: Proxy | None, after: Proxy | None
 ) -> None:
@@ -111,9 +121,7 @@ class ProxyOps(ServiceBase):
             )
             built = build_backends(backends, proxy.backend_port, actor.source, self.backend_policy)
             proxy = dataclasses.replace(proxy, backends=built)
-            check_claim(tx, project, proxy.hostname)
-            _check_route_free(tx, proxy)
-            check_proxy_tls(tx, proxy)
+            _admit(tx, proxy, claim=True)
             tx.insert_proxy(proxy)
             created = _stored(tx, proxy.id)
             _record(tx, "create", created, before=None, after=created)
@@ -144,10 +152,7 @@ class ProxyOps(ServiceBase):
         with self._write(actor, project) as tx:
             before = resolve_proxy(tx, project, ref)
             after = validation.proxy(dataclasses.replace(before, **changes))
-            if after.hostname != before.hostname:
-                check_claim(tx, project, after.hostname)
-            _check_route_free(tx, after)
-            check_proxy_tls(tx, after)
+            _admit(tx, after, claim=after.hostname != before.hostname)
             tx.update_proxy(after)
             updated = _stored(tx, before.id)
             _record(tx, "update", before, before=before, after=updated)
