@@ -153,7 +153,7 @@ def test_replacing_backends_keeps_ids_of_those_that_stay(service: Service) -> No
         "alpha",
         proxy.id,
         [BackendSpec(address="10.0.0.1", port=80, weight=5), BackendSpec(address="10.0.0.2")],
-    )
+    ).backends
     assert [b.id == kept for b in new] == [True, False]
     assert new[0].weight == 5
     with pytest.raises(ValidationError):

@@ -8,22 +8,9 @@ from typing import Any
 
 from portway.api import schemas
 from portway.errors import ValidationError
-from portway.model import (
-    Backend,
-    CacheSettings,
-    Change,
-    HealthCheck,
-    Limits,
-    Project,
-    Proxy,
-    Role,
-    SessionPersistence,
-    Timeouts,
-    TlsSettings,
-    Token,
-    Zone,
-)
-from portway.service import BackendSpec, validation
+from portway.model import Backend, Change, Project, Proxy, Role, Token, Zone
+from portway.model.proxy import OPTION_BY_NAME, OPTIONS, SETTINGS
+from portway.service import BackendSpec, proxy_problems
 
 HealthFn = Callable[[str, str], dict[str, Any]]
 
@@ -32,65 +19,24 @@ def backend_spec(body: schemas.BackendIn) -> BackendSpec:
     return BackendSpec(address=body.address, port=body.port, weight=body.weight, backup=body.backup)
 
 
-def _persistence(body: schemas.SessionPersistenceIn | None) -> SessionPersistence | None:
-    return None if body is None else SessionPersistence(**body.model_dump())
-
-
-def _health(body: schemas.HealthCheckIn | None) -> HealthCheck | None:
-    return None if body is None else HealthCheck(**body.model_dump())
-
-
-def _tls(body: schemas.TlsIn | None) -> TlsSettings:
-    return TlsSettings() if body is None else TlsSettings(**body.model_dump())
-
-
-def _cache(body: schemas.CacheIn | None) -> CacheSettings:
-    return CacheSettings() if body is None else CacheSettings(**body.model_dump())
-
-
-def _timeouts(body: schemas.TimeoutsIn | None) -> Timeouts:
-    return Timeouts() if body is None else Timeouts(**body.model_dump())
-
-
-def _limits(body: schemas.LimitsIn | None) -> Limits:
-    return Limits() if body is None else Limits(**body.model_dump())
+def _setting(name: str, value: Any) -> Any:
+    """A setting's wire value as its domain value (option sub-objects → option objects)."""
+    option = OPTION_BY_NAME.get(name)
+    if option is None:
+        return value
+    return option.build(None if value is None else value.model_dump())
 
 
 def proxy_draft(body: schemas.ProxyCreate) -> tuple[Proxy, list[BackendSpec]]:
     """A draft Proxy (the service assigns id and project) and its backend specs."""
-    draft = Proxy(
-        id="",
-        project="",
-        hostname=body.hostname,
-        path_prefix=body.path_prefix,
-        backend_port=body.backend_port,
-        algorithm=body.algorithm,
-        session_persistence=_persistence(body.session_persistence),
-        health_check=_health(body.health_check),
-        tls=_tls(body.tls),
-        cache=_cache(body.cache),
-        timeouts=_timeouts(body.timeouts),
-        limits=_limits(body.limits),
-        hash_key=body.hash_key,
-    )
+    settings = {name: _setting(name, getattr(body, name)) for name in SETTINGS}
+    draft = Proxy(id="", project="", **settings)
     return draft, [backend_spec(b) for b in body.backends]
 
 
 def proxy_changes(body: schemas.ProxyUpdate) -> dict[str, Any]:
-    """Only the fields the client sent, as domain values."""
-    changes: dict[str, Any] = {}
-    for name in body.model_fields_set:
-        value = getattr(body, name)
-        converters: dict[str, Callable[[Any], Any]] = {
-            "session_persistence": _persistence,
-            "health_check": _health,
-            "tls": _tls,
-            "cache": _cache,
-            "timeouts": _timeouts,
-            "limits": _limits,
-        }
-        changes[name] = converters.get(name, lambda v: v)(value)
-    return changes
+    """Only the settings the client sent, as domain values."""
+    return {name: _setting(name, getattr(body, name)) for name in body.model_fields_set}
 
 
 def role(value: str) -> Role:
@@ -108,12 +54,12 @@ def backend_out(proxy_id: str, backend: Backend, health: HealthFn) -> dict[str, 
 
 def proxy_out(proxy: Proxy, health: HealthFn) -> dict[str, Any]:
     fields = {f.name: getattr(proxy, f.name) for f in dataclasses.fields(proxy)}
-    for name in ("session_persistence", "health_check", "tls", "cache", "timeouts", "limits"):
-        value = fields[name]
-        fields[name] = None if value is None else dataclasses.asdict(value)
+    for option in OPTIONS:
+        value = fields[option.name]
+        fields[option.name] = None if value is None else dataclasses.asdict(value)
     fields["backends"] = []
     # The rules the snapshot builder applies: a proxy that breaks one is not served.
-    problems = validation.problems(proxy)
+    problems = proxy_problems(proxy)
     fields["status"] = "error" if problems else "active"
     fields["errors"] = [{"field": p.field, "message": p.message} for p in problems]
     out = schemas.ProxyOut(**fields).model_dump(mode="json")

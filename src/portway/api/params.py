@@ -10,7 +10,7 @@ from typing import Any
 from portway.api.schemas import HOSTNAME_GRAMMAR
 from portway.errors import MalformedError, ValidationError
 from portway.model.hostname import MAX_HOSTNAME
-from portway.service.projects import MAX_CHANGES
+from portway.service import MAX_CHANGES
 from portway.store.reader import MAX_REVISION
 
 # Path segments name objects by id, name, hostname or "address:port"; nothing longer

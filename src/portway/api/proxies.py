@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse, Response
 from portway.api import convert, schemas
 from portway.api.convert import HealthFn
 from portway.api.endpoint import Call
-from portway.service import Service
+from portway.service import ProxyBackend, Service
 
 
 class ProxyHandlers:
@@ -51,35 +51,39 @@ class ProxyHandlers:
     def _get(self, call: Call) -> Any:
         return self.service.get_proxy(call.actor, call.params["project"], call.params["proxy"])
 
+    def _backend(self, found: ProxyBackend, status: int = 200) -> JSONResponse:
+        out = convert.backend_out(found.proxy_id, found.backend, self.health)
+        return JSONResponse({"backend": out}, status_code=status)
+
     def list_backends(self, call: Call) -> Response:
         proxy = self._get(call)
         return self._backends(proxy.id, proxy.backends)
 
+    # Writes answer with what the service returns from their own transaction: a second
+    # read could meet a delete committed in between and turn a done write into a 404.
     def add_backend(self, call: Call) -> Response:
         spec = convert.backend_spec(call.parse(schemas.BackendRequest).backend)
         p = call.params
-        backend = self.service.add_backend(call.actor, p["project"], p["proxy"], spec)
-        proxy = self._get(call)
-        body = {"backend": convert.backend_out(proxy.id, backend, self.health)}
-        return JSONResponse(body, status_code=201)
+        return self._backend(
+            self.service.add_backend(call.actor, p["project"], p["proxy"], spec), 201
+        )
 
     def replace_backends(self, call: Call) -> Response:
         specs = [convert.backend_spec(b) for b in call.parse(schemas.BackendsRequest).backends]
         p = call.params
-        backends = self.service.replace_backends(call.actor, p["project"], p["proxy"], specs)
-        return self._backends(self._get(call).id, backends)
+        proxy = self.service.replace_backends(call.actor, p["project"], p["proxy"], specs)
+        return self._backends(proxy.id, proxy.backends)
 
     def show_backend(self, call: Call) -> Response:
-        from portway.service.backends import find_backend
-
-        proxy = self._get(call)
-        backend = find_backend(proxy, call.params["backend"])
-        return JSONResponse({"backend": convert.backend_out(proxy.id, backend, self.health)})
+        p = call.params
+        return self._backend(
+            self.service.get_backend(call.actor, p["project"], p["proxy"], p["backend"])
+        )
 
     def update_backend(self, call: Call) -> Response:
         body = call.parse(schemas.BackendUpdateRequest).backend
         p = call.params
-        backend = self.service.update_backend(
+        found = self.service.update_backend(
             call.actor,
             p["project"],
             p["proxy"],
@@ -87,8 +91,7 @@ class ProxyHandlers:
             weight=body.weight,
             backup=body.backup,
         )
-        proxy = self._get(call)
-        return JSONResponse({"backend": convert.backend_out(proxy.id, backend, self.health)})
+        return self._backend(found)
 
     def remove_backend(self, call: Call) -> Response:
         p = call.params

@@ -15,12 +15,20 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from portway.health.expect import MAX_EXPECTED_CODES
-from portway.model import ALGORITHMS, Role
+from portway.model import (
+    ALGORITHMS,
+    CacheSettings,
+    HealthCheck,
+    Limits,
+    Proxy,
+    Role,
+    SessionPersistence,
+    Timeouts,
+    TlsSettings,
+)
 from portway.model.hostname import MAX_HOSTNAME
-from portway.model.proxy import PERSISTENCE_TYPES
-from portway.service.backends import MAX_BACKENDS
-from portway.service.certificates import MAX_NAME, MAX_PEM
-from portway.service.validation import MAX_WEIGHT
+from portway.model.proxy import PERSISTENCE_TYPES, defaults
+from portway.service import MAX_BACKENDS, MAX_CERTIFICATE_NAME, MAX_PEM, MAX_WEIGHT
 
 # Length limits (the API's own: every string is bounded before any rule looks at it).
 HOSTNAME = MAX_HOSTNAME + 1  # one trailing dot is allowed, and dropped
@@ -74,45 +82,60 @@ class StrictIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+# The defaults are the model's (one definition); these schemas add the wire's limits.
+# tests/api/test_schemas_follow_the_model.py holds their fields to the model's.
+_HEALTH = defaults(HealthCheck)
+_PERSISTENCE = defaults(SessionPersistence)
+_TLS = defaults(TlsSettings)
+_CACHE = defaults(CacheSettings)
+_TIMEOUTS = defaults(Timeouts)
+_LIMITS = defaults(Limits)
+_PROXY = defaults(Proxy)
+
+
 class HealthCheckIn(StrictIn):
-    type: str = Field("http", max_length=SHORT, json_schema_extra=_enum(("http", "tcp")))
-    method: str = Field("GET", min_length=1, max_length=TOKEN)
-    path: str = Field("/", min_length=1, max_length=PATH)
+    type: str = Field(_HEALTH["type"], max_length=SHORT, json_schema_extra=_enum(("http", "tcp")))
+    method: str = Field(_HEALTH["method"], min_length=1, max_length=TOKEN)
+    path: str = Field(_HEALTH["path"], min_length=1, max_length=PATH)
     host: str | None = Field(
-        None, max_length=HOSTNAME, json_schema_extra=_grammar(HOSTNAME_GRAMMAR)
+        _HEALTH["host"], max_length=HOSTNAME, json_schema_extra=_grammar(HOSTNAME_GRAMMAR)
     )
-    interval: float = Field(5.0, gt=0, le=3600)
-    timeout: float = Field(2.0, gt=0, le=3600)
-    rise: Int = Field(2, ge=1, le=100)
-    fall: Int = Field(3, ge=1, le=100)
-    expected_codes: str = Field("200-399", min_length=1, max_length=MAX_EXPECTED_CODES)
+    interval: float = Field(_HEALTH["interval"], gt=0, le=3600)
+    timeout: float = Field(_HEALTH["timeout"], gt=0, le=3600)
+    rise: Int = Field(_HEALTH["rise"], ge=1, le=100)
+    fall: Int = Field(_HEALTH["fall"], ge=1, le=100)
+    expected_codes: str = Field(
+        _HEALTH["expected_codes"], min_length=1, max_length=MAX_EXPECTED_CODES
+    )
 
 
 class SessionPersistenceIn(StrictIn):
     type: str = Field(max_length=SHORT, json_schema_extra=_enum(PERSISTENCE_TYPES))
-    cookie_name: str | None = Field(None, min_length=1, max_length=TOKEN)
+    cookie_name: str | None = Field(_PERSISTENCE["cookie_name"], min_length=1, max_length=TOKEN)
 
 
 class TlsIn(StrictIn):
-    certificate: str | None = Field(None, max_length=MAX_NAME, description="id or name")
-    redirect_http: bool = False
-    hsts: bool = False
+    certificate: str | None = Field(
+        _TLS["certificate"], max_length=MAX_CERTIFICATE_NAME, description="id or name"
+    )
+    redirect_http: bool = _TLS["redirect_http"]
+    hsts: bool = _TLS["hsts"]
 
 
 class CacheIn(StrictIn):
-    enabled: bool = False
+    enabled: bool = _CACHE["enabled"]
 
 
 class TimeoutsIn(StrictIn):
-    connect: float = Field(5.0, gt=0, le=86400)
-    first_byte: float = Field(60.0, gt=0, le=86400)
-    idle: float = Field(60.0, gt=0, le=86400)
-    total: float | None = Field(None, gt=0, le=86400)
-    websocket_idle: float = Field(3600.0, gt=0, le=86400)
+    connect: float = Field(_TIMEOUTS["connect"], gt=0, le=86400)
+    first_byte: float = Field(_TIMEOUTS["first_byte"], gt=0, le=86400)
+    idle: float = Field(_TIMEOUTS["idle"], gt=0, le=86400)
+    total: float | None = Field(_TIMEOUTS["total"], gt=0, le=86400)
+    websocket_idle: float = Field(_TIMEOUTS["websocket_idle"], gt=0, le=86400)
 
 
 class LimitsIn(StrictIn):
-    max_body_bytes: Int | None = Field(None, ge=0, le=MAX_INT)
+    max_body_bytes: Int | None = Field(_LIMITS["max_body_bytes"], ge=0, le=MAX_INT)
 
 
 class BackendIn(StrictIn):
@@ -127,10 +150,16 @@ class ProxyCreate(StrictIn):
         min_length=1, max_length=HOSTNAME, json_schema_extra=_grammar(HOSTNAME_GRAMMAR)
     )
     path_prefix: str = Field(
-        "/", min_length=1, max_length=PATH, json_schema_extra=_grammar(PREFIX_GRAMMAR)
+        _PROXY["path_prefix"],
+        min_length=1,
+        max_length=PATH,
+        json_schema_extra=_grammar(PREFIX_GRAMMAR),
     )
-    backend_port: Int = Field(80, ge=1, le=MAX_PORT)
-    algorithm: str = Field("round_robin", max_length=SHORT, json_schema_extra=_enum(ALGORITHMS))
+    backend_port: Int = Field(_PROXY["backend_port"], ge=1, le=MAX_PORT)
+    algorithm: str = Field(
+        _PROXY["algorithm"], max_length=SHORT, json_schema_extra=_enum(ALGORITHMS)
+    )
+    # Option sub-objects: absent (null) means the model's default (convert.py).
     session_persistence: SessionPersistenceIn | None = None
     health_check: HealthCheckIn | None = None
     tls: TlsIn | None = None
@@ -138,7 +167,7 @@ class ProxyCreate(StrictIn):
     timeouts: TimeoutsIn | None = None
     limits: LimitsIn | None = None
     hash_key: str | None = Field(
-        None, max_length=TEXT, description="header:<name> or cookie:<name>"
+        _PROXY["hash_key"], max_length=TEXT, description="header:<name> or cookie:<name>"
     )
     backends: list[BackendIn] = Field(default_factory=list, max_length=MAX_BACKENDS)
 
@@ -185,7 +214,7 @@ class ZoneIn(StrictIn):
 
 
 class CertificateIn(StrictIn):
-    name: str = Field(min_length=1, max_length=MAX_NAME)
+    name: str = Field(min_length=1, max_length=MAX_CERTIFICATE_NAME)
     chain: str = Field(max_length=MAX_PEM, description="PEM: the leaf first, then intermediates")
     key: str = Field(
         max_length=MAX_PEM, description="PEM private key (unencrypted); never returned"

@@ -1,9 +1,22 @@
-"""Proxies and their backends: what a tenant configures, independent of storage or wire."""
+"""Proxies and their backends: what a tenant configures, independent of storage or wire.
+
+``Proxy``'s fields are the one definition of a proxy's settings: ``SETTINGS`` (what its
+owner sets) and ``OPTIONS`` (the settings that are option objects, such as ``Timeouts``)
+are derived from them, and so are the API's conversions, the wire schemas' defaults, the
+store's row mapping and the service's list of what an update may change. A new setting is
+one field here plus its rule in ``service/validation.py`` (and, on the wire, its limits
+in ``api/schemas.py``, which a test holds to these fields).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
+from typing import Any
 
 ALGORITHMS = (
     "round_robin",
@@ -83,12 +96,17 @@ class CacheSettings:
     enabled: bool = False
 
 
+# Fields the service and the store fill in; a proxy's owner sets the others directly
+# (backends have operations of their own).
+_NOT_SET = MappingProxyType({"setting": False})
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Proxy:
     """A hostname (optionally plus a path prefix) routed to a set of backends."""
 
-    id: str
-    project: str
+    id: str = field(metadata=_NOT_SET)
+    project: str = field(metadata=_NOT_SET)
     hostname: str
     path_prefix: str = "/"
     backend_port: int = 80
@@ -101,8 +119,60 @@ class Proxy:
     cache: CacheSettings = field(default_factory=CacheSettings)
     timeouts: Timeouts = field(default_factory=Timeouts)
     limits: Limits = field(default_factory=Limits)
-    backends: tuple[Backend, ...] = ()
-    source: str = "api"
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-    revision: int = 0
+    backends: tuple[Backend, ...] = field(default=(), metadata=_NOT_SET)
+    source: str = field(default="api", metadata=_NOT_SET)
+    created_at: datetime | None = field(default=None, metadata=_NOT_SET)
+    updated_at: datetime | None = field(default=None, metadata=_NOT_SET)
+    revision: int = field(default=0, metadata=_NOT_SET)
+
+
+def defaults(cls: type[Any]) -> Mapping[str, Any]:
+    """The default of each field of dataclass ``cls`` that has one, by name."""
+    found: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            found[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            found[f.name] = f.default_factory()
+    return MappingProxyType(found)
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """A setting whose value is an option object (``Timeouts``, ``HealthCheck``...): one
+    sub-object on the wire, one JSON column in the store, set and replaced as a whole."""
+
+    name: str
+    type: type[Any]
+    # The Proxy's default: an instance (shared, as option objects are frozen), or None
+    # where the option may be absent (no health check, no session persistence).
+    default: Any
+
+    def build(self, values: Mapping[str, Any] | None) -> Any:
+        """The option object from its fields' values; None gives the default."""
+        return self.default if values is None else self.type(**values)
+
+
+def _option_type(hint: Any) -> type[Any] | None:
+    """The option class of a field typed ``C`` or ``C | None``, for a dataclass ``C``."""
+    for candidate in typing.get_args(hint) or (hint,):
+        if isinstance(candidate, type) and dataclasses.is_dataclass(candidate):
+            return candidate
+    return None
+
+
+def _settings() -> tuple[tuple[str, ...], tuple[Option, ...]]:
+    hints = typing.get_type_hints(Proxy)
+    names = [f.name for f in dataclasses.fields(Proxy) if f.metadata.get("setting", True)]
+    proxy_defaults = defaults(Proxy)
+    options = []
+    for name in names:
+        kind = _option_type(hints[name])
+        if kind is not None:
+            options.append(Option(name, kind, proxy_defaults[name]))
+    return tuple(names), tuple(options)
+
+
+# The settings of a proxy, in field order, and those that are option objects.
+SETTINGS, OPTIONS = _settings()
+OPTION_BY_NAME: Mapping[str, Option] = MappingProxyType({o.name: o for o in OPTIONS})

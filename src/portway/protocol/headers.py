@@ -23,7 +23,9 @@ X_FORWARDED_PORT: Final = 9
 FORWARDED: Final = 10
 SMUGGLING: Final = 11  # underscore spelling of a framing header: refused outright
 SPOOFING: Final = 12  # underscore spelling of a forwarded header: silently dropped
-UPGRADE: Final = 13  # stripped until the tunnel work lands; kept apart for that seam
+# Upgrade is never forwarded as a plain header: a request's is kept for the WebSocket
+# handshake, and a backend's 101 is checked against the response's.
+UPGRADE: Final = 13
 LOCATION: Final = 14
 EXPECT: Final = 15
 

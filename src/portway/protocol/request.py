@@ -46,7 +46,6 @@ CHUNKED: Final = 2
 _SEP: Final = b": "
 _CRLF: Final = b"\r\n"
 _TE_CHUNKED: Final = b"Transfer-Encoding: chunked\r\n"
-_IDEMPOTENT: Final = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 # Bytes of a request line around its method and target: SP, SP and "HTTP/1.1" (llhttp
 # accepts only one-digit versions, so every version is 8 bytes).
 _LINE_EXTRA: Final = 10
@@ -260,12 +259,6 @@ class RequestHead:
             if pieces[i].lower() == name:
                 return pieces[i + 2].rstrip(b" \t")
         return None
-
-    @property
-    def retryable(self) -> bool:
-        """Safe to send again on a fresh connection if a pooled one turned out dead."""
-        bodyless = self.framing == NO_BODY or self.content_length == b"0"
-        return bodyless and self.method in _IDEMPOTENT
 
     def encode(self, forwarded_lines: bytes) -> bytes:
         """The head to send upstream, always as HTTP/1.1 with keep-alive."""

@@ -49,7 +49,7 @@ class NodeReport:
         snapshot = self._reconciler.snapshot
         route = snapshot.routes.get(proxy_id) if snapshot is not None else None
         draining = route is not None and any(
-            b.id == backend_id and b.weight == 0 for b in route.proxy.backends
+            b.id == backend_id and b.draining for b in route.proxy.backends
         )
         if draining and status != DOWN:
             status = DRAINING

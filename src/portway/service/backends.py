@@ -33,6 +33,15 @@ class BackendSpec:
     backup: bool = False
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ProxyBackend:
+    """A backend with the id of its proxy, which a reference by hostname does not give
+    (health and balancer state are kept per proxy id and backend id)."""
+
+    proxy_id: str
+    backend: Backend
+
+
 def build_backend(
     spec: BackendSpec,
     default_port: int,

@@ -12,7 +12,7 @@ import dataclasses
 
 from portway.errors import ConflictError, NotFoundError, ValidationError
 from portway.model import Certificate, Proxy
-from portway.service.auth import Actor, require_read, require_write
+from portway.service.auth import Actor, require_read
 from portway.service.base import ServiceBase, new_id
 from portway.store import Reader
 from portway.tls.certs import covers, inspect_certificate
@@ -83,8 +83,7 @@ class CertificateOps(ServiceBase):
             not_after=info.not_after,
             fingerprint=info.fingerprint,
         )
-        with self.store.transaction(actor.name) as tx:
-            require_write(tx, actor, project)
+        with self._write(actor, project) as tx:
             tx.insert_certificate(cert)
             cert = dataclasses.replace(cert, created_at=tx.now)
             tx.record(
@@ -112,8 +111,7 @@ class CertificateOps(ServiceBase):
 
     def delete_certificate(self, actor: Actor, project: str, cert_id: str) -> None:
         """Delete an unused certificate; 409 while a proxy attaches it."""
-        with self.store.transaction(actor.name) as tx:
-            require_write(tx, actor, project)
+        with self._write(actor, project) as tx:
             cert = _get(tx, project, cert_id)
             users = _users(tx, cert)
             if users:

@@ -15,9 +15,8 @@ MAX_CHANGES = 1000
 class ProjectOps(ServiceBase):
     def create_project(self, actor: Actor, name: str) -> Project:
         """Create project ``name`` (admin only); 409 if it exists."""
-        require_admin(actor)
-        name = validation.project_name(name)
-        with self.store.transaction(actor.name) as tx:
+        with self._write(actor) as tx:
+            name = validation.project_name(name)
             if tx.get_project(name) is not None:
                 raise ConflictError(f"project {name} already exists", field="name")
             tx.insert_project(Project(name=name))
@@ -42,8 +41,7 @@ class ProjectOps(ServiceBase):
 
     def delete_project(self, actor: Actor, name: str) -> None:
         """Delete an empty project (admin only); its tokens and zones go with it."""
-        require_admin(actor)
-        with self.store.transaction(actor.name) as tx:
+        with self._write(actor) as tx:
             before = tx.get_project(name)
             if before is None:
                 raise project_not_found(name)

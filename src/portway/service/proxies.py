@@ -13,8 +13,9 @@ from typing import Any
 
 from portway.errors import ConflictError, NotFoundError, PortwayError, ValidationError
 from portway.model import Proxy, normalize_hostname
+from portway.model.proxy import SETTINGS
 from portway.service import validation
-from portway.service.auth import Actor, require_read, require_write
+from portway.service.auth import Actor, require_read
 from portway.service.backends import BackendSpec, build_backends
 from portway.service.base import ServiceBase, new_id
 from portway.service.certificates import check_proxy_tls
@@ -22,21 +23,6 @@ from portway.service.zones import check_claim
 from portway.store import Reader, Transaction
 
 _ID = re.compile(r"[0-9a-f]{32}\Z")
-UPDATABLE = frozenset(
-    {
-        "hostname",
-        "path_prefix",
-        "backend_port",
-        "algorithm",
-        "session_persistence",
-        "health_check",
-        "tls",
-        "cache",
-        "timeouts",
-        "limits",
-        "hash_key",
-    }
-)
 
 
 def proxy_not_found(ref: str) -> NotFoundError:
@@ -58,6 +44,12 @@ def resolve_proxy(reader: Reader, project: str, ref: str) -> Proxy:
     if root or len(candidates) == 1:
         return (root or candidates)[0]
     raise proxy_not_found(ref)
+
+
+def readable_proxy(reader: Reader, actor: Actor, project: str, ref: str) -> Proxy:
+    """``resolve_proxy``, once ``actor`` may read ``project``."""
+    require_read(reader, actor, project)
+    return resolve_proxy(reader, project, ref)
 
 
 def _check_route_free(tx: Transaction, proxy: Proxy) -> None:
@@ -86,33 +78,53 @@ def _nested(a: str, b: str) -> bool:
     return a == "/" or b == "/" or a.startswith(b + "/") or b.startswith(a + "/")
 
 
+def _admit(tx: Transaction, proxy: Proxy, *, claim: bool) -> None:
+    """The rules a proxy passes before it is written, beyond its own fields': its project
+    may claim its hostname (checked when the hostname is new), its route is free, and the
+    certificate it attaches covers it."""
+    if claim:
+        check_claim(tx, proxy.project, proxy.hostname)
+    _check_route_free(tx, proxy)
+    check_proxy_tls(tx, proxy)
+
+
+def _record(
+    tx: Transaction, action: str, proxy: Proxy, *, before: Proxy | None, after: Proxy | None
+) -> None:
+    tx.record(
+        kind="proxy",
+        action=action,
+        object_id=proxy.id,
+        project=proxy.project,
+        before=before,
+        after=after,
+        proxy_id=proxy.id,
+    )
+
+
+def _stored(tx: Transaction, proxy_id: str) -> Proxy:
+    """The proxy as this transaction wrote it (with the store's timestamps and revision)."""
+    stored = tx.get_proxy(proxy_id)
+    assert stored is not None
+    return stored
+
+
 class ProxyOps(ServiceBase):
     def create_proxy(
         self, actor: Actor, project: str, draft: Proxy, backends: Sequence[BackendSpec] = ()
     ) -> Proxy:
         """Create a proxy from ``draft`` (its id, project, source, timestamps and
         backends are ignored) with ``backends``; returns the stored proxy."""
-        with self.store.transaction(actor.name) as tx:
-            require_write(tx, actor, project)
+        with self._write(actor, project) as tx:
             proxy = validation.proxy(
                 dataclasses.replace(draft, id=new_id(), project=project, source=actor.source)
             )
             built = build_backends(backends, proxy.backend_port, actor.source, self.backend_policy)
             proxy = dataclasses.replace(proxy, backends=built)
-            check_claim(tx, project, proxy.hostname)
-            _check_route_free(tx, proxy)
-            check_proxy_tls(tx, proxy)
+            _admit(tx, proxy, claim=True)
             tx.insert_proxy(proxy)
-            created = tx.get_proxy(proxy.id)
-            tx.record(
-                kind="proxy",
-                action="create",
-                object_id=proxy.id,
-                project=project,
-                after=created,
-                proxy_id=proxy.id,
-            )
-        assert created is not None
+            created = _stored(tx, proxy.id)
+            _record(tx, "create", created, before=None, after=created)
         return created
 
     def list_proxies(
@@ -128,51 +140,26 @@ class ProxyOps(ServiceBase):
         return self._read(query)
 
     def get_proxy(self, actor: Actor, project: str, ref: str) -> Proxy:
-        def query(reader: Reader) -> Proxy:
-            require_read(reader, actor, project)
-            return resolve_proxy(reader, project, ref)
-
-        return self._read(query)
+        return self._read(lambda reader: readable_proxy(reader, actor, project, ref))
 
     def update_proxy(
         self, actor: Actor, project: str, ref: str, changes: Mapping[str, Any]
     ) -> Proxy:
-        """Apply ``changes`` (field name → new domain value) to a proxy."""
-        unknown = sorted(set(changes) - UPDATABLE)
+        """Apply ``changes`` (setting name → new domain value) to a proxy."""
+        unknown = sorted(set(changes) - set(SETTINGS))
         if unknown:
             raise ValidationError(f"{unknown[0]} cannot be changed", field=unknown[0])
-        with self.store.transaction(actor.name) as tx:
-            require_write(tx, actor, project)
+        with self._write(actor, project) as tx:
             before = resolve_proxy(tx, project, ref)
             after = validation.proxy(dataclasses.replace(before, **changes))
-            if after.hostname != before.hostname:
-                check_claim(tx, project, after.hostname)
-            _check_route_free(tx, after)
-            check_proxy_tls(tx, after)
+            _admit(tx, after, claim=after.hostname != before.hostname)
             tx.update_proxy(after)
-            updated = tx.get_proxy(before.id)
-            tx.record(
-                kind="proxy",
-                action="update",
-                object_id=before.id,
-                project=project,
-                before=before,
-                after=updated,
-                proxy_id=before.id,
-            )
-        assert updated is not None
+            updated = _stored(tx, before.id)
+            _record(tx, "update", before, before=before, after=updated)
         return updated
 
     def delete_proxy(self, actor: Actor, project: str, ref: str) -> None:
-        with self.store.transaction(actor.name) as tx:
-            require_write(tx, actor, project)
+        with self._write(actor, project) as tx:
             before = resolve_proxy(tx, project, ref)
             tx.delete_proxy(before.id)
-            tx.record(
-                kind="proxy",
-                action="delete",
-                object_id=before.id,
-                project=project,
-                before=before,
-                proxy_id=before.id,
-            )
+            _record(tx, "delete", before, before=before, after=None)

@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 
 from portway.errors import AuthError, ForbiddenError, NotFoundError, ValidationError
 from portway.model import Role, Token
-from portway.service.auth import Actor, hash_secret, require_admin, require_read, require_write
+from portway.service.auth import Actor, hash_secret, require_read
 from portway.service.base import ServiceBase, new_id
 from portway.store import Reader, Transaction
 
+_BOOTSTRAP = Actor.system("bootstrap")  # the change log's actor for admin bootstrap
 ENV_TOKEN_DESCRIPTION = "bootstrap admin from PORTWAY_ADMIN_TOKEN"
 GENERATED_TOKEN_DESCRIPTION = "bootstrap admin generated on first start"
 
@@ -41,17 +42,15 @@ class TokenOps(ServiceBase):
         if actor.role is Role.READER:
             raise ForbiddenError("this token may only read")
         secret = _new_secret()
-        with self.store.transaction(actor.name) as tx:
-            require_write(tx, actor, project)
+        with self._write(actor, project) as tx:
             token = Token(id=new_id(), project=project, role=role, description=description)
             token = self._insert(tx, token, secret, project)
         return token, secret
 
     def create_admin_token(self, actor: Actor, description: str = "") -> tuple[Token, str]:
         """A new service-wide admin token (admin only)."""
-        require_admin(actor)
         secret = _new_secret()
-        with self.store.transaction(actor.name) as tx:
+        with self._write(actor) as tx:
             token = Token(id=new_id(), project=None, role=Role.ADMIN, description=description)
             token = self._insert(tx, token, secret, None)
         return token, secret
@@ -64,8 +63,7 @@ class TokenOps(ServiceBase):
         return self._read(query)
 
     def delete_token(self, actor: Actor, project: str, token_id: str) -> None:
-        with self.store.transaction(actor.name) as tx:
-            require_write(tx, actor, project)
+        with self._write(actor, project) as tx:
             before = next((t for t in tx.list_tokens(project) if t.id == token_id), None)
             if before is None:
                 raise NotFoundError(f"token {token_id} not found", field="token")
@@ -86,7 +84,7 @@ class TokenOps(ServiceBase):
             if self._read(lambda r: _env_token_current(r, env_value)):
                 return None
             try:
-                with self.store.transaction("bootstrap") as tx:
+                with self._write(_BOOTSTRAP) as tx:
                     self._ensure_env_token(tx, env_value)
             except _NothingToDo:
                 pass
@@ -95,7 +93,7 @@ class TokenOps(ServiceBase):
             return None
         secret = _new_secret()
         try:
-            with self.store.transaction("bootstrap") as tx:
+            with self._write(_BOOTSTRAP) as tx:
                 if tx.admin_token_exists():  # another node won the race
                     raise _NothingToDo
                 token = Token(

@@ -66,7 +66,7 @@ class ZoneOps(ServiceBase):
         deprecated: bool = False,
     ) -> Zone:
         """Add a zone (admin only): shared by all, owned by ``project``, or a shared host."""
-        require_admin(actor)
+        require_admin(actor)  # before any rule on the input: a tenant learns nothing
         if shared_host and project is not None:
             raise ValidationError("a shared host belongs to no project", field="project")
         if shared_host and shared:
@@ -82,7 +82,7 @@ class ZoneOps(ServiceBase):
             default=default,
             deprecated=deprecated,
         )
-        with self.store.transaction(actor.name) as tx:
+        with self._write(actor) as tx:
             if project is not None and tx.get_project(project) is None:
                 raise ValidationError(f"project {project} does not exist", field="project")
             if any(z.name == zone.name for z in tx.list_zones()):
@@ -105,8 +105,7 @@ class ZoneOps(ServiceBase):
         ]
 
     def delete_zone(self, actor: Actor, name: str) -> None:
-        require_admin(actor)
-        with self.store.transaction(actor.name) as tx:
+        with self._write(actor) as tx:
             before = next((z for z in tx.list_zones() if z.name == name.lower()), None)
             if before is None:
                 raise NotFoundError(f"zone {name} not found", field="zone")

@@ -8,22 +8,8 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from portway.model import (
-    Backend,
-    CacheSettings,
-    Certificate,
-    Change,
-    HealthCheck,
-    Limits,
-    Project,
-    Proxy,
-    Role,
-    SessionPersistence,
-    Timeouts,
-    TlsSettings,
-    Token,
-    Zone,
-)
+from portway.model import Backend, Certificate, Change, Project, Proxy, Role, Token, Zone
+from portway.model.proxy import OPTIONS, Option
 from portway.store.keyring import Sealed, SecretBox
 
 Row = Mapping[Any, Any]  # sqlalchemy's RowMapping is keyed by str or Column
@@ -65,17 +51,8 @@ def backend_to_row(backend: Backend, proxy_id: str) -> dict[str, Any]:
     }
 
 
-JSON_COLUMNS = frozenset(
-    {"session_persistence", "health_check", "tls", "cache", "timeouts", "limits"}
-)
-_JSON_FIELDS = {
-    "session_persistence": SessionPersistence,
-    "health_check": HealthCheck,
-    "tls": TlsSettings,
-    "cache": CacheSettings,
-    "timeouts": Timeouts,
-    "limits": Limits,
-}
+# A proxy's option objects are stored as JSON columns named after their settings.
+JSON_COLUMNS = frozenset(o.name for o in OPTIONS)
 
 
 class BulkProxyDecoder:
@@ -97,13 +74,11 @@ class BulkProxyDecoder:
         source, backend address): about 200 bytes less per proxy in every snapshot."""
         return self._strings.setdefault(text, text)
 
-    def option(self, name: str, text: str | None) -> Any:
-        key = (name, text)
+    def option(self, option: Option, text: str | None) -> Any:
+        key = (option.name, text)
         found = self._memo.get(key, _MISSING)
         if found is _MISSING:
-            value = json.loads(text) if text is not None else None
-            found = None if value is None else _JSON_FIELDS[name](**value)
-            self._memo[key] = found
+            found = self._memo[key] = option.build(None if text is None else json.loads(text))
         return found
 
     def proxy(self, row: Row, backends: tuple[Backend, ...]) -> Proxy:
@@ -114,9 +89,9 @@ def _same(text: str) -> str:
     return text
 
 
-def _decoded_option(name: str, value: Any) -> Any:
+def _decoded_option(option: Option, value: Any) -> Any:
     """An option column already decoded by SQLAlchemy's JSON type → its frozen object."""
-    return None if value is None else _JSON_FIELDS[name](**value)
+    return option.build(value)
 
 
 def proxy_from_row(row: Row, backends: tuple[Backend, ...] = ()) -> Proxy:
@@ -127,10 +102,13 @@ def proxy_from_row(row: Row, backends: tuple[Backend, ...] = ()) -> Proxy:
 def _proxy(
     row: Row,
     backends: tuple[Backend, ...],
-    option: Callable[[str, Any], Any],
+    option: Callable[[Option, Any], Any],
     share: Callable[[str], str],
     timestamps: bool = True,
 ) -> Proxy:
+    # A NULL option column (rows written before migration 0002 have no timeouts or
+    # limits) decodes to the option's default.
+    options = {o.name: option(o, row[o.name]) for o in OPTIONS}
     return Proxy(
         id=row["id"],
         project=share(row["project"]),
@@ -138,52 +116,27 @@ def _proxy(
         path_prefix=share(row["path_prefix"]),
         backend_port=row["backend_port"],
         algorithm=share(row["algorithm"]),
-        session_persistence=option("session_persistence", row["session_persistence"]),
-        health_check=option("health_check", row["health_check"]),
-        tls=option("tls", row["tls"]),
-        cache=option("cache", row["cache"]),
-        # Rows written before migration 0002 have no timeouts/limits: the defaults apply.
-        timeouts=option("timeouts", row["timeouts"]) or _DEFAULT_TIMEOUTS,
-        limits=option("limits", row["limits"]) or _DEFAULT_LIMITS,
         hash_key=row["hash_key"],
         backends=backends,
         source=share(row["source"]),
         created_at=utc(row["created_at"]) if timestamps else None,
         updated_at=utc(row["updated_at"]) if timestamps else None,
         revision=row["revision"],
+        **options,
     )
 
 
 _MISSING = object()
-_DEFAULT_TIMEOUTS = Timeouts()
-_DEFAULT_LIMITS = Limits()
-
-
-def _maybe_dict(value: Any) -> dict[str, Any] | None:
-    return None if value is None else dataclasses.asdict(value)
 
 
 def proxy_to_row(proxy: Proxy) -> dict[str, Any]:
     """The proxies row for ``proxy`` (its backends go to their own table)."""
-    return {
-        "id": proxy.id,
-        "project": proxy.project,
-        "hostname": proxy.hostname,
-        "path_prefix": proxy.path_prefix,
-        "backend_port": proxy.backend_port,
-        "algorithm": proxy.algorithm,
-        "session_persistence": _maybe_dict(proxy.session_persistence),
-        "health_check": _maybe_dict(proxy.health_check),
-        "tls": dataclasses.asdict(proxy.tls),
-        "cache": dataclasses.asdict(proxy.cache),
-        "timeouts": dataclasses.asdict(proxy.timeouts),
-        "limits": dataclasses.asdict(proxy.limits),
-        "hash_key": proxy.hash_key,
-        "source": proxy.source,
-        "created_at": proxy.created_at,
-        "updated_at": proxy.updated_at,
-        "revision": proxy.revision,
-    }
+    row = {f.name: getattr(proxy, f.name) for f in dataclasses.fields(proxy)}
+    del row["backends"]
+    for o in OPTIONS:
+        value = row[o.name]
+        row[o.name] = None if value is None else dataclasses.asdict(value)
+    return row
 
 
 def project_from_row(row: Row) -> Project:
