@@ -191,6 +191,7 @@ def test_upstream_and_server_files_golden() -> None:
     assert upstream == (
         '# proxy w of project p\n'
         "upstream portway_50e721e49c013f00c62c {\n"
+        "    zone portway_upstreams;\n"
         '    server "127.0.0.1:8001" weight=5 max_fails=3 fail_timeout=10s;\n'
         '    server "[::1]:8002" max_fails=3 fail_timeout=10s backup;\n'
         '    server "127.0.0.3:8003" down;\n'

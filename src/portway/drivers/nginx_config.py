@@ -92,7 +92,8 @@ def render(snapshot: Snapshot, options: NginxOptions) -> NginxTree:
         extra = _fallbacks(host, group, plan.proxies)
         text = _server(host, group, extra, cert, options)
         files[f"{SERVERS}/{file_name('host', host, host)}"] = text
-    files[MAIN] = http.main(options, server_names=len(files) + 1)
+    servers = sum(len(p.backends) for p in plan.proxies)
+    files[MAIN] = http.main(options, server_names=len(files) + 1, upstream_servers=servers)
     files.update(http.includes(options))
     return NginxTree(files, links, frozenset(secrets), tuple(plan.problems))
 
@@ -171,7 +172,7 @@ def _hash_variable(hash_key: str | None) -> str:
 
 def _upstream(proxy: Proxy, options: NginxOptions) -> str:
     lines = [comment(f"proxy {proxy.id} of project {proxy.project}")]
-    lines.append(f"upstream {upstream_name(proxy.id)} {{\n")
+    lines.append(f"upstream {upstream_name(proxy.id)} {{\n    zone {http.ZONE};\n")
     method = _method(proxy)
     if method:
         lines.append(f"    {method};\n")
