@@ -48,6 +48,7 @@ class NginxSettings:
     external: bool = False
     options: NginxOptions = field(default_factory=NginxOptions)
     coalesce: float = 0.05  # seconds to gather a burst of snapshots into one reload
+    reload_interval: float = 0.5  # at least this long between two reloads
     reload_timeout: float = 15.0  # until the new workers answer
     restart_backoff: float = 1.0
 
@@ -74,6 +75,9 @@ class NginxDriver:
         self._process: asyncio.subprocess.Process | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._closing = False
+        self._failed: int | None = None  # the last version refused
+        self._confirmed = False  # nginx answered the current generation
+        self._last_reload = -1e9
 
     # -- the interface ---------------------------------------------------------------
 
@@ -88,13 +92,17 @@ class NginxDriver:
         if not ok:
             raise ConfigError(f"nginx -t refused Portway's base configuration: {output}")
         self._good = tree
-        if self.settings.external:
-            await self._reload()
-        else:
-            await self._spawn()
-            self._supervisor = asyncio.create_task(self._supervise(), name="nginx-supervisor")
-        await self._confirm()
         self._task = asyncio.create_task(self._run(), name="nginx-driver")
+        if not self.settings.external:
+            await self._spawn()
+            await self._confirm()
+            self._supervisor = asyncio.create_task(self._supervise(), name="nginx-supervisor")
+            return
+        try:  # the operator's nginx may not run yet: it is reloaded with each snapshot
+            await self._reload()
+            await self._confirm()
+        except ConfigError as err:
+            self.errors = (err.message,)
 
     def apply(self, snapshot: Snapshot, changed_ids: object = ()) -> None:
         """Hand a snapshot over (on the driver's loop); it is applied soon after, once
@@ -126,12 +134,13 @@ class NginxDriver:
 
     # -- one round -------------------------------------------------------------------
 
-    _failed: int | None = None
-
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
-            await asyncio.sleep(self.settings.coalesce)  # the rest of the burst joins in
+            # The rest of the burst joins in; under a stream of changes, reloads are also
+            # spaced, since each one retires workers and their keep-alive connections.
+            spacing = self._last_reload + self.settings.reload_interval - time.monotonic()
+            await asyncio.sleep(max(self.settings.coalesce, spacing))
             self._wake.clear()
             snapshot = self._latest
             if snapshot is None or (self.applied_version or -1) >= snapshot.version:
@@ -147,7 +156,7 @@ class NginxDriver:
 
     async def _round(self, snapshot: Snapshot) -> None:
         tree = await asyncio.to_thread(render, snapshot, self.options)
-        if files.same(self._good, tree):
+        if files.same(self._good, tree) and self._confirmed:
             self._accepted(snapshot, tree)
             return
         change = files.diff(self._good, tree)
@@ -157,9 +166,9 @@ class NginxDriver:
             undo = files.diff(tree, self._good or tree)
             await asyncio.to_thread(files.carry_out, self.conf, undo)
             raise ConfigError(f"nginx -t refused snapshot {snapshot.version}: {output}")
+        self._good = tree  # on disk and tested: what a refused tree rolls back to
         await self._write_generation()
         await self._reload()
-        self._good = tree  # on disk and tested: nginx serves it from the reload on
         await self._confirm()
         self._accepted(snapshot, tree)
 
@@ -201,6 +210,7 @@ class NginxDriver:
 
     async def _reload(self) -> None:
         self.reloads += 1
+        self._last_reload = time.monotonic()
         process = self._process
         if process is not None and process.returncode is None:
             process.send_signal(signal.SIGHUP)
@@ -214,8 +224,10 @@ class NginxDriver:
         """Wait until nginx's workers answer the current generation."""
         deadline = time.monotonic() + self.settings.reload_timeout
         want = str(self._generation)
+        self._confirmed = False
         while time.monotonic() < deadline:
             if await _ask(self.options.control_socket) == want:
+                self._confirmed = True
                 return
             process = self._process
             if process is not None and process.returncode is not None and not self._closing:
