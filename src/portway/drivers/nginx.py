@@ -168,8 +168,9 @@ class NginxDriver:
             raise ConfigError(f"nginx -t refused snapshot {snapshot.version}: {output}")
         self._good = tree  # on disk and tested: what a refused tree rolls back to
         await self._write_generation()
+        old = await asyncio.to_thread(self._workers)
         await self._reload()
-        await self._confirm()
+        await self._confirm(old)
         self._accepted(snapshot, tree)
 
     def _accepted(self, snapshot: Snapshot, tree: NginxTree) -> None:
@@ -220,21 +221,34 @@ class NginxDriver:
             if code != 0:
                 raise ConfigError(f"nginx -s reload failed: {output}")
 
-    async def _confirm(self) -> None:
-        """Wait until nginx's workers answer the current generation."""
+    async def _confirm(self, old: frozenset[int] = frozenset()) -> None:
+        """Wait until nginx's new workers answer the current generation and every
+        worker of the ``old`` ones has stopped accepting (it says it is shutting down
+        once it closed its listeners, or it is gone): from then on, every new
+        connection gets the new tree."""
         deadline = time.monotonic() + self.settings.reload_timeout
         want = str(self._generation)
         self._confirmed = False
         while time.monotonic() < deadline:
             if await _ask(self.options.control_socket) == want:
-                self._confirmed = True
-                return
+                if not (old & await asyncio.to_thread(self._workers)):
+                    await asyncio.sleep(0.005)  # the title changes just before the close
+                    self._confirmed = True
+                    return
             process = self._process
             if process is not None and process.returncode is not None and not self._closing:
                 if self._supervisor is None:
                     raise ConfigError(f"nginx exited at start: {self._stderr_tail()}")
             await asyncio.sleep(0.01)
         raise ConfigError(f"nginx did not take generation {want} within the reload timeout")
+
+    def _workers(self) -> frozenset[int]:
+        """The pids of the master's workers that still accept connections."""
+        try:
+            master = int((self.prefix / "run" / "nginx.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return frozenset()
+        return frozenset(_accepting_children(master))
 
     async def _spawn(self) -> None:
         stderr = open(self.prefix / "logs" / "stderr.log", "ab")  # noqa: SIM115 (child owns it)
@@ -295,6 +309,24 @@ async def _run(args: list[str]) -> tuple[int, str]:
         raise ConfigError(f"cannot run {args[0]}: {err}") from err
     out, _ = await process.communicate()
     return process.returncode or 0, out.decode(errors="replace").strip()
+
+
+def _accepting_children(master: int) -> list[int]:
+    """Children of ``master`` whose title is not ``... is shutting down`` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        # Field 4 (ppid) follows the parenthesised command, which may hold spaces.
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 1 and fields[1] == str(master) and b"shutting down" not in cmdline:
+            found.append(int(entry.name))
+    return found
 
 
 async def _ask(socket_path: str) -> str | None:
