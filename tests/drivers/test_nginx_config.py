@@ -102,7 +102,7 @@ def test_quoting_is_the_second_wall() -> None:
 def test_quoted_prefix_reads_back_exactly_in_real_nginx(tmp_path: Path) -> None:
     """nginx itself reads ``quote(s)`` as ``s``: a location for a string full of
     config syntax matches exactly that (percent-encoded) path, and nothing else."""
-    weird = '/a;b}{c"d\\e$f\'g #h'
+    weird = "/a;b}{c\"d\\e$f'g #h"
     port = free_port()
     conf = tmp_path / "nginx.conf"
     conf.write_text(
@@ -142,7 +142,11 @@ def test_file_per_proxy_linked_only_while_it_has_backends() -> None:
     tree = _render(
         _proxy("with", hostname="a.example.org"),
         _proxy("none", hostname="b.example.org", backends=()),
-        _proxy("drained", hostname="c.example.org", backends=(Backend(id="d", address="::1", port=1, weight=0),)),
+        _proxy(
+            "drained",
+            hostname="c.example.org",
+            backends=(Backend(id="d", address="::1", port=1, weight=0),),
+        ),
     )
     available = sorted(p for p in tree.files if p.startswith(AVAILABLE))
     assert len(available) == 1 and available[0].startswith(f"{AVAILABLE}/a.example.org.")
@@ -189,7 +193,7 @@ def test_upstream_and_server_files_golden() -> None:
     tree = _render(*proxies)
     upstream = next(t for p, t in tree.files.items() if p.startswith(AVAILABLE))
     assert upstream == (
-        '# proxy w of project p\n'
+        "# proxy w of project p\n"
         "upstream portway_50e721e49c013f00c62c {\n"
         "    zone portway_upstreams;\n"
         '    server "127.0.0.1:8001" weight=5 max_fails=3 fail_timeout=10s;\n'

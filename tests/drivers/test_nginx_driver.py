@@ -57,7 +57,9 @@ def test_a_burst_of_snapshots_is_one_reload(
     origin = make_origin("o")
     before = nginx.driver.reloads
     for i in range(50):
-        nginx.apply_nowait(nginx.snapshot([proxy_for(f"h{j}.example.org", origin.backend()) for j in range(i + 1)]))
+        nginx.apply_nowait(
+            nginx.snapshot([proxy_for(f"h{j}.example.org", origin.backend()) for j in range(i + 1)])
+        )
     assert nginx.call(nginx.driver.wait_applied(nginx.version))
     reloads = nginx.driver.reloads - before
     print(f"50 snapshots in a burst: {reloads} reload(s)")
@@ -71,9 +73,7 @@ def _dropped(conn: http.client.HTTPConnection) -> bool:
     return conn.sock is not None and bool(select.select([conn.sock], [], [], 0)[0])
 
 
-def _client_loop(
-    port: int, stop: threading.Event, mode: str, stats: dict[str, int]
-) -> None:
+def _client_loop(port: int, stop: threading.Event, mode: str, stats: dict[str, int]) -> None:
     keepalive = mode != "fresh"
     conn: http.client.HTTPConnection | None = None
     while not stop.is_set():
@@ -180,7 +180,10 @@ def test_exited_nginx_is_restarted(nginx: NginxRunner, origin: Origin) -> None:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         try:
-            if body(nginx.port, "app.example.org") == b"one / 0" and nginx.driver._process is not process:
+            if (
+                body(nginx.port, "app.example.org") == b"one / 0"
+                and nginx.driver._process is not process
+            ):
                 break
         except OSError:
             pass

@@ -36,20 +36,22 @@ def tls_nginx(
     yield make_nginx(default_certificate=(str(chain), str(key)))
 
 
-def served_names(ca: trustme.CA, port: int, sni: str, request: bytes = b"") -> tuple[list[str], bytes]:
+def served_names(
+    ca: trustme.CA, port: int, sni: str, request: bytes = b""
+) -> tuple[list[str], bytes]:
     ctx = ssl.create_default_context()
     ca.configure_trust(ctx)
     ctx.check_hostname = False
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-        with ctx.wrap_socket(raw, server_hostname=sni) as tls:
-            cert = tls.getpeercert()
-            assert cert is not None
-            names = [v for k, v in cert.get("subjectAltName", ()) if k == "DNS"]
-            data = b""
-            if request:
-                tls.sendall(request)
-                while chunk := tls.recv(65536):
-                    data += chunk
+    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    with raw, ctx.wrap_socket(raw, server_hostname=sni) as tls:
+        cert = tls.getpeercert()
+        assert cert is not None
+        names = [str(v) for k, v in cert.get("subjectAltName", ()) if k == "DNS"]
+        data = b""
+        if request:
+            tls.sendall(request)
+            while chunk := tls.recv(65536):
+                data += chunk
     return names, data
 
 
@@ -61,8 +63,12 @@ def test_certificate_per_sni_and_keys_written_0600(
         certificate(ca.issue_cert("*.example.org"), "wild"),
     ]
     proxies = [
-        dataclasses.replace(proxy_for("a.example.org", origin.backend()), tls=TlsSettings(certificate="exact")),
-        dataclasses.replace(proxy_for("b.example.org", origin.backend()), tls=TlsSettings(certificate="wild")),
+        dataclasses.replace(
+            proxy_for("a.example.org", origin.backend()), tls=TlsSettings(certificate="exact")
+        ),
+        dataclasses.replace(
+            proxy_for("b.example.org", origin.backend()), tls=TlsSettings(certificate="wild")
+        ),
         proxy_for("c.example.org", origin.backend()),
     ]
     assert tls_nginx.publish(proxies, certs), tls_nginx.driver.errors
@@ -120,5 +126,3 @@ def test_websocket_over_tls(ca: trustme.CA, tls_nginx: NginxRunner, ws_origin: W
     with connect("wss://ws.portway.test/", sock=sock, ssl=ctx, open_timeout=5) as ws:
         ws.send("over tls")
         assert ws.recv() == "over tls"
-
-

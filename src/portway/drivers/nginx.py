@@ -230,15 +230,14 @@ class NginxDriver:
         want = str(self._generation)
         self._confirmed = False
         while time.monotonic() < deadline:
-            if await _ask(self.options.control_socket) == want:
-                if not (old & await asyncio.to_thread(self._workers)):
-                    await asyncio.sleep(0.005)  # the title changes just before the close
-                    self._confirmed = True
-                    return
+            answered = await _ask(self.options.control_socket) == want
+            if answered and not (old & await asyncio.to_thread(self._workers)):
+                await asyncio.sleep(0.005)  # the title changes just before the close
+                self._confirmed = True
+                return
             process = self._process
-            if process is not None and process.returncode is not None and not self._closing:
-                if self._supervisor is None:
-                    raise ConfigError(f"nginx exited at start: {self._stderr_tail()}")
+            if process is not None and process.returncode is not None and not self._supervisor:
+                raise ConfigError(f"nginx exited at start: {self._stderr_tail()}")
             await asyncio.sleep(0.01)
         raise ConfigError(f"nginx did not take generation {want} within the reload timeout")
 

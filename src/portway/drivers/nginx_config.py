@@ -180,7 +180,9 @@ def _upstream(proxy: Proxy, options: NginxOptions) -> str:
     for backend in proxy.backends:
         if backend.backup and hashed:
             continue
-        lines.append(f"    server {quote(_authority(backend))}{_params(proxy, backend, options)};\n")
+        lines.append(
+            f"    server {quote(_authority(backend))}{_params(proxy, backend, options)};\n"
+        )
     lines.append(f"    keepalive {options.upstream_keepalive};\n}}\n")
     return "".join(lines)
 
@@ -189,9 +191,7 @@ def _method(proxy: Proxy) -> str:
     if _hashed(proxy):
         key = proxy.hash_key if proxy.algorithm == "consistent_hash" else None
         return f"hash {_hash_variable(key)} consistent"
-    return {"least_conn": "least_conn", "random": "random two least_conn"}.get(
-        proxy.algorithm, ""
-    )
+    return {"least_conn": "least_conn", "random": "random two least_conn"}.get(proxy.algorithm, "")
 
 
 def _authority(backend: Backend) -> str:
@@ -206,7 +206,8 @@ def _params(proxy: Proxy, backend: Backend, options: NginxOptions) -> str:
     # Plain round robin takes each backend in turn whatever its weight (docs/dataplane.md).
     weight = 1 if proxy.algorithm == "round_robin" else backend.weight
     text = f" weight={weight}" if weight != 1 else ""
-    text += f" max_fails={options.passive_failures} fail_timeout={max(1, round(options.passive_backoff))}s"
+    backoff = max(1, round(options.passive_backoff))  # nginx takes whole seconds here
+    text += f" max_fails={options.passive_failures} fail_timeout={backoff}s"
     return text + (" backup" if backend.backup else "")
 
 
@@ -285,7 +286,9 @@ def _server(
     lines.append(f"    server_name {quote(_server_name(host))};\n")
     if cert is not None:
         chain, key = _cert_paths(cert)
-        lines.append(f"    ssl_certificate {quote(chain)};\n    ssl_certificate_key {quote(key)};\n")
+        lines.append(
+            f"    ssl_certificate {quote(chain)};\n    ssl_certificate_key {quote(key)};\n"
+        )
     lines.append(f"    include {http.ERRORS};\n")
     routes = sorted(group + fallbacks, key=lambda p: (-len(p.path_prefix), p.path_prefix))
     for proxy in routes:

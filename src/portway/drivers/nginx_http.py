@@ -19,7 +19,8 @@ from portway.dataplane.tls import TLS12_CIPHERS
 from portway.drivers.nginx_options import NginxOptions
 from portway.drivers.nginx_syntax import quote
 from portway.errors import ConfigError
-from portway.protocol import pages, redirect as redirect_rules
+from portway.protocol import pages
+from portway.protocol import redirect as redirect_rules
 from portway.protocol.forwarded import parse_networks
 from portway.tls.groups import MOZILLA_INTERMEDIATE_GROUPS
 
@@ -157,7 +158,9 @@ def includes(options: NginxOptions) -> dict[str, str]:
 
 
 def _maps(options: NginxOptions) -> str:
-    trusted = "".join(f"    {quote(str(net))} 1;\n" for net in parse_networks(options.trusted_proxies))
+    trusted = "".join(
+        f"    {quote(str(net))} 1;\n" for net in parse_networks(options.trusted_proxies)
+    )
     return (
         f"geo $portway_trusted {{\n    default 0;\n{trusted}}}\n"
         + _MAPS_TEXT
@@ -201,9 +204,12 @@ map $http_host $portway_fwd_host {
     "~^[A-Za-z0-9.-]+$" $http_host;
     "~^[A-Za-z0-9.-]+:[0-9]+$" "\"$http_host\"";
 }
-map $portway_trusted$http_forwarded $portway_forwarded {
+map $remote_addr $portway_element {
     default "for=$portway_for;proto=$scheme;host=$portway_fwd_host";
-    "~^1(?<portway_c_fwd>.+)$" "$portway_c_fwd, for=$portway_for;proto=$scheme;host=$portway_fwd_host";
+}
+map $portway_trusted$http_forwarded $portway_forwarded {
+    default $portway_element;
+    "~^1(?<portway_c_fwd>.+)$" "$portway_c_fwd, $portway_element";
 }
 """
 
