@@ -5,7 +5,7 @@ Header hygiene follows the built-in data plane (protocol/forwarded.py,
 docs/dataplane.md): the client's Host is kept; X-Forwarded-For/-Proto/-Host/-Port and
 RFC 7239 ``Forwarded`` are set, replacing the client's own unless the peer is in the
 trusted CIDRs (a ``geo``), in which case ours are appended to theirs; ``Proxy`` (httpoxy)
-and ``Proxy-Connection`` are dropped (nginx itself drops Connection, Keep-Alive, TE and
+``Proxy-Connection`` and ``Trailer`` are dropped (nginx itself drops Connection, Keep-Alive, TE and
 Upgrade, and ignores header names with underscores). ``Upgrade`` passes only for a
 WebSocket handshake (``Connection: upgrade`` and ``Upgrade: websocket``).
 """
@@ -224,6 +224,7 @@ proxy_set_header X-Forwarded-Port $portway_xfport;
 proxy_set_header Forwarded $portway_forwarded;
 proxy_set_header Proxy "";
 proxy_set_header Proxy-Connection "";
+proxy_set_header Trailer "";
 proxy_request_buffering off;
 proxy_max_temp_file_size 0;
 proxy_next_upstream error timeout;
