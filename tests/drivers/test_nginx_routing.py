@@ -17,7 +17,7 @@ import pytest
 
 from portway.model import Backend
 from portway.protocol.pages import error_response
-from tests.dataplane.conftest import Origin, proxy_for
+from tests.dataplane.conftest import Origin, proxy_for, raw
 from tests.drivers.conftest import NginxRunner
 
 
@@ -194,3 +194,21 @@ def test_trusted_peer_headers_are_appended_to(
     assert (
         seen.header("Forwarded") == "for=203.0.113.9, for=127.0.0.1;proto=http;host=app.example.org"
     )
+
+
+def test_absolute_form_target_is_routed_and_forwarded_by_its_own_host(
+    dataplane: NginxRunner, make_origin: Callable[[str], Origin]
+) -> None:
+    """RFC 9112 §3.2.2: the target's authority replaces Host; the backend gets
+    origin-form and the Host it was routed for, never another site's name."""
+    a, b = make_origin("a"), make_origin("b")
+    dataplane.route(
+        proxy_for("a.example.org", a.backend()), proxy_for("b.example.org", b.backend())
+    )
+    request = (
+        b"GET http://b.example.org/x HTTP/1.1\r\nHost: a.example.org\r\nConnection: close\r\n\r\n"
+    )
+    response, _ = raw(dataplane.port, request)
+    assert response.endswith(b"b /x 0")
+    assert b.seen[-1].header("Host") == "b.example.org"
+    assert not a.seen

@@ -25,6 +25,7 @@ import logging
 import shutil
 import signal
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -104,10 +105,10 @@ class NginxDriver:
         except ConfigError as err:
             self.errors = (err.message,)
 
-    def apply(self, snapshot: Snapshot, changed_ids: object = ()) -> None:
-        """Hand a snapshot over (on the driver's loop); it is applied soon after, once
-        for a whole burst. ``changed_ids`` is accepted for the data-plane interface: the
-        tree is diffed file by file, so it needs no hint."""
+    def apply(self, snapshot: Snapshot, changed_ids: Iterable[str] = ()) -> None:
+        """Hand a snapshot over; call it on the driver's event loop (it wakes a task).
+        It is applied soon after, once for a whole burst. ``changed_ids`` is accepted
+        for the data-plane interface: the tree is diffed file by file, needing no hint."""
         if self._latest is None or snapshot.version >= self._latest.version:
             self._latest = snapshot
             self._wake.set()
@@ -151,6 +152,9 @@ class NginxDriver:
                 self._refused(snapshot, err.message)
             except OSError as err:
                 self._refused(snapshot, f"nginx tree could not be written: {err}")
+            except Exception as err:  # a bug must not end the only task that applies
+                log.exception("applying snapshot %s to nginx failed", snapshot.version)
+                self._refused(snapshot, f"applying to nginx failed: {err!r}")
             async with self._applied:
                 self._applied.notify_all()
 

@@ -109,7 +109,7 @@ def _live(proxy: Proxy) -> bool:
 def _screen(proxies: Iterable[Proxy]) -> _Plan:
     plan = _Plan()
     for proxy in sorted(proxies, key=lambda p: p.id):
-        refused = [p for p in _refusals(proxy)]
+        refused = list(_refusals(proxy))
         if refused:
             plan.problems.extend(refused)
             continue

@@ -2,7 +2,9 @@
 forwarded-header maps, the proxying defaults and Portway's error pages (pure text).
 
 Header hygiene follows the built-in data plane (protocol/forwarded.py,
-docs/dataplane.md): the client's Host is kept; X-Forwarded-For/-Proto/-Host/-Port and
+docs/dataplane.md): the client's Host is kept when it names the host nginx routed by,
+and an absolute-form target's host replaces it otherwise (RFC 9112 §3.2.2: the
+backend is told the host the request was routed for); X-Forwarded-For/-Proto/-Host/-Port and
 RFC 7239 ``Forwarded`` are set, replacing the client's own unless the peer is in the
 trusted CIDRs (a ``geo``), in which case ours are appended to theirs; ``Proxy`` (httpoxy)
 ``Proxy-Connection`` and ``Trailer`` are dropped (nginx itself drops Connection, Keep-Alive, TE and
@@ -179,6 +181,10 @@ map $portway_upgrade $portway_connection {
     default "";
     websocket "upgrade";
 }
+map "$host $http_host" $portway_host {
+    default $host;
+    "~*^(?<portway_c_h>[^ ]+) (?<portway_c_hh>\k<portway_c_h>\.?(?::[0-9]*)?)$" $portway_c_hh;
+}
 map $portway_trusted $portway_xff {
     default $remote_addr;
     1 $proxy_add_x_forwarded_for;
@@ -188,7 +194,7 @@ map $portway_trusted$http_x_forwarded_proto $portway_xfproto {
     "~^1(?<portway_c_proto>.+)$" $portway_c_proto;
 }
 map $portway_trusted$http_x_forwarded_host $portway_xfhost {
-    default $http_host;
+    default $portway_host;
     "~^1(?<portway_c_host>.+)$" $portway_c_host;
 }
 map $portway_trusted$http_x_forwarded_port $portway_xfport {
@@ -199,10 +205,10 @@ map $remote_addr $portway_for {
     default $remote_addr;
     "~:" "\"[$remote_addr]\"";
 }
-map $http_host $portway_fwd_host {
+map $portway_host $portway_fwd_host {
     default "\"$host\"";
-    "~^[A-Za-z0-9.-]+$" $http_host;
-    "~^[A-Za-z0-9.-]+:[0-9]+$" "\"$http_host\"";
+    "~^[A-Za-z0-9.-]+$" $portway_host;
+    "~^[A-Za-z0-9.-]+:[0-9]+$" "\"$portway_host\"";
 }
 map $remote_addr $portway_element {
     default "for=$portway_for;proto=$scheme;host=$portway_fwd_host";
@@ -214,7 +220,7 @@ map $portway_trusted$http_forwarded $portway_forwarded {
 """
 
 _PROXY_TEXT: Final = """proxy_http_version 1.1;
-proxy_set_header Host $http_host;
+proxy_set_header Host $portway_host;
 proxy_set_header Connection $portway_connection;
 proxy_set_header Upgrade $portway_upgrade;
 proxy_set_header X-Forwarded-For $portway_xff;
