@@ -44,7 +44,7 @@ def test_refused_tree_keeps_the_last_good_one_serving(
     assert "no-such-backend.invalid" in nginx.driver.errors[0]
     assert body(nginx.port, "app.example.org") == b"a / 0"  # the old tree still serves
     available = os.listdir(nginx.driver.conf / "sites-available")
-    assert len(available) == 1 and available[0].startswith("app.example.org.")
+    assert len(available) == 1 and available[0].startswith("app.example.org.")  # rolled back
     # The next snapshot is tried afresh.
     nginx.route(proxy_for("app.example.org", b.backend()))
     assert nginx.driver.errors == ()
@@ -191,3 +191,32 @@ def test_exited_nginx_is_restarted(nginx: NginxRunner, origin: Origin) -> None:
     else:
         raise AssertionError(f"nginx was not restarted: {nginx.driver.errors}")
     assert "exited" in nginx.driver.errors[0]
+
+
+def test_links_follow_backends_and_files_follow_proxies(nginx: NginxRunner, origin: Origin) -> None:
+    """The spec's layout on disk: associate → file linked; last backend gone → unlinked
+    (Portway's 503 page); proxy deleted → its file gone."""
+    conf = nginx.driver.conf
+    nginx.route(proxy_for("app.example.org", origin.backend()))
+    (name,) = os.listdir(conf / "sites-available")
+    link = conf / "sites-enabled" / name
+    assert link.is_symlink() and os.readlink(link) == f"../sites-available/{name}"
+    nginx.route(proxy_for("app.example.org"))
+    assert not link.exists() and not link.is_symlink()
+    assert os.listdir(conf / "sites-available") == [name]
+    assert body(nginx.port, "app.example.org").startswith(b"<!DOCTYPE html>")
+    nginx.route()
+    assert os.listdir(conf / "sites-available") == os.listdir(conf / "servers") == []
+
+
+def test_body_limit_gets_the_413_page(nginx: NginxRunner, origin: Origin) -> None:
+    from portway.model import Limits
+    from portway.protocol.pages import error_response
+
+    nginx.route(proxy_for("app.example.org", origin.backend(), limits=Limits(max_body_bytes=10)))
+    conn = http.client.HTTPConnection("127.0.0.1", nginx.port, timeout=5)
+    conn.request("POST", "/", body=b"x" * 100, headers={"Host": "app.example.org"})
+    response = conn.getresponse()
+    assert response.status == 413
+    assert response.read() == error_response(413, close=True).split(b"\r\n\r\n", 1)[1]
+    assert not origin.seen

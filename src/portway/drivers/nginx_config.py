@@ -78,9 +78,11 @@ def render(snapshot: Snapshot, options: NginxOptions) -> NginxTree:
     files: dict[str, str] = {}
     links: dict[str, str] = {}
     for proxy in plan.proxies:
+        # Every proxy has its file; only one with a backend is linked, so nginx never
+        # reads an upstream without servers (which it refuses).
+        name = proxy_file(proxy)
+        files[f"{AVAILABLE}/{name}"] = _upstream(proxy, options)
         if _live(proxy):
-            name = proxy_file(proxy)
-            files[f"{AVAILABLE}/{name}"] = _upstream(proxy, options)
             links[f"{ENABLED}/{name}"] = f"../{AVAILABLE}/{name}"
     certs = _certificates(snapshot.certificates)
     secrets: set[str] = set()
