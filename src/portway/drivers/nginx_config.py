@@ -1,0 +1,342 @@
+"""Snapshot → nginx configuration tree, as text (pure: no I/O, no clock).
+
+The layout follows the original spec (seeds/000): one file per proxy in
+``sites-available/<name>``, linked into ``sites-enabled/<name>`` while the proxy has
+backends. nginx keeps one ``server`` block per hostname, and several proxies may share
+a hostname by path prefix, so a proxy's file holds what is its own at the ``http``
+level, its ``upstream`` (backends, weights, algorithm); the ``server`` block of each
+hostname, with one ``location`` per proxy, lives in ``servers/<name>``. Both come from
+the same snapshot, so a location never names an upstream that is not enabled: a proxy
+without backends answers Portway's 503 page from its location instead.
+
+Routing matches the built-in data plane (router/table.py): exact host, then the
+one-level wildcard (a regex ``server_name``: nginx's own ``*.parent`` would also match
+``a.b.parent``), then the longest prefix on segment boundaries (``location = /p`` and
+``location ^~ /p/``). A same-project wildcard route is copied into an exact host's
+server only where no exact route covers it, which is the table's fallback rule.
+
+Every tenant string is checked again here (``service.validation``) and quoted
+(``nginx_syntax``); a proxy that breaks a rule, or uses what nginx cannot express, is
+left out and reported, and the rest of the tree is rendered. What nginx OSS lacks
+(active health checks, cookie stickiness) is served without and reported too, never
+imitated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from portway.drivers import nginx_http as http
+from portway.drivers.nginx_options import NginxOptions
+from portway.drivers.nginx_syntax import comment, file_name, quote, upstream_name, var_suffix
+from portway.errors import ConfigError, PortwayError
+from portway.model import Backend, Certificate, Proxy
+from portway.router import Snapshot
+from portway.service import validation
+
+MAIN = "nginx.conf"
+AVAILABLE, ENABLED, SERVERS, CERTS = "sites-available", "sites-enabled", "servers", "certs"
+_HASHED = ("source_ip", "consistent_hash")
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A rule a proxy breaks for nginx. ``served`` False: left out; True: served
+    without the feature ``field`` names."""
+
+    proxy_id: str
+    field: str
+    message: str
+    served: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NginxTree:
+    """Files (relative path → text), symlinks (path → target) and which files are
+    private keys (written 0600)."""
+
+    files: Mapping[str, str]
+    links: Mapping[str, str]
+    secrets: frozenset[str] = frozenset()
+    problems: tuple[Problem, ...] = ()
+
+
+@dataclass(slots=True)
+class _Plan:
+    """The proxies that can be rendered, with what is said about each."""
+
+    proxies: list[Proxy] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def render(snapshot: Snapshot, options: NginxOptions) -> NginxTree:
+    """The whole tree for ``snapshot``. Raises ConfigError only for bad ``options``."""
+    if options.https and options.default_certificate is None:
+        raise ConfigError("nginx HTTPS listeners need a default certificate")
+    plan = _screen(route.proxy for route in snapshot.routes.routes())
+    files: dict[str, str] = {}
+    links: dict[str, str] = {}
+    for proxy in plan.proxies:
+        # Every proxy has its file; only one with a backend is linked, so nginx never
+        # reads an upstream without servers (which it refuses).
+        name = proxy_file(proxy)
+        files[f"{AVAILABLE}/{name}"] = _upstream(proxy, options)
+        if _live(proxy):
+            links[f"{ENABLED}/{name}"] = f"../{AVAILABLE}/{name}"
+    certs = _certificates(snapshot.certificates)
+    secrets: set[str] = set()
+    for host, group in _hosts(plan.proxies).items():
+        cert = _host_certificate(group, snapshot.certificates, plan) if options.https else None
+        if cert is not None:
+            files.update(certs[cert.id])
+            secrets.add(_cert_paths(cert)[1])
+        extra = _fallbacks(host, group, plan.proxies)
+        text = _server(host, group, extra, cert, options)
+        files[f"{SERVERS}/{file_name('host', host, host)}"] = text
+    servers = sum(len(p.backends) for p in plan.proxies)
+    files[MAIN] = http.main(options, server_names=len(files) + 1, upstream_servers=servers)
+    files.update(http.includes(options))
+    return NginxTree(files, links, frozenset(secrets), tuple(plan.problems))
+
+
+def proxy_file(proxy: Proxy) -> str:
+    return file_name("proxy", f"{proxy.hostname}{proxy.path_prefix}", proxy.id)
+
+
+def _live(proxy: Proxy) -> bool:
+    return any(b.weight > 0 for b in proxy.backends)
+
+
+def _screen(proxies: Iterable[Proxy]) -> _Plan:
+    plan = _Plan()
+    for proxy in sorted(proxies, key=lambda p: p.id):
+        refused = list(_refusals(proxy))
+        if refused:
+            plan.problems.extend(refused)
+            continue
+        plan.proxies.append(proxy)
+        plan.problems.extend(_degradations(proxy))
+    return plan
+
+
+def _refusals(proxy: Proxy) -> Iterable[Problem]:
+    for found in validation.problems(proxy):
+        yield Problem(proxy.id, found.field, found.message, False)
+    for i, backend in enumerate(proxy.backends):
+        where = f"backends[{i}]"
+        try:
+            validation.address(backend.address, f"{where}.address")
+            validation.port(backend.port, f"{where}.port")
+            validation.weight(backend.weight, f"{where}.weight")
+        except PortwayError as err:
+            yield Problem(proxy.id, err.field or where, err.message, False)
+    if proxy.algorithm == "consistent_hash" and proxy.hash_key is not None:
+        try:
+            _hash_variable(proxy.hash_key)
+        except ConfigError as err:
+            yield Problem(proxy.id, "hash_key", err.message, False)
+
+
+def _degradations(proxy: Proxy) -> Iterable[Problem]:
+    persistence = proxy.session_persistence
+    if persistence is not None and persistence.type != "source_ip":
+        message = "nginx OSS has no cookie stickiness: served without session persistence"
+        yield Problem(proxy.id, "session_persistence", message, True)
+    if proxy.health_check is not None:
+        message = "nginx OSS has no active health checks: only passive ones (max_fails) run"
+        yield Problem(proxy.id, "health_check", message, True)
+    if _hashed(proxy) and any(b.backup for b in proxy.backends):
+        message = "nginx cannot combine backups with hash balancing: backups left out"
+        yield Problem(proxy.id, "backends.backup", message, True)
+    if proxy.timeouts.total is not None:
+        message = "nginx has no whole-exchange timeout: timeouts.total is not enforced"
+        yield Problem(proxy.id, "timeouts.total", message, True)
+    if proxy.limits.max_body_bytes == 0:
+        message = "nginx cannot refuse every body (its 0 means no limit): 1 byte is allowed"
+        yield Problem(proxy.id, "limits.max_body_bytes", message, True)
+
+
+def _hashed(proxy: Proxy) -> bool:
+    return proxy.algorithm in _HASHED or (
+        proxy.session_persistence is not None and proxy.session_persistence.type == "source_ip"
+    )
+
+
+def _hash_variable(hash_key: str | None) -> str:
+    if hash_key is None:
+        return "$remote_addr"
+    kind, _, name = hash_key.partition(":")
+    if kind == "header":  # nginx exposes a header lower-cased, with '-' as '_'
+        return "$http_" + var_suffix(name.lower().replace("-", "_"))
+    return "$cookie_" + var_suffix(name)
+
+
+def _upstream(proxy: Proxy, options: NginxOptions) -> str:
+    lines = [comment(f"proxy {proxy.id} of project {proxy.project}")]
+    lines.append(f"upstream {upstream_name(proxy.id)} {{\n    zone {http.ZONE};\n")
+    method = _method(proxy)
+    if method:
+        lines.append(f"    {method};\n")
+    hashed = _hashed(proxy)
+    for backend in proxy.backends:
+        if backend.backup and hashed:
+            continue
+        lines.append(
+            f"    server {quote(_authority(backend))}{_params(proxy, backend, options)};\n"
+        )
+    lines.append(f"    keepalive {options.upstream_keepalive};\n}}\n")
+    return "".join(lines)
+
+
+def _method(proxy: Proxy) -> str:
+    if _hashed(proxy):
+        key = proxy.hash_key if proxy.algorithm == "consistent_hash" else None
+        return f"hash {_hash_variable(key)} consistent"
+    return {"least_conn": "least_conn", "random": "random two least_conn"}.get(proxy.algorithm, "")
+
+
+def _authority(backend: Backend) -> str:
+    address = validation.address(backend.address)
+    host = f"[{address}]" if ":" in address else address
+    return f"{host}:{backend.port}"
+
+
+def _params(proxy: Proxy, backend: Backend, options: NginxOptions) -> str:
+    if backend.weight == 0:
+        return " down"
+    # Plain round robin takes each backend in turn whatever its weight (docs/dataplane.md).
+    weight = 1 if proxy.algorithm == "round_robin" else backend.weight
+    text = f" weight={weight}" if weight != 1 else ""
+    backoff = max(1, round(options.passive_backoff))  # nginx takes whole seconds here
+    text += f" max_fails={options.passive_failures} fail_timeout={backoff}s"
+    return text + (" backup" if backend.backup else "")
+
+
+def _secs(seconds: float) -> str:
+    return f"{max(1, round(seconds * 1000))}ms"
+
+
+def _hosts(proxies: list[Proxy]) -> dict[str, list[Proxy]]:
+    hosts: dict[str, list[Proxy]] = {}
+    for proxy in proxies:
+        hosts.setdefault(proxy.hostname, []).append(proxy)
+    return dict(sorted(hosts.items()))
+
+
+def _fallbacks(host: str, group: list[Proxy], proxies: list[Proxy]) -> list[Proxy]:
+    """The same-project wildcard routes an exact host falls back to (router/table.py):
+    those whose prefix no route of the host covers, so nginx's longest match agrees."""
+    owners = {p.project for p in group}
+    dot = host.find(".")
+    if host.startswith("*.") or len(owners) != 1 or dot < 0:
+        return []
+    wildcard, owner = "*." + host[dot + 1 :], owners.pop()
+    return [
+        p
+        for p in proxies
+        if p.hostname == wildcard
+        and p.project == owner
+        and not any(_covers(own.path_prefix, p.path_prefix) for own in group)
+    ]
+
+
+def _covers(prefix: str, path: str) -> bool:
+    return prefix == "/" or path == prefix or path.startswith(prefix + "/")
+
+
+def _certificates(certs: Mapping[str, Certificate]) -> dict[str, dict[str, str]]:
+    out = {}
+    for cert in certs.values():
+        chain, key = _cert_paths(cert)
+        out[cert.id] = {chain: cert.chain_pem, key: cert.key_pem}
+    return out
+
+
+def _cert_paths(cert: Certificate) -> tuple[str, str]:
+    name = file_name("cert", cert.name, f"{cert.id}\0{cert.fingerprint}")
+    return f"{CERTS}/{name}.pem", f"{CERTS}/{name}.key"
+
+
+def _host_certificate(
+    group: list[Proxy], certs: Mapping[str, Certificate], plan: _Plan
+) -> Certificate | None:
+    """The host's own certificate when its one project attached one (the default
+    certificate otherwise, as in dataplane/tls.py)."""
+    wanted = {p.tls.certificate for p in group} - {None}
+    projects = {p.project for p in group}
+    if len(wanted) != 1 or len(projects) != 1:
+        return None
+    cert = certs.get(wanted.pop() or "")
+    if cert is None or cert.project not in projects:
+        message = "the attached certificate is not in the snapshot: the default is served"
+        plan.problems.extend(Problem(p.id, "tls.certificate", message, True) for p in group)
+        return None
+    return cert
+
+
+def _server(
+    host: str,
+    group: list[Proxy],
+    fallbacks: list[Proxy],
+    cert: Certificate | None,
+    options: NginxOptions,
+) -> str:
+    lines = ["server {\n"]
+    lines += [f"    listen {a};\n" for a in http.listen_addresses(options.http)]
+    lines += [f"    listen {a} ssl;\n" for a in http.listen_addresses(options.https)]
+    lines.append(f"    server_name {quote(_server_name(host))};\n")
+    if cert is not None:
+        chain, key = _cert_paths(cert)
+        lines.append(
+            f"    ssl_certificate {quote(chain)};\n    ssl_certificate_key {quote(key)};\n"
+        )
+    lines.append(f"    include {http.ERRORS};\n")
+    routes = sorted(group + fallbacks, key=lambda p: (-len(p.path_prefix), p.path_prefix))
+    for proxy in routes:
+        lines.extend(_locations(proxy, options))
+    if not any(p.path_prefix == "/" for p in routes):
+        lines.append("    location / {\n        return 404;\n    }\n")
+    lines.append("}\n")
+    return "".join(lines)
+
+
+def _server_name(host: str) -> str:
+    if not host.startswith("*."):
+        return host
+    # One label exactly, as the route table's wildcard (nginx's "*." takes any depth).
+    parent = host[2:].replace(".", "\\.")
+    return f"~^(?!-)[a-z0-9-]{{1,63}}(?<!-)\\.{parent}$"
+
+
+def _locations(proxy: Proxy, options: NginxOptions) -> list[str]:
+    body = _location_body(proxy, options)
+    prefix = proxy.path_prefix
+    if prefix == "/":
+        return [f"    location / {{\n{body}    }}\n"]
+    return [
+        f"    location = {quote(prefix)} {{\n{body}    }}\n",
+        f"    location ^~ {quote(prefix + '/')} {{\n{body}    }}\n",
+    ]
+
+
+def _location_body(proxy: Proxy, options: NginxOptions) -> str:
+    pad = " " * 8
+    lines = [pad + comment(f"proxy {proxy.id}")]
+    if proxy.tls.redirect_http and options.https:
+        lines.append(f"{pad}if ($scheme = http) {{\n{pad}    {http.redirect(options)};\n{pad}}}\n")
+    if proxy.tls.hsts and options.https:
+        lines.append(f"{pad}add_header Strict-Transport-Security $portway_hsts always;\n")
+    if not _live(proxy):
+        return "".join(lines) + f"{pad}return 503;\n"
+    size = proxy.limits.max_body_bytes
+    timeouts = proxy.timeouts
+    lines += [
+        f"{pad}proxy_pass http://{upstream_name(proxy.id)};\n",
+        f"{pad}client_max_body_size {0 if size is None else max(size, 1)};\n",
+        f"{pad}proxy_connect_timeout {_secs(timeouts.connect)};\n",
+        f"{pad}proxy_read_timeout {_secs(max(timeouts.first_byte, timeouts.idle))};\n",
+        f"{pad}proxy_send_timeout {_secs(timeouts.idle)};\n",
+        f"{pad}include {http.PROXY};\n",
+    ]
+    return "".join(lines)

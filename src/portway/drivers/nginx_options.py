@@ -1,0 +1,24 @@
+"""How the operator runs nginx: listeners, certificates, trust and process knobs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NginxOptions:
+    """How the operator runs nginx; every field is the operator's, never a tenant's."""
+
+    http: tuple[tuple[str, int], ...] = (("127.0.0.1", 8080),)
+    https: tuple[tuple[str, int], ...] = ()
+    default_certificate: tuple[str, str] | None = None  # chain and key paths
+    trusted_proxies: tuple[str, ...] = ()
+    control_socket: str = "run/ctl.sock"  # unix socket answering the applied generation
+    worker_processes: str = "auto"
+    worker_connections: int = 4096
+    user: str | None = None
+    access_log: bool = False
+    passive_failures: int = 3  # nginx max_fails
+    passive_backoff: float = 10.0  # nginx fail_timeout, seconds
+    upstream_keepalive: int = 32
+    shutdown_timeout: float | None = None  # old workers' grace after a reload

@@ -1,0 +1,233 @@
+"""The nginx renderer as a pure function: tenant strings never change the structure of
+the configuration, unexpressible features are reported, and the files are what the
+spec's layout says (golden texts)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from portway.drivers import nginx_files
+from portway.drivers.nginx_config import AVAILABLE, ENABLED, NginxTree, render
+from portway.drivers.nginx_options import NginxOptions
+from portway.drivers.nginx_syntax import quote
+from portway.errors import ConfigError
+from portway.model import Backend, HealthCheck, Proxy, SessionPersistence
+from portway.router import RouteTable, Snapshot
+from tests.drivers.conftest import NGINX, free_port
+
+PAYLOADS = (
+    '"; } server { listen 9; location / { return 200 "pwned"; } } #',
+    "x;\n}\nserver { return 200 pwned; }",
+    "a$host}{",
+    "a'b\"c\\",
+)
+GOOD = Backend(id="b", address="127.0.0.1", port=9001)
+
+
+def _proxy(pid: str, **kw: object) -> Proxy:
+    fields: dict[str, object] = {"hostname": "ok.example.org", "backends": (GOOD,)}
+    fields.update(kw)
+    return Proxy(id=pid, project="p", **fields)  # type: ignore[arg-type]
+
+
+def _render(*proxies: Proxy, options: NginxOptions | None = None) -> NginxTree:
+    snapshot = Snapshot(version=1, routes=RouteTable.build(proxies))
+    return render(snapshot, options or NginxOptions(control_socket="/tmp/portway-ctl.sock"))
+
+
+def _malicious() -> list[Proxy]:
+    """Proxies built directly, past the API's validation, each with a payload in one
+    tenant-chosen field that reaches the configuration."""
+    out = []
+    for i, payload in enumerate(PAYLOADS):
+        out += [
+            _proxy(f"host{i}", hostname=f"h{i}.example.org{payload}"),
+            _proxy(f"path{i}", hostname=f"p{i}.example.org", path_prefix=f"/x{payload}"),
+            _proxy(
+                f"addr{i}",
+                hostname=f"a{i}.example.org",
+                backends=(Backend(id="x", address=f"10.0.0.1{payload}", port=80),),
+            ),
+            _proxy(
+                f"hash{i}",
+                hostname=f"k{i}.example.org",
+                algorithm="consistent_hash",
+                hash_key=f"header:x{payload}",
+            ),
+        ]
+    return out
+
+
+def _structure(tree: NginxTree) -> list[str]:
+    """Every directive name and block brace, in order, outside quoted strings."""
+    text = "\n".join(tree.files[p] for p in sorted(tree.files))
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', '"Q"', text)
+    text = re.sub(r"#[^\n]*", "", text)
+    return re.findall(r"[{};]|^\s*[a-z_]+", text, flags=re.M)
+
+
+def test_tenant_strings_cannot_inject_nginx_syntax() -> None:
+    clean = _render(_proxy("good"))
+    tree = _render(_proxy("good"), *_malicious())
+    refused = {p.proxy_id for p in tree.problems if not p.served}
+    assert refused == {p.id for p in _malicious()}
+    fields = {p.proxy_id[:4]: p.field for p in tree.problems}
+    assert fields == {"host": "hostname", "path": "path_prefix", "addr": "backends[0].address"} | {
+        "hash": "hash_key"
+    }
+    everything = "".join(tree.files.values())
+    for payload in PAYLOADS:
+        assert payload not in everything
+    assert "pwned" not in everything
+    # The tree has exactly the structure of the one without the malicious proxies.
+    assert _structure(tree) == _structure(clean)
+
+
+def test_quoting_is_the_second_wall() -> None:
+    for payload in PAYLOADS[:1] + PAYLOADS[2:]:
+        token = quote(payload)
+        assert token.startswith('"') and token.endswith('"')
+        inner = token[1:-1]
+        assert re.fullmatch(r'(?:[^"\\]|\\["\\])*', inner), token
+    with pytest.raises(ConfigError):
+        quote("a\nb")
+    with pytest.raises(ConfigError):
+        quote("caf\u00e9\r")
+
+
+def test_quoted_prefix_reads_back_exactly_in_real_nginx(tmp_path: Path) -> None:
+    """nginx itself reads ``quote(s)`` as ``s``: a location for a string full of
+    config syntax matches exactly that (percent-encoded) path, and nothing else."""
+    weird = "/a;b}{c\"d\\e$f'g #h"
+    port = free_port()
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        "pid nginx.pid; error_log stderr; events {} http { access_log off;"
+        f" server {{ listen 127.0.0.1:{port};"
+        f' location = {quote(weird)} {{ return 200 "hit"; }}'
+        ' location / { return 404 "miss"; } } }'
+    )
+    run = subprocess.run([NGINX, "-t", "-p", f"{tmp_path}/", "-c", str(conf)], capture_output=True)
+    assert run.returncode == 0, run.stderr
+    from urllib.parse import quote as urlquote
+
+    server = subprocess.Popen([NGINX, "-p", f"{tmp_path}/", "-c", str(conf), "-g", "daemon off;"])
+    try:
+        import http.client
+        import time
+
+        def get(path: str) -> tuple[int, bytes]:
+            for _ in range(100):
+                try:
+                    c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                    c.request("GET", path, headers={"Host": "x"})
+                    r = c.getresponse()
+                    return r.status, r.read()
+                except ConnectionRefusedError:
+                    time.sleep(0.05)
+            raise AssertionError("nginx did not start")
+
+        assert get(urlquote(weird, safe="/")) == (200, b"hit")
+        assert get(urlquote(weird[:-1], safe="/"))[0] == 404
+    finally:
+        server.terminate()
+        server.wait(5)
+
+
+def test_file_per_proxy_linked_only_while_it_has_backends() -> None:
+    tree = _render(
+        _proxy("with", hostname="a.example.org"),
+        _proxy("none", hostname="b.example.org", backends=()),
+        _proxy(
+            "drained",
+            hostname="c.example.org",
+            backends=(Backend(id="d", address="::1", port=1, weight=0),),
+        ),
+    )
+    available = sorted(p for p in tree.files if p.startswith(AVAILABLE))
+    assert [p.split("/")[1].split(".")[0] for p in available] == ["a", "b", "c"]
+    name = available[0].split("/", 1)[1]
+    assert tree.links == {f"{ENABLED}/{name}": f"../{AVAILABLE}/{name}"}
+    servers = [t for p, t in tree.files.items() if p.startswith("servers/")]
+    assert sum("return 503;" in t for t in servers) == 2  # no backend: Portway's 503 page
+
+
+def test_what_nginx_oss_lacks_is_reported_not_faked() -> None:
+    tree = _render(
+        _proxy(
+            "sticky",
+            session_persistence=SessionPersistence(type="cookie"),
+            health_check=HealthCheck(),
+        )
+    )
+    served = {(p.field, p.served) for p in tree.problems}
+    assert served == {("session_persistence", True), ("health_check", True)}
+    everything = "".join(tree.files.values())
+    assert not re.search(r"^\s*(sticky|health_check|check)\b", everything, flags=re.M)
+
+
+def test_unexpressible_hash_key_is_refused() -> None:
+    tree = _render(_proxy("h", algorithm="consistent_hash", hash_key="cookie:my-session"))
+    assert [(p.field, p.served) for p in tree.problems] == [("hash_key", False)]
+    assert not any(p.startswith((AVAILABLE, "servers/")) for p in tree.files)
+
+
+def test_upstream_and_server_files_golden() -> None:
+    proxies = (
+        _proxy(
+            "w",
+            hostname="app.example.org",
+            path_prefix="/tool",
+            algorithm="weighted_round_robin",
+            backends=(
+                Backend(id="1", address="127.0.0.1", port=8001, weight=5),
+                Backend(id="2", address="::1", port=8002, backup=True),
+                Backend(id="3", address="127.0.0.3", port=8003, weight=0),
+            ),
+        ),
+    )
+    tree = _render(*proxies)
+    upstream = next(t for p, t in tree.files.items() if p.startswith(AVAILABLE))
+    assert upstream == (
+        "# proxy w of project p\n"
+        "upstream portway_50e721e49c013f00c62c {\n"
+        "    zone portway_upstreams;\n"
+        '    server "127.0.0.1:8001" weight=5 max_fails=3 fail_timeout=10s;\n'
+        '    server "[::1]:8002" max_fails=3 fail_timeout=10s backup;\n'
+        '    server "127.0.0.3:8003" down;\n'
+        "    keepalive 32;\n"
+        "}\n"
+    )
+    server = next(t for p, t in tree.files.items() if p.startswith("servers/"))
+    body = (
+        "        # proxy w\n"
+        "        proxy_pass http://portway_50e721e49c013f00c62c;\n"
+        "        client_max_body_size 0;\n"
+        "        proxy_connect_timeout 5000ms;\n"
+        "        proxy_read_timeout 60000ms;\n"
+        "        proxy_send_timeout 60000ms;\n"
+        "        include portway/proxy.conf;\n"
+    )
+    assert server == (
+        "server {\n"
+        "    listen 127.0.0.1:8080;\n"
+        '    server_name "app.example.org";\n'
+        "    include portway/errors.conf;\n"
+        f'    location = "/tool" {{\n{body}    }}\n'
+        f'    location ^~ "/tool/" {{\n{body}    }}\n'
+        "    location / {\n        return 404;\n    }\n"
+        "}\n"
+    )
+
+
+def test_diff_touches_only_what_changed() -> None:
+    a = _render(_proxy("one", hostname="a.example.org"), _proxy("two", hostname="b.example.org"))
+    b = _render(_proxy("one", hostname="a.example.org"))
+    change = nginx_files.diff(a, b)
+    assert not change.write and not change.link
+    assert len(change.remove) == 3  # two's file, its link and its server
+    assert not nginx_files.diff(b, b)
