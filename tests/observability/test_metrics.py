@@ -70,3 +70,12 @@ def test_access_log_flushes_when_the_buffer_fills() -> None:
         log.flush()
 
     asyncio.run(main())
+
+
+def test_a_total_is_typed_as_a_counter() -> None:
+    text = render(
+        RequestMetrics(),
+        {"portway_source_events_total": ("Events.", [({"source": "toolforge"}, 3.0)])},
+    )
+    assert "# TYPE portway_source_events_total counter" in text
+    assert 'portway_source_events_total{source="toolforge"} 3' in text

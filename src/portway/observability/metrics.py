@@ -90,7 +90,9 @@ def render(
         out.append(f"portway_request_duration_seconds_sum{labels} {row[-1]:.6f}")
         out.append(f"portway_request_duration_seconds_count{labels} {cumulative:g}")
     for name, (help_text, samples) in sorted(gauges.items()):
-        out += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
+        # Prometheus naming: a "_total" metric only ever grows, and is typed so.
+        kind = "counter" if name.endswith("_total") else "gauge"
+        out += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
         for labels_dict, value in samples:
             labels = _labels(**labels_dict) if labels_dict else ""
             out.append(f"{name}{labels} {value:g}")
