@@ -64,6 +64,10 @@ class ServeConfig:
     https: Listen | None = None  # None: no HTTPS listener
     default_zone: str = "portway.test"  # the default certificate covers *.zone and zone
     workers: int = 0
+    plane_kind: str = "builtin"  # --dataplane: builtin or nginx
+    nginx_binary: str = "nginx"
+    nginx_prefix: Path | None = None  # None: <data dir>/nginx
+    nginx_external: bool = False  # drive an nginx the operator runs (nginx -s reload)
     store_url: str | None = None
     dataplane: DataPlaneSettings = field(default_factory=DataPlaneSettings)
     access_log: str | None = None  # a path, "-" for standard output, None for none
@@ -154,6 +158,28 @@ def parse_listen(value: str, *, flag: str) -> Listen:
 def parse_optional_listen(value: str, *, flag: str) -> Listen | None:
     """Like parse_listen; an empty value turns the listener off."""
     return parse_listen(value, flag=flag) if value.strip() else None
+
+
+DATA_PLANES = ("builtin", "nginx")
+
+
+def parse_plane_kind(value: str, *, flag: str) -> str:
+    kind = value.strip().lower()
+    if kind not in DATA_PLANES:
+        raise ConfigError(
+            f"{flag}: expected one of {', '.join(DATA_PLANES)}, got {value!r}", field=flag
+        )
+    return kind
+
+
+def parse_switch(value: str, *, flag: str) -> bool:
+    """``on``/``off`` (also yes/no, true/false, 1/0)."""
+    word = value.strip().lower()
+    if word in ("on", "yes", "true", "1"):
+        return True
+    if word in ("off", "no", "false", "0", ""):
+        return False
+    raise ConfigError(f"{flag}: expected on or off, got {value!r}", field=flag)
 
 
 def parse_healthz_path(value: str, *, flag: str) -> str:

@@ -15,6 +15,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from portway.api.app import create_app
+from portway.errors import ConfigError
 from portway.health.monitor import HealthMonitor, Target
 from portway.health.state import DOWN, Health
 from portway.model.backend_policy import BackendPolicy
@@ -23,6 +24,7 @@ from portway.router import Snapshot
 from portway.runtime.config import Listen, ServeConfig, TlsListen
 from portway.runtime.datadir import prepare_data_dir
 from portway.runtime.inprocess import InProcessPlane
+from portway.runtime.nginx_plane import NginxPlane
 from portway.runtime.plane_handle import DataPlaneHandle
 from portway.runtime.reload import Reloader
 from portway.runtime.report import NodeReport
@@ -130,7 +132,20 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
 def _data_plane(
     config: ServeConfig, tls: TlsListen | None, policy: BackendPolicy
 ) -> DataPlaneHandle:
-    """The built-in plane in this process (``--workers 0``) or the worker processes."""
+    """nginx (``--dataplane nginx``), the built-in plane in this process (``--workers
+    0``) or the worker processes."""
+    if config.plane_kind == "nginx":
+        if config.workers:
+            raise ConfigError("--workers: nginx has its own worker processes; leave it 0")
+        return NginxPlane(
+            config.http,
+            config.dataplane,
+            prefix=config.nginx_prefix or config.data_dir / "nginx",
+            binary=config.nginx_binary,
+            external=config.nginx_external,
+            tls=tls,
+            access_log=config.access_log,
+        )
     if config.workers == 0:
         return InProcessPlane(
             config.http,

@@ -44,7 +44,9 @@ from portway.runtime.config import (
     parse_listen,
     parse_optional_listen,
     parse_optional_zone,
+    parse_plane_kind,
     parse_stomp_url,
+    parse_switch,
     parse_zone,
 )
 
@@ -174,6 +176,41 @@ SETTINGS: tuple[Setting, ...] = (
         low=0,
         high=256,
         metavar="N",
+    ),
+    Setting(
+        "dataplane",
+        str,
+        "builtin",
+        "What serves the traffic: builtin (Portway's own) or nginx (driven from the "
+        "snapshots; see docs/dataplanes.md).",
+        parse=parse_plane_kind,
+        field="plane_kind",
+        metavar="KIND",
+    ),
+    Setting(
+        "nginx_binary",
+        str,
+        "nginx",
+        "The nginx executable (--dataplane nginx).",
+        metavar="PATH",
+    ),
+    Setting(
+        "nginx_prefix",
+        str,
+        "",
+        "nginx's own tree: conf/, logs/, run/, temp/ (default: <data dir>/nginx).",
+        parse=path_or_none,
+        metavar="DIR",
+        default_text="<data dir>/nginx",
+    ),
+    Setting(
+        "nginx_external",
+        str,
+        "off",
+        "on: drive an nginx the operator runs (write, nginx -t, nginx -s reload) instead "
+        "of starting and supervising one.",
+        parse=parse_switch,
+        metavar="SWITCH",
     ),
     Setting(
         "store",
