@@ -10,10 +10,10 @@ import json
 from typing import Any
 
 import pytest
+from tests.api.conftest import Api, assert_error
 
 from portway.model import Role
 from portway.service import Actor
-from tests.api.conftest import Api, assert_error
 
 BASE = "/dynamicproxy-api/v1"
 
@@ -38,7 +38,10 @@ def test_put_answers_an_empty_200_and_the_mapping_reads_back_exactly(api: Api) -
     assert listed.status_code == 200
     assert listed.json() == {
         "routes": [
-            {"domain": "wiki.example.org", "backends": ["http://172.16.0.5:80", "http://172.16.0.6"]}
+            {
+                "domain": "wiki.example.org",
+                "backends": ["http://172.16.0.5:80", "http://172.16.0.6"],
+            }
         ]
     }
     one = raw(api, "GET", "/alpha/mapping/wiki.example.org", api.member)
@@ -229,9 +232,7 @@ def test_two_projects_cannot_see_or_touch_each_others_mappings(api: Api) -> None
     # The native API: alpha's proxy does not exist for beta.
     assert_error(api.client.get("/v1/alpha/proxies", headers=api.other), 404)
     assert_error(api.client.get("/v1/beta/proxies/wiki.example.org", headers=api.other), 404)
-    assert_error(
-        api.client.delete("/v1/beta/proxies/wiki.example.org", headers=api.other), 404
-    )
+    assert_error(api.client.delete("/v1/beta/proxies/wiki.example.org", headers=api.other), 404)
     one = raw(api, "GET", "/alpha/mapping/wiki.example.org", api.member).json()
     assert one["backends"] == ["http://172.16.0.5"]
 
@@ -294,9 +295,7 @@ def test_zones_lists_the_zones_the_project_may_use(api: Api) -> None:
         ("wiki.example.com", 403),  # no zone
     ],
 )
-def test_a_domain_must_be_in_a_zone_the_project_may_use(
-    api: Api, domain: str, status: int
-) -> None:
+def test_a_domain_must_be_in_a_zone_the_project_may_use(api: Api, domain: str, status: int) -> None:
     _zones(api)
     reply = put(api, domain, ["http://172.16.0.5"])
     if status == 200:
