@@ -32,6 +32,7 @@ from portway.api.endpoint import token_of
 from portway.auth.tokens import TokenValidator
 from portway.compat import dynamicproxy as dp
 from portway.errors import NotFoundError
+from portway.model import Proxy
 from portway.service import Actor, Service
 
 BASE = "/dynamicproxy-api/v1/{project}"
@@ -85,7 +86,7 @@ class DynamicProxyHandlers:
             self.service.delete_proxy(call.actor, call.project, mapping.id)
         return HTMLResponse("deleted")
 
-    def _mapping(self, call: Call) -> Any:
+    def _mapping(self, call: Call) -> Proxy:
         domain = _path_domain(call)
         with _no_such_domain():
             return self.service.get_mapping(call.actor, call.project, domain)
