@@ -6,8 +6,9 @@ proxy: the native API shows and edits it, and its rules (zones, route, certifica
 backend policy) are the proxies' own.
 
 DNS seam: a hostname that appears (``add_mapping`` creating, ``replace_mapping``
-renaming) or goes (``delete_proxy``) passes through ``create_proxy``, ``_rename`` and
-``delete_proxy``; whoever wires DNS in hooks the proxies' writes and these follow.
+renaming) or goes (``delete_proxy``) passes through ``create_proxy``, ``proxies._admit``
+(with ``claim=True``) and ``delete_proxy``; whoever wires DNS in hooks the proxies' writes
+there, and these follow.
 """
 
 from __future__ import annotations
@@ -18,12 +19,10 @@ from collections.abc import Sequence
 from portway.errors import ConflictError, NotFoundError, ValidationError
 from portway.model import Proxy
 from portway.service import validation
-from portway.service.auth import Actor, require_read, require_write
+from portway.service.auth import Actor, require_read
 from portway.service.backends import MAX_BACKENDS, BackendSpec, build_backends, merge_backends
 from portway.service.base import ServiceBase
-from portway.service.certificates import check_proxy_tls
-from portway.service.proxies import ProxyOps, _check_route_free
-from portway.service.zones import check_claim
+from portway.service.proxies import ProxyOps, _admit, _record, _stored
 from portway.store import Reader, Transaction
 
 ROOT = "/"
@@ -89,14 +88,12 @@ class MappingOps(ProxyOps, ServiceBase):
         specs: Sequence[BackendSpec],
     ) -> Proxy:
         """Make ``specs`` the mapping's backends and ``new_domain`` its name, in one write."""
-        with self.store.transaction(actor.name) as tx:
-            require_write(tx, actor, project)
+        with self._write(actor, project) as tx:
             before = _existing(tx, project, domain)
             wanted = build_backends(specs, before.backend_port, actor.source, self.backend_policy)
             merged = merge_backends(before.backends, wanted)
             after = validation.proxy(dataclasses.replace(before, hostname=new_domain))
-            if after.hostname != before.hostname:
-                _rename(tx, after)
+            _admit(tx, after, claim=after.hostname != before.hostname)
             tx.update_proxy(after)
             for old in before.backends:
                 tx.delete_backend(old.id)
@@ -107,8 +104,7 @@ class MappingOps(ProxyOps, ServiceBase):
     def _append(
         self, actor: Actor, project: str, domain: str, specs: Sequence[BackendSpec]
     ) -> Proxy:
-        with self.store.transaction(actor.name) as tx:
-            require_write(tx, actor, project)
+        with self._write(actor, project) as tx:
             before = _existing(tx, project, domain)
             have = {(b.address, b.port) for b in before.backends}
             built = build_backends(specs, before.backend_port, actor.source, self.backend_policy)
@@ -128,24 +124,8 @@ def _readable(reader: Reader, actor: Actor, project: str, domain: str) -> Proxy 
     return find_mapping(reader, project, domain)
 
 
-def _rename(tx: Transaction, proxy: Proxy) -> None:
-    """The rules a proxy's new hostname passes (those of ``update_proxy``)."""
-    check_claim(tx, proxy.project, proxy.hostname)
-    _check_route_free(tx, proxy)
-    check_proxy_tls(tx, proxy)
-
-
 def _recorded(tx: Transaction, before: Proxy) -> Proxy:
     """The proxy as ``tx`` left it, with the change logged as an update of it."""
-    after = tx.get_proxy(before.id)
-    assert after is not None
-    tx.record(
-        kind="proxy",
-        action="update",
-        object_id=before.id,
-        project=before.project,
-        before=before,
-        after=after,
-        proxy_id=before.id,
-    )
+    after = _stored(tx, before.id)
+    _record(tx, "update", after, before=before, after=after)
     return after
