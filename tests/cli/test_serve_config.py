@@ -83,7 +83,8 @@ def test_check_config_output_is_a_config_file_with_every_key(tmp_path: Path) -> 
     ("text", "line"),
     [
         ("foo = 1\n", "unknown key 'foo'"),
-        ("[dataplane]\nconnect_timeout = 1\n", "unknown key 'dataplane'"),
+        ("[limits]\nconnect_timeout = 1\n", "unknown key 'limits'"),
+        ("[dataplane]\nconnect_timeout = 1\n", "key 'dataplane': expected a string"),
         ('workers = "2"\n', "key 'workers': expected an integer, got a string"),
         ("workers = 1.5\n", "key 'workers': expected an integer, got a number"),
         ("workers = true\n", "key 'workers': expected an integer, got a boolean"),

@@ -69,8 +69,13 @@ def test_bad_path_prefixes_are_rejected(raw: str) -> None:
 def test_zone_membership_needs_a_label_boundary() -> None:
     assert in_zone("wiki.example.org", "example.org")
     assert in_zone("*.example.org", "example.org")
-    assert not in_zone("example.org", "example.org")
     assert not in_zone("wiki.badexample.org", "example.org")
+
+
+def test_a_zone_holds_its_own_name_and_one_label_under_it() -> None:
+    assert in_zone("example.org", "example.org")
+    assert not in_zone("a.wiki.example.org", "example.org")
+    assert not in_zone("*.wiki.example.org", "example.org")
 
 
 @given(

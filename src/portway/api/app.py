@@ -13,11 +13,13 @@ from starlette.routing import BaseRoute, Route
 
 from portway.api import params, schemas
 from portway.api.certificates import CertificateHandlers
+from portway.api.dynamicproxy import dynamicproxy_routes
 from portway.api.endpoint import Handler, endpoint
 from portway.api.errors import EXCEPTION_HANDLERS
 from portway.api.openapi import Operation, build_openapi
 from portway.api.proxies import ProxyHandlers
 from portway.api.v1 import AdminHandlers
+from portway.auth.tokens import TokenValidator
 from portway.service import Service
 
 HealthFn = Callable[[str, str], dict[str, Any]]
@@ -129,9 +131,12 @@ def create_app(
     *,
     extra_routes: Sequence[BaseRoute] = (),
     backend_health: HealthFn | None = None,
+    authenticate: TokenValidator | None = None,
 ) -> Starlette:
-    """The v1 API over ``service``; ``backend_health(proxy_id, backend_id)`` supplies
-    each backend's health fields (default ``{"health": "unknown"}``)."""
+    """The v1 API and the dynamicproxy API over ``service``; ``backend_health(proxy_id,
+    backend_id)`` supplies each backend's health fields (default ``{"health":
+    "unknown"}``); ``authenticate`` checks tokens (default: Portway's own, the service)."""
+    auth: TokenValidator = authenticate or service
     table = _table(
         AdminHandlers(service),
         ProxyHandlers(service, backend_health or _unknown_health),
@@ -140,7 +145,7 @@ def create_app(
     routes: list[BaseRoute] = [
         Route(
             path,
-            endpoint(service, {op.method: (op, h) for op, h in ops}),
+            endpoint(auth, {op.method: (op, h) for op, h in ops}),
             methods=[op.method for op, _ in ops],
         )
         for path, ops in table
@@ -166,6 +171,6 @@ def create_app(
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
     return Starlette(
-        routes=[*public, *extra_routes, *routes],
+        routes=[*public, *extra_routes, *routes, *dynamicproxy_routes(service, auth)],
         exception_handlers=dict(EXCEPTION_HANDLERS),
     )

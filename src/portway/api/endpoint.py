@@ -20,8 +20,9 @@ from starlette.responses import Response
 from portway.api.body import decode_json, read_body
 from portway.api.openapi import Operation
 from portway.api.params import path_params, query_params
+from portway.auth.tokens import TokenValidator
 from portway.errors import MalformedError
-from portway.service import Actor, Service
+from portway.service import Actor
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
@@ -55,15 +56,16 @@ def token_of(request: Request) -> str | None:
 
 
 def endpoint(
-    service: Service, operations: Mapping[str, tuple[Operation, Handler]]
+    auth: TokenValidator, operations: Mapping[str, tuple[Operation, Handler]]
 ) -> Callable[[Request], Awaitable[Response]]:
-    """An async Starlette endpoint dispatching by method to sync, authenticated handlers."""
+    """An async Starlette endpoint dispatching by method to sync handlers, the caller
+    authenticated by ``auth`` (the Service, or a chain with Keystone's tokens)."""
 
     async def run(request: Request) -> Response:
         method = "GET" if request.method == "HEAD" else request.method
         op, handler = operations[method]
         # Authenticate before reading a body: a stranger's megabyte is never read.
-        actor = await run_in_threadpool(service.authenticate, token_of(request))
+        actor = await run_in_threadpool(auth.authenticate, token_of(request))
         raw = await read_body(request) if op.request is not None else None
 
         def call() -> Response:

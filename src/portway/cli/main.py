@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from portway.cli import backends, keys, projects, proxies, tokens
+from portway.cli import backends, keys, projects, proxies, tokens, zones
 from portway.cli.options import common_options
 from portway.cli.serve import serve
 from portway.cli.shell import PortwayGroup
@@ -30,5 +30,12 @@ def main(
 
 
 main.add_command(serve)
-for group in (projects.project, tokens.token, proxies.proxy, backends.backend, keys.keys):
+for group in (
+    projects.project,
+    tokens.token,
+    zones.zone,
+    proxies.proxy,
+    backends.backend,
+    keys.keys,
+):
     main.add_command(group)

@@ -95,6 +95,7 @@ PROJECT_COLUMNS = ("id", "name", "created_at")
 TOKEN_COLUMNS = ("id", "project", "role", "description", "secret", "created_at")
 PROXY_COLUMNS = ("id", "hostname", "path_prefix", "backend_port", "algorithm", "backends")
 BACKEND_COLUMNS = ("id", "address", "port", "weight", "backup", "health", "source")
+ZONE_COLUMNS = ("name", "project", "shared", "shared_host", "default", "deprecated")
 
 
 def _preferred_nested(key: str) -> Sequence[str]:

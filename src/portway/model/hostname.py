@@ -69,6 +69,7 @@ def normalize_path_prefix(value: str, *, field: str = "path_prefix") -> str:
 
 
 def in_zone(hostname: str, zone: str) -> bool:
-    """True when ``hostname`` (possibly ``*.x``) lies strictly below ``zone``."""
-    name = hostname[2:] if hostname.startswith("*.") else hostname
-    return name.endswith("." + zone) or (hostname.startswith("*.") and name == zone)
+    """True when ``hostname`` (normalised, possibly ``*.x``) is ``zone`` itself or one
+    label under it, as in dynamicproxy (compat.md §1): a zone hands out the names of its
+    own level; a deeper name needs a zone of its own (``*.zone`` is one label under)."""
+    return hostname == zone or hostname.partition(".")[2] == zone

@@ -40,6 +40,9 @@ class Backend:
     weight: int = 1
     backup: bool = False
     source: str = "api"
+    # The URL exactly as the dynamicproxy API received it ("http://10.0.0.5:80"), which
+    # its clients read back (cleanup jobs parse backends[0]); None for other backends.
+    url: str | None = None
 
     @property
     def draining(self) -> bool:

@@ -15,6 +15,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from portway.api.app import create_app
+from portway.auth.provision import api_tokens
 from portway.errors import ConfigError
 from portway.health.monitor import HealthMonitor, Target
 from portway.health.state import DOWN, Health
@@ -68,6 +69,7 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
     may_create = config.secret_key_file is None and store.dialect == "sqlite"
     await asyncio.to_thread(prepare_keys, store, keys, may_create=may_create)
     service = Service(store, backend_policy=policy)
+    authenticate, close_auth = api_tokens(config, service)  # [keystone]: its tokens too
     secret = await asyncio.to_thread(service.ensure_admin_token, config.admin_token)
     tls = await asyncio.to_thread(_tls_listen, config)
 
@@ -88,7 +90,10 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
     metrics_sock = _bind(config.metrics) if config.metrics is not None else None
     report = NodeReport(reconciler, monitor, handle)
     app = create_app(
-        service, extra_routes=report.admin_routes(service), backend_health=report.backend_health
+        service,
+        extra_routes=report.admin_routes(service),
+        backend_health=report.backend_health,
+        authenticate=authenticate,
     )
     server = _ApiServer(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
     servers = [server]
@@ -125,6 +130,7 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
         if task.get_name() not in ("api", "metrics"):
             task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    close_auth()
     store.close()
     return 0
 

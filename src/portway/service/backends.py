@@ -31,6 +31,7 @@ class BackendSpec:
     port: int | None = None
     weight: int = 1
     backup: bool = False
+    url: str | None = None  # the URL text a compat API got (address and port parsed from it)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -63,6 +64,7 @@ def build_backend(
         weight=validation.weight(spec.weight, f"{field}.weight"),
         backup=spec.backup,
         source=source,
+        url=spec.url,
     )
 
 
@@ -110,13 +112,16 @@ def find_backend(proxy: Proxy, ref: str) -> Backend:
 
 
 def merge_backends(current: Sequence[Backend], wanted: Sequence[Backend]) -> tuple[Backend, ...]:
-    """``wanted``, reusing the id and source of any current backend at the same address."""
+    """``wanted``, reusing the id and source of any current backend at the same address
+    (and its URL text, unless the new one brings its own)."""
     existing = {_key(b): b for b in current}
     merged = []
     for backend in wanted:
         old = existing.get(_key(backend))
         if old is not None:
-            backend = dataclasses.replace(backend, id=old.id, source=old.source)
+            backend = dataclasses.replace(
+                backend, id=old.id, source=old.source, url=backend.url or old.url
+            )
         merged.append(backend)
     return tuple(merged)
 

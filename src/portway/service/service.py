@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from portway.service.backend_ops import BackendOps
 from portway.service.certificates import CertificateOps
+from portway.service.mappings import MappingOps
 from portway.service.projects import ProjectOps
 from portway.service.proxies import ProxyOps
 from portway.service.tokens import TokenOps
 from portway.service.zones import ZoneOps
 
 
-class Service(ProjectOps, TokenOps, ZoneOps, ProxyOps, BackendOps, CertificateOps):
+class Service(ProjectOps, TokenOps, ZoneOps, MappingOps, ProxyOps, BackendOps, CertificateOps):
     """The only path for configuration changes. Construct with ``Service(store)``.
 
     Every method checks the actor's rights, validates input, and performs at most one

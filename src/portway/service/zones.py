@@ -1,9 +1,10 @@
 """DNS zones, and the rule for who may claim which hostname.
 
 While no zone exists, any valid hostname may be claimed first come, first served. Once
-zones exist, the most specific zone containing the hostname decides: it must be owned
-by the claiming project, or shared (and then the hostname may not be a wildcard, which
-would capture other tenants' names).
+zones exist, the hostname must be a zone itself or one label under one (``in_zone``), and
+the most specific such zone decides: it must be owned by the claiming project, or shared
+(and then the hostname may be neither a wildcard, which would capture other tenants'
+names, nor the zone's own name).
 
 A hostname belongs to one project (issue 7). The one exception is a shared host: a zone
 with ``shared_host`` that an admin creates for exactly one hostname, which every project
@@ -46,6 +47,10 @@ def check_claim(reader: Reader, project: str, hostname: str) -> None:
     if zone.shared and hostname.startswith("*."):
         raise ForbiddenError(
             f"wildcard hostnames are not allowed in shared zone {zone.name}", field="hostname"
+        )
+    if zone.shared and hostname == zone.name:
+        raise ForbiddenError(
+            f"the name of shared zone {zone.name} itself is not for a project", field="hostname"
         )
     if not zone.shared:
         raise ForbiddenError(

@@ -71,7 +71,7 @@ class Reader:
         ]
         pq = sa.select(*columns).order_by(proxies.c.id)
         b = backends.c
-        bq = sa.select(b.id, b.proxy_id, b.address, b.port, b.weight, b.backup, b.source)
+        bq = sa.select(b.id, b.proxy_id, b.address, b.port, b.weight, b.backup, b.source, b.url)
         bq = bq.order_by(b.proxy_id, b.address, b.port)
         if ids is not None:
             pq = pq.where(proxies.c.id.in_(ids))
@@ -80,7 +80,7 @@ class Reader:
         share = decoder.share
         by_proxy: dict[str, list[Backend]] = defaultdict(list)
         # Plain tuples: RowMapping look-ups cost more than building the Backend itself.
-        for bid, proxy_id, address, port, weight, backup, source in self.conn.execute(bq):
+        for bid, proxy_id, address, port, weight, backup, source, url in self.conn.execute(bq):
             by_proxy[proxy_id].append(
                 Backend(
                     id=bid,
@@ -89,6 +89,7 @@ class Reader:
                     weight=weight,
                     backup=bool(backup),
                     source=share(source),
+                    url=url,
                 )
             )
         return [

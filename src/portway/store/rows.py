@@ -36,6 +36,7 @@ def backend_from_row(row: Row) -> Backend:
         weight=row["weight"],
         backup=bool(row["backup"]),
         source=row["source"],
+        url=row["url"],
     )
 
 
@@ -48,6 +49,7 @@ def backend_to_row(backend: Backend, proxy_id: str) -> dict[str, Any]:
         "weight": backend.weight,
         "backup": backend.backup,
         "source": backend.source,
+        "url": backend.url,
     }
 
 

@@ -79,6 +79,7 @@ backends = sa.Table(
     sa.Column("weight", sa.Integer, nullable=False),
     sa.Column("backup", sa.Boolean, nullable=False),
     sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("url", sa.String(512)),  # as the dynamicproxy API got it (migration 0006)
     sa.UniqueConstraint("proxy_id", "address", "port", name="uq_backends_proxy_address_port"),
 )
 
