@@ -27,6 +27,9 @@ class Backend:
     weight: int = 1
     backup: bool = False
     source: str = "api"
+    # Toolforge: the RE2 pattern (router.patterns) of the paths this backend serves on a
+    # proxy with ``toolforge`` set; one backend per pattern. None elsewhere.
+    pattern: str | None = None
 
     @property
     def draining(self) -> bool:
@@ -84,6 +87,16 @@ class CacheSettings:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class ToolSettings:
+    """A Toolforge tool's proxy (``<tool>.<canonical-domain>``, docs/toolforge.md): each
+    request goes to the backend whose ``pattern`` matches its path, longest pattern
+    first. ``canonical``: the tool registered with ``registerCanonical``, so the legacy
+    ``/<tool>/`` path redirects to the tool's own hostname."""
+
+    canonical: bool = False
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Proxy:
     """A hostname (optionally plus a path prefix) routed to a set of backends."""
 
@@ -101,6 +114,7 @@ class Proxy:
     cache: CacheSettings = field(default_factory=CacheSettings)
     timeouts: Timeouts = field(default_factory=Timeouts)
     limits: Limits = field(default_factory=Limits)
+    toolforge: ToolSettings | None = None  # None: routed by path prefix, as usual
     backends: tuple[Backend, ...] = ()
     source: str = "api"
     created_at: datetime | None = None

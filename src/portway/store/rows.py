@@ -22,6 +22,7 @@ from portway.model import (
     Timeouts,
     TlsSettings,
     Token,
+    ToolSettings,
     Zone,
 )
 from portway.store.keyring import Sealed, SecretBox
@@ -50,6 +51,7 @@ def backend_from_row(row: Row) -> Backend:
         weight=row["weight"],
         backup=bool(row["backup"]),
         source=row["source"],
+        pattern=row["pattern"] or None,
     )
 
 
@@ -62,11 +64,12 @@ def backend_to_row(backend: Backend, proxy_id: str) -> dict[str, Any]:
         "weight": backend.weight,
         "backup": backend.backup,
         "source": backend.source,
+        "pattern": backend.pattern or "",  # "" stands for None (see schema.backends)
     }
 
 
 JSON_COLUMNS = frozenset(
-    {"session_persistence", "health_check", "tls", "cache", "timeouts", "limits"}
+    {"session_persistence", "health_check", "tls", "cache", "timeouts", "limits", "toolforge"}
 )
 _JSON_FIELDS = {
     "session_persistence": SessionPersistence,
@@ -75,6 +78,7 @@ _JSON_FIELDS = {
     "cache": CacheSettings,
     "timeouts": Timeouts,
     "limits": Limits,
+    "toolforge": ToolSettings,
 }
 
 
@@ -146,6 +150,7 @@ def _proxy(
         timeouts=option("timeouts", row["timeouts"]) or _DEFAULT_TIMEOUTS,
         limits=option("limits", row["limits"]) or _DEFAULT_LIMITS,
         hash_key=row["hash_key"],
+        toolforge=option("toolforge", row["toolforge"]),
         backends=backends,
         source=share(row["source"]),
         created_at=utc(row["created_at"]) if timestamps else None,
@@ -179,6 +184,7 @@ def proxy_to_row(proxy: Proxy) -> dict[str, Any]:
         "timeouts": dataclasses.asdict(proxy.timeouts),
         "limits": dataclasses.asdict(proxy.limits),
         "hash_key": proxy.hash_key,
+        "toolforge": _maybe_dict(proxy.toolforge),
         "source": proxy.source,
         "created_at": proxy.created_at,
         "updated_at": proxy.updated_at,
