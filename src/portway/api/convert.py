@@ -21,6 +21,7 @@ from portway.model import (
     Timeouts,
     TlsSettings,
     Token,
+    ToolSettings,
     Zone,
 )
 from portway.service import BackendSpec, validation
@@ -29,7 +30,13 @@ HealthFn = Callable[[str, str], dict[str, Any]]
 
 
 def backend_spec(body: schemas.BackendIn) -> BackendSpec:
-    return BackendSpec(address=body.address, port=body.port, weight=body.weight, backup=body.backup)
+    return BackendSpec(
+        address=body.address,
+        port=body.port,
+        weight=body.weight,
+        backup=body.backup,
+        pattern=body.pattern,
+    )
 
 
 def _persistence(body: schemas.SessionPersistenceIn | None) -> SessionPersistence | None:
@@ -56,6 +63,10 @@ def _limits(body: schemas.LimitsIn | None) -> Limits:
     return Limits() if body is None else Limits(**body.model_dump())
 
 
+def _toolforge(body: schemas.ToolforgeIn | None) -> ToolSettings | None:
+    return None if body is None else ToolSettings(**body.model_dump())
+
+
 def proxy_draft(body: schemas.ProxyCreate) -> tuple[Proxy, list[BackendSpec]]:
     """A draft Proxy (the service assigns id and project) and its backend specs."""
     draft = Proxy(
@@ -72,6 +83,7 @@ def proxy_draft(body: schemas.ProxyCreate) -> tuple[Proxy, list[BackendSpec]]:
         timeouts=_timeouts(body.timeouts),
         limits=_limits(body.limits),
         hash_key=body.hash_key,
+        toolforge=_toolforge(body.toolforge),
     )
     return draft, [backend_spec(b) for b in body.backends]
 
@@ -88,6 +100,7 @@ def proxy_changes(body: schemas.ProxyUpdate) -> dict[str, Any]:
             "cache": _cache,
             "timeouts": _timeouts,
             "limits": _limits,
+            "toolforge": _toolforge,
         }
         changes[name] = converters.get(name, lambda v: v)(value)
     return changes
@@ -108,7 +121,8 @@ def backend_out(proxy_id: str, backend: Backend, health: HealthFn) -> dict[str, 
 
 def proxy_out(proxy: Proxy, health: HealthFn) -> dict[str, Any]:
     fields = {f.name: getattr(proxy, f.name) for f in dataclasses.fields(proxy)}
-    for name in ("session_persistence", "health_check", "tls", "cache", "timeouts", "limits"):
+    options = ("session_persistence", "health_check", "tls", "cache", "timeouts", "limits")
+    for name in (*options, "toolforge"):
         value = fields[name]
         fields[name] = None if value is None else dataclasses.asdict(value)
     fields["backends"] = []

@@ -18,6 +18,7 @@ from portway.health.expect import MAX_EXPECTED_CODES
 from portway.model import ALGORITHMS, Role
 from portway.model.hostname import MAX_HOSTNAME
 from portway.model.proxy import PERSISTENCE_TYPES
+from portway.router.patterns import MAX_PATTERN
 from portway.service.backends import MAX_BACKENDS
 from portway.service.certificates import MAX_NAME, MAX_PEM
 from portway.service.validation import MAX_WEIGHT
@@ -120,6 +121,16 @@ class BackendIn(StrictIn):
     port: Int | None = Field(None, ge=1, le=MAX_PORT, description="null: the proxy's backend_port")
     weight: Int = Field(1, ge=0, le=MAX_WEIGHT, description="0 drains")
     backup: bool = False
+    pattern: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_PATTERN,
+        description="RE2 pattern of the paths it serves (a toolforge proxy; docs/toolforge.md)",
+    )
+
+
+class ToolforgeIn(StrictIn):
+    canonical: bool = False
 
 
 class ProxyCreate(StrictIn):
@@ -140,6 +151,9 @@ class ProxyCreate(StrictIn):
     hash_key: str | None = Field(
         None, max_length=TEXT, description="header:<name> or cookie:<name>"
     )
+    toolforge: ToolforgeIn | None = Field(
+        None, description="a Toolforge tool's proxy: routed by its backends' patterns"
+    )
     backends: list[BackendIn] = Field(default_factory=list, max_length=MAX_BACKENDS)
 
 
@@ -157,6 +171,7 @@ class ProxyUpdate(StrictIn):
     timeouts: TimeoutsIn = _optional()
     limits: LimitsIn = _optional()
     hash_key: str | None = Field(None, max_length=TEXT)
+    toolforge: ToolforgeIn | None = None
 
 
 class BackendUpdate(StrictIn):
@@ -237,6 +252,7 @@ class BackendOut(BaseModel):
     weight: int
     backup: bool
     source: str
+    pattern: str | None = None
     health: str = "unknown"
 
 
@@ -259,6 +275,7 @@ class ProxyOut(BaseModel):
     timeouts: dict[str, Any]
     limits: dict[str, Any]
     hash_key: str | None
+    toolforge: dict[str, Any] | None = None
     backends: list[BackendOut]
     source: str
     created_at: datetime | None

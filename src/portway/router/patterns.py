@@ -14,6 +14,7 @@ pattern is **searched** in the path, so ``/foo.*`` matches ``/foo/x`` and also
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Final
 
 import re2
@@ -56,9 +57,17 @@ def compile_pattern(text: str, *, field: str = "route") -> Pattern:
     if not text.isascii() or any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
         raise ValidationError(f"{field} must be printable ASCII", field=field)
     try:
-        compiled = re2.compile(text, _OPTIONS)
+        compiled = _compile(text)
     except re2.error as exc:
         reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
         message = f"{field} {text[:64]!r} is not a valid pattern: {reason}"
         raise ValidationError(message, field=field) from None
     return Pattern(text=text, _compiled=compiled)
+
+
+# Most tools register the same few patterns (".*"): every snapshot build and every
+# screening compiles each distinct text once, and 10 000 tools share one program. RE2
+# programs are immutable and thread-safe; refusals raise, so they are never cached.
+@lru_cache(maxsize=4096)
+def _compile(text: str) -> Any:
+    return re2.compile(text, _OPTIONS)

@@ -31,6 +31,7 @@ class BackendSpec:
     port: int | None = None
     weight: int = 1
     backup: bool = False
+    pattern: str | None = None  # Toolforge route pattern (only a tool's proxy uses it)
 
 
 def build_backend(
@@ -54,6 +55,7 @@ def build_backend(
         weight=validation.weight(spec.weight, f"{field}.weight"),
         backup=spec.backup,
         source=source,
+        pattern=validation.pattern(spec.pattern, f"{field}.pattern"),
     )
 
 
@@ -64,11 +66,11 @@ def build_backends(
     if len(specs) > MAX_BACKENDS:
         raise ValidationError(f"a proxy has at most {MAX_BACKENDS} backends", field="backends")
     result: list[Backend] = []
-    seen: set[tuple[str, int]] = set()
+    seen: set[tuple[str, int, str | None]] = set()
     for index, spec in enumerate(specs):
         field = f"backends[{index}]"
         backend = build_backend(spec, default_port, source, policy, field=field)
-        key = (backend.address, backend.port)
+        key = _key(backend)
         if key in seen:
             raise ValidationError(
                 f"backend {backend.address}:{backend.port} is listed twice",
@@ -79,8 +81,9 @@ def build_backends(
     return tuple(result)
 
 
-def _key(backend: Backend) -> tuple[str, int]:
-    return backend.address, backend.port
+def _key(backend: Backend) -> tuple[str, int, str | None]:
+    # A tool may send several patterns to one destination (see migration 0006).
+    return backend.address, backend.port, backend.pattern
 
 
 def find_backend(proxy: Proxy, ref: str) -> Backend:
@@ -95,7 +98,7 @@ def find_backend(proxy: Proxy, ref: str) -> Backend:
         except (ValueError, ValidationError):
             key = None
         for backend in proxy.backends:
-            if _key(backend) == key:
+            if _key(backend)[:2] == key:
                 return backend
     raise NotFoundError(f"backend {ref} not found", field="backend")
 

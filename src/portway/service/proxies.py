@@ -35,6 +35,7 @@ UPDATABLE = frozenset(
         "timeouts",
         "limits",
         "hash_key",
+        "toolforge",
     }
 )
 
