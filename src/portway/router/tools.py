@@ -17,9 +17,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from portway.errors import ValidationError
-from portway.model import Proxy
+from portway.errors import ConfigError, PortwayError, ValidationError
+from portway.model import Backend, Proxy, TlsSettings, ToolSettings, normalize_hostname
+from portway.protocol.registration import parse_destination
 from portway.router.patterns import Pattern, compile_pattern
+
+DEFAULT_ID = "toolforge-default"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,24 @@ class ToolDomains:
     default: Proxy | None = None
     https: bool = True
 
+    @classmethod
+    def build(
+        cls,
+        canonical: str,
+        *,
+        legacy: str | None = None,
+        default_backend: str | None = None,
+        https: bool = True,
+    ) -> ToolDomains:
+        """From the settings' strings (``--toolforge-*``); bad values are ConfigErrors."""
+        try:
+            canonical = normalize_hostname(canonical, wildcard_ok=False)
+            legacy = None if not legacy else normalize_hostname(legacy, wildcard_ok=False)
+        except PortwayError as exc:
+            raise ConfigError(f"toolforge domains: {exc.message}") from None
+        default = None if not default_backend else _default_proxy(default_backend, https)
+        return cls(canonical=canonical, legacy=legacy, default=default, https=https)
+
     def covers(self, host: str) -> bool:
         """``host`` is one of the Toolforge names, whose misses go to ``default``."""
         canonical = self.canonical
@@ -86,6 +107,26 @@ class ToolDomains:
 
     def tool_host(self, tool: str) -> str:
         return f"{tool}.{self.canonical}"
+
+
+def _default_proxy(url: str, https: bool) -> Proxy:
+    """``--toolforge-default-backend`` as a one-backend proxy of its own (checked by the
+    backend policy when the data plane connects, like every backend)."""
+    try:
+        destination = parse_destination(url.rstrip("/"))
+    except PortwayError as exc:
+        raise ConfigError(f"--toolforge-default-backend: {exc.message}") from None
+    if destination.scheme != "http":
+        raise ConfigError("--toolforge-default-backend: only http:// is supported")
+    backend = Backend(id=DEFAULT_ID, address=destination.host, port=destination.port)
+    return Proxy(
+        id=DEFAULT_ID,
+        project="toolforge",
+        hostname="toolforge-default",
+        tls=TlsSettings(redirect_http=https, hsts=https),
+        toolforge=ToolSettings(),
+        backends=(backend,),
+    )
 
 
 def legacy_split(path: str) -> tuple[str, str]:

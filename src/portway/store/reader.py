@@ -71,9 +71,7 @@ class Reader:
         ]
         pq = sa.select(*columns).order_by(proxies.c.id)
         b = backends.c
-        bq = sa.select(
-            b.id, b.proxy_id, b.address, b.port, b.weight, b.backup, b.source, b.pattern
-        )
+        bq = sa.select(b.id, b.proxy_id, b.address, b.port, b.weight, b.backup, b.source, b.pattern)
         bq = bq.order_by(b.proxy_id, b.address, b.port, b.pattern)
         if ids is not None:
             pq = pq.where(proxies.c.id.in_(ids))
@@ -82,9 +80,7 @@ class Reader:
         share = decoder.share
         by_proxy: dict[str, list[Backend]] = defaultdict(list)
         # Plain tuples: RowMapping look-ups cost more than building the Backend itself.
-        for bid, proxy_id, address, port, weight, backup, source, pattern in self.conn.execute(
-            bq
-        ):
+        for bid, proxy_id, address, port, weight, backup, source, pattern in self.conn.execute(bq):
             by_proxy[proxy_id].append(
                 Backend(
                     id=bid,
