@@ -36,6 +36,7 @@ from portway.service.zones import check_claim
 from portway.store import Reader, Transaction
 
 CHANGE_KIND = "tool"
+_NO_TLS = TlsSettings()
 # One tool's refusals; a resync skips that tool and applies the others.
 _REFUSALS = (ValidationError, ConflictError, ForbiddenError, NotFoundError)
 
@@ -60,7 +61,7 @@ class ToolRouteSpec:
 
 class ToolOps(ServiceBase):
     def register_tool_route(
-        self, actor: Actor, spec: ToolRouteSpec, *, tls: TlsSettings = TlsSettings()
+        self, actor: Actor, spec: ToolRouteSpec, *, tls: TlsSettings = _NO_TLS
     ) -> Backend:
         """Add or replace one route of a tool (its project and proxy made if missing);
         ``tls`` applies to a proxy this call creates."""
@@ -116,7 +117,7 @@ class ToolOps(ServiceBase):
         actor: Actor,
         specs: Collection[ToolRouteSpec],
         *,
-        tls: TlsSettings = TlsSettings(),
+        tls: TlsSettings = _NO_TLS,
     ) -> ResyncResult:
         """Make the routes ``actor``'s source made exactly ``specs``, in one transaction;
         nobody else's routes change. A tool whose routes are refused (rules 1-4) keeps
