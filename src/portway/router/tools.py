@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 from portway.errors import ConfigError, PortwayError, ValidationError
 from portway.model import Backend, Proxy, TlsSettings, ToolSettings, normalize_hostname
-from portway.protocol.registration import parse_destination
 from portway.router.patterns import Pattern, compile_pattern
 
 DEFAULT_ID = "toolforge-default"
@@ -112,6 +111,9 @@ class ToolDomains:
 def _default_proxy(url: str, https: bool) -> Proxy:
     """``--toolforge-default-backend`` as a one-backend proxy of its own (checked by the
     backend policy when the data plane connects, like every backend)."""
+    # Imported here: portway.protocol imports the router (request.py), not the reverse.
+    from portway.protocol.registration import parse_destination
+
     try:
         destination = parse_destination(url.rstrip("/"))
     except PortwayError as exc:

@@ -78,7 +78,7 @@ def build_backends(
             )
         seen.add(key)
         result.append(backend)
-    return tuple(result)
+    return validation.backend_patterns(tuple(result))  # one destination per pattern
 
 
 def _key(backend: Backend) -> tuple[str, int, str | None]:
@@ -122,3 +122,5 @@ def check_new_backend(proxy: Proxy, backend: Backend) -> None:
         raise ConflictError(
             f"backend {backend.address}:{backend.port} is already associated", field="address"
         )
+    if backend.pattern is not None and any(b.pattern == backend.pattern for b in proxy.backends):
+        raise ConflictError(f"pattern {backend.pattern!r} already has a backend", field="pattern")
