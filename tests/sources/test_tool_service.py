@@ -200,3 +200,14 @@ def test_resync_replaces_only_the_sources_own_routes(service: Service) -> None:
         [route("alpha", "/new.*", "http://10.0.0.32:80"), route("gamma", ".*", "10.0.0.33:80")]
     )
     assert service.store.current_revision() == revision  # nothing changed: nothing written
+
+
+def test_every_proxy_a_resync_changes_reaches_the_change_feed(service: Service) -> None:
+    kube = routes_of(service, "kubernetes")
+    kube.register(route("gone", ".*", "http://10.0.0.31:80"))
+    gone = tool_proxy(service, "gone").id
+    before = service.store.current_revision()
+    kube.resync([route("alpha", ".*", "http://10.0.0.32:80"), route("beta", ".*", "10.0.0.1:80")])
+    _, changed = service.store.changed_proxy_ids(before)
+    # The reconciler rebuilds only these: a proxy missing here would never be served.
+    assert changed == {gone, tool_proxy(service, "alpha").id, tool_proxy(service, "beta").id}

@@ -119,51 +119,57 @@ class ToolOps(ServiceBase):
         *,
         tls: TlsSettings = _NO_TLS,
     ) -> ResyncResult:
-        """Make the routes ``actor``'s source made exactly ``specs``, in one transaction;
-        nobody else's routes change. A tool whose routes are refused (rules 1-4) keeps
-        what it had and is listed in the result; the others are applied."""
+        """Make the routes ``actor``'s source made exactly ``specs``; nobody else's
+        routes change. One transaction per tool that changes (each tool is consistent on
+        its own, and the change feed names each proxy, which is what the reconciler
+        rebuilds); a tool whose routes are refused (rules 1-4) keeps what it had and is
+        listed in the result, the others are applied."""
         require_admin(actor)
-        if not self._read(lambda r: _resync_changes(r, specs, actor.source)):
-            return ResyncResult(changed=0, refused=())
+        wanted = _by_hostname(specs)
+        have = self._read(lambda r: _source_routes(r, actor.source))
         refused: list[tuple[str, str]] = []
-        with self.store.transaction(actor.name) as tx:
-            changed = 0
-            wanted = _by_hostname(specs)
-            for before in tx.load_proxies():
-                if before.toolforge is None or before.hostname in wanted:
-                    continue
-                kept = tuple(b for b in before.backends if b.source != actor.source)
-                if kept != before.backends:
-                    _write(tx, before, dataclasses.replace(before, backends=kept))
-                    changed += 1
-            for group in wanted.values():
-                try:
-                    changed += self._resync_tool(tx, group, actor, tls)
-                except _REFUSALS as exc:  # checked before any write of this tool
-                    refused.append((group[0].tool, exc.message))
-            tx.record(
-                kind=CHANGE_KIND,
-                action="resync",
-                object_id=actor.source,
-                project=None,
-                after={"tools": len(wanted), "changed": changed, "refused": len(refused)},
-            )
+        changed = 0
+        for hostname in sorted(have.keys() - wanted.keys()):
+            self._resync_tool(actor, hostname, [], tls)
+            changed += 1
+        for hostname, group in wanted.items():
+            if have.get(hostname) == _wanted_routes(group):
+                continue  # an idle relist of an unchanged cluster writes nothing
+            try:
+                self._resync_tool(actor, hostname, group, tls)
+            except _REFUSALS as exc:
+                refused.append((group[0].tool, exc.message))
+                continue
+            changed += 1
         return ResyncResult(changed=changed, refused=tuple(refused))
 
     def _resync_tool(
-        self, tx: Transaction, group: list[ToolRouteSpec], actor: Actor, tls: TlsSettings
-    ) -> int:
-        before = _tool_proxy(tx, group[0], actor, tls, create_project=False)
-        others = tuple(b for b in before.backends if b.source != actor.source)
-        after = dataclasses.replace(before, backends=others)
-        for spec in group:
-            after, _ = self._with_route(after, spec, actor)
-        if before.revision != 0 and _routes(after) == _routes(before):
-            return 0
-        if before.revision == 0 and tx.get_project(before.project) is None:
-            tx.insert_project(Project(name=before.project))
-        _write(tx, before, after)
-        return 1
+        self, actor: Actor, hostname: str, group: list[ToolRouteSpec], tls: TlsSettings
+    ) -> None:
+        """One tool's routes made by ``actor`` become exactly ``group``."""
+        with self.store.transaction(actor.name) as tx:
+            if group:
+                before = _tool_proxy(tx, group[0], actor, tls)
+            else:
+                found = _existing_tool_proxy(tx, hostname.partition(".")[0], hostname)
+                if found is None:  # deleted since the read: nothing left to remove
+                    tx.record(kind=CHANGE_KIND, action="resync", object_id=hostname, project=None)
+                    return
+                before = found
+            others = tuple(b for b in before.backends if b.source != actor.source)
+            after = dataclasses.replace(before, backends=others)
+            for spec in group:
+                after, _ = self._with_route(after, spec, actor)
+            _write(tx, before, after)
+            tx.record(
+                kind=CHANGE_KIND,
+                action="resync",
+                object_id=after.id,
+                project=after.project,
+                before=None if before.revision == 0 else before,
+                after=after,
+                proxy_id=after.id,
+            )
 
     def _with_route(self, proxy: Proxy, spec: ToolRouteSpec, actor: Actor) -> tuple[Proxy, Backend]:
         """``proxy`` with ``spec``'s route added or replaced (same destination: kept)."""
@@ -197,12 +203,9 @@ def _tool_proxy(
     spec: ToolRouteSpec,
     actor: Actor,
     tls: TlsSettings,
-    *,
-    create_project: bool = True,
 ) -> Proxy:
     """The tool's proxy, or a new one (revision 0, not stored yet) once every check
-    passed; its project is created here when missing (unless ``create_project`` is
-    False: then the caller does it after its own checks)."""
+    passed; its project is created here when missing."""
     found = _existing_tool_proxy(tx, spec.tool, spec.hostname)
     if found is not None:
         return found
@@ -219,7 +222,7 @@ def _tool_proxy(
     )
     check_claim(tx, project, proxy.hostname)
     _check_route_free(tx, proxy)
-    if create_project and tx.get_project(project) is None:
+    if tx.get_project(project) is None:
         tx.insert_project(Project(name=project))
     return proxy
 
@@ -265,10 +268,6 @@ def _write(tx: Transaction, before: Proxy, after: Proxy) -> None:
             tx.insert_backend(after.id, backend)
 
 
-def _routes(proxy: Proxy) -> set[tuple[str | None, str, int, str]]:
-    return {(b.pattern, b.address, b.port, b.source) for b in proxy.backends}
-
-
 def _by_hostname(specs: Collection[ToolRouteSpec]) -> dict[str, list[ToolRouteSpec]]:
     grouped: dict[str, list[ToolRouteSpec]] = {}
     for spec in specs:
@@ -276,15 +275,25 @@ def _by_hostname(specs: Collection[ToolRouteSpec]) -> dict[str, list[ToolRouteSp
     return grouped
 
 
-def _resync_changes(reader: Reader, specs: Collection[ToolRouteSpec], source: str) -> bool:
-    """Whether a resync to ``specs`` would change anything (read first: an idle relist
-    of an unchanged cluster then writes nothing)."""
-    have = {
-        (p.hostname, b.pattern, b.address, b.port)
-        for p in reader.load_proxies(timestamps=False)
-        if p.toolforge is not None
-        for b in p.backends
-        if b.source == source
-    }
-    want = {(s.hostname, s.pattern, validation.address(s.address), s.port) for s in specs}
-    return have != want
+_Routes = frozenset[tuple[str | None, str, int]]
+
+
+def _source_routes(reader: Reader, source: str) -> dict[str, _Routes]:
+    """Tool hostname → the routes ``source`` made there (tools with none left out)."""
+    found: dict[str, _Routes] = {}
+    for proxy in reader.load_proxies(timestamps=False):
+        if proxy.toolforge is None:
+            continue
+        mine = frozenset(
+            (b.pattern, b.address, b.port) for b in proxy.backends if b.source == source
+        )
+        if mine:
+            found[proxy.hostname] = mine
+    return found
+
+
+def _wanted_routes(group: list[ToolRouteSpec]) -> _Routes:
+    try:
+        return frozenset((s.pattern, validation.address(s.address), s.port) for s in group)
+    except ValidationError:
+        return frozenset()  # never equal to what is stored: the write says why
