@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -80,9 +82,10 @@ def test_list_has_the_tools_with_a_route() -> None:
     )
     snapshot = Snapshot(version=1, routes=table)
     assert active_tools(snapshot, "toolforge.org") == ["alpha", "beta"]
-    assert list_body(snapshot, "toolforge.org") == (
-        b'{"alpha": {"status": "active"}, "beta": {"status": "active"}}'
-    )
+    body = list_body(snapshot, "toolforge.org")
+    assert body == b'{"alpha": {"status": "active"}, "beta": {"status": "active"}}'
+    assert json.loads(body) == {"alpha": {"status": "active"}, "beta": {"status": "active"}}
+    assert json.loads(list_body(Snapshot(version=2), "toolforge.org")) == {}
 
 
 def test_list_answers_only_get_and_head_of_list() -> None:

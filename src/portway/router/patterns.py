@@ -50,6 +50,17 @@ class Pattern:
 
 def compile_pattern(text: str, *, field: str = "route") -> Pattern:
     """``text`` compiled by RE2, or ValidationError naming ``field``."""
+    if isinstance(text, str):
+        return _checked(text, field)
+    raise ValidationError(f"{field} must be a non-empty pattern", field=field)
+
+
+# Most tools register the same few patterns (".*"): every snapshot build and every
+# screening checks and compiles each distinct text once, and 10 000 tools share one
+# program. RE2 programs are immutable and thread-safe; refusals raise, so they are
+# never cached.
+@lru_cache(maxsize=4096)
+def _checked(text: str, field: str) -> Pattern:
     if not isinstance(text, str) or not text:
         raise ValidationError(f"{field} must be a non-empty pattern", field=field)
     if len(text) > MAX_PATTERN:
@@ -57,17 +68,9 @@ def compile_pattern(text: str, *, field: str = "route") -> Pattern:
     if not text.isascii() or any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
         raise ValidationError(f"{field} must be printable ASCII", field=field)
     try:
-        compiled = _compile(text)
+        compiled = re2.compile(text, _OPTIONS)
     except re2.error as exc:
         reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
         message = f"{field} {text[:64]!r} is not a valid pattern: {reason}"
         raise ValidationError(message, field=field) from None
     return Pattern(text=text, _compiled=compiled)
-
-
-# Most tools register the same few patterns (".*"): every snapshot build and every
-# screening compiles each distinct text once, and 10 000 tools share one program. RE2
-# programs are immutable and thread-safe; refusals raise, so they are never cached.
-@lru_cache(maxsize=4096)
-def _compile(text: str) -> Any:
-    return re2.compile(text, _OPTIONS)

@@ -5,8 +5,9 @@ A tool is a proxy with ``toolforge`` set on ``<tool>.<canonical-domain>``; each 
 backends carries a pattern. ``ToolPaths`` holds them compiled (RE2), longest pattern
 first and ties by text, so the order is fixed whatever order the store returned; the
 first that matches the path wins. Each entry carries the tool's proxy narrowed to that
-one backend (its own id, ``<proxy id>/<backend id>``), so the data plane gives it a plan
-of its own and a request costs one search per pattern tried, never a compile.
+one backend (its own id, ``<proxy id>/<backend id>``; a tool with one route keeps its
+proxy as is), so the data plane gives it a plan of its own and a request costs one search
+per pattern tried, never a compile.
 
 Backends of a tool's proxy without a pattern are never routed; patterns on any other
 proxy are ignored (the router reads them only where ``toolforge`` is set).
@@ -56,7 +57,12 @@ def tool_paths(proxy: Proxy) -> ToolPaths | None:
             pattern = compile_pattern(backend.pattern)
         except ValidationError:
             continue  # screened out before a build (validation.backend_patterns)
-        narrowed = dataclasses.replace(proxy, id=f"{proxy.id}/{backend.id}", backends=(backend,))
+        if len(proxy.backends) == 1:
+            narrowed = proxy  # most tools have one route: its plan is the proxy's own
+        else:
+            narrowed = dataclasses.replace(
+                proxy, id=f"{proxy.id}/{backend.id}", backends=(backend,)
+            )
         found.append((pattern, narrowed))
     found.sort(key=lambda item: (-len(item[0].text), item[0].text))
     return ToolPaths(tuple(ToolPath(pattern, narrowed) for pattern, narrowed in found))

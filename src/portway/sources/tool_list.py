@@ -12,7 +12,6 @@ there are; only the first poll after a configuration change walks the table.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable
 from typing import Final
@@ -33,18 +32,22 @@ _BAD: Final = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: clo
 def active_tools(snapshot: Snapshot, canonical_domain: str) -> list[str]:
     """The tools of ``snapshot`` with at least one route, sorted."""
     suffix = "." + canonical_domain
-    tools = []
-    for route in snapshot.routes.routes():
-        hostname = route.proxy.hostname
-        if route.tool is not None and route.tool.paths and hostname.endswith(suffix):
-            tools.append(hostname[: -len(suffix)])
+    cut = -len(suffix)
+    tools = [
+        route.proxy.hostname[:cut]
+        for route in snapshot.routes.routes()
+        if route.tool is not None and route.tool.paths and route.proxy.hostname.endswith(suffix)
+    ]
     tools.sort()
     return tools
 
 
 def list_body(snapshot: Snapshot, canonical_domain: str) -> bytes:
-    entry = {"status": "active"}
-    return json.dumps({tool: entry for tool in active_tools(snapshot, canonical_domain)}).encode()
+    # Joined by hand: ~10x faster than json.dumps of a 10 000-entry dict. The names are
+    # labels of normalised hostnames (letters, digits, '-', '.'), which need no escaping
+    # in JSON; tests/router/test_tools.py checks the body against json.loads.
+    entries = '": {"status": "active"}, "'.join(active_tools(snapshot, canonical_domain))
+    return ('{"' + entries + '": {"status": "active"}}' if entries else "{}").encode()
 
 
 def list_response(body: bytes, *, head_only: bool = False) -> bytes:
