@@ -34,7 +34,7 @@ import uvloop
 from portway.dataplane import DataPlane, DataPlaneSettings
 from portway.model import Role, TlsSettings
 from portway.model.backend_policy import BackendPolicy
-from portway.reconciler.watcher import Reconciler
+from portway.reconciler.reconciler import Reconciler
 from portway.router import Snapshot
 from portway.router.tools import ToolDomains
 from portway.service import Actor, Service

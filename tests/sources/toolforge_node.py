@@ -19,7 +19,7 @@ import httpx
 
 from portway.model import TlsSettings
 from portway.model.backend_policy import BackendPolicy
-from portway.reconciler.watcher import Reconciler
+from portway.reconciler.reconciler import Reconciler
 from portway.router import Snapshot
 from portway.router.tools import ToolDomains
 from portway.service import Service
