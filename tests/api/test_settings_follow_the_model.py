@@ -21,6 +21,7 @@ from portway.model import (
     SessionPersistence,
     Timeouts,
     TlsSettings,
+    ToolSettings,
 )
 from portway.model.proxy import OPTIONS, SETTINGS, defaults
 from portway.store import rows
@@ -52,6 +53,7 @@ SAMPLE = Proxy(
     cache=CacheSettings(enabled=True),
     timeouts=Timeouts(connect=1.0, first_byte=2.0, idle=3.0, total=4.0, websocket_idle=5.0),
     limits=Limits(max_body_bytes=1024),
+    toolforge=ToolSettings(canonical=True),
     source="api",
     created_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
     updated_at=datetime(2026, 1, 2, 3, 4, 6, tzinfo=UTC),
@@ -100,6 +102,7 @@ def test_the_model_derives_settings_and_options_from_proxys_fields() -> None:
         "cache": CacheSettings,
         "timeouts": Timeouts,
         "limits": Limits,
+        "toolforge": ToolSettings,
     }
     bare = Proxy(id="", project="", hostname="x.test")
     assert all(getattr(bare, o.name) == o.default for o in OPTIONS)

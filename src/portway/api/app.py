@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -132,10 +132,12 @@ def create_app(
     extra_routes: Sequence[BaseRoute] = (),
     backend_health: HealthFn | None = None,
     authenticate: TokenValidator | None = None,
+    health_details: Callable[[], Mapping[str, Any]] | None = None,
 ) -> Starlette:
     """The v1 API and the dynamicproxy API over ``service``; ``backend_health(proxy_id,
     backend_id)`` supplies each backend's health fields (default ``{"health":
-    "unknown"}``); ``authenticate`` checks tokens (default: Portway's own, the service)."""
+    "unknown"}``); ``authenticate`` checks tokens (default: Portway's own, the service);
+    ``health_details`` adds fields to ``/healthz`` (the sources' states)."""
     auth: TokenValidator = authenticate or service
     table = _table(
         AdminHandlers(service),
@@ -160,7 +162,8 @@ def create_app(
         return JSONResponse({"versions": versions})
 
     async def healthz(_request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "version": app_version})
+        details = health_details() if health_details is not None else {}
+        return JSONResponse({"status": "ok", "version": app_version, **details})
 
     async def openapi(_request: Request) -> JSONResponse:
         return JSONResponse(document)

@@ -16,7 +16,13 @@ HealthFn = Callable[[str, str], dict[str, Any]]
 
 
 def backend_spec(body: schemas.BackendIn) -> BackendSpec:
-    return BackendSpec(address=body.address, port=body.port, weight=body.weight, backup=body.backup)
+    return BackendSpec(
+        address=body.address,
+        port=body.port,
+        weight=body.weight,
+        backup=body.backup,
+        pattern=body.pattern,
+    )
 
 
 def _setting(name: str, value: Any) -> Any:

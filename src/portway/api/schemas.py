@@ -28,6 +28,7 @@ from portway.model import (
 )
 from portway.model.hostname import MAX_HOSTNAME
 from portway.model.proxy import PERSISTENCE_TYPES, defaults
+from portway.router.patterns import MAX_PATTERN
 from portway.service import MAX_BACKENDS, MAX_CERTIFICATE_NAME, MAX_PEM, MAX_WEIGHT
 
 # Length limits (the API's own: every string is bounded before any rule looks at it).
@@ -143,6 +144,16 @@ class BackendIn(StrictIn):
     port: Int | None = Field(None, ge=1, le=MAX_PORT, description="null: the proxy's backend_port")
     weight: Int = Field(1, ge=0, le=MAX_WEIGHT, description="0 drains")
     backup: bool = False
+    pattern: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_PATTERN,
+        description="RE2 pattern of the paths it serves (a toolforge proxy; docs/toolforge.md)",
+    )
+
+
+class ToolforgeIn(StrictIn):
+    canonical: bool = False
 
 
 class ProxyCreate(StrictIn):
@@ -169,6 +180,10 @@ class ProxyCreate(StrictIn):
     hash_key: str | None = Field(
         _PROXY["hash_key"], max_length=TEXT, description="header:<name> or cookie:<name>"
     )
+    toolforge: ToolforgeIn | None = Field(
+        _PROXY["toolforge"],
+        description="a Toolforge tool's proxy: routed by its backends' patterns",
+    )
     backends: list[BackendIn] = Field(default_factory=list, max_length=MAX_BACKENDS)
 
 
@@ -186,6 +201,7 @@ class ProxyUpdate(StrictIn):
     timeouts: TimeoutsIn = _optional()
     limits: LimitsIn = _optional()
     hash_key: str | None = Field(None, max_length=TEXT)
+    toolforge: ToolforgeIn | None = None
 
 
 class BackendUpdate(StrictIn):
@@ -266,6 +282,7 @@ class BackendOut(BaseModel):
     weight: int
     backup: bool
     source: str
+    pattern: str | None = None
     health: str = "unknown"
 
 
@@ -288,6 +305,7 @@ class ProxyOut(BaseModel):
     timeouts: dict[str, Any]
     limits: dict[str, Any]
     hash_key: str | None
+    toolforge: dict[str, Any] | None = None
     backends: list[BackendOut]
     source: str
     created_at: datetime | None

@@ -25,6 +25,20 @@ def redirect(host: str, url: bytes, https_port: int, *, close: bool) -> tuple[by
     return redirect_response(https_location(host, url, https_port), close=close), close
 
 
+def tool_redirect(location: bytes, *, close: bool) -> tuple[bytes, bool]:
+    """307 from the legacy domain to a canonical tool's own hostname (compat.md §2): the
+    client repeats the method and body there (the body is never read here)."""
+    head = b"".join(
+        (
+            b"HTTP/1.1 307 Temporary Redirect\r\nLocation: ",
+            location,
+            b"\r\nContent-Length: 0\r\nCache-Control: no-store\r\n",
+            b"Connection: close\r\n\r\n" if close else b"\r\n",
+        )
+    )
+    return head, close
+
+
 def healthz(*, draining: bool, head_only: bool, close: bool) -> tuple[bytes, bool]:
     """The answer to ``--healthz-path``: 200, or 503 once the node drains, so that a load
     balancer in front stops sending before the listeners close."""

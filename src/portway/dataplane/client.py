@@ -431,6 +431,8 @@ class ClientConnection(asyncio.Protocol):
             )
         else:  # the common case, without a keyword-argument call
             lines = fwd.untrusted_lines(head.host)
+        if plan.tool:  # Toolforge backends also get the URI as the client sent it
+            lines += b"X-Original-URI: " + head.url + b"\r\n"
         ex.encoded = head.encode(lines + ws.UPGRADE_LINES if ex.ws_key else lines)
         self._bind(ex, backend)
 
@@ -457,6 +459,13 @@ class ClientConnection(asyncio.Protocol):
             close = self.state.must_close(head.keep_alive, ex.body_done, dp.draining)
             page, close = answers.redirect(host, head.url, dp.https_port, close=close)
             self._answered(ex, 301, page, close)
+        elif found == forwarding.TOOL_REDIRECT:
+            tools = dp.settings.toolforge
+            assert tools is not None
+            close = self.state.must_close(head.keep_alive, ex.body_done, dp.draining)
+            location = forwarding.tool_redirect(tools, head.path, head.url)
+            page, close = answers.tool_redirect(location, close=close)
+            self._answered(ex, 307, page, close)
         else:
             self._fail(found)
         return None

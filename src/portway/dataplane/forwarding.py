@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Final
 
 from portway.dataplane.picking import pick
 from portway.protocol import request as req
+from portway.router.tools import legacy_split, redirect_location
 
 if TYPE_CHECKING:
     from portway.dataplane.exchange import Exchange
@@ -24,13 +25,15 @@ if TYPE_CHECKING:
     from portway.dataplane.tls import Handshake
     from portway.model import Backend
     from portway.protocol.request import RequestHead
-    from portway.router import Snapshot
+    from portway.router import Route, Snapshot
+    from portway.router.tools import ToolDomains
 
 # Statuses route() answers with instead of a plan (301: redirect to the HTTPS listener).
 BAD_HOST: Final = 400
 WRONG_CERTIFICATE: Final = 421
 NO_ROUTE: Final = 404
 TO_HTTPS: Final = 301
+TOOL_REDIRECT: Final = 307  # a canonical tool on the legacy domain (tool_redirect)
 
 # Decisions of after_failure().
 RECONNECT: Final = 1  # a pooled connection was dead: a fresh one to the same backend
@@ -48,12 +51,63 @@ def route(
         return BAD_HOST
     if tls is not None and not tls.allows(host):
         return WRONG_CERTIFICATE  # another certificate's name on this TLS connection
+    tools = plans.settings.toolforge
+    if tools is not None and host == tools.legacy:
+        return _legacy(snapshot, plans, head.path, tools, tls)
     found = snapshot.routes.match(host, head.path)
     if found is None:
+        if tools is not None and tools.covers(host):
+            return _tool_default(plans, tools, tls)
         return NO_ROUTE
     if tls is None and found.proxy.tls.redirect_http:
         return TO_HTTPS
+    if found.tool is not None:
+        return _tool_path(plans, found, head.path, tools, tls)
     return plans.get(found.proxy)
+
+
+def _tool_path(
+    plans: Plans, found: Route, path: str, tools: ToolDomains | None, tls: Handshake | None
+) -> Plan | int:
+    """The plan of the tool's first pattern that matches ``path``, else the default."""
+    assert found.tool is not None
+    narrowed = found.tool.match(path)
+    if narrowed is not None:
+        return plans.get(narrowed)
+    return NO_ROUTE if tools is None else _tool_default(plans, tools, tls)
+
+
+def _legacy(
+    snapshot: Snapshot, plans: Plans, path: str, tools: ToolDomains, tls: Handshake | None
+) -> Plan | int:
+    """``/<tool>/<rest>`` on the legacy domain: 307 for a canonical tool, else the tool's
+    patterns matched against ``<rest>`` (the request keeps its full URI)."""
+    if tls is None and tools.https:
+        return TO_HTTPS
+    tool, rest = legacy_split(path)
+    found = snapshot.routes.tool(tools.tool_host(tool)) if tool else None
+    if found is None:
+        return _tool_default(plans, tools, tls)
+    toolforge = found.proxy.toolforge
+    if toolforge is not None and toolforge.canonical:
+        return TOOL_REDIRECT
+    return _tool_path(plans, found, rest, tools, tls)
+
+
+def _tool_default(plans: Plans, tools: ToolDomains, tls: Handshake | None) -> Plan | int:
+    """What no tool answers under the Toolforge names: the default backend, or 404."""
+    default = tools.default
+    if default is None:
+        return NO_ROUTE
+    if tls is None and default.tls.redirect_http:
+        return TO_HTTPS
+    return plans.get(default)
+
+
+def tool_redirect(tools: ToolDomains, path: str, url: bytes) -> bytes:
+    """The Location of a TOOL_REDIRECT answer to a request for ``url``."""
+    tool, _ = legacy_split(path)
+    return redirect_location(tools, tool, url)
 
 
 def body_too_large(plan: Plan, head: RequestHead, received: int) -> bool:

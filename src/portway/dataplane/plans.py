@@ -73,6 +73,7 @@ class Plan:
         "plain",
         "proxy",
         "sticky",
+        "tool",
         "total",
         "websocket_idle",
     )
@@ -90,6 +91,7 @@ class Plan:
         self.sticky = sticky
         self.counts_load = proxy.algorithm in _LOAD_AWARE
         self.label = f"{proxy.hostname}{proxy.path_prefix}"
+        self.tool = proxy.toolforge is not None  # adds X-Original-URI (compat.md §2)
         self.metric_keys = MetricKeys(proxy.project, self.label)
         # Keyed by backend id: the balancer returns a Backend, the pool wants its bucket.
         pool = plans.pool

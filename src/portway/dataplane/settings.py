@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from portway.router.tools import ToolDomains
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class DataPlaneSettings:
@@ -27,3 +29,4 @@ class DataPlaneSettings:
     passive_max_backoff: float = 300.0
     passive_max_ejection_percent: int = 50  # of a proxy's backends; never its last healthy one
     healthz_path: str = ""  # answered by the data plane itself on every host ("": off)
+    toolforge: ToolDomains | None = None  # Toolforge tool routing (router/tools.py); None: off

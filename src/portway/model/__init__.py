@@ -13,6 +13,7 @@ from portway.model.proxy import (
     SessionPersistence,
     Timeouts,
     TlsSettings,
+    ToolSettings,
 )
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "Timeouts",
     "TlsSettings",
     "Token",
+    "ToolSettings",
     "Zone",
     "normalize_hostname",
     "normalize_path_prefix",

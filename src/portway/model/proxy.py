@@ -43,6 +43,9 @@ class Backend:
     # The URL exactly as the dynamicproxy API received it ("http://10.0.0.5:80"), which
     # its clients read back (cleanup jobs parse backends[0]); None for other backends.
     url: str | None = None
+    # Toolforge: the RE2 pattern (router.patterns) of the paths this backend serves on a
+    # proxy with ``toolforge`` set; one backend per pattern. None elsewhere.
+    pattern: str | None = None
 
     @property
     def draining(self) -> bool:
@@ -105,6 +108,16 @@ _NOT_SET = MappingProxyType({"setting": False})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class ToolSettings:
+    """A Toolforge tool's proxy (``<tool>.<canonical-domain>``, docs/toolforge.md): each
+    request goes to the backend whose ``pattern`` matches its path, longest pattern
+    first. ``canonical``: the tool registered with ``registerCanonical``, so the legacy
+    ``/<tool>/`` path redirects to the tool's own hostname."""
+
+    canonical: bool = False
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Proxy:
     """A hostname (optionally plus a path prefix) routed to a set of backends."""
 
@@ -122,6 +135,7 @@ class Proxy:
     cache: CacheSettings = field(default_factory=CacheSettings)
     timeouts: Timeouts = field(default_factory=Timeouts)
     limits: Limits = field(default_factory=Limits)
+    toolforge: ToolSettings | None = None  # None: routed by path prefix, as usual
     backends: tuple[Backend, ...] = field(default=(), metadata=_NOT_SET)
     source: str = field(default="api", metadata=_NOT_SET)
     created_at: datetime | None = field(default=None, metadata=_NOT_SET)

@@ -28,6 +28,7 @@ SPOOFING: Final = 12  # underscore spelling of a forwarded header: silently drop
 UPGRADE: Final = 13
 LOCATION: Final = 14
 EXPECT: Final = 15
+ORIGINAL_URI: Final = 16  # X-Original-URI: set by Portway for Toolforge tools, else dropped
 
 _KNOWN: Final[dict[bytes, int]] = {
     b"host": HOST,
@@ -50,6 +51,9 @@ _KNOWN: Final[dict[bytes, int]] = {
     b"upgrade": UPGRADE,
     b"location": LOCATION,
     b"expect": EXPECT,
+    # Set by Portway for Toolforge tools (the URI as the client sent it): a client's
+    # own would pass for ours, so it never reaches any backend.
+    b"x-original-uri": ORIGINAL_URI,
 }
 # Kinds a Connection header may never remove: Portway sets or validates them itself.
 PROTECTED: Final = frozenset(k for k in set(_KNOWN.values()) if k != OTHER)

@@ -42,6 +42,7 @@ _END_TO_END: Final = frozenset(
         h.X_FORWARDED_HOST,
         h.X_FORWARDED_PORT,
         h.FORWARDED,
+        h.ORIGINAL_URI,
     }
 )
 _kind_cache_get = h.cache_lookup

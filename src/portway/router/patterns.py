@@ -14,6 +14,7 @@ pattern is **searched** in the path, so ``/foo.*`` matches ``/foo/x`` and also
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Final
 
 import re2
@@ -49,6 +50,17 @@ class Pattern:
 
 def compile_pattern(text: str, *, field: str = "route") -> Pattern:
     """``text`` compiled by RE2, or ValidationError naming ``field``."""
+    if isinstance(text, str):
+        return _checked(text, field)
+    raise ValidationError(f"{field} must be a non-empty pattern", field=field)
+
+
+# Most tools register the same few patterns (".*"): every snapshot build and every
+# screening checks and compiles each distinct text once, and 10 000 tools share one
+# program. RE2 programs are immutable and thread-safe; refusals raise, so they are
+# never cached.
+@lru_cache(maxsize=4096)
+def _checked(text: str, field: str) -> Pattern:
     if not isinstance(text, str) or not text:
         raise ValidationError(f"{field} must be a non-empty pattern", field=field)
     if len(text) > MAX_PATTERN:

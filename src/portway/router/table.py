@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from portway.model import Proxy
+from portway.router.tools import ToolPaths, tool_paths
 
 _EMPTY: tuple[Route, ...] = ()
 
@@ -33,6 +34,8 @@ class Route:
 
     proxy: Proxy
     prefix: str
+    # A Toolforge tool's routes, compiled when the table is built (router/tools.py).
+    tool: ToolPaths | None = None
 
     @property
     def sort_key(self) -> tuple[int, str]:
@@ -141,6 +144,16 @@ class RouteTable:
                 return route
         return None
 
+    def tool(self, host: str) -> Route | None:
+        """The tool proxy of exactly ``host`` (never a wildcard's), or None."""
+        exact = self._exact.get(host)
+        if exact is None:
+            return None
+        for route in exact.routes:
+            if route.tool is not None and route.prefix == "/":
+                return route
+        return None
+
     def answering(self, host: str) -> HostRoutes | None:
         """The routes that answer for a normalized host: its own when it is routed
         exactly, else its parent's wildcard; None when nobody routes it. The TLS
@@ -174,7 +187,7 @@ class RouteTable:
             drop(proxy_id)
         for proxy in upserts:
             drop(proxy.id)
-            route = Route(proxy=proxy, prefix=proxy.path_prefix)
+            route = Route(proxy=proxy, prefix=proxy.path_prefix, tool=tool_paths(proxy))
             by_id[proxy.id] = route
             key = _host_key(proxy.hostname)
             bucket = touched.get(key)

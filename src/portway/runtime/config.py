@@ -83,6 +83,18 @@ class ServeConfig:
     openshift_domain: str | None = None
     openshift_endpoint_types: tuple[str, ...] = ("load_balancer",)
     openshift_client_id: str | None = None
+    # Toolforge (issue 9; portway.sources.wiring reads these).
+    toolforge_listen: Listen | None = None  # None: no 8282 registration listener
+    toolforge_identd_port: int = 113
+    toolforge_user_prefix: str = "tools"
+    toolforge_canonical_domain: str | None = None  # None: no tool routing
+    toolforge_legacy_domain: str | None = None
+    toolforge_default_backend: str | None = None  # None: what no tool answers gets 404
+    toolforge_list: Listen | None = None
+    kubernetes_api: str | None = None  # None: no Kubernetes Service watcher
+    kubernetes_token_file: Path | None = None
+    kubernetes_ca_file: Path | None = None
+    kubernetes_label_selector: str = "tools.wmflabs.org/webservice=true"
     # DNS records (RFC 2136; portway.dns.config reads these as one DnsConfig).
     dns_server: Listen | None = None  # None: no DNS management
     dns_zones: tuple[str, ...] = ()
@@ -265,6 +277,42 @@ def _stomp_host(host: str, *, flag: str) -> str:
 def parse_optional_zone(value: str, *, flag: str) -> str | None:
     """Like parse_zone; an empty value means unset."""
     return parse_zone(value, flag=flag) if value.strip() else None
+
+
+def parse_user_prefix(value: str, *, flag: str) -> str:
+    """The part of a tool account's Unix user before ``.<tool>`` (``tools``)."""
+    value = value.strip()
+    if not value or any(c in value for c in ". :\t"):
+        raise ConfigError(f"{flag}: expected a user-name prefix such as 'tools'", field=flag)
+    return value
+
+
+def parse_backend_url(value: str, *, flag: str) -> str | None:
+    """``http://HOST:PORT`` (a bare ``IP:PORT`` means http), or "" for none."""
+    from portway.errors import PortwayError
+    from portway.protocol.registration import parse_destination
+
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        destination = parse_destination(value.rstrip("/"))
+    except PortwayError as exc:
+        raise ConfigError(f"{flag}: {exc.message}", field=flag) from None
+    if destination.scheme != "http":
+        raise ConfigError(f"{flag}: only http:// backends are supported", field=flag)
+    return value
+
+
+def parse_api_url(value: str, *, flag: str) -> str | None:
+    """An ``https://`` (or ``http://``) API server URL, or "" for none."""
+    value = value.strip().rstrip("/")
+    if not value:
+        return None
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme not in ("http", "https") or not rest or "/" in rest:
+        raise ConfigError(f"{flag}: expected https://HOST[:PORT], got {value!r}", field=flag)
+    return value
 
 
 def parse_endpoint_types(values: tuple[str, ...], *, flag: str) -> tuple[str, ...]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import socket
@@ -32,6 +33,7 @@ from portway.runtime.report import NodeReport
 from portway.runtime.worker_process import settle_heap
 from portway.runtime.workers import WorkerPool
 from portway.service import Service
+from portway.sources.wiring import build_sources, toolforge_domains
 from portway.store import open_store
 from portway.store.keyfile import FileKeyring
 from portway.store.sealing import prepare_keys
@@ -62,6 +64,8 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
     """Run until SIGTERM/SIGINT, then drain and return the exit code. On SIGHUP,
     ``reload`` (the config file read again) gives the settings to switch to."""
     policy = config.backend_policy  # first: a bad CIDR stops the start with one line
+    config = _with_tools(config)  # a bad Toolforge combination stops it the same way
+    reread = None if reload is None else _rereader(reload)
     prepare_data_dir(config.data_dir, leave=config.secret_key_path)
     keys = FileKeyring(config.secret_key_path)
     store = await asyncio.to_thread(open_store, config.database_url, keys)
@@ -88,12 +92,14 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
 
     api_sock = _bind(config.api)
     metrics_sock = _bind(config.metrics) if config.metrics is not None else None
-    report = NodeReport(reconciler, monitor, handle)
+    sources = build_sources(config, service, snapshot=lambda: reconciler.snapshot or first)
+    report = NodeReport(reconciler, monitor, handle, extra=sources.gauges)
     app = create_app(
         service,
         extra_routes=report.admin_routes(service),
         backend_health=report.backend_health,
         authenticate=authenticate,
+        health_details=lambda: {"sources": sources.states()},
     )
     server = _ApiServer(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
     servers = [server]
@@ -112,16 +118,18 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
             asyncio.create_task(metrics_server.serve(sockets=[metrics_sock]), name="metrics")
         )
 
+    sources.start()
     _banner(config, secret, first)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     # nginx habit: SIGHUP re-reads the config file (and never kills the node).
-    loop.add_signal_handler(signal.SIGHUP, Reloader(config, reload, handle).reload)
+    loop.add_signal_handler(signal.SIGHUP, Reloader(config, reread, handle).reload)
     await stop.wait()
 
     log.info("draining (up to %.0fs)", config.drain_timeout)
+    await sources.stop()  # no new outside changes while the node drains
     await handle.close()
     await monitor.close()
     for each in servers:
@@ -169,6 +177,18 @@ def _data_plane(
         tls=tls,
         access_log=config.access_log,
         backend_policy=policy,
+    )
+
+
+def _rereader(reload: Callable[[], ServeConfig]) -> Callable[[], ServeConfig]:
+    return lambda: _with_tools(reload())
+
+
+def _with_tools(config: ServeConfig) -> ServeConfig:
+    """The data plane's Toolforge hostnames, derived from the toolforge_* settings."""
+    tools = toolforge_domains(config)
+    return dataclasses.replace(
+        config, dataplane=dataclasses.replace(config.dataplane, toolforge=tools)
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -27,16 +27,24 @@ from portway.reconciler.reconciler import Reconciler
 from portway.runtime.plane_handle import DataPlaneHandle
 from portway.service import Service
 
+Gauge = tuple[str, Iterable[tuple[dict[str, str], float]]]  # help, samples
 _STATUS_VALUE = {UP: 1.0, DOWN: 0.0, UNKNOWN: -1.0, DRAINING: 1.0}
 
 
 class NodeReport:
     def __init__(
-        self, reconciler: Reconciler, monitor: HealthMonitor, handle: DataPlaneHandle
+        self,
+        reconciler: Reconciler,
+        monitor: HealthMonitor,
+        handle: DataPlaneHandle,
+        *,
+        extra: Callable[[], Mapping[str, Gauge]] | None = None,
     ) -> None:
+        """``extra``: more metrics, rendered with the node's (the sources' gauges)."""
         self._reconciler = reconciler
         self._monitor = monitor
         self._handle = handle
+        self._extra = extra
 
     def backend_health(self, proxy_id: str, backend_id: str) -> dict[str, Any]:
         """``health`` (up/down/unknown/draining), ``last_check`` and ``last_error``."""
@@ -66,7 +74,7 @@ class NodeReport:
         stats = self._handle.stats()
         snapshot = self._reconciler.snapshot
         version = snapshot.version if snapshot is not None else 0
-        gauges: dict[str, tuple[str, Iterable[tuple[dict[str, str], float]]]] = {
+        gauges: dict[str, Gauge] = {
             "portway_open_connections": (
                 "Client connections open on the data plane.",
                 [({}, float(sum(s.open_connections for s in stats)))],
@@ -103,6 +111,8 @@ class NodeReport:
                 ],
             ),
         }
+        if self._extra is not None:
+            gauges.update(self._extra())
         return render(merge(s.metrics for s in stats), gauges)
 
     def _disabled_counts(self) -> list[tuple[str, int]]:

@@ -37,6 +37,8 @@ from portway.dns.config import (
 )
 from portway.errors import ConfigError
 from portway.runtime.config import (
+    parse_api_url,
+    parse_backend_url,
     parse_cidrs,
     parse_client_id,
     parse_endpoint_types,
@@ -47,6 +49,7 @@ from portway.runtime.config import (
     parse_plane_kind,
     parse_stomp_url,
     parse_switch,
+    parse_user_prefix,
     parse_zone,
 )
 
@@ -371,6 +374,95 @@ SETTINGS: tuple[Setting, ...] = (
         "STOMP client-id and durable subscription name (default: portway-HOSTNAME).",
         parse=parse_client_id,
         metavar="ID",
+    ),
+    # [toolforge]: the 8282 registration protocol, tool routing, /list (docs/toolforge.md).
+    Setting(
+        "toolforge_listen",
+        str,
+        "",
+        "Toolforge registration listener (the 8282 protocol), HOST:PORT; empty: off.",
+        parse=parse_optional_listen,
+        metavar="HOST:PORT",
+    ),
+    Setting(
+        "toolforge_identd_port",
+        int,
+        113,
+        "Port of the identd (RFC 1413) asked who a registering client is.",
+        low=1,
+        high=65535,
+        metavar="PORT",
+    ),
+    Setting(
+        "toolforge_user_prefix",
+        str,
+        "tools",
+        "Tool accounts are Unix users PREFIX.TOOL; other users are refused.",
+        parse=parse_user_prefix,
+        metavar="PREFIX",
+    ),
+    Setting(
+        "toolforge_canonical_domain",
+        str,
+        "",
+        "Tools are routed as TOOL.DOMAIN by their registered patterns; empty: off.",
+        parse=parse_optional_zone,
+        metavar="DOMAIN",
+    ),
+    Setting(
+        "toolforge_legacy_domain",
+        str,
+        "",
+        "Legacy domain routing DOMAIN/TOOL/... (307 for canonical tools); empty: none.",
+        parse=parse_optional_zone,
+        metavar="DOMAIN",
+    ),
+    Setting(
+        "toolforge_default_backend",
+        str,
+        "",
+        "http://HOST:PORT that gets what no tool answers on the Toolforge domains; empty: 404.",
+        parse=parse_backend_url,
+        metavar="URL",
+    ),
+    Setting(
+        "toolforge_list",
+        str,
+        "",
+        "Listener of GET /list (the tools that have routes), HOST:PORT; empty: off.",
+        parse=parse_optional_listen,
+        metavar="HOST:PORT",
+    ),
+    Setting(
+        "kubernetes_api",
+        str,
+        "",
+        "Kubernetes API server whose Services become tool routes, https://HOST[:PORT]; empty: off.",
+        parse=parse_api_url,
+        metavar="URL",
+    ),
+    Setting(
+        "kubernetes_token_file",
+        str,
+        "",
+        "File holding the bearer token of the Service watcher (re-read on each connect).",
+        parse=path_or_none,
+        metavar="PATH",
+    ),
+    Setting(
+        "kubernetes_ca_file",
+        str,
+        "",
+        "CA bundle that signed the API server's certificate (default: the system's).",
+        parse=path_or_none,
+        metavar="PATH",
+    ),
+    Setting(
+        "kubernetes_label_selector",
+        str,
+        "tools.wmflabs.org/webservice=true",
+        "Label selector of the Services that are routed.",
+        metavar="SELECTOR",
     ),
     # [dns]: records of the served hostnames on an authoritative server (RFC 2136).
     # The table has no groups, so these are flat keys named dns_*.

@@ -32,6 +32,7 @@ class BackendSpec:
     weight: int = 1
     backup: bool = False
     url: str | None = None  # the URL text a compat API got (address and port parsed from it)
+    pattern: str | None = None  # Toolforge route pattern (only a tool's proxy uses it)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -65,6 +66,7 @@ def build_backend(
         backup=spec.backup,
         source=source,
         url=spec.url,
+        pattern=validation.pattern(spec.pattern, f"{field}.pattern"),
     )
 
 
@@ -75,11 +77,11 @@ def build_backends(
     if len(specs) > MAX_BACKENDS:
         raise ValidationError(f"a proxy has at most {MAX_BACKENDS} backends", field="backends")
     result: list[Backend] = []
-    seen: set[tuple[str, int]] = set()
+    seen: set[tuple[str, int, str | None]] = set()
     for index, spec in enumerate(specs):
         field = f"backends[{index}]"
         backend = build_backend(spec, default_port, source, policy, field=field)
-        key = (backend.address, backend.port)
+        key = _key(backend)
         if key in seen:
             raise ValidationError(
                 f"backend {backend.address}:{backend.port} is listed twice",
@@ -87,11 +89,12 @@ def build_backends(
             )
         seen.add(key)
         result.append(backend)
-    return tuple(result)
+    return validation.backend_patterns(tuple(result))  # one destination per pattern
 
 
-def _key(backend: Backend) -> tuple[str, int]:
-    return backend.address, backend.port
+def _key(backend: Backend) -> tuple[str, int, str | None]:
+    # A tool may send several patterns to one destination (see migration 0007).
+    return backend.address, backend.port, backend.pattern
 
 
 def find_backend(proxy: Proxy, ref: str) -> Backend:
@@ -106,7 +109,7 @@ def find_backend(proxy: Proxy, ref: str) -> Backend:
         except (ValueError, ValidationError):
             key = None
         for backend in proxy.backends:
-            if _key(backend) == key:
+            if _key(backend)[:2] == key:
                 return backend
     raise NotFoundError(f"backend {ref} not found", field="backend")
 
@@ -133,3 +136,5 @@ def check_new_backend(proxy: Proxy, backend: Backend) -> None:
         raise ConflictError(
             f"backend {backend.address}:{backend.port} is already associated", field="address"
         )
+    if backend.pattern is not None and any(b.pattern == backend.pattern for b in proxy.backends):
+        raise ConflictError(f"pattern {backend.pattern!r} already has a backend", field="pattern")

@@ -8,10 +8,13 @@ from portway.service.mappings import MappingOps
 from portway.service.projects import ProjectOps
 from portway.service.proxies import ProxyOps
 from portway.service.tokens import TokenOps
+from portway.service.tools import ToolOps
 from portway.service.zones import ZoneOps
 
 
-class Service(ProjectOps, TokenOps, ZoneOps, MappingOps, ProxyOps, BackendOps, CertificateOps):
+class Service(
+    ProjectOps, TokenOps, ZoneOps, MappingOps, ProxyOps, BackendOps, CertificateOps, ToolOps
+):
     """The only path for configuration changes. Construct with ``Service(store)``.
 
     Every method checks the actor's rights, validates input, and performs at most one

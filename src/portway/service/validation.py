@@ -25,16 +25,19 @@ from portway.errors import ValidationError
 from portway.health.expect import parse_expected_codes
 from portway.model import (
     ALGORITHMS,
+    Backend,
     HealthCheck,
     Limits,
     Proxy,
     SessionPersistence,
     Timeouts,
+    ToolSettings,
     normalize_hostname,
     normalize_path_prefix,
 )
 from portway.model.proxy import PERSISTENCE_TYPES
 from portway.protocol import grammar
+from portway.router.patterns import compile_pattern
 
 MAX_WEIGHT = 256
 # Backend names may be single-label (Kubernetes services, /etc/hosts) and may carry
@@ -74,6 +77,33 @@ def address(value: str, field: str = "address") -> str:
             f"{field} {value!r} is neither an IP address nor a hostname", field=field
         )
     return name
+
+
+def pattern(value: str | None, field: str = "pattern") -> str | None:
+    """A Toolforge route pattern: compiles with RE2 (linear-time matching) and is at most
+    ``router.patterns.MAX_PATTERN`` characters of printable ASCII; None for no pattern."""
+    return None if value is None else compile_pattern(value, field=field).text
+
+
+def backend_patterns(backends: tuple[Backend, ...]) -> tuple[Backend, ...]:
+    """Every pattern compiles, and no two backends of a proxy carry the same one (one
+    destination per pattern: the router could not choose between them)."""
+    seen: set[str] = set()
+    for index, backend in enumerate(backends):
+        if backend.pattern is None:
+            continue
+        field = f"backends[{index}].pattern"
+        pattern(backend.pattern, field)
+        if backend.pattern in seen:
+            raise ValidationError(f"pattern {backend.pattern!r} is listed twice", field=field)
+        seen.add(backend.pattern)
+    return backends
+
+
+def toolforge(value: ToolSettings | None) -> ToolSettings | None:
+    if value is not None and not isinstance(value.canonical, bool):
+        raise ValidationError("toolforge.canonical must be a boolean", field="toolforge.canonical")
+    return value
 
 
 def project_name(value: str, field: str = "name") -> str:
@@ -216,6 +246,9 @@ _PROXY_RULES: tuple[tuple[str, Callable[[Any], object]], ...] = (
     ("path_prefix", normalize_path_prefix),
     ("backend_port", _backend_port),
     ("hash_key", hash_key),
+    # Toolforge tools (issue 9): kept after the rules above so their order stays.
+    ("toolforge", toolforge),
+    ("backends", backend_patterns),
 )
 
 
@@ -251,8 +284,8 @@ def _problem(name: str, rule: Callable[[Any], object], value: object) -> Problem
     return None
 
 
-# The one field whose values are mostly distinct: memoising it would only cost.
-_UNSHARED = frozenset({"hostname"})
+# The fields whose values are mostly distinct: memoising them would only cost.
+_UNSHARED = frozenset({"hostname", "backends"})
 _FIELDS = attrgetter(*(name for name, _ in _PROXY_RULES))
 _Memo = dict[int, tuple[object, Problem | None]]  # id → (the object, kept alive; its problem)
 

@@ -71,8 +71,10 @@ class Reader:
         ]
         pq = sa.select(*columns).order_by(proxies.c.id)
         b = backends.c
-        bq = sa.select(b.id, b.proxy_id, b.address, b.port, b.weight, b.backup, b.source, b.url)
-        bq = bq.order_by(b.proxy_id, b.address, b.port)
+        bq = sa.select(
+            b.id, b.proxy_id, b.address, b.port, b.weight, b.backup, b.source, b.url, b.pattern
+        )
+        bq = bq.order_by(b.proxy_id, b.address, b.port, b.pattern)
         if ids is not None:
             pq = pq.where(proxies.c.id.in_(ids))
             bq = bq.where(backends.c.proxy_id.in_(ids))
@@ -80,7 +82,8 @@ class Reader:
         share = decoder.share
         by_proxy: dict[str, list[Backend]] = defaultdict(list)
         # Plain tuples: RowMapping look-ups cost more than building the Backend itself.
-        for bid, proxy_id, address, port, weight, backup, source, url in self.conn.execute(bq):
+        found = self.conn.execute(bq)
+        for bid, proxy_id, address, port, weight, backup, source, url, pattern in found:
             by_proxy[proxy_id].append(
                 Backend(
                     id=bid,
@@ -90,6 +93,7 @@ class Reader:
                     backup=bool(backup),
                     source=share(source),
                     url=url,
+                    pattern=share(pattern) if pattern else None,  # "" stands for None
                 )
             )
         return [

@@ -37,6 +37,7 @@ def backend_from_row(row: Row) -> Backend:
         backup=bool(row["backup"]),
         source=row["source"],
         url=row["url"],
+        pattern=row["pattern"] or None,
     )
 
 
@@ -50,6 +51,7 @@ def backend_to_row(backend: Backend, proxy_id: str) -> dict[str, Any]:
         "backup": backend.backup,
         "source": backend.source,
         "url": backend.url,
+        "pattern": backend.pattern or "",  # "" stands for None (see schema.backends)
     }
 
 

@@ -56,6 +56,7 @@ proxies = sa.Table(
     sa.Column("timeouts", sa.JSON),
     sa.Column("limits", sa.JSON),
     sa.Column("hash_key", sa.String(255)),
+    sa.Column("toolforge", sa.JSON),  # migration 0007: a Toolforge tool's proxy
     sa.Column("source", sa.String(64), nullable=False),
     sa.Column("created_at", _TS, nullable=False),
     sa.Column("updated_at", _TS, nullable=False),
@@ -80,7 +81,12 @@ backends = sa.Table(
     sa.Column("backup", sa.Boolean, nullable=False),
     sa.Column("source", sa.String(64), nullable=False),
     sa.Column("url", sa.String(512)),  # as the dynamicproxy API got it (migration 0006)
-    sa.UniqueConstraint("proxy_id", "address", "port", name="uq_backends_proxy_address_port"),
+    # Migration 0007: a Toolforge route pattern; "" for every other backend, so that the
+    # constraint below still makes address:port unique among those (NULLs never clash).
+    sa.Column("pattern", sa.String(1024), nullable=False, server_default=""),
+    sa.UniqueConstraint(
+        "proxy_id", "address", "port", "pattern", name="uq_backends_proxy_address_port_pattern"
+    ),
 )
 
 zones = sa.Table(
