@@ -12,6 +12,7 @@ there are; only the first poll after a configuration change walks the table.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Final
@@ -26,6 +27,7 @@ _NOT_FOUND: Final = (
     b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 15\r\n"
     b"Connection: close\r\n\r\nPage not found\n"
 )
+_POLLERS_GONE: Final = 60.0  # seconds without a poll before bodies are built on demand only
 _BAD: Final = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
@@ -84,31 +86,54 @@ class ToolList:
         host: str = "127.0.0.1",
         port: int = 8081,
         timeout: float = 5.0,
+        refresh: float = 0.25,
     ) -> None:
+        """``refresh``: how often a changed snapshot's body is built ahead of the next
+        poll (only while someone has polled in the last minute), so that a poll right
+        after a change does not wait for 10 000 entries to be joined."""
         self._current = current
         self._domain = canonical_domain
         self._address = (host, port)
         self._timeout = timeout
         self._cached: tuple[Snapshot, bytes] | None = None
+        self._refresh = refresh
+        self._polled = -1e9  # loop time of the last poll
+        self.builds = 0  # bodies built, for the tests
         self.state = STARTING
         self.outcomes: dict[str, int] = {}  # "listed", "not_found", "bad"
 
     async def run(self) -> None:
         server = await self.serve(*self._address)
         self.state = UP
+        ahead = asyncio.create_task(self._build_ahead(), name="toolforge-list-ahead")
         try:
             await server.serve_forever()
         finally:
             self.state = DOWN
+            ahead.cancel()
             server.close()
 
+    async def _build_ahead(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._refresh)
+            if loop.time() - self._polled < _POLLERS_GONE:
+                self._body()
+
     def response(self, head_only: bool = False) -> bytes:
+        with contextlib.suppress(RuntimeError):  # called outside a loop by pure tests
+            self._polled = asyncio.get_running_loop().time()
+        body = self._body()
+        if head_only:
+            return body.partition(b"\r\n\r\n")[0] + b"\r\n\r\n"
+        return body
+
+    def _body(self) -> bytes:
         snapshot = self._current()
         cached = self._cached
         if cached is None or cached[0] is not snapshot:  # every swap is a new object
+            self.builds += 1
             cached = self._cached = (snapshot, list_response(list_body(snapshot, self._domain)))
-        if head_only:
-            return cached[1].partition(b"\r\n\r\n")[0] + b"\r\n\r\n"
         return cached[1]
 
     def _count(self, reply: bytes) -> None:
