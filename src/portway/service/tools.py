@@ -66,10 +66,10 @@ class ToolOps(ServiceBase):
         """Add or replace one route of a tool (its project and proxy made if missing);
         ``tls`` applies to a proxy this call creates."""
         require_admin(actor)  # a source acts for every tool; tools never call this
-        with self.store.transaction(actor.name) as tx:
+        with self._write(actor) as tx:  # admins only: a source acts for every tool
             before = _tool_proxy(tx, spec, actor, tls)
             proxy, backend = self._with_route(before, spec, actor)
-            _write(tx, before, proxy)
+            _store_proxy(tx, before, proxy)
             tx.record(
                 kind=CHANGE_KIND,
                 action="register",
@@ -87,7 +87,7 @@ class ToolOps(ServiceBase):
         require_admin(actor)
         if self._read(lambda r: _existing_tool_proxy(r, tool, hostname)) is None:
             return  # no such tool: nothing to write (nor a change row to spam the log)
-        with self.store.transaction(actor.name) as tx:
+        with self._write(actor) as tx:  # admins only: a source acts for every tool
             before = _existing_tool_proxy(tx, tool, hostname)
             if before is None:  # deleted in between
                 tx.record(kind=CHANGE_KIND, action="unregister", object_id=hostname, project=None)
@@ -101,7 +101,7 @@ class ToolOps(ServiceBase):
             after = dataclasses.replace(
                 before, backends=tuple(kept), toolforge=ToolSettings(canonical=False)
             )
-            _write(tx, before, after)
+            _store_proxy(tx, before, after)
             tx.record(
                 kind=CHANGE_KIND,
                 action="unregister",
@@ -147,7 +147,7 @@ class ToolOps(ServiceBase):
         self, actor: Actor, hostname: str, group: list[ToolRouteSpec], tls: TlsSettings
     ) -> None:
         """One tool's routes made by ``actor`` become exactly ``group``."""
-        with self.store.transaction(actor.name) as tx:
+        with self._write(actor) as tx:  # admins only: a source acts for every tool
             if group:
                 before = _tool_proxy(tx, group[0], actor, tls)
             else:
@@ -160,7 +160,7 @@ class ToolOps(ServiceBase):
             after = dataclasses.replace(before, backends=others)
             for spec in group:
                 after, _ = self._with_route(after, spec, actor)
-            _write(tx, before, after)
+            _store_proxy(tx, before, after)
             tx.record(
                 kind=CHANGE_KIND,
                 action="resync",
@@ -249,7 +249,7 @@ def _check_owner(backend: Backend, actor: Actor, tool: str) -> None:
         )
 
 
-def _write(tx: Transaction, before: Proxy, after: Proxy) -> None:
+def _store_proxy(tx: Transaction, before: Proxy, after: Proxy) -> None:
     """Store ``after`` over ``before`` (revision 0: a proxy this call creates)."""
     if before.revision == 0:
         tx.insert_proxy(after)
