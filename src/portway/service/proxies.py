@@ -52,7 +52,7 @@ def readable_proxy(reader: Reader, actor: Actor, project: str, ref: str) -> Prox
     return resolve_proxy(reader, project, ref)
 
 
-def _check_route_free(tx: Transaction, proxy: Proxy) -> None:
+def check_route_free(tx: Transaction, proxy: Proxy) -> None:
     # Other projects' proxies on the same hostname exist only on a shared host
     # (zones.check_claim); there a prefix nested in, or around, another project's would
     # take some of its paths by longest-prefix matching, so each project's prefixes must
@@ -84,7 +84,7 @@ def _admit(tx: Transaction, proxy: Proxy, *, claim: bool) -> None:
     certificate it attaches covers it."""
     if claim:
         check_claim(tx, proxy.project, proxy.hostname)
-    _check_route_free(tx, proxy)
+    check_route_free(tx, proxy)
     check_proxy_tls(tx, proxy)
 
 

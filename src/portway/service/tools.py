@@ -31,7 +31,7 @@ from portway.service import validation
 from portway.service.auth import Actor, require_admin
 from portway.service.backends import BackendSpec, build_backend, check_new_backend
 from portway.service.base import ServiceBase, new_id
-from portway.service.proxies import _check_route_free
+from portway.service.proxies import check_route_free
 from portway.service.zones import check_claim
 from portway.store import Reader, Transaction
 
@@ -221,7 +221,7 @@ def _tool_proxy(
         )
     )
     check_claim(tx, project, proxy.hostname)
-    _check_route_free(tx, proxy)
+    check_route_free(tx, proxy)
     if tx.get_project(project) is None:
         tx.insert_project(Project(name=project))
     return proxy
