@@ -16,10 +16,10 @@ import pytest
 import trustme
 
 from portway.dataplane import DataPlane, DataPlaneSettings
-from portway.dataplane.tls import TLS12_CIPHERS
 from portway.model import Certificate, Proxy, TlsSettings
 from portway.router import RouteTable, Snapshot
 from portway.tls.certs import inspect_certificate
+from portway.tls.policy import TLS12_CIPHERS
 from tests.dataplane.conftest import FAST, Origin, ProxyRunner, proxy_for, raw, status_of
 
 

@@ -38,23 +38,10 @@ from portway.model import Certificate
 from portway.router import RouteTable
 from portway.tls.certs import covers
 from portway.tls.groups import restrict_groups
+from portway.tls.policy import TLS12_CIPHERS
 from portway.tls.sni import SniTable
 
 log = logging.getLogger("portway.tls")
-
-# Mozilla intermediate (v5.7), TLS 1.2 part, without the DHE suites (no DH parameters
-# are configured, so they could never be chosen). TLS 1.3 suites are OpenSSL's defaults,
-# which are exactly Mozilla's.
-TLS12_CIPHERS: Final = ":".join(
-    (
-        "ECDHE-ECDSA-AES128-GCM-SHA256",
-        "ECDHE-RSA-AES128-GCM-SHA256",
-        "ECDHE-ECDSA-AES256-GCM-SHA384",
-        "ECDHE-RSA-AES256-GCM-SHA384",
-        "ECDHE-ECDSA-CHACHA20-POLY1305",
-        "ECDHE-RSA-CHACHA20-POLY1305",
-    )
-)
 
 
 class Handshake:

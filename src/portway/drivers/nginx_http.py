@@ -17,7 +17,6 @@ from __future__ import annotations
 import ipaddress
 from typing import Final
 
-from portway.dataplane.tls import TLS12_CIPHERS
 from portway.drivers.nginx_options import NginxOptions
 from portway.drivers.nginx_syntax import quote
 from portway.errors import ConfigError
@@ -25,6 +24,7 @@ from portway.protocol import pages
 from portway.protocol import redirect as redirect_rules
 from portway.protocol.forwarded import parse_networks
 from portway.tls.groups import MOZILLA_INTERMEDIATE_GROUPS
+from portway.tls.policy import TLS12_CIPHERS
 
 ERRORS: Final = "portway/errors.conf"
 PROXY: Final = "portway/proxy.conf"
