@@ -95,6 +95,7 @@ class LoopWatch:
     _sampler: threading.Thread | None = None
     _gc_cpu: float = 0.0  # CPU the loop's thread spent collecting garbage, in total
     _gc_from: float = 0.0
+    _in_gc: bool = False  # a collection runs on the loop's thread right now
 
     def start(self) -> None:
         self.loop.call_soon_threadsafe(self._begin)
@@ -119,8 +120,10 @@ class LoopWatch:
             return
         if phase == "start":
             self._gc_from = time.thread_time()
+            self._in_gc = True
         else:
             self._gc_cpu += time.thread_time() - self._gc_from
+            self._in_gc = False
 
     def _begin(self) -> None:  # on the loop's thread, once
         self._ident = threading.get_ident()
@@ -137,6 +140,10 @@ class LoopWatch:
         while not self._stop.wait(SAMPLE):
             frame = _callback_frame(sys._current_frames().get(self._ident))
             step = _step(frame)
+            if self._in_gc:
+                # Mid-collection, its CPU is not subtracted yet (that happens when it
+                # ends, after the other gc.callbacks): this sample cannot judge.
+                continue
             cpu_now = time.clock_gettime(clock) - self._gc_cpu  # (a collection holds the GIL)
             if step != seen:
                 seen, cpu_from, asleep_from = step, cpu_now, 0.0
