@@ -4,31 +4,19 @@ and the mapping object kept while nothing about certificates changed."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 
-import pytest
 import trustme
+from tests.reconciler.seed import admin
 
 from portway.model import Proxy, TlsSettings
 from portway.reconciler.reconciler import Reconciler
 from portway.service import Actor, Service
-from portway.store import Store, open_store
-from portway.store.keyring import Keyring
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    s = open_store(store_url, Keyring.generate())
-    yield s
-    s.close()
+from portway.store import Store
 
 
 def _setup(store: Store) -> tuple[Service, Actor, str]:
     service = Service(store)
-    secret = service.ensure_admin_token(None)
-    assert secret is not None
-    actor = service.authenticate(secret)
-    service.create_project(actor, "alpha")
+    actor = admin(service)
     leaf = trustme.CA().issue_cert("*.alpha.test")
     chain = "".join(b.bytes().decode() for b in leaf.cert_chain_pems)
     cert = service.create_certificate(

@@ -6,43 +6,24 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterator
 
 import pytest
+from tests.reconciler.seed import admin, draft
 from tests.security.rows import write_by_hand
 
 from portway.model import HealthCheck, Proxy, SessionPersistence
 from portway.reconciler.builder import Disabled, disabled_after, screen
 from portway.reconciler.reconciler import Reconciler
-from portway.service import Actor, Service
+from portway.service import Service
 from portway.service.validation import Problem
-from portway.store import Store, open_store
+from portway.store import Store
 
 CRLF_COOKIE = {"type": "cookie", "cookie_name": "s\r\nX-Injected: yes"}
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    s = open_store(store_url)
-    yield s
-    s.close()
-
-
-def admin(service: Service) -> Actor:
-    secret = service.ensure_admin_token(None)
-    assert secret is not None
-    actor = service.authenticate(secret)
-    service.create_project(actor, "alpha")
-    return actor
 
 
 def routed(rec: Reconciler, host: str) -> bool:
     assert rec.snapshot is not None
     return rec.snapshot.routes.match(host, "/") is not None
-
-
-def draft(hostname: str) -> Proxy:
-    return Proxy(id="", project="", hostname=hostname)
 
 
 def test_a_proxy_broken_by_hand_leaves_the_snapshot_and_comes_back_when_fixed(

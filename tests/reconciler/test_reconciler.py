@@ -5,34 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
-import pytest
+from tests.reconciler.seed import admin, draft
 
 from portway.model import Proxy
 from portway.reconciler.reconciler import Reconciler
 from portway.router import Snapshot
-from portway.service import Actor, BackendSpec, Service
-from portway.store import Store, open_store
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    s = open_store(store_url)
-    yield s
-    s.close()
-
-
-def admin(service: Service) -> Actor:
-    secret = service.ensure_admin_token(None)
-    assert secret is not None
-    actor = service.authenticate(secret)
-    service.create_project(actor, "alpha")
-    return actor
-
-
-def draft(hostname: str, prefix: str = "/") -> Proxy:
-    return Proxy(id="", project="", hostname=hostname, path_prefix=prefix)
+from portway.service import BackendSpec, Service
+from portway.store import Store
 
 
 def routed(snapshot: Snapshot, host: str, path: str = "/") -> str | None:
