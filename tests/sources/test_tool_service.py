@@ -170,12 +170,28 @@ def test_the_backend_policy_refuses_what_it_refuses_for_the_api(
         ("alpha", "x" * 1025, "http://10.0.0.9:80"),  # too long
         ("a.b", ".*", "http://10.0.0.9:80"),  # not one DNS label
         ("Alpha", ".*", "http://10.0.0.9:80"),
-        ("alpha", ".*", "https://10.0.0.9:443"),  # the data plane speaks plain HTTP only
     ],
 )
 def test_bad_routes_are_refused(service: Service, tool: str, pattern: str, dest: str) -> None:
     with pytest.raises(ValidationError):
         routes_of(service).register(route(tool, pattern, dest))
+
+
+def test_an_https_destination_is_a_tls_backend(service: Service) -> None:
+    tools = routes_of(service)
+    tools.register(route("alpha", ".*", "https://10.0.0.9:4443"))
+    [backend] = tool_proxy(service, "alpha").backends
+    assert (backend.address, backend.port, backend.tls) == ("10.0.0.9", 4443, True)
+    tools.register(route("alpha", ".*", "http://10.0.0.9:4443"))  # same address, plain now
+    [backend] = tool_proxy(service, "alpha").backends
+    assert not backend.tls
+
+
+def test_a_resync_that_only_switches_to_https_is_a_change(service: Service) -> None:
+    kube = routes_of(service, "kubernetes")
+    kube.resync([route("alpha", ".*", "http://10.0.0.9:443")])
+    kube.resync([route("alpha", ".*", "https://10.0.0.9:443")])
+    assert [b.tls for b in tool_proxy(service, "alpha").backends] == [True]
 
 
 def test_resync_replaces_only_the_sources_own_routes(service: Service) -> None:
@@ -236,9 +252,7 @@ def test_a_resync_writes_many_tools_per_transaction_with_one_change_row_each(
 ) -> None:
     specs = [spec(f"t{i}", f"10.0.1.{i + 1}") for i in range(7)]
     before = service.store.current_revision()
-    commits = commits_during(
-        service, lambda: service.resync_tool_routes(KUBE, specs, batch=3)
-    )
+    commits = commits_during(service, lambda: service.resync_tool_routes(KUBE, specs, batch=3))
     assert commits == [before + 3, before + 6, before + 7]  # 3 transactions, 7 revisions
     changes = service.store.read(lambda r: r.list_changes(project=None, since=before))
     assert sorted(c.revision for c in changes) == list(range(before + 1, before + 8))

@@ -81,7 +81,9 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
 
     handle = _data_plane(config, tls, policy)
     monitor = HealthMonitor(
-        lambda health: handle.set_health(_down(health)), backend_policy=policy, upstream_tls=upstream
+        lambda health: handle.set_health(_down(health)),
+        backend_policy=policy,
+        upstream_tls=upstream,
     )
 
     def publish(snapshot: Snapshot, changed: set[str] | None) -> None:

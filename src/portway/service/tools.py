@@ -55,13 +55,15 @@ class ResyncResult:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ToolRouteSpec:
-    """``pattern`` of ``tool`` (on ``hostname``) to ``address``:``port``."""
+    """``pattern`` of ``tool`` (on ``hostname``) to ``address``:``port`` (over TLS when
+    ``tls``: an ``https://`` destination)."""
 
     tool: str
     hostname: str
     pattern: str
     address: str
     port: int
+    tls: bool = False
     canonical: bool = False
 
 
@@ -186,7 +188,7 @@ class ToolOps(ServiceBase):
     def _with_route(self, proxy: Proxy, spec: ToolRouteSpec, actor: Actor) -> tuple[Proxy, Backend]:
         """``proxy`` with ``spec``'s route added or replaced (same destination: kept)."""
         built = build_backend(
-            BackendSpec(address=spec.address, port=spec.port, pattern=spec.pattern),
+            BackendSpec(address=spec.address, port=spec.port, tls=spec.tls, pattern=spec.pattern),
             proxy.backend_port,
             actor.source,
             self.backend_policy,
@@ -198,7 +200,11 @@ class ToolOps(ServiceBase):
                 others.append(backend)
                 continue
             _check_owner(backend, actor, spec.tool)
-            if (backend.address, backend.port) == (built.address, built.port):
+            if (backend.address, backend.port, backend.tls) == (
+                built.address,
+                built.port,
+                built.tls,
+            ):
                 built = backend  # the same route again: nothing changes, ids stay
         narrowed = dataclasses.replace(proxy, backends=tuple(others))
         if built not in proxy.backends:
@@ -306,7 +312,7 @@ def _by_hostname(specs: Collection[ToolRouteSpec]) -> dict[str, list[ToolRouteSp
     return grouped
 
 
-_Routes = frozenset[tuple[str | None, str, int]]
+_Routes = frozenset[tuple[str | None, str, int, bool]]
 
 
 def _source_routes(reader: Reader, source: str) -> dict[str, _Routes]:
@@ -316,7 +322,7 @@ def _source_routes(reader: Reader, source: str) -> dict[str, _Routes]:
         if proxy.toolforge is None:
             continue
         mine = frozenset(
-            (b.pattern, b.address, b.port) for b in proxy.backends if b.source == source
+            (b.pattern, b.address, b.port, b.tls) for b in proxy.backends if b.source == source
         )
         if mine:
             found[proxy.hostname] = mine
@@ -325,6 +331,6 @@ def _source_routes(reader: Reader, source: str) -> dict[str, _Routes]:
 
 def _wanted_routes(group: list[ToolRouteSpec]) -> _Routes:
     try:
-        return frozenset((s.pattern, validation.address(s.address), s.port) for s in group)
+        return frozenset((s.pattern, validation.address(s.address), s.port, s.tls) for s in group)
     except ValidationError:
         return frozenset()  # never equal to what is stored: the write says why
