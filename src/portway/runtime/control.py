@@ -34,11 +34,11 @@ from portway.runtime.worker_process import settle_heap
 from portway.runtime.workers import WorkerPool
 from portway.service import Service
 from portway.sources.wiring import build_sources, toolforge_domains
-from portway.tls.upstream import upstream_context
 from portway.store import open_store
 from portway.store.keyfile import FileKeyring
 from portway.store.sealing import prepare_keys
 from portway.tls.local_ca import ensure_default_certificate
+from portway.tls.upstream import upstream_context
 
 log = logging.getLogger("portway")
 
