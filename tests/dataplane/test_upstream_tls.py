@@ -6,11 +6,9 @@ connect failure (502, a passive outcome), bounded by the connect timeout."""
 from __future__ import annotations
 
 import dataclasses
-import http.server
 import ssl
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,56 +18,16 @@ import trustme
 
 from portway.dataplane import DataPlaneSettings
 from portway.model import Backend
-from tests.dataplane.conftest import FAST, Origin, ProxyRunner, _Handler, proxy_for
+from tests.dataplane import tls_origin
+from tests.dataplane.conftest import FAST, Origin, ProxyRunner, proxy_for
 from tests.dataplane.test_ejection import Silent
+
+# The TLS origins' fixtures, shared with the nginx tests (tests/drivers/conftest.py).
+ca = tls_origin.ca
+make_tls_origin = tls_origin.make_tls_origin
 
 HOST = {"Host": "app.example.org"}
 PID = "app.example.org/"
-
-
-class _TlsServer(http.server.ThreadingHTTPServer):
-    """A threaded HTTP server whose accepted sockets speak TLS; the handshake runs in
-    the handler's thread (on its first read), so a bad client never stalls accept()."""
-
-    context: ssl.SSLContext
-
-    def get_request(self) -> tuple[Any, Any]:
-        sock, address = super().get_request()
-        return self.context.wrap_socket(
-            sock, server_side=True, do_handshake_on_connect=False
-        ), address
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # refused handshakes are what some tests are about
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def make_tls_origin(ca: trustme.CA) -> Iterator[Callable[..., Origin]]:
-    servers: list[http.server.ThreadingHTTPServer] = []
-
-    def make(name: str, *, issuer: trustme.CA | None = None, names: tuple[str, ...] = ()) -> Origin:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        leaf = (issuer or ca).issue_cert(*(names or ("127.0.0.1", "localhost")))
-        leaf.configure_cert(context)
-        handler = type("H", (_Handler,), {})
-        server = _TlsServer(("127.0.0.1", 0), handler)
-        server.context = context
-        server.daemon_threads = True
-        origin = Origin(name, server)
-        handler.origin = origin  # type: ignore[attr-defined]
-        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-        servers.append(server)
-        return origin
-
-    yield make
-    for server in servers:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from collections.abc import Callable
 
 from portway.model import Backend
 from tests.dataplane.conftest import Origin, proxy_for
-from tests.dataplane.test_upstream_tls import ca, make_tls_origin  # noqa: F401 (fixtures)
 from tests.drivers.conftest import NginxRunner
 
 
