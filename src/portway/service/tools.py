@@ -37,10 +37,11 @@ from portway.service.zones import check_claim
 from portway.store import Reader, Transaction
 
 CHANGE_KIND = "tool"
-# Tools per resync transaction. One SQLite commit costs ~25 ms on a busy disk, the
-# writes of one tool well under 1 ms: a first list of 10 000 Services took 287 s as
-# 10 000 transactions. A few hundred keeps each transaction (the store's one write lock)
-# short enough that registrations over 8282 wait a fraction of a second at most.
+# Tools per resync transaction. A SQLite commit (its fsync) cost ~20 ms on the shared
+# machine, more than a tool's dozen statements: a first list of 10 000 Services took
+# 251-287 s as 10 000 transactions and 70 s in batches of 250 (bench/portway_bench/
+# toolforge_resync.py). A few hundred keeps each transaction (the store's one write
+# lock) short, so a registration over 8282 waits a fraction of a second at most.
 RESYNC_BATCH = 250
 _NO_TLS = TlsSettings()
 # One tool's refusals; a resync skips that tool and applies the others.
@@ -127,8 +128,9 @@ class ToolOps(ServiceBase):
         work += [(h, g) for h, g in wanted.items() if have.get(h) != _wanted_routes(g)]
         changed = 0
         refused: list[tuple[str, str]] = []
-        for start in range(0, len(work), max(1, batch)):
-            changed += self._resync_batch(actor, work[start : start + batch], tls, refused)
+        size = max(1, batch)
+        for start in range(0, len(work), size):
+            changed += self._resync_batch(actor, work[start : start + size], tls, refused)
         return ResyncResult(changed=changed, refused=tuple(refused))
 
     def _resync_batch(
