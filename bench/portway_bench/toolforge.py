@@ -7,10 +7,16 @@ directory: the service-backed ToolRoutes, the reconciler, a DataPlane on its own
 thread, the /list listener and the 8282 listener (the clients prove who they are with a
 token line, so no identd is needed).
 
-1. ``--tools`` tools are written in one resync (one transaction); the reconciler builds
-   the snapshot; ``/list`` is asked once right after the snapshot is in force (the body is
-   built then) and then ``--list-requests`` times (served from the per-snapshot cache).
-2. ``--registrations`` tools register one after the other over TCP; each is timed from
+1. ``--tools`` tools are written in one resync (batches of ``RESYNC_BATCH`` per
+   transaction); the reconciler builds the snapshot; ``/list`` is asked once right after
+   the snapshot is in force (nobody polled before, so the body is built then) and then
+   ``--list-requests`` times (served from the per-snapshot cache).
+2. ``--changes`` times, one tool is registered through the service while /list is being
+   polled (as the reconciliation jobs do), and the first ``/list`` after the new snapshot
+   is in force is timed twice: at once (``list_first_after_change_now``: the worst case,
+   the body may still have to be built) and one build-ahead interval later
+   (``list_first_after_change``: what a poller meets, ToolList builds ahead every 0.25 s).
+3. ``--registrations`` tools register one after the other over TCP; each is timed from
    the client's send to the first 200 from the data plane for ``<tool>.<canonical>``.
 """
 
@@ -86,6 +92,12 @@ def _get(port: int, host: str, path: str = "/") -> tuple[int, bytes]:
     return int(data.split(b" ", 2)[1]), data.partition(b"\r\n\r\n")[2]
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -108,20 +120,24 @@ class Node:
         self.routes = ServiceToolRoutes(
             self.service, source="toolforge", canonical_domain=DOMAIN, tls=TlsSettings()
         )
-        self.tool_list = ToolList(self._snapshot, DOMAIN)
-        self.list_port, self.reg_port = self.control.call(self._start())
+        self.list_port = _free_port()
+        self.tool_list = ToolList(self._snapshot, DOMAIN, port=self.list_port)
+        self.reg_port = self.control.call(self._start())
 
     async def _listen(self) -> int:
         await self.dp.listen_http("127.0.0.1", 0)
         return int(self.dp.bound_ports[0])
 
-    async def _start(self) -> tuple[int, int]:
+    async def _start(self) -> int:
         self.reconciler.build_initial()
         self._task = asyncio.create_task(self.reconciler.run())
-        listing = await self.tool_list.serve("127.0.0.1", 0)
+        # run(), as portway serve does: it also builds a changed body ahead of polls.
+        self._list_task = asyncio.create_task(self.tool_list.run())
         listener = RegistrationListener(self.routes, ListenerSettings())
         registration = await listener.serve("127.0.0.1", 0)
-        return listing.sockets[0].getsockname()[1], registration.sockets[0].getsockname()[1]
+        while self.tool_list.state != "up":
+            await asyncio.sleep(0.01)
+        return int(registration.sockets[0].getsockname()[1])
 
     def _snapshot(self) -> Snapshot:
         snapshot = self.reconciler.snapshot
@@ -176,6 +192,36 @@ def bench_list(node: Node, tools: int, requests: int, origin: int) -> dict[str, 
     }
 
 
+def bench_list_after_change(node: Node, changes: int, origin: int) -> dict[str, Any]:
+    """The first /list after a change, while pollers are around (see the docstring)."""
+    actor = Actor.system("toolforge")
+    now, later = [], []
+    _get(node.list_port, "list", "/list")  # a poller is there: ToolList builds ahead
+    for i in range(changes):
+        for timings, wait in ((now, 0.0), (later, 0.3)):
+            tool = f"chg{i:03d}{'n' if wait == 0 else 'l'}"
+            spec = ToolRouteSpec(
+                tool=tool, hostname=f"{tool}.{DOMAIN}", pattern=".*", address="127.0.0.1",
+                port=origin,
+            )  # fmt: skip
+            count = len(node._snapshot().routes)
+            node.service.register_tool_route(actor, spec)
+            while len(node._snapshot().routes) == count:  # the new tool is in force
+                time.sleep(0.001)
+            time.sleep(wait)
+            t0 = time.perf_counter()
+            status, body = _get(node.list_port, "list", "/list")
+            timings.append(time.perf_counter() - t0)
+            assert status == 200 and f'"{tool}"'.encode() in body
+    return {
+        "changes": changes,
+        "list_first_after_change_p50_ms": round(_percentile(later, 0.5) * 1000, 2),
+        "list_first_after_change_p99_ms": round(_percentile(later, 0.99) * 1000, 2),
+        "list_first_after_change_now_p50_ms": round(_percentile(now, 0.5) * 1000, 2),
+        "list_first_after_change_now_p99_ms": round(_percentile(now, 0.99) * 1000, 2),
+    }
+
+
 def bench_registrations(node: Node, count: int, origin: int) -> dict[str, Any]:
     admin = Actor.system("bench")
     secrets = []
@@ -208,12 +254,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tools", type=int, default=10_000)
     parser.add_argument("--list-requests", type=int, default=200)
+    parser.add_argument("--changes", type=int, default=20)
     parser.add_argument("--registrations", type=int, default=200)
     args = parser.parse_args()
     origin = _origin()
     with tempfile.TemporaryDirectory() as tmp:
         node = Node(Path(tmp))
         result = bench_list(node, args.tools, args.list_requests, origin)
+        result.update(bench_list_after_change(node, args.changes, origin))
         result.update(bench_registrations(node, args.registrations, origin))
         node.store.close()
     print(json.dumps(result, indent=2))

@@ -83,6 +83,23 @@ def test_backend_lifecycle_keeps_ids_and_reports_health(api: Api) -> None:
     assert [(b["address"], b["health"]) for b in listed] == [("10.0.0.2", "unknown")]
 
 
+def test_a_tls_backend_is_stored_and_shown_as_one(api: Api) -> None:
+    body = {**WIKI, "backends": [{"address": "10.0.0.5", "port": 443, "tls": True}]}
+    pid = _create(api, body).json()["proxy"]["id"]
+    url = f"/v1/alpha/proxies/{pid}/backends"
+    added = api.client.post(url, json={"backend": {"address": "10.0.0.6"}}, headers=api.member)
+    assert added.json()["backend"]["tls"] is False  # the model's default
+    listed = api.client.get(url, headers=api.reader).json()["backends"]
+    assert [(b["address"], b["tls"]) for b in listed] == [("10.0.0.5", True), ("10.0.0.6", False)]
+    assert_error(
+        api.client.post(
+            url, json={"backend": {"address": "10.0.0.7", "tls": "yes"}}, headers=api.member
+        ),
+        400,
+        "tls",
+    )
+
+
 def test_backend_health_comes_from_the_injected_callback(api: Api) -> None:
     from starlette.testclient import TestClient
 

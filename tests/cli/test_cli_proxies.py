@@ -124,6 +124,14 @@ def test_backend_add_sends_weight_and_backup(api, cli):
     }
 
 
+def test_backend_add_tls_sends_tls(api, cli):
+    path = f"{BASE}/px1/backends"
+    api.reply("POST", path, 201, {"backend": PROXY["backends"][0]})
+    result = cli("backend", "add", "px1", "10.0.0.9:443", "--tls", "-p", "alpha")
+    assert result.exit_code == 0, result.stderr
+    assert api.last.body == {"backend": {"address": "10.0.0.9", "port": 443, "tls": True}}
+
+
 def test_backend_add_without_port_leaves_it_to_the_proxy(api, cli):
     path = f"{BASE}/px1/backends"
     api.reply("POST", path, 201, {"backend": PROXY["backends"][0]})

@@ -70,3 +70,12 @@ def test_drain_returns_every_idle_connection() -> None:
         pool.release(b, c)
     assert pool.drain() == conns
     assert pool.trim() == []
+
+
+def test_plain_and_tls_connections_to_one_address_have_their_own_buckets() -> None:
+    pool: UpstreamPool[Conn] = UpstreamPool(4)
+    plain, tls = pool.bucket("127.0.0.1", 443), pool.bucket("127.0.0.1", 443, tls=True)
+    assert plain is not tls and tls.tls and not plain.tls
+    assert pool.bucket("127.0.0.1", 443, tls=True) is tls
+    pool.release(tls, Conn("secure"))
+    assert pool.acquire(plain) is None

@@ -26,6 +26,7 @@ from portway.model import Certificate, Proxy
 from portway.router import RouteTable, Snapshot
 from portway.tls.certs import inspect_certificate
 from tests.dataplane.conftest import make_origin, origin, ws_origin  # noqa: F401 (fixtures)
+from tests.dataplane.tls_origin import ca, make_tls_origin  # noqa: F401 (fixtures)
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 

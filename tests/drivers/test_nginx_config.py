@@ -231,3 +231,42 @@ def test_diff_touches_only_what_changed() -> None:
     assert not change.write and not change.link
     assert len(change.remove) == 3  # two's file, its link and its server
     assert not nginx_files.diff(b, b)
+
+
+def _location(tree: NginxTree) -> str:
+    return next(t for p, t in tree.files.items() if p.startswith("servers/"))
+
+
+def test_tls_backends_are_proxy_pass_https_without_sni_for_ip_addresses() -> None:
+    backends = (Backend(id="1", address="10.0.0.1", port=443, tls=True),)
+    text = _location(_render(_proxy("t", backends=backends)))
+    assert "proxy_pass https://portway_" in text
+    assert "        proxy_ssl_protocols TLSv1.2 TLSv1.3;\n" in text
+    assert "proxy_ssl_server_name" not in text and "proxy_ssl_verify" not in text
+
+
+def test_a_tls_backend_named_by_hostname_gets_it_as_sni() -> None:
+    backends = (Backend(id="1", address="api.svc.example", port=443, tls=True),)
+    text = _location(_render(_proxy("t", backends=backends)))
+    assert '        proxy_ssl_server_name on;\n        proxy_ssl_name "api.svc.example";\n' in text
+
+
+def test_tls_backends_with_several_hostnames_are_served_without_sni() -> None:
+    backends = tuple(
+        Backend(id=str(i), address=f"b{i}.svc.example", port=443, tls=True) for i in range(2)
+    )
+    tree = _render(_proxy("t", backends=backends))
+    assert "proxy_ssl_server_name" not in _location(tree)
+    assert [(p.field, p.served) for p in tree.problems] == [("backends.tls", True)]
+
+
+def test_a_proxy_mixing_tls_and_plain_backends_is_refused() -> None:
+    backends = (
+        Backend(id="1", address="10.0.0.1", port=443, tls=True),
+        Backend(id="2", address="10.0.0.2", port=80),
+    )
+    tree = _render(_proxy("mixed", backends=backends), _proxy("fine", hostname="f.example.org"))
+    assert [(p.proxy_id, p.field, p.served) for p in tree.problems] == [
+        ("mixed", "backends.tls", False)
+    ]
+    assert len([path for path in tree.files if path.startswith(AVAILABLE)]) == 1  # "fine" only

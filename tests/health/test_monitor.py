@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+import ssl
 from collections.abc import Mapping
 
+import trustme
 from tests.conftest import TEST_POLICY
 
 from portway.health.monitor import HealthMonitor, Target
@@ -158,3 +161,44 @@ def test_a_fresh_table_is_probed_over_the_interval_and_reported_in_batches() -> 
     assert first[-1] - first[0] > 1.2  # spread over the 2 s interval, not its first second
     assert len(pushed) <= 2.0 / 0.05 + 3  # batched: one report per window at most
     assert all(h.status == UP for h in pushed[-1].values()) and len(pushed[-1]) == 200
+
+
+def test_an_http_check_of_a_tls_backend_is_made_over_tls() -> None:
+    """The probe meets what traffic meets: a TLS backend answers only over TLS, and the
+    same server marked plain is down (its answer to a plain request is no HTTP)."""
+    leaf = trustme.CA().issue_cert("127.0.0.1")
+
+    async def main() -> tuple[str, str, str | None]:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        leaf.configure_cert(context)
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=context)
+        port = server.sockets[0].getsockname()[1]
+        backends = (
+            Backend(id="tls", address="127.0.0.1", port=port, tls=True),
+            Backend(id="plain", address="127.0.0.1", port=port),
+        )
+        check = HealthCheck(interval=0.02, timeout=0.5, rise=1, fall=1)
+        proxy = Proxy(id="p", project="x", hostname="h.test", health_check=check, backends=backends)
+        monitor = HealthMonitor(lambda h: None, backend_policy=TEST_POLICY)
+        monitor.update(Snapshot(version=1, routes=RouteTable.build([proxy])))
+        await wait_for(monitor, ("p", "tls"), UP)
+        await wait_for(monitor, ("p", "plain"), DOWN)
+        result = (
+            monitor.health[("p", "tls")].status,
+            monitor.health[("p", "plain")].status,
+            monitor.health[("p", "plain")].last_error,
+        )
+        await monitor.close()
+        server.close()
+        return result
+
+    tls, plain, why = asyncio.run(main())
+    assert (tls, plain) == (UP, DOWN) and why

@@ -7,6 +7,7 @@ import os
 import secrets
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -89,9 +90,12 @@ def _handler_class(name: str, seen: list[dict[str, Any]]) -> type[BaseHTTPReques
     return Handler
 
 
-def start_backend(name: str) -> Backend:
+def start_backend(name: str, tls: ssl.SSLContext | None = None) -> Backend:
+    """A backend on loopback; ``tls``: it speaks only TLS, with that server context."""
     seen: list[dict[str, Any]] = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(name, seen))
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     server.daemon_threads = True
     backend = Backend(name=name, server=server, seen=seen)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -6,15 +6,17 @@ oidentd and real Unix users in tests/sources/test_toolforge_e2e.py)."""
 
 from __future__ import annotations
 
-import socket
+import ssl
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import trustme
 
-from tests.integration.harness import Backend, Portway, free_ports
+from tests.integration.harness import Backend, Portway, free_ports, start_backend
+from tests.sources.registration_client import send
 
 CANONICAL, LEGACY = "toolforge.test", "tools.test"
 
@@ -33,10 +35,7 @@ class ToolNode(Portway):
         )  # fmt: skip
 
     def send(self, data: bytes) -> bytes:
-        """What the real client does: one sendall, one recv(1024)."""
-        with socket.create_connection(("127.0.0.1", self.register_port), timeout=10) as sock:
-            sock.sendall(data)
-            return sock.recv(1024)
+        return send(self.register_port, data)
 
     def tls_get(self, host: str, path: str = "/") -> httpx.Response:
         # Tool hosts are HTTPS only (plain HTTP gets a 301); the default certificate.
@@ -110,3 +109,19 @@ def test_a_token_of_one_tool_cannot_register_for_another(
     _until(lambda: node.tool_list().json() == {"beta": {"status": "active"}})
     assert node.tls_get(f"alpha.{CANONICAL}").status_code == 404
     assert node.send(b"token not-a-token\nregister\n.*\nhttp://127.0.0.1:1\n").startswith(b"fail")
+
+
+def test_a_tool_registering_an_https_destination_is_served_over_tls(node: ToolNode) -> None:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    trustme.CA().issue_cert("127.0.0.1").configure_cert(context)
+    secure = start_backend("secure", tls=context)  # speaks nothing but TLS
+    try:
+        secret = _member_token(node, "alpha")
+        destination = f"https://127.0.0.1:{secure.port}"
+        reply = node.send(f"token {secret}\nregister\n.*\n{destination}\n".encode())
+        assert reply == b"ok"
+        _until(lambda: node.tls_get(f"alpha.{CANONICAL}").status_code == 200)
+        seen = node.tls_get(f"alpha.{CANONICAL}", "/over-tls").json()
+        assert seen["backend"] == "secure" and seen["path"] == "/over-tls"
+    finally:
+        secure.stop()

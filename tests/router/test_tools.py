@@ -98,3 +98,9 @@ def test_list_answers_only_get_and_head_of_list() -> None:
     for line in (b"GET / HTTP/1.1", b"POST /list HTTP/1.1", b"GET /list/ HTTP/1.1"):
         assert answer(line, ok).endswith(b"\r\n\r\nPage not found\n")
     assert answer(b"garbage", ok).startswith(b"HTTP/1.1 400")
+
+
+def test_an_https_default_backend_is_a_tls_backend() -> None:
+    for url, tls in (("https://10.0.0.1:8443", True), ("http://10.0.0.1:8080", False)):
+        default = ToolDomains.build("toolforge.org", default_backend=url, https=True).default
+        assert default is not None and [b.tls for b in default.backends] == [tls]

@@ -9,7 +9,6 @@ import pwd
 import shutil
 import socket
 import subprocess
-import textwrap
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,6 +20,7 @@ from portway.sources.openshift import OpenShiftSettings
 from tests.sources.activemq import Broker
 from tests.sources.openshift_memory import MemoryOpenShiftRoutes
 from tests.sources.openshift_running import Running
+from tests.sources.registration_client import SCRIPT
 
 TOOL_USERS = ("tools.alpha", "tools.beta", "notatool")
 # The clients run as tool users, who cannot enter root's checkout or pyenv (CI clones into
@@ -79,16 +79,7 @@ def identd_port() -> Iterator[int]:
 
 
 # What the real Toolforge client does: one sendall, one recv(1024), the reply exactly "ok".
-CLIENT = textwrap.dedent(
-    """
-    import socket, sys
-    host, port = sys.argv[1], int(sys.argv[2])
-    payload = sys.argv[3].encode().decode("unicode_escape")
-    sock = socket.create_connection((host, port))
-    sock.sendall(payload.encode())
-    sys.stdout.write(sock.recv(1024).decode("latin-1"))
-    """
-)
+CLIENT = SCRIPT
 
 
 def run_client_as(user: str, port: int, payload: str) -> str:

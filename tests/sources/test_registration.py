@@ -19,6 +19,7 @@ from portway.router.patterns import compile_pattern
 from portway.sources.registration import ListenerSettings, RegistrationListener
 from tests.sources.conftest import run_client_as
 from tests.sources.memory import MemoryRegistrar
+from tests.sources.registration_client import send
 
 
 class Running:
@@ -82,9 +83,7 @@ def test_a_user_that_is_not_a_tool_gets_one_explanatory_line(running: Running) -
 
 
 def test_root_is_not_a_tool_either(running: Running) -> None:
-    with socket.create_connection(("127.0.0.1", running.port)) as sock:
-        sock.sendall(b"register\n.*\nhttp://10.0.0.9:1\n")
-        assert sock.recv(1024).startswith(b"fail: ")
+    assert send(running.port, b"register\n.*\nhttp://10.0.0.9:1\n").startswith(b"fail: ")
     assert running.registrar.routes == {}
 
 

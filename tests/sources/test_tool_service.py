@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -11,6 +11,7 @@ from portway.model import Proxy, Role
 from portway.model.backend_policy import BackendPolicy
 from portway.protocol.registration import parse_destination
 from portway.service import Actor, BackendSpec, Service
+from portway.service.tools import ToolRouteSpec
 from portway.sources.tool_service import ServiceToolRoutes
 from portway.sources.tools import ToolRoute
 from portway.store import open_store
@@ -169,12 +170,28 @@ def test_the_backend_policy_refuses_what_it_refuses_for_the_api(
         ("alpha", "x" * 1025, "http://10.0.0.9:80"),  # too long
         ("a.b", ".*", "http://10.0.0.9:80"),  # not one DNS label
         ("Alpha", ".*", "http://10.0.0.9:80"),
-        ("alpha", ".*", "https://10.0.0.9:443"),  # the data plane speaks plain HTTP only
     ],
 )
 def test_bad_routes_are_refused(service: Service, tool: str, pattern: str, dest: str) -> None:
     with pytest.raises(ValidationError):
         routes_of(service).register(route(tool, pattern, dest))
+
+
+def test_an_https_destination_is_a_tls_backend(service: Service) -> None:
+    tools = routes_of(service)
+    tools.register(route("alpha", ".*", "https://10.0.0.9:4443"))
+    [backend] = tool_proxy(service, "alpha").backends
+    assert (backend.address, backend.port, backend.tls) == ("10.0.0.9", 4443, True)
+    tools.register(route("alpha", ".*", "http://10.0.0.9:4443"))  # same address, plain now
+    [backend] = tool_proxy(service, "alpha").backends
+    assert not backend.tls
+
+
+def test_a_resync_that_only_switches_to_https_is_a_change(service: Service) -> None:
+    kube = routes_of(service, "kubernetes")
+    kube.resync([route("alpha", ".*", "http://10.0.0.9:443")])
+    kube.resync([route("alpha", ".*", "https://10.0.0.9:443")])
+    assert [b.tls for b in tool_proxy(service, "alpha").backends] == [True]
 
 
 def test_resync_replaces_only_the_sources_own_routes(service: Service) -> None:
@@ -211,3 +228,66 @@ def test_every_proxy_a_resync_changes_reaches_the_change_feed(service: Service) 
     _, changed = service.store.changed_proxy_ids(before)
     # The reconciler rebuilds only these: a proxy missing here would never be served.
     assert changed == {gone, tool_proxy(service, "alpha").id, tool_proxy(service, "beta").id}
+
+
+KUBE = Actor.system("kubernetes")
+
+
+def spec(tool: str, address: str, port: int = 80) -> ToolRouteSpec:
+    return ToolRouteSpec(
+        tool=tool, hostname=f"{tool}.{DOMAIN}", pattern=".*", address=address, port=port
+    )
+
+
+def commits_during(service: Service, call: Callable[[], object]) -> list[int]:
+    """The revisions each commit ended at while ``call`` ran (one entry per commit)."""
+    seen: list[int] = []
+    service.store.add_commit_listener(seen.append)
+    call()
+    return seen
+
+
+def test_a_resync_writes_many_tools_per_transaction_with_one_change_row_each(
+    service: Service,
+) -> None:
+    specs = [spec(f"t{i}", f"10.0.1.{i + 1}") for i in range(7)]
+    before = service.store.current_revision()
+    commits = commits_during(service, lambda: service.resync_tool_routes(KUBE, specs, batch=3))
+    assert commits == [before + 3, before + 6, before + 7]  # 3 transactions, 7 revisions
+    changes = service.store.read(lambda r: r.list_changes(project=None, since=before))
+    assert sorted(c.revision for c in changes) == list(range(before + 1, before + 8))
+    assert {(c.kind, c.action, c.actor) for c in changes} == {("tool", "resync", KUBE.name)}
+    assert sorted(c.project or "" for c in changes) == [f"t{i}" for i in range(7)]
+    for c in changes:  # each row is that tool's proxy, stamped with that row's revision
+        assert tool_proxy(service, c.project or "").revision == c.revision
+
+
+def test_a_refused_tool_in_a_batch_leaves_no_trace_and_the_rest_applies(
+    service: Service,
+) -> None:
+    specs = [spec("alpha", "10.0.1.1"), spec("meta", "169.254.169.254"), spec("beta", "10.0.1.2")]
+    before = service.store.current_revision()
+    result = service.resync_tool_routes(KUBE, specs, batch=10)
+    assert result.changed == 2 and [tool for tool, _ in result.refused] == ["meta"]
+    assert service.store.current_revision() == before + 2  # no revision for the refused one
+    assert patterns(service, "alpha") == {".*": "10.0.1.1:80"}
+    assert patterns(service, "beta") == {".*": "10.0.1.2:80"}
+    with pytest.raises(Exception, match="not found"):
+        service.get_project(ADMIN, "meta")  # its project was never written
+
+
+def test_a_batch_of_only_refused_tools_writes_no_revision(service: Service) -> None:
+    before = service.store.current_revision()
+    result = service.resync_tool_routes(KUBE, [spec("meta", "169.254.169.254")])
+    assert result.changed == 0 and len(result.refused) == 1
+    assert service.store.current_revision() == before
+
+
+def test_a_batched_resync_still_never_touches_what_others_made(service: Service) -> None:
+    routes_of(service).register(route("alpha", "/api.*", "http://10.0.0.9:4242"))
+    kube = [spec(f"t{i}", f"10.0.1.{i + 1}") for i in range(4)] + [spec("alpha", "10.0.0.40")]
+    service.resync_tool_routes(KUBE, kube, batch=2)
+    assert patterns(service, "alpha") == {"/api.*": "10.0.0.9:4242", ".*": "10.0.0.40:80"}
+    service.resync_tool_routes(KUBE, [], batch=2)  # the cluster emptied: only its routes go
+    assert patterns(service, "alpha") == {"/api.*": "10.0.0.9:4242"}
+    assert all(patterns(service, f"t{i}") == {} for i in range(4))

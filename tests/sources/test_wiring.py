@@ -56,7 +56,7 @@ def test_every_toolforge_part_is_built_from_its_settings(service: Service) -> No
     [
         {"toolforge_listen": "127.0.0.1:8282"},  # without the canonical domain
         {"kubernetes_api": "https://k8s.example.org"},
-        {"toolforge_canonical_domain": "toolforge.org", "toolforge_default_backend": "https://x:1"},
+        {"toolforge_canonical_domain": "toolforge.org", "toolforge_default_backend": "ftp://x:1"},
         {"toolforge_canonical_domain": "toolforge.org", "kubernetes_api": "ftp://x"},
         {"toolforge_user_prefix": "tools.x"},
     ],

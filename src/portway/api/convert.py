@@ -21,6 +21,7 @@ def backend_spec(body: schemas.BackendIn) -> BackendSpec:
         port=body.port,
         weight=body.weight,
         backup=body.backup,
+        tls=body.tls,
         pattern=body.pattern,
     )
 

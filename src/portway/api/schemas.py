@@ -17,6 +17,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 from portway.health.expect import MAX_EXPECTED_CODES
 from portway.model import (
     ALGORITHMS,
+    Backend,
     CacheSettings,
     HealthCheck,
     Limits,
@@ -92,6 +93,7 @@ _CACHE = defaults(CacheSettings)
 _TIMEOUTS = defaults(Timeouts)
 _LIMITS = defaults(Limits)
 _PROXY = defaults(Proxy)
+_BACKEND = defaults(Backend)
 
 
 class HealthCheckIn(StrictIn):
@@ -142,8 +144,11 @@ class LimitsIn(StrictIn):
 class BackendIn(StrictIn):
     address: str = Field(min_length=1, max_length=TEXT, description="IP address or hostname")
     port: Int | None = Field(None, ge=1, le=MAX_PORT, description="null: the proxy's backend_port")
-    weight: Int = Field(1, ge=0, le=MAX_WEIGHT, description="0 drains")
-    backup: bool = False
+    weight: Int = Field(_BACKEND["weight"], ge=0, le=MAX_WEIGHT, description="0 drains")
+    backup: bool = _BACKEND["backup"]
+    tls: bool = Field(
+        _BACKEND["tls"], description="speak TLS to it (docs/dataplane.md#tls-backends)"
+    )
     pattern: str | None = Field(
         None,
         min_length=1,
@@ -281,6 +286,7 @@ class BackendOut(BaseModel):
     port: int
     weight: int
     backup: bool
+    tls: bool
     source: str
     pattern: str | None = None
     health: str = "unknown"

@@ -28,9 +28,16 @@ def backends_path(project: str, proxy: str, backend_id: str | None = None) -> st
 @click.argument("address", type=ADDRESS)
 @click.option("--weight", type=click.IntRange(0), help="Relative weight; 0 drains.")
 @click.option("--backup", is_flag=True, default=None, help="Use only when the others are down.")
+@click.option("--tls", is_flag=True, default=None, help="Speak TLS (HTTPS) to the backend.")
 @client_command
 def add(
-    proxy: str, address: Address, weight: int | None, backup: bool | None, *, settings: Settings
+    proxy: str,
+    address: Address,
+    weight: int | None,
+    backup: bool | None,
+    tls: bool | None,
+    *,
+    settings: Settings,
 ) -> None:
     """Add ADDRESS (ADDR[:PORT]) as a backend of PROXY."""
     project = settings.need_project()
@@ -39,6 +46,8 @@ def add(
         body["weight"] = weight
     if backup:
         body["backup"] = True
+    if tls:
+        body["tls"] = True
     with settings.client() as api:
         reply = api.post(backends_path(project, proxy), {"backend": body})
     emit(unwrap(reply, "backend"), settings.fmt)

@@ -94,7 +94,7 @@ def _is_rows(value: Any) -> bool:
 PROJECT_COLUMNS = ("id", "name", "created_at")
 TOKEN_COLUMNS = ("id", "project", "role", "description", "secret", "created_at")
 PROXY_COLUMNS = ("id", "hostname", "path_prefix", "backend_port", "algorithm", "backends")
-BACKEND_COLUMNS = ("id", "address", "port", "weight", "backup", "health", "source")
+BACKEND_COLUMNS = ("id", "address", "port", "tls", "weight", "backup", "health", "source")
 ZONE_COLUMNS = ("name", "project", "shared", "shared_host", "default", "deprecated")
 
 

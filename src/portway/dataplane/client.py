@@ -496,7 +496,8 @@ class ClientConnection(asyncio.Protocol):
         assert bucket is not None and plan is not None
         self.state.expect_backend(plan.connect, plan.idle, plan.total)
         # A task only when the pool is empty: at steady state requests reuse connections.
-        task = ex.connect_task = connect(self.dp.pool, bucket, self.dp.backend_policy)
+        dp = self.dp
+        task = ex.connect_task = connect(dp.pool, bucket, dp.backend_policy, dp.upstream_tls)
         task.add_done_callback(partial(self._connected, ex))
 
     def _connected(

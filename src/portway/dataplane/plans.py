@@ -96,7 +96,7 @@ class Plan:
         # Keyed by backend id: the balancer returns a Backend, the pool wants its bucket.
         pool = plans.pool
         self.buckets: dict[str, Bucket[UpstreamConnection]] = {
-            b.id: pool.bucket(b.address, b.port) for b in proxy.backends
+            b.id: pool.bucket(b.address, b.port, b.tls) for b in proxy.backends
         }
         self.hash_header, self.hash_cookie = _hash_key(proxy)
         # No persistence and no hash key: pick() needs no request header at all.

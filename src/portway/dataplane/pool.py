@@ -30,38 +30,42 @@ C = TypeVar("C", bound=Poolable)
 
 
 class Bucket(Generic[C]):
-    """The idle connections to one backend address; also the key the data plane uses.
+    """The idle connections to one backend address and transport (``tls``: spoken to
+    over TLS); also the key the data plane uses. A plain and a TLS route to the same
+    address:port get two buckets, so neither is ever handed the other's connection.
 
     ``low`` is the fewest idle connections the bucket held since the last ``trim``: that
     many at the bottom of the stack were not used during the interval. Whoever pops from
     ``idle`` (``acquire``, or its inlined copy in ``client._bind``) keeps it up to date.
     """
 
-    __slots__ = ("host", "idle", "low", "port", "refusal_logged")
+    __slots__ = ("host", "idle", "low", "port", "refusal_logged", "tls")
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, tls: bool = False) -> None:
         self.host = host
         self.port = port
+        self.tls = tls
         self.idle: list[C] = []
         self.low = 0
         self.refusal_logged = float("-inf")  # loop time of the last backend-policy warning
 
 
 class UpstreamPool(Generic[C]):
-    """Buckets keyed by (host, port); they survive snapshot swaps with their idle conns."""
+    """Buckets keyed by (host, port, tls); they survive snapshot swaps with their idle
+    connections."""
 
     __slots__ = ("_buckets", "_limit", "_over")
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
-        self._buckets: dict[tuple[str, int], Bucket[C]] = {}
+        self._buckets: dict[tuple[str, int, bool], Bucket[C]] = {}
         self._over: set[Bucket[C]] = set()  # buckets that went over the limit: trim's work
 
-    def bucket(self, host: str, port: int) -> Bucket[C]:
-        key = (host, port)
+    def bucket(self, host: str, port: int, tls: bool = False) -> Bucket[C]:
+        key = (host, port, tls)
         found = self._buckets.get(key)
         if found is None:
-            found = self._buckets[key] = Bucket(host, port)
+            found = self._buckets[key] = Bucket(host, port, tls)
         return found
 
     @staticmethod

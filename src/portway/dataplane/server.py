@@ -26,6 +26,7 @@ from portway.observability.access_log import AccessLog
 from portway.observability.metrics import RequestMetrics
 from portway.protocol.forwarded import ForwardedContexts, parse_networks
 from portway.router import Snapshot, normalize_request_host
+from portway.tls.upstream import upstream_context
 
 _HOST_CACHE_LIMIT = 10_000
 
@@ -51,6 +52,7 @@ class DataPlane:
         self.settings = settings or DataPlaneSettings()
         # Checked right before each new backend connection (see upstream.open_upstream).
         self.backend_policy = backend_policy or BackendPolicy()
+        self.upstream_tls = upstream_context(self.settings.upstream_ca_file)
         self.networks = parse_networks(self.settings.trusted_proxies)
         self.forwarded = ForwardedContexts(self.networks)  # shared per peer, port, scheme
         self.snapshot = Snapshot(version=0)

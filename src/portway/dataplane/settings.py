@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from portway.router.tools import ToolDomains
 
@@ -28,5 +29,6 @@ class DataPlaneSettings:
     passive_backoff: float = 10.0  # first ejection; doubles on repeated ejections
     passive_max_backoff: float = 300.0
     passive_max_ejection_percent: int = 50  # of a proxy's backends; never its last healthy one
+    upstream_ca_file: Path | None = None  # verify TLS backends against it (tls/upstream.py)
     healthz_path: str = ""  # answered by the data plane itself on every host ("": off)
     toolforge: ToolDomains | None = None  # Toolforge tool routing (router/tools.py); None: off

@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    import ssl
+
     from portway.dataplane.conn_state import ConnState
     from portway.dataplane.plans import Plans
     from portway.dataplane.pool import UpstreamPool
@@ -51,6 +53,7 @@ class Shared(Protocol):
     metrics: RequestMetrics
     access_log: AccessLog | None
     backend_policy: BackendPolicy  # checked on every address a connection dials
+    upstream_tls: ssl.SSLContext  # the client context of every TLS backend (tls/upstream.py)
     forwarded: ForwardedContexts
     draining: bool
     https_port: int

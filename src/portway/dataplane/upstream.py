@@ -7,13 +7,18 @@ small response leaves in one ``write`` with no ``await`` and no task anywhere.
 The upstream side knows the client connection only as a :class:`ResponseSink`, the
 small interface below, so this module imports nothing of the client side. New
 connections are opened by :func:`connect`, the one place that dials a backend; it
-enforces the operator's backend policy on the address actually connected to.
+enforces the operator's backend policy on the address actually connected to, and speaks
+TLS to a backend whose bucket says so (``Backend.tls``; the rule of what is sent and
+verified is in ``portway.tls.upstream``). The handshake is part of the connect: a
+failed one is a connect failure (502, retried elsewhere, counted by the passive
+checks), and a stalled one is bounded by the same connect timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol, cast
@@ -73,12 +78,14 @@ def connect(
     pool: UpstreamPool[UpstreamConnection],
     bucket: Bucket[UpstreamConnection],
     policy: BackendPolicy,
+    tls: ssl.SSLContext,
 ) -> asyncio.Task[tuple[asyncio.BaseTransport, UpstreamConnection]]:
     """Open a new connection to ``bucket``'s backend address (the only place that dials
-    one) on an address ``policy`` allows; the task's result is ``(transport, connection)``."""
+    one) on an address ``policy`` allows, through ``tls`` when the bucket is a TLS one;
+    the task's result is ``(transport, connection)``."""
     loop = asyncio.get_running_loop()
     factory = partial(UpstreamConnection, pool, bucket)
-    return loop.create_task(open_upstream(loop, factory, bucket, policy))
+    return loop.create_task(open_upstream(loop, factory, bucket, policy, tls))
 
 
 log = logging.getLogger("portway.dataplane")
@@ -90,6 +97,7 @@ async def open_upstream(
     factory: Callable[[], UpstreamConnection],
     bucket: Bucket[Any],
     policy: BackendPolicy,
+    tls: ssl.SSLContext,
 ) -> tuple[asyncio.BaseTransport, UpstreamConnection]:
     """Connect to ``bucket``'s backend on an address ``policy`` allows, or raise (the
     caller answers 502 and counts a connect failure, as for an unreachable backend)."""
@@ -98,11 +106,14 @@ async def open_upstream(
         addresses = await allowed_addresses(loop, host, port, policy)
     except RefusedAddressError as exc:
         _refused(loop, bucket, exc.message)
+    # The backend's own name is what is verified and sent as SNI, never the resolved
+    # IP (the ssl module sends no SNI for an IP address, and matches it to IP SANs).
+    wrap: dict[str, Any] = {"ssl": tls, "server_hostname": host} if bucket.tls else {}
     error: OSError = OSError(f"{host} has no address")
     for ip in addresses:  # in the resolver's order, as create_connection would try them
         try:
-            transport, conn = await loop.create_connection(factory, ip, port)
-        except OSError as exc:
+            transport, conn = await loop.create_connection(factory, ip, port, **wrap)
+        except OSError as exc:  # ssl.SSLError too: a failed handshake is a failed connect
             error = exc
             continue
         if policy.check_local(port) is not None and _reached_self(transport):

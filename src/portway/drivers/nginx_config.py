@@ -20,10 +20,17 @@ Every tenant string is checked again here (``service.validation``) and quoted
 left out and reported, and the rest of the tree is rendered. What nginx OSS lacks
 (active health checks, cookie stickiness) is served without and reported too, never
 imitated.
+
+TLS backends (``Backend.tls``) are ``proxy_pass https://`` to the proxy's upstream, with
+the built-in plane's rule (tls/upstream.py): TLS 1.2+, not verified, SNI only for a
+hostname. nginx has one scheme and one SNI name per ``proxy_pass``, so a proxy that
+mixes TLS and plain backends is refused (splitting it into two upstreams would change
+its balancing), and one whose TLS backends have several hostnames is served without SNI.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -136,6 +143,9 @@ def _refusals(proxy: Proxy) -> Iterable[Problem]:
             _hash_variable(proxy.hash_key)
         except ConfigError as err:
             yield Problem(proxy.id, "hash_key", err.message, False)
+    if len({b.tls for b in proxy.backends}) > 1:
+        message = "nginx has one scheme per proxy_pass: TLS and plain backends cannot be mixed"
+        yield Problem(proxy.id, "backends.tls", message, False)
 
 
 def _degradations(proxy: Proxy) -> Iterable[Problem]:
@@ -155,6 +165,9 @@ def _degradations(proxy: Proxy) -> Iterable[Problem]:
     if proxy.limits.max_body_bytes == 0:
         message = "nginx cannot refuse every body (its 0 means no limit): 1 byte is allowed"
         yield Problem(proxy.id, "limits.max_body_bytes", message, True)
+    if len(_tls_names(proxy)) > 1:
+        message = "nginx sends one SNI name per proxy: TLS backends are reached without SNI"
+        yield Problem(proxy.id, "backends.tls", message, True)
 
 
 def _hashed(proxy: Proxy) -> bool:
@@ -331,8 +344,11 @@ def _location_body(proxy: Proxy, options: NginxOptions) -> str:
         return "".join(lines) + f"{pad}return 503;\n"
     size = proxy.limits.max_body_bytes
     timeouts = proxy.timeouts
+    tls = any(b.tls for b in proxy.backends)  # all or none (_refusals)
+    lines.append(f"{pad}proxy_pass {'https' if tls else 'http'}://{upstream_name(proxy.id)};\n")
+    if tls:
+        lines.extend(_tls_lines(proxy, pad))
     lines += [
-        f"{pad}proxy_pass http://{upstream_name(proxy.id)};\n",
         f"{pad}client_max_body_size {0 if size is None else max(size, 1)};\n",
         f"{pad}proxy_connect_timeout {_secs(timeouts.connect)};\n",
         f"{pad}proxy_read_timeout {_secs(max(timeouts.first_byte, timeouts.idle))};\n",
@@ -340,3 +356,26 @@ def _location_body(proxy: Proxy, options: NginxOptions) -> str:
         f"{pad}include {http.PROXY};\n",
     ]
     return "".join(lines)
+
+
+def _tls_names(proxy: Proxy) -> set[str]:
+    """The hostnames (not IP addresses) of the proxy's TLS backends: their SNI names."""
+    names = set()
+    for backend in proxy.backends:
+        if backend.tls:
+            try:
+                ipaddress.ip_address(backend.address)
+            except ValueError:
+                names.add(validation.address(backend.address))
+    return names
+
+
+def _tls_lines(proxy: Proxy, pad: str) -> list[str]:
+    """``proxy_ssl_*`` for TLS backends: TLS 1.2+, the backend's hostname as SNI when
+    they share one (nginx's default is no SNI, as for an IP address); not verified."""
+    lines = [f"{pad}proxy_ssl_protocols TLSv1.2 TLSv1.3;\n"]
+    names = _tls_names(proxy)
+    if len(names) == 1:
+        name = quote(names.pop())
+        lines.append(f"{pad}proxy_ssl_server_name on;\n{pad}proxy_ssl_name {name};\n")
+    return lines

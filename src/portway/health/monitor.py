@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 import time
 from collections.abc import Callable, Mapping
 
@@ -22,6 +23,7 @@ from portway.health.state import UP, Health, observe
 from portway.model import Backend, Proxy
 from portway.model.backend_policy import BackendPolicy
 from portway.router import Snapshot
+from portway.tls.upstream import upstream_context
 
 log = logging.getLogger("portway.health")
 
@@ -40,9 +42,13 @@ class HealthMonitor:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         backend_policy: BackendPolicy | None = None,
+        upstream_tls: ssl.SSLContext | None = None,
     ) -> None:
         self._on_change = on_change
         self._policy = backend_policy or BackendPolicy()
+        # The data plane's rule for TLS backends (tls/upstream.py), so probes meet what
+        # traffic meets.
+        self._tls = upstream_tls or upstream_context(None)
         self._clock = clock
         self._rng = rng or random.Random()
         self._tasks: dict[Target, tuple[asyncio.Task[None], Proxy, Backend]] = {}
@@ -117,7 +123,10 @@ class HealthMonitor:
         host = proxy.hostname.removeprefix("*.")
         await asyncio.sleep(self._rng.uniform(0, check.interval))
         while True:
-            error = await probe(backend.address, backend.port, check, expected, host, self._policy)
+            tls = self._tls if backend.tls else None
+            error = await probe(
+                backend.address, backend.port, check, expected, host, self._policy, tls
+            )
             before = self.health.get(target, Health())
             after = observe(
                 before,

@@ -1,9 +1,13 @@
-"""One health probe over the network: an HTTP request or a TCP connect."""
+"""One health probe over the network: an HTTP request or a TCP connect (over TLS to a
+backend with ``tls`` set, with the data plane's context, so a probe checks what the
+traffic will meet: a backend whose handshake fails is down)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import ssl
+from typing import Any
 
 from portway.dataplane.resolve import allowed_addresses
 from portway.errors import LocalProtocolError, RefusedAddressError
@@ -38,16 +42,18 @@ async def probe(
     expected: frozenset[int],
     default_host: str,
     policy: BackendPolicy,
+    tls: ssl.SSLContext | None = None,
 ) -> str | None:
     """None when the backend is healthy, else a short reason. Only addresses ``policy``
-    allows are probed: a probe is a connection made on a tenant's behalf too."""
+    allows are probed: a probe is a connection made on a tenant's behalf too. ``tls``:
+    the backend is spoken to over TLS with that context."""
     try:
         request = None if check.type == "tcp" else probe_request(check, default_host)
     except LocalProtocolError as exc:
         return exc.message
     try:
         return await asyncio.wait_for(
-            _probe(address, port, request, expected, policy), check.timeout
+            _probe(address, port, request, expected, policy, tls), check.timeout
         )
     except RefusedAddressError as exc:
         return f"refused by the backend policy: {exc.message}"
@@ -65,8 +71,9 @@ async def _probe(
     request: bytes | None,
     expected: frozenset[int],
     policy: BackendPolicy,
+    tls: ssl.SSLContext | None,
 ) -> str | None:
-    reader, writer = await _connect(address, port, policy)
+    reader, writer = await _connect(address, port, policy, tls)
     try:
         if request is None:  # a TCP check: the connect was the test
             return None
@@ -82,13 +89,15 @@ async def _probe(
 
 
 async def _connect(
-    address: str, port: int, policy: BackendPolicy
+    address: str, port: int, policy: BackendPolicy, tls: ssl.SSLContext | None
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Like asyncio.open_connection, over the allowed addresses only, in order."""
+    """Like asyncio.open_connection, over the allowed addresses only, in order (TLS as
+    the data plane does it: the backend's own name is verified and sent as SNI)."""
+    wrap: dict[str, Any] = {"ssl": tls, "server_hostname": address} if tls is not None else {}
     error: OSError = OSError(f"{address} has no address")
     for ip in await allowed_addresses(asyncio.get_running_loop(), address, port, policy):
         try:
-            return await asyncio.open_connection(ip, port)
+            return await asyncio.open_connection(ip, port, **wrap)
         except OSError as exc:
             error = exc
     raise error

@@ -39,6 +39,9 @@ class Backend:
     port: int
     weight: int = 1
     backup: bool = False
+    # Speak TLS to this backend (nginx ``proxy_pass https://``, HAProxy ``server ... ssl``);
+    # the certificate is checked only when the operator gives --upstream-ca-file.
+    tls: bool = False
     source: str = "api"
     # The URL exactly as the dynamicproxy API received it ("http://10.0.0.5:80"), which
     # its clients read back (cleanup jobs parse backends[0]); None for other backends.

@@ -124,9 +124,12 @@ def _default_proxy(url: str, https: bool) -> Proxy:
         destination = parse_destination(url.rstrip("/"))
     except PortwayError as exc:
         raise ConfigError(f"--toolforge-default-backend: {exc.message}") from None
-    if destination.scheme != "http":
-        raise ConfigError("--toolforge-default-backend: only http:// is supported")
-    backend = Backend(id=DEFAULT_ID, address=destination.host, port=destination.port)
+    backend = Backend(
+        id=DEFAULT_ID,
+        address=destination.host,
+        port=destination.port,
+        tls=destination.scheme == "https",  # the parser knows http and https only
+    )
     return Proxy(
         id=DEFAULT_ID,
         project="toolforge",

@@ -38,6 +38,7 @@ from portway.store import open_store
 from portway.store.keyfile import FileKeyring
 from portway.store.sealing import prepare_keys
 from portway.tls.local_ca import ensure_default_certificate
+from portway.tls.upstream import upstream_context
 
 log = logging.getLogger("portway")
 
@@ -64,6 +65,7 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
     """Run until SIGTERM/SIGINT, then drain and return the exit code. On SIGHUP,
     ``reload`` (the config file read again) gives the settings to switch to."""
     policy = config.backend_policy  # first: a bad CIDR stops the start with one line
+    upstream = upstream_context(config.dataplane.upstream_ca_file)  # and a bad CA bundle
     config = _with_tools(config)  # a bad Toolforge combination stops it the same way
     reread = None if reload is None else _rereader(reload)
     prepare_data_dir(config.data_dir, leave=config.secret_key_path)
@@ -78,7 +80,11 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
     tls = await asyncio.to_thread(_tls_listen, config)
 
     handle = _data_plane(config, tls, policy)
-    monitor = HealthMonitor(lambda health: handle.set_health(_down(health)), backend_policy=policy)
+    monitor = HealthMonitor(
+        lambda health: handle.set_health(_down(health)),
+        backend_policy=policy,
+        upstream_tls=upstream,
+    )
 
     def publish(snapshot: Snapshot, changed: set[str] | None) -> None:
         handle.publish(snapshot, changed)

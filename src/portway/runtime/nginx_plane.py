@@ -39,6 +39,13 @@ class NginxPlane:
         tls: TlsListen | None = None,
         access_log: str | None = None,
     ) -> None:
+        if settings.upstream_ca_file is not None:
+            # nginx checks a certificate against a DNS name only (X509_check_host), so it
+            # cannot verify a backend by its IP address as the built-in plane does.
+            raise ConfigError(
+                "--upstream-ca-file is not supported with --dataplane nginx: its"
+                " proxy_ssl_verify cannot check backends addressed by IP"
+            )
         options = NginxOptions(
             http=((listen.host, listen.port),),
             https=((tls.listen.host, tls.listen.port),) if tls is not None else (),

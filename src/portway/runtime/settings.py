@@ -292,6 +292,15 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="CIDR",
     ),
     _tunable("connect_timeout", "Ceiling on connecting to a backend (seconds; → 502)."),
+    Setting(
+        "upstream_ca_file",
+        str,
+        "",
+        "CA bundle that TLS backends' certificates must chain to, for their address; "
+        "empty: TLS backends are encrypted but not verified (as nginx's default).",
+        parse=path_or_none,
+        metavar="PATH",
+    ),
     _tunable("read_timeout", "Ceiling on waiting for backend bytes (seconds; → 504)."),
     _tunable("client_header_timeout", "Time a client has to send a request head (→ 408)."),
     _tunable("keepalive_timeout", "Idle time before a client keep-alive is closed."),

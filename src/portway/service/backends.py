@@ -31,6 +31,7 @@ class BackendSpec:
     port: int | None = None
     weight: int = 1
     backup: bool = False
+    tls: bool = False  # speak TLS to the backend (Backend.tls)
     url: str | None = None  # the URL text a compat API got (address and port parsed from it)
     pattern: str | None = None  # Toolforge route pattern (only a tool's proxy uses it)
 
@@ -64,6 +65,7 @@ def build_backend(
         port=port,
         weight=validation.weight(spec.weight, f"{field}.weight"),
         backup=spec.backup,
+        tls=spec.tls,
         source=source,
         url=spec.url,
         pattern=validation.pattern(spec.pattern, f"{field}.pattern"),

@@ -2,9 +2,10 @@
 
 A tool is the project named like it, with one proxy ``<tool>.<canonical-domain>`` (path
 prefix "/", ``toolforge`` set) created on its first registration; each registered
-pattern is a backend of that proxy carrying the pattern. Each call is one transaction
-with one change-log row (kind ``tool``), by the source's actor, whose name is stamped
-on what it creates.
+pattern is a backend of that proxy carrying the pattern. A register or unregister is one
+transaction with one change-log row (kind ``tool``); a resync writes up to
+``RESYNC_BATCH`` tools per transaction, still one row (and one revision) per tool. Rows
+carry the source's actor, whose name is stamped on what it creates.
 
 Rules, in the order a registration applies them:
 
@@ -36,6 +37,12 @@ from portway.service.zones import check_claim
 from portway.store import Reader, Transaction
 
 CHANGE_KIND = "tool"
+# Tools per resync transaction. A SQLite commit (its fsync) cost ~20 ms on the shared
+# machine, more than a tool's dozen statements: a first list of 10 000 Services took
+# 251-287 s as 10 000 transactions and 70 s in batches of 250 (bench/portway_bench/
+# toolforge_resync.py). A few hundred keeps each transaction (the store's one write
+# lock) short, so a registration over 8282 waits a fraction of a second at most.
+RESYNC_BATCH = 250
 _NO_TLS = TlsSettings()
 # One tool's refusals; a resync skips that tool and applies the others.
 _REFUSALS = (ValidationError, ConflictError, ForbiddenError, NotFoundError)
@@ -49,13 +56,15 @@ class ResyncResult:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ToolRouteSpec:
-    """``pattern`` of ``tool`` (on ``hostname``) to ``address``:``port``."""
+    """``pattern`` of ``tool`` (on ``hostname``) to ``address``:``port`` (over TLS when
+    ``tls``: an ``https://`` destination)."""
 
     tool: str
     hostname: str
     pattern: str
     address: str
     port: int
+    tls: bool = False
     canonical: bool = False
 
 
@@ -69,16 +78,7 @@ class ToolOps(ServiceBase):
         with self._write(actor) as tx:  # admins only: a source acts for every tool
             before = _tool_proxy(tx, spec, actor, tls)
             proxy, backend = self._with_route(before, spec, actor)
-            _store_proxy(tx, before, proxy)
-            tx.record(
-                kind=CHANGE_KIND,
-                action="register",
-                object_id=proxy.id,
-                project=proxy.project,
-                before=None if before.revision == 0 else before,
-                after=proxy,
-                proxy_id=proxy.id,
-            )
+            _commit(tx, "register", before, proxy)
         return backend
 
     def unregister_tool_route(self, actor: Actor, tool: str, hostname: str, pattern: str) -> None:
@@ -101,16 +101,7 @@ class ToolOps(ServiceBase):
             after = dataclasses.replace(
                 before, backends=tuple(kept), toolforge=ToolSettings(canonical=False)
             )
-            _store_proxy(tx, before, after)
-            tx.record(
-                kind=CHANGE_KIND,
-                action="unregister",
-                object_id=before.id,
-                project=before.project,
-                before=before,
-                after=after,
-                proxy_id=before.id,
-            )
+            _commit(tx, "unregister", before, after)
 
     def resync_tool_routes(
         self,
@@ -118,63 +109,88 @@ class ToolOps(ServiceBase):
         specs: Collection[ToolRouteSpec],
         *,
         tls: TlsSettings = _NO_TLS,
+        batch: int = RESYNC_BATCH,
     ) -> ResyncResult:
         """Make the routes ``actor``'s source made exactly ``specs``; nobody else's
-        routes change. One transaction per tool that changes (each tool is consistent on
-        its own, and the change feed names each proxy, which is what the reconciler
-        rebuilds); a tool whose routes are refused (rules 1-4) keeps what it had and is
-        listed in the result, the others are applied."""
+        routes change. The tools that change are written ``batch`` per transaction, each
+        with its own change-log row (the change feed names each proxy, which is what the
+        reconciler rebuilds); a tool whose routes are refused (rules 1-4) keeps what it
+        had, writes nothing and is listed in the result, the others are applied. A
+        transaction that fails for any other reason (the store) rolls back its whole
+        batch, and the error propagates: the next resync starts again from the store."""
         require_admin(actor)
         wanted = _by_hostname(specs)
         have = self._read(lambda r: _source_routes(r, actor.source))
-        refused: list[tuple[str, str]] = []
+        work: list[tuple[str, list[ToolRouteSpec]]] = [
+            (hostname, []) for hostname in sorted(have.keys() - wanted.keys())
+        ]
+        # An idle relist of an unchanged cluster writes nothing.
+        work += [(h, g) for h, g in wanted.items() if have.get(h) != _wanted_routes(g)]
         changed = 0
-        for hostname in sorted(have.keys() - wanted.keys()):
-            self._resync_tool(actor, hostname, [], tls)
-            changed += 1
-        for hostname, group in wanted.items():
-            if have.get(hostname) == _wanted_routes(group):
-                continue  # an idle relist of an unchanged cluster writes nothing
-            try:
-                self._resync_tool(actor, hostname, group, tls)
-            except _REFUSALS as exc:
-                refused.append((group[0].tool, exc.message))
-                continue
-            changed += 1
+        refused: list[tuple[str, str]] = []
+        size = max(1, batch)
+        for start in range(0, len(work), size):
+            changed += self._resync_batch(actor, work[start : start + size], tls, refused)
         return ResyncResult(changed=changed, refused=tuple(refused))
 
-    def _resync_tool(
-        self, actor: Actor, hostname: str, group: list[ToolRouteSpec], tls: TlsSettings
-    ) -> None:
-        """One tool's routes made by ``actor`` become exactly ``group``."""
-        with self._write(actor) as tx:  # admins only: a source acts for every tool
-            if group:
-                before = _tool_proxy(tx, group[0], actor, tls)
-            else:
-                found = _existing_tool_proxy(tx, hostname.partition(".")[0], hostname)
-                if found is None:  # deleted since the read: nothing left to remove
-                    tx.record(kind=CHANGE_KIND, action="resync", object_id=hostname, project=None)
-                    return
-                before = found
-            others = tuple(b for b in before.backends if b.source != actor.source)
-            after = dataclasses.replace(before, backends=others)
-            for spec in group:
-                after, _ = self._with_route(after, spec, actor)
-            _store_proxy(tx, before, after)
-            tx.record(
-                kind=CHANGE_KIND,
-                action="resync",
-                object_id=after.id,
-                project=after.project,
-                before=None if before.revision == 0 else before,
-                after=after,
-                proxy_id=after.id,
-            )
+    def _resync_batch(
+        self,
+        actor: Actor,
+        work: list[tuple[str, list[ToolRouteSpec]]],
+        tls: TlsSettings,
+        refused: list[tuple[str, str]],
+    ) -> int:
+        """One transaction for the tools of ``work``; returns how many changed (the
+        refused are appended to ``refused``)."""
+        changed = 0
+        try:
+            with self._write(actor) as tx:  # admins only: a source acts for every tool
+                for hostname, group in work:
+                    try:
+                        change = self._resynced(tx, actor, hostname, group, tls)
+                    except _REFUSALS as exc:  # raised before the tool wrote anything
+                        refused.append((hostname.partition(".")[0], exc.message))
+                        continue
+                    if change is None:
+                        continue
+                    if changed:
+                        tx.next_change()
+                    _commit(tx, "resync", *change)
+                    changed += 1
+                if not changed:
+                    raise _NothingWritten  # every tool refused or gone: no empty revision
+        except _NothingWritten:
+            pass
+        return changed
+
+    def _resynced(
+        self,
+        tx: Transaction,
+        actor: Actor,
+        hostname: str,
+        group: list[ToolRouteSpec],
+        tls: TlsSettings,
+    ) -> tuple[Proxy, Proxy] | None:
+        """(before, after) of one tool whose routes made by ``actor`` become exactly
+        ``group``; None when there is nothing left to remove. Checks only: nothing is
+        written, so a refusal (raised) leaves the batch's other tools as they are."""
+        if group:
+            before = _tool_proxy(tx, group[0], actor, tls)
+        else:
+            found = _existing_tool_proxy(tx, hostname.partition(".")[0], hostname)
+            if found is None:  # deleted since the read: nothing left to remove
+                return None
+            before = found
+        others = tuple(b for b in before.backends if b.source != actor.source)
+        after = dataclasses.replace(before, backends=others)
+        for spec in group:
+            after, _ = self._with_route(after, spec, actor)
+        return before, after
 
     def _with_route(self, proxy: Proxy, spec: ToolRouteSpec, actor: Actor) -> tuple[Proxy, Backend]:
         """``proxy`` with ``spec``'s route added or replaced (same destination: kept)."""
         built = build_backend(
-            BackendSpec(address=spec.address, port=spec.port, pattern=spec.pattern),
+            BackendSpec(address=spec.address, port=spec.port, tls=spec.tls, pattern=spec.pattern),
             proxy.backend_port,
             actor.source,
             self.backend_policy,
@@ -186,7 +202,11 @@ class ToolOps(ServiceBase):
                 others.append(backend)
                 continue
             _check_owner(backend, actor, spec.tool)
-            if (backend.address, backend.port) == (built.address, built.port):
+            if (backend.address, backend.port, backend.tls) == (
+                built.address,
+                built.port,
+                built.tls,
+            ):
                 built = backend  # the same route again: nothing changes, ids stay
         narrowed = dataclasses.replace(proxy, backends=tuple(others))
         if built not in proxy.backends:
@@ -205,7 +225,7 @@ def _tool_proxy(
     tls: TlsSettings,
 ) -> Proxy:
     """The tool's proxy, or a new one (revision 0, not stored yet) once every check
-    passed; its project is created here when missing."""
+    passed; nothing is written (``_store_proxy`` creates the project when missing)."""
     found = _existing_tool_proxy(tx, spec.tool, spec.hostname)
     if found is not None:
         return found
@@ -222,8 +242,6 @@ def _tool_proxy(
     )
     check_claim(tx, project, proxy.hostname)
     check_route_free(tx, proxy)
-    if tx.get_project(project) is None:
-        tx.insert_project(Project(name=project))
     return proxy
 
 
@@ -249,9 +267,30 @@ def _check_owner(backend: Backend, actor: Actor, tool: str) -> None:
         )
 
 
+class _NothingWritten(Exception):
+    """Rolls back a resync transaction that recorded no change."""
+
+
+def _commit(tx: Transaction, action: str, before: Proxy, after: Proxy) -> None:
+    """Store ``after`` over ``before`` and record the change: every tool write ends here."""
+    _store_proxy(tx, before, after)
+    tx.record(
+        kind=CHANGE_KIND,
+        action=action,
+        object_id=after.id,
+        project=after.project,
+        before=None if before.revision == 0 else before,  # revision 0: created now
+        after=after,
+        proxy_id=after.id,
+    )
+
+
 def _store_proxy(tx: Transaction, before: Proxy, after: Proxy) -> None:
-    """Store ``after`` over ``before`` (revision 0: a proxy this call creates)."""
+    """Store ``after`` over ``before`` (revision 0: a proxy this call creates, and its
+    project when that is new too)."""
     if before.revision == 0:
+        if tx.get_project(after.project) is None:
+            tx.insert_project(Project(name=after.project))
         tx.insert_proxy(after)
         return
     if after.toolforge != before.toolforge:
@@ -275,7 +314,7 @@ def _by_hostname(specs: Collection[ToolRouteSpec]) -> dict[str, list[ToolRouteSp
     return grouped
 
 
-_Routes = frozenset[tuple[str | None, str, int]]
+_Routes = frozenset[tuple[str | None, str, int, bool]]
 
 
 def _source_routes(reader: Reader, source: str) -> dict[str, _Routes]:
@@ -285,7 +324,7 @@ def _source_routes(reader: Reader, source: str) -> dict[str, _Routes]:
         if proxy.toolforge is None:
             continue
         mine = frozenset(
-            (b.pattern, b.address, b.port) for b in proxy.backends if b.source == source
+            (b.pattern, b.address, b.port, b.tls) for b in proxy.backends if b.source == source
         )
         if mine:
             found[proxy.hostname] = mine
@@ -294,6 +333,6 @@ def _source_routes(reader: Reader, source: str) -> dict[str, _Routes]:
 
 def _wanted_routes(group: list[ToolRouteSpec]) -> _Routes:
     try:
-        return frozenset((s.pattern, validation.address(s.address), s.port) for s in group)
+        return frozenset((s.pattern, validation.address(s.address), s.port, s.tls) for s in group)
     except ValidationError:
         return frozenset()  # never equal to what is stored: the write says why

@@ -11,6 +11,11 @@ routes exactly that list (a full resync), then watches from the list's
 - ``BOOKMARK``: only the resourceVersion moves on;
 - ``ERROR`` with 410 Gone (the version is too old) → list again, which resyncs.
 
+A list is one ``ToolRoutes.resync``: the service writes the tools that changed a few
+hundred per transaction (``service.tools.RESYNC_BATCH``), so a first list of 10 000
+Services is tens of store commits, not 10 000. Services are always plain-HTTP backends
+(``http://``): the cluster's Service network speaks HTTP to the ingress, not TLS.
+
 A dropped stream resumes from the last version seen; API and network errors back off
 (doubling, up to ``max_backoff``) and retry for as long as the node runs. The routes
 already in force stay in force meanwhile: nothing is removed because the API is down.

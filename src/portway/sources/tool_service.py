@@ -77,9 +77,9 @@ class ServiceToolRoutes:
 
     def _spec(self, route: ToolRoute) -> ToolRouteSpec:
         destination = route.destination
-        if destination.scheme != "http":
+        if destination.scheme not in ("http", "https"):  # the parser knows no other
             raise ValidationError(
-                f"destination {destination.text!r}: only http:// backends are supported",
+                f"destination {destination.text!r}: only http:// and https:// are supported",
                 field="destination",
             )
         return ToolRouteSpec(
@@ -88,5 +88,6 @@ class ServiceToolRoutes:
             pattern=route.pattern,
             address=destination.host,
             port=destination.port,
+            tls=destination.scheme == "https",  # served over TLS (docs/dataplane.md)
             canonical=route.canonical,
         )

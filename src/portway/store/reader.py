@@ -72,7 +72,16 @@ class Reader:
         pq = sa.select(*columns).order_by(proxies.c.id)
         b = backends.c
         bq = sa.select(
-            b.id, b.proxy_id, b.address, b.port, b.weight, b.backup, b.source, b.url, b.pattern
+            b.id,
+            b.proxy_id,
+            b.address,
+            b.port,
+            b.weight,
+            b.backup,
+            b.tls,
+            b.source,
+            b.url,
+            b.pattern,
         )
         bq = bq.order_by(b.proxy_id, b.address, b.port, b.pattern)
         if ids is not None:
@@ -83,7 +92,7 @@ class Reader:
         by_proxy: dict[str, list[Backend]] = defaultdict(list)
         # Plain tuples: RowMapping look-ups cost more than building the Backend itself.
         found = self.conn.execute(bq)
-        for bid, proxy_id, address, port, weight, backup, source, url, pattern in found:
+        for bid, proxy_id, address, port, weight, backup, tls, source, url, pattern in found:
             by_proxy[proxy_id].append(
                 Backend(
                     id=bid,
@@ -91,6 +100,7 @@ class Reader:
                     port=port,
                     weight=weight,
                     backup=bool(backup),
+                    tls=bool(tls),
                     source=share(source),
                     url=url,
                     pattern=share(pattern) if pattern else None,  # "" stands for None

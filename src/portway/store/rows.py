@@ -35,6 +35,7 @@ def backend_from_row(row: Row) -> Backend:
         port=row["port"],
         weight=row["weight"],
         backup=bool(row["backup"]),
+        tls=bool(row["tls"]),
         source=row["source"],
         url=row["url"],
         pattern=row["pattern"] or None,
@@ -49,6 +50,7 @@ def backend_to_row(backend: Backend, proxy_id: str) -> dict[str, Any]:
         "port": backend.port,
         "weight": backend.weight,
         "backup": backend.backup,
+        "tls": backend.tls,
         "source": backend.source,
         "url": backend.url,
         "pattern": backend.pattern or "",  # "" stands for None (see schema.backends)

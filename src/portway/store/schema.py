@@ -79,6 +79,7 @@ backends = sa.Table(
     sa.Column("port", sa.Integer, nullable=False),
     sa.Column("weight", sa.Integer, nullable=False),
     sa.Column("backup", sa.Boolean, nullable=False),
+    sa.Column("tls", sa.Boolean, nullable=False, server_default=sa.false()),  # migration 0008
     sa.Column("source", sa.String(64), nullable=False),
     sa.Column("url", sa.String(512)),  # as the dynamicproxy API got it (migration 0006)
     # Migration 0007: a Toolforge route pattern; "" for every other backend, so that the

@@ -1,4 +1,5 @@
-"""One write transaction: holds the revision lock, writes rows, records one change.
+"""One write transaction: holds the revision lock, writes rows, records one change (or
+a batch of changes, each with its revision: ``next_change``).
 
 Every write in Portway goes through exactly one ``Transaction``. It takes the global
 revision lock first (``SELECT ... FOR UPDATE`` on PostgreSQL; ``BEGIN IMMEDIATE`` already
@@ -84,6 +85,15 @@ class Transaction(Reader):
                 at=self.now,
             )
         )
+
+    def next_change(self) -> None:
+        """Start the next change of a transaction that makes several (a batch of tool
+        resyncs): it gets a revision of its own and records its own row, so the log
+        still holds one row per change and revisions stay gap-free; all of them commit,
+        or roll back, together."""
+        self.check_recorded()
+        self.revision = self._bump()
+        self._recorded = False
 
     def check_recorded(self) -> None:
         if not self._recorded:

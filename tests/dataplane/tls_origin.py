@@ -1,0 +1,61 @@
+"""TLS-only origin servers for the upstream-TLS tests (built-in plane and nginx): the
+threaded origin of ``conftest`` with its accepted sockets wrapped in TLS, certificates
+from a trustme CA."""
+
+from __future__ import annotations
+
+import http.server
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import trustme
+
+from tests.dataplane.conftest import Origin, _Handler
+
+
+class _TlsServer(http.server.ThreadingHTTPServer):
+    """A threaded HTTP server whose accepted sockets speak TLS; the handshake runs in
+    the handler's thread (on its first read), so a bad client never stalls accept()."""
+
+    context: ssl.SSLContext
+
+    def get_request(self) -> tuple[Any, Any]:
+        sock, address = super().get_request()
+        return self.context.wrap_socket(
+            sock, server_side=True, do_handshake_on_connect=False
+        ), address
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # refused handshakes are what some tests are about
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def make_tls_origin(ca: trustme.CA) -> Iterator[Callable[..., Origin]]:
+    servers: list[http.server.ThreadingHTTPServer] = []
+
+    def make(name: str, *, issuer: trustme.CA | None = None, names: tuple[str, ...] = ()) -> Origin:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        leaf = (issuer or ca).issue_cert(*(names or ("127.0.0.1", "localhost")))
+        leaf.configure_cert(context)
+        handler = type("H", (_Handler,), {})
+        server = _TlsServer(("127.0.0.1", 0), handler)
+        server.context = context
+        server.daemon_threads = True
+        origin = Origin(name, server)
+        handler.origin = origin  # type: ignore[attr-defined]
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+        servers.append(server)
+        return origin
+
+    yield make
+    for server in servers:
+        server.shutdown()
+        server.server_close()
