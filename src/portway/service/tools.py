@@ -31,6 +31,7 @@ from portway.service import validation
 from portway.service.auth import Actor, require_admin
 from portway.service.backends import BackendSpec, build_backend, check_new_backend
 from portway.service.base import ServiceBase, new_id
+from portway.service.hostnames import ProxyRows
 from portway.service.proxies import check_route_free
 from portway.service.zones import check_claim
 from portway.store import Reader, Transaction
@@ -66,10 +67,11 @@ class ToolOps(ServiceBase):
         """Add or replace one route of a tool (its project and proxy made if missing);
         ``tls`` applies to a proxy this call creates."""
         require_admin(actor)  # a source acts for every tool; tools never call this
-        with self._write(actor) as tx:  # admins only: a source acts for every tool
+        with self._proxy_write(actor) as rows:  # admins only: a source acts for every tool
+            tx = rows.tx
             before = _tool_proxy(tx, spec, actor, tls)
             proxy, backend = self._with_route(before, spec, actor)
-            _store_proxy(tx, before, proxy)
+            _store_proxy(rows, before, proxy)
             tx.record(
                 kind=CHANGE_KIND,
                 action="register",
@@ -87,7 +89,8 @@ class ToolOps(ServiceBase):
         require_admin(actor)
         if self._read(lambda r: _existing_tool_proxy(r, tool, hostname)) is None:
             return  # no such tool: nothing to write (nor a change row to spam the log)
-        with self._write(actor) as tx:  # admins only: a source acts for every tool
+        with self._proxy_write(actor) as rows:  # admins only: a source acts for every tool
+            tx = rows.tx
             before = _existing_tool_proxy(tx, tool, hostname)
             if before is None:  # deleted in between
                 tx.record(kind=CHANGE_KIND, action="unregister", object_id=hostname, project=None)
@@ -101,7 +104,7 @@ class ToolOps(ServiceBase):
             after = dataclasses.replace(
                 before, backends=tuple(kept), toolforge=ToolSettings(canonical=False)
             )
-            _store_proxy(tx, before, after)
+            _store_proxy(rows, before, after)
             tx.record(
                 kind=CHANGE_KIND,
                 action="unregister",
@@ -147,7 +150,8 @@ class ToolOps(ServiceBase):
         self, actor: Actor, hostname: str, group: list[ToolRouteSpec], tls: TlsSettings
     ) -> None:
         """One tool's routes made by ``actor`` become exactly ``group``."""
-        with self._write(actor) as tx:  # admins only: a source acts for every tool
+        with self._proxy_write(actor) as rows:  # admins only: a source acts for every tool
+            tx = rows.tx
             if group:
                 before = _tool_proxy(tx, group[0], actor, tls)
             else:
@@ -160,7 +164,7 @@ class ToolOps(ServiceBase):
             after = dataclasses.replace(before, backends=others)
             for spec in group:
                 after, _ = self._with_route(after, spec, actor)
-            _store_proxy(tx, before, after)
+            _store_proxy(rows, before, after)
             tx.record(
                 kind=CHANGE_KIND,
                 action="resync",
@@ -249,13 +253,15 @@ def _check_owner(backend: Backend, actor: Actor, tool: str) -> None:
         )
 
 
-def _store_proxy(tx: Transaction, before: Proxy, after: Proxy) -> None:
-    """Store ``after`` over ``before`` (revision 0: a proxy this call creates)."""
+def _store_proxy(rows: ProxyRows, before: Proxy, after: Proxy) -> None:
+    """Store ``after`` over ``before`` (revision 0: a proxy this call creates, whose
+    hostname gets DNS records as any proxy's)."""
+    tx = rows.tx
     if before.revision == 0:
-        tx.insert_proxy(after)
+        rows.insert(after)
         return
     if after.toolforge != before.toolforge:
-        tx.update_proxy(after)
+        rows.update(before, after)
     else:
         tx.touch_proxy(after.id)
     old = {b.id for b in before.backends}
