@@ -43,6 +43,25 @@ class CheckReport:
         removed, or a served hostname that another party's records hold."""
         return bool(self.conflicts) or bool(set(self.stray) - set(self.removed))
 
+    def findings(self) -> list[str]:
+        """One line per finding, as ``portway dns check`` and the periodic check write
+        them; none when all is well."""
+        if not self.managed:
+            return ["this node keeps no DNS records (no dns_server)"]
+        lines = [f"created {name}: its records were missing" for name in self.created]
+        lines += [f"repaired {name}: wrong addresses or TTL" for name in self.repaired]
+        lines += [f"removed stray {name}" for name in self.removed]
+        lines += [
+            f"stray {name}: Portway's records, but no proxy serves it (prune removes it)"
+            for name in self.stray
+            if name not in self.removed
+        ]
+        lines += [
+            f"conflict {name}: served, but it holds records Portway did not create: {found}"
+            for name, found in self.conflicts
+        ]
+        return lines
+
 
 class DnsRecords(Protocol):
     """Each call leaves the server as it was or fully changed; refusals are

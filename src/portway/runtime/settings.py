@@ -28,6 +28,7 @@ from typing import Any
 
 from portway.auth.config import parse_keystone_url
 from portway.dataplane.settings import DataPlaneSettings
+from portway.dns import defaults as dns_defaults
 from portway.dns.config import (
     parse_addresses,
     parse_algorithm,
@@ -487,7 +488,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "dns_tsig_algorithm",
         str,
-        "hmac-sha256",
+        dns_defaults.ALGORITHM,
         "Algorithm of the TSIG key.",
         parse=parse_algorithm,
         metavar="ALGORITHM",
@@ -509,11 +510,18 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="IP",
         flag_name="--dns-address",
     ),
-    Setting("dns_ttl", int, 300, "TTL of the records Portway writes.", low=1, metavar="SECONDS"),
+    Setting(
+        "dns_ttl",
+        int,
+        dns_defaults.TTL,
+        "TTL of the records Portway writes.",
+        low=1,
+        metavar="SECONDS",
+    ),
     Setting(
         "dns_owner",
         str,
-        "portway",
+        dns_defaults.OWNER,
         "Owner in the TXT marker beside each record; one value per Portway cluster.",
         parse=parse_owner,
         metavar="ID",
@@ -521,9 +529,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "dns_timeout",
         float,
-        5.0,
+        dns_defaults.TIMEOUT,
         "Seconds the DNS server has to answer (→ 503).",
         low=0.1,
+        metavar="SECONDS",
+    ),
+    Setting(
+        "dns_check_interval",
+        float,
+        dns_defaults.CHECK_INTERVAL,
+        "Seconds between checks of the DNS records (re-creates missing ones); 0: none.",
+        low=0,
         metavar="SECONDS",
     ),
     # [keystone]: X-Auth-Token validated against Keystone, beside Portway's own tokens.
