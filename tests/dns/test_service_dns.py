@@ -13,6 +13,7 @@ import pytest
 
 from portway.dns.plan import marker
 from portway.dns.records import Rfc2136Records
+from portway.dns.seam import NoDns
 from portway.errors import ConflictError, DnsError
 from portway.model import Project, Proxy
 from portway.runtime.config import Listen
@@ -308,3 +309,19 @@ def test_check_recreates_a_deleted_record_and_lists_strays_and_foreign_names(
     assert stray in pruned.removed
     assert absent(bind, stray)
     assert not service.check_dns(ADMIN).unfixed
+
+
+def test_check_lists_a_served_hostname_that_foreign_records_hold(
+    bind: Bind, store: Store, owner: str
+) -> None:
+    """A proxy made while DNS was not managed, on a name with a floating IP's A: the
+    check reports it and leaves the record alone."""
+    _service(store, NoDns()).create_proxy(ADMIN, "alpha", draft("floating.cloud.test"), BACKEND)
+    checked = Service(store, dns=Rfc2136Records(bind.config(owner=owner))).check_dns(ADMIN)
+    assert checked.conflicts == (("floating.cloud.test", "A 192.0.2.10"),)
+    assert checked.unfixed
+    assert checked.findings() == [
+        "conflict floating.cloud.test: served, but it holds records Portway did not create:"
+        " A 192.0.2.10"
+    ]
+    assert bind.names()["floating.cloud.test"] == {"A 192.0.2.10"}

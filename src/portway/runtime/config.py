@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from portway.auth import defaults as keystone_defaults
 from portway.dataplane.settings import DataPlaneSettings
 from portway.dns import defaults as dns_defaults
 from portway.errors import ConfigError, PortwayError
@@ -111,13 +112,13 @@ class ServeConfig:
     keystone_url: str | None = None  # None: Portway's own tokens only
     keystone_user: str = ""
     keystone_password_file: Path | None = None
-    keystone_project: str = "service"
-    keystone_user_domain: str = "Default"
-    keystone_project_domain: str = "Default"
+    keystone_project: str = keystone_defaults.PROJECT
+    keystone_user_domain: str = keystone_defaults.DOMAIN
+    keystone_project_domain: str = keystone_defaults.DOMAIN
     keystone_cafile: Path | None = None
-    keystone_cache_ttl: float = 30.0
-    keystone_cache_size: int = 1024
-    keystone_timeout: float = 5.0
+    keystone_cache_ttl: float = keystone_defaults.CACHE_TTL
+    keystone_cache_size: int = keystone_defaults.CACHE_SIZE
+    keystone_timeout: float = keystone_defaults.TIMEOUT
 
     @property
     def backend_policy(self) -> BackendPolicy:

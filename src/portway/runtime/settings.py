@@ -26,6 +26,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from portway.auth import defaults as keystone_defaults
 from portway.auth.config import parse_keystone_url
 from portway.dataplane.settings import DataPlaneSettings
 from portway.dns import defaults as dns_defaults
@@ -569,21 +570,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "keystone_project",
         str,
-        "service",
+        keystone_defaults.PROJECT,
         "Project the service user's token is scoped to.",
         metavar="NAME",
     ),
     Setting(
         "keystone_user_domain",
         str,
-        "Default",
+        keystone_defaults.DOMAIN,
         "Domain (name) of the service user.",
         metavar="NAME",
     ),
     Setting(
         "keystone_project_domain",
         str,
-        "Default",
+        keystone_defaults.DOMAIN,
         "Domain (name) of the service user's project.",
         metavar="NAME",
     ),
@@ -598,7 +599,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "keystone_cache_ttl",
         float,
-        30.0,
+        keystone_defaults.CACHE_TTL,
         "Seconds a validated token is trusted without asking Keystone (never past expiry).",
         low=0,
         high=300,
@@ -607,7 +608,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "keystone_cache_size",
         int,
-        1024,
+        keystone_defaults.CACHE_SIZE,
         "Validated tokens kept in the cache.",
         low=0,
         high=1_000_000,
@@ -616,7 +617,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "keystone_timeout",
         float,
-        5.0,
+        keystone_defaults.TIMEOUT,
         "Seconds Keystone has to answer (→ 503).",
         low=0.1,
         metavar="SECONDS",
