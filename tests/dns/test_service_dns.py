@@ -325,3 +325,31 @@ def test_check_lists_a_served_hostname_that_foreign_records_hold(
         " A 192.0.2.10"
     ]
     assert bind.names()["floating.cloud.test"] == {"A 192.0.2.10"}
+
+
+def test_prune_spares_a_name_that_a_proxy_took_since_the_check_read_the_store(
+    bind: Bind, store: Store, owner: str
+) -> None:
+    """A proxy is created on a stray name while the check runs (after it read the
+    store): pruning, done under the write lock, must not remove that proxy's records."""
+    records = Rfc2136Records(bind.config(owner=owner))
+    taken, stray = f"{owner}-taken.cloud.test", f"{owner}-stray.cloud.test"
+    records.claim(taken)
+    records.claim(stray)
+    meanwhile = _service(store, NoDns())
+
+    class CreatedDuringTheCheck:
+        def __getattr__(self, name: str) -> object:
+            return getattr(records, name)
+
+        def check(self, expected: object, *, prune: bool = False) -> object:
+            report = records.check(expected, prune=prune)  # type: ignore[arg-type]
+            meanwhile.create_proxy(ADMIN, "alpha", draft(taken), BACKEND)
+            return report
+
+    service = Service(store, dns=CreatedDuringTheCheck())  # type: ignore[arg-type]
+    report = service.check_dns(ADMIN, prune=True)
+    assert set(report.stray) == {taken, stray}
+    assert report.removed == (stray,)
+    assert ours(bind, taken, owner)
+    assert absent(bind, stray)

@@ -9,6 +9,8 @@ removes stray names of Portway's only when asked to prune.
 
 from __future__ import annotations
 
+import dataclasses
+
 from portway.dns.seam import CheckReport
 from portway.service.auth import Actor, require_admin
 from portway.service.base import ServiceBase
@@ -24,8 +26,24 @@ class DnsOps(ServiceBase):
     def check_dns(self, actor: Actor, *, prune: bool = False) -> CheckReport:
         """Compare the DNS zones with the served hostnames (admin only): create missing
         records, repair wrong ones, list stray and foreign names (``prune``: remove the
-        stray names of Portway's). Reads the store once; a proxy created meanwhile got its
-        records from its own write."""
+        stray names of Portway's). Reads the store once without a lock: a proxy created
+        meanwhile got its records from its own write, and one deleted meanwhile may leave
+        a record the next check lists."""
         require_admin(actor)
         expected = self._read(served_hostnames)
-        return self.dns.check(expected, prune=prune)
+        report = self.dns.check(expected, prune=False)
+        if prune and report.stray:
+            report = dataclasses.replace(report, removed=self._prune(actor, report.stray))
+        return report
+
+    def _prune(self, actor: Actor, stray: tuple[str, ...]) -> tuple[str, ...]:
+        """Remove the stray names under the write lock, so that a proxy created since
+        the check read the store keeps its records; the change log names what went."""
+        removed: list[str] = []
+        with self._write(actor) as tx:
+            served = served_hostnames(tx)
+            for name in stray:
+                if name not in served:
+                    removed += self.dns.release(name).removed
+            tx.record(kind="dns", action="prune", object_id="dns", project=None, after=removed)
+        return tuple(removed)
