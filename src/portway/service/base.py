@@ -35,7 +35,7 @@ class ServiceBase:
     ) -> None:
         self.store = store
         self.backend_policy = backend_policy or BackendPolicy()
-        self.dns: DnsRecords = dns or NoDns()
+        self.dns: DnsRecords = NoDns() if dns is None else dns
 
     def _read(self, query: Callable[[Reader], T]) -> T:
         return self.store.read(query)
