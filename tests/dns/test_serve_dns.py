@@ -6,6 +6,7 @@ that an operator deleted."""
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ import requests
 
 from portway.dns.plan import marker
 from tests.dns.bind import KEY, Bind
-from tests.integration.harness import Backend, Portway, start_backend, wait_routed
+from tests.integration.harness import VENV_BIN, Backend, Portway, start_backend, wait_routed
 from tests.integration.test_cli import cli
 
 OWNER = "serve-test"
@@ -164,3 +165,20 @@ def test_the_periodic_check_recreates_a_deleted_record(
     finally:
         pw.stop()
     assert "dns check: created periodic.cloud.test" in pw.output
+
+
+def test_serve_refuses_an_incomplete_dns_config_before_touching_the_data_dir(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    ran = subprocess.run(
+        [str(VENV_BIN / "portway"), "serve", "--data-dir", str(data), "--dns-server", "127.0.0.1"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert ran.returncode != 0
+    assert (
+        ran.stderr.strip().splitlines()[-1] == "portway: --dns-zone is required with --dns-server"
+    )
+    assert not data.exists()

@@ -66,6 +66,7 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
     ``reload`` (the config file read again) gives the settings to switch to."""
     policy = config.backend_policy  # first: a bad CIDR stops the start with one line
     config = _with_tools(config)  # a bad Toolforge combination stops it the same way
+    dns = node_records(config)  # [dns] (else none); a missing setting stops it the same way
     reread = None if reload is None else _rereader(reload)
     prepare_data_dir(config.data_dir, leave=config.secret_key_path)
     keys = FileKeyring(config.secret_key_path)
@@ -73,7 +74,6 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
     # Only a lone SQLite node may make its own key: PostgreSQL nodes must share one.
     may_create = config.secret_key_file is None and store.dialect == "sqlite"
     await asyncio.to_thread(prepare_keys, store, keys, may_create=may_create)
-    dns = node_records(config)  # [dns]: the records every proxy write keeps (else none)
     service = Service(store, backend_policy=policy, dns=dns)
     authenticate, close_auth = api_tokens(config, service)  # [keystone]: its tokens too
     secret = await asyncio.to_thread(service.ensure_admin_token, config.admin_token)
