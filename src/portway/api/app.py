@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute, Route
 
 from portway.api import params, schemas
 from portway.api.certificates import CertificateHandlers
+from portway.api.dns import dns_table
 from portway.api.dynamicproxy import dynamicproxy_routes
 from portway.api.endpoint import Handler, endpoint
 from portway.api.errors import EXCEPTION_HANDLERS
@@ -143,7 +144,7 @@ def create_app(
         AdminHandlers(service),
         ProxyHandlers(service, backend_health or _unknown_health),
         CertificateHandlers(service),
-    )
+    ) + dns_table(service)
     routes: list[BaseRoute] = [
         Route(
             path,

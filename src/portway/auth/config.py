@@ -10,6 +10,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from portway.auth import defaults
 from portway.errors import ConfigError
 from portway.runtime.config import ServeConfig
 
@@ -31,13 +32,13 @@ class KeystoneConfig:
     url: str  # without /v3
     user: str
     password: str = field(repr=False)
-    project: str = "service"
-    user_domain: str = "Default"
-    project_domain: str = "Default"
+    project: str = defaults.PROJECT
+    user_domain: str = defaults.DOMAIN
+    project_domain: str = defaults.DOMAIN
     cafile: Path | None = None
-    cache_ttl: float = 30.0
-    cache_size: int = 1024
-    timeout: float = 5.0
+    cache_ttl: float = defaults.CACHE_TTL
+    cache_size: int = defaults.CACHE_SIZE
+    timeout: float = defaults.TIMEOUT
 
 
 def keystone_config(config: ServeConfig) -> KeystoneConfig | None:

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from portway.dns import defaults
 from portway.errors import ConfigError, PortwayError
 from portway.runtime.config import Listen, ServeConfig
 
@@ -106,9 +107,9 @@ class DnsConfig:
     algorithm: str
     secret: str = field(repr=False)
     addresses: tuple[str, ...]
-    ttl: int = 300
-    owner: str = "portway"
-    timeout: float = 5.0
+    ttl: int = defaults.TTL
+    owner: str = defaults.OWNER
+    timeout: float = defaults.TIMEOUT
 
 
 def dns_config(config: ServeConfig) -> DnsConfig | None:

@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from portway.dns.records import DnsRecords, Done
+from portway.dns.seam import DnsRecords, Done
 from portway.errors import PortwayError
 
 log = logging.getLogger("portway.dns")

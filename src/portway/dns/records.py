@@ -1,5 +1,4 @@
-"""The ``DnsRecords`` seam: claim, move and release a hostname's records, and check a
-set of hostnames against the server; the RFC 2136 implementation and the no-op one.
+"""``Rfc2136Records``: the ``DnsRecords`` seam (dns/seam.py) on one authoritative server.
 
 Each change returns what it did (``Done``), so an undo (dns/guard.py) reverts only
 that: a claim of a name that was ours already created nothing and releases nothing
@@ -10,8 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Protocol
 
 import dns.rcode
 import dns.update
@@ -20,75 +17,12 @@ from portway.dns import updates
 from portway.dns.client import DnsClient
 from portway.dns.config import DnsConfig
 from portway.dns.plan import Desired, assess, marker, needs_repair, plan_check, zone_of
+from portway.dns.seam import NOTHING, CheckReport, DnsRecords, Done, NoDns
 from portway.errors import ConflictError, DnsError, PortwayError
 
 log = logging.getLogger("portway.dns")
+__all__ = ["NOTHING", "CheckReport", "DnsRecords", "Done", "NoDns", "Rfc2136Records"]
 _ATTEMPTS = 3  # a name that changes under every attempt is reported, not fought over
-
-
-@dataclass(frozen=True, slots=True)
-class Done:
-    """The names a change created and removed."""
-
-    created: tuple[str, ...] = ()
-    removed: tuple[str, ...] = ()
-
-    def __add__(self, other: Done) -> Done:
-        return Done(self.created + other.created, self.removed + other.removed)
-
-
-NOTHING = Done()
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class CheckReport:
-    """What ``check`` found and did."""
-
-    created: tuple[str, ...] = ()  # expected, missing: created
-    repaired: tuple[str, ...] = ()  # ours with wrong addresses or TTL: rewritten
-    stray: tuple[str, ...] = ()  # ours, not expected: listed
-    removed: tuple[str, ...] = ()  # strays removed (only with prune)
-    conflicts: tuple[tuple[str, str], ...] = ()  # expected but foreign: (name, its records)
-
-
-class DnsRecords(Protocol):
-    """Each call leaves the server as it was or fully changed; refusals are
-    ``ConflictError`` (409, the name holds records Portway did not create) and
-    ``DnsError`` (502/503)."""
-
-    def claim(self, hostname: str) -> Done:
-        """Give ``hostname`` (``*.x`` for a wildcard) Portway's records."""
-        ...
-
-    def release(self, hostname: str) -> Done:
-        """Remove Portway's records of ``hostname``; never a record it did not create."""
-        ...
-
-    def move(self, old: str, new: str) -> Done:
-        """Rename: ``new`` gets the records, ``old`` loses them."""
-        ...
-
-    def check(self, expected: Iterable[str], *, prune: bool = False) -> CheckReport:
-        """Create the missing records of ``expected`` (normalized hostnames, as the
-        store holds them), repair wrong ones, list (with ``prune``: remove) Portway's
-        records of names not in ``expected``; never touch a name that is not Portway's."""
-        ...
-
-
-class NoDns:
-    """A node without ``dns_server``: DNS is someone else's business."""
-
-    def claim(self, hostname: str) -> Done:
-        return NOTHING
-
-    def release(self, hostname: str) -> Done:
-        return NOTHING
-
-    def move(self, old: str, new: str) -> Done:
-        return NOTHING
-
-    def check(self, expected: Iterable[str], *, prune: bool = False) -> CheckReport:
-        return CheckReport()
 
 
 class Rfc2136Records:

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from portway.auth import defaults as keystone_defaults
 from portway.dataplane.settings import DataPlaneSettings
+from portway.dns import defaults as dns_defaults
 from portway.errors import ConfigError, PortwayError
 from portway.model.backend_policy import BackendPolicy
 
@@ -99,23 +101,24 @@ class ServeConfig:
     dns_server: Listen | None = None  # None: no DNS management
     dns_zones: tuple[str, ...] = ()
     dns_tsig_name: str = ""
-    dns_tsig_algorithm: str = "hmac-sha256"
+    dns_tsig_algorithm: str = dns_defaults.ALGORITHM
     dns_tsig_secret_file: Path | None = None
     dns_addresses: tuple[str, ...] = ()
-    dns_ttl: int = 300
-    dns_owner: str = "portway"
-    dns_timeout: float = 5.0
+    dns_ttl: int = dns_defaults.TTL
+    dns_owner: str = dns_defaults.OWNER
+    dns_timeout: float = dns_defaults.TIMEOUT
+    dns_check_interval: float = dns_defaults.CHECK_INTERVAL
     # Keystone tokens (portway.auth.keystone reads these as one KeystoneConfig).
     keystone_url: str | None = None  # None: Portway's own tokens only
     keystone_user: str = ""
     keystone_password_file: Path | None = None
-    keystone_project: str = "service"
-    keystone_user_domain: str = "Default"
-    keystone_project_domain: str = "Default"
+    keystone_project: str = keystone_defaults.PROJECT
+    keystone_user_domain: str = keystone_defaults.DOMAIN
+    keystone_project_domain: str = keystone_defaults.DOMAIN
     keystone_cafile: Path | None = None
-    keystone_cache_ttl: float = 30.0
-    keystone_cache_size: int = 1024
-    keystone_timeout: float = 5.0
+    keystone_cache_ttl: float = keystone_defaults.CACHE_TTL
+    keystone_cache_size: int = keystone_defaults.CACHE_SIZE
+    keystone_timeout: float = keystone_defaults.TIMEOUT
 
     @property
     def backend_policy(self) -> BackendPolicy:

@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 
 from portway.api.app import create_app
 from portway.auth.provision import api_tokens
+from portway.dns.node import DnsCheckJob, node_records
 from portway.errors import ConfigError
 from portway.health.monitor import HealthMonitor, Target
 from portway.health.state import DOWN, Health
@@ -32,7 +33,7 @@ from portway.runtime.reload import Reloader
 from portway.runtime.report import NodeReport
 from portway.runtime.worker_process import settle_heap
 from portway.runtime.workers import WorkerPool
-from portway.service import Service
+from portway.service import Actor, Service
 from portway.sources.wiring import build_sources, toolforge_domains
 from portway.store import open_store
 from portway.store.keyfile import FileKeyring
@@ -67,6 +68,7 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
     policy = config.backend_policy  # first: a bad CIDR stops the start with one line
     upstream = upstream_context(config.dataplane.upstream_ca_file)  # and a bad CA bundle
     config = _with_tools(config)  # a bad Toolforge combination stops it the same way
+    dns = node_records(config)  # [dns] (else none); a missing setting stops it the same way
     reread = None if reload is None else _rereader(reload)
     prepare_data_dir(config.data_dir, leave=config.secret_key_path)
     keys = FileKeyring(config.secret_key_path)
@@ -74,7 +76,7 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
     # Only a lone SQLite node may make its own key: PostgreSQL nodes must share one.
     may_create = config.secret_key_file is None and store.dialect == "sqlite"
     await asyncio.to_thread(prepare_keys, store, keys, may_create=may_create)
-    service = Service(store, backend_policy=policy)
+    service = Service(store, backend_policy=policy, dns=dns)
     authenticate, close_auth = api_tokens(config, service)  # [keystone]: its tokens too
     secret = await asyncio.to_thread(service.ensure_admin_token, config.admin_token)
     tls = await asyncio.to_thread(_tls_listen, config)
@@ -113,6 +115,11 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
         asyncio.create_task(server.serve(sockets=[api_sock]), name="api"),
         asyncio.create_task(reconciler.run(), name="reconciler"),
     ]
+    if config.dns_server is not None and config.dns_check_interval > 0:
+        checks = DnsCheckJob(
+            lambda: service.check_dns(Actor.system("dns-check")), config.dns_check_interval
+        )
+        tasks.append(asyncio.create_task(checks.run(), name="dns-check"))
     if metrics_sock is not None:
         # Its own listener and app: only /metrics, no token, never the API's routes.
         metrics_app = Starlette(routes=report.routes())

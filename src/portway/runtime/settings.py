@@ -26,8 +26,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from portway.auth import defaults as keystone_defaults
 from portway.auth.config import parse_keystone_url
 from portway.dataplane.settings import DataPlaneSettings
+from portway.dns import defaults as dns_defaults
 from portway.dns.config import (
     parse_addresses,
     parse_algorithm,
@@ -496,7 +498,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "dns_tsig_algorithm",
         str,
-        "hmac-sha256",
+        dns_defaults.ALGORITHM,
         "Algorithm of the TSIG key.",
         parse=parse_algorithm,
         metavar="ALGORITHM",
@@ -518,11 +520,18 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="IP",
         flag_name="--dns-address",
     ),
-    Setting("dns_ttl", int, 300, "TTL of the records Portway writes.", low=1, metavar="SECONDS"),
+    Setting(
+        "dns_ttl",
+        int,
+        dns_defaults.TTL,
+        "TTL of the records Portway writes.",
+        low=1,
+        metavar="SECONDS",
+    ),
     Setting(
         "dns_owner",
         str,
-        "portway",
+        dns_defaults.OWNER,
         "Owner in the TXT marker beside each record; one value per Portway cluster.",
         parse=parse_owner,
         metavar="ID",
@@ -530,9 +539,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "dns_timeout",
         float,
-        5.0,
+        dns_defaults.TIMEOUT,
         "Seconds the DNS server has to answer (→ 503).",
         low=0.1,
+        metavar="SECONDS",
+    ),
+    Setting(
+        "dns_check_interval",
+        float,
+        dns_defaults.CHECK_INTERVAL,
+        "Seconds between checks of the DNS records (re-creates missing ones); 0: none.",
+        low=0,
         metavar="SECONDS",
     ),
     # [keystone]: X-Auth-Token validated against Keystone, beside Portway's own tokens.
@@ -562,21 +579,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "keystone_project",
         str,
-        "service",
+        keystone_defaults.PROJECT,
         "Project the service user's token is scoped to.",
         metavar="NAME",
     ),
     Setting(
         "keystone_user_domain",
         str,
-        "Default",
+        keystone_defaults.DOMAIN,
         "Domain (name) of the service user.",
         metavar="NAME",
     ),
     Setting(
         "keystone_project_domain",
         str,
-        "Default",
+        keystone_defaults.DOMAIN,
         "Domain (name) of the service user's project.",
         metavar="NAME",
     ),
@@ -591,7 +608,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "keystone_cache_ttl",
         float,
-        30.0,
+        keystone_defaults.CACHE_TTL,
         "Seconds a validated token is trusted without asking Keystone (never past expiry).",
         low=0,
         high=300,
@@ -600,7 +617,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "keystone_cache_size",
         int,
-        1024,
+        keystone_defaults.CACHE_SIZE,
         "Validated tokens kept in the cache.",
         low=0,
         high=1_000_000,
@@ -609,7 +626,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "keystone_timeout",
         float,
-        5.0,
+        keystone_defaults.TIMEOUT,
         "Seconds Keystone has to answer (→ 503).",
         low=0.1,
         metavar="SECONDS",

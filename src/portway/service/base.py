@@ -7,8 +7,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
+from portway.dns.guard import dns_changes
+from portway.dns.seam import DnsRecords, NoDns
 from portway.model.backend_policy import BackendPolicy
 from portway.service.auth import Actor, require_admin, require_write
+from portway.service.hostnames import ProxyRows
 from portway.store import Reader, Store, Transaction
 
 T = TypeVar("T")
@@ -19,12 +22,20 @@ def new_id() -> str:
 
 
 class ServiceBase:
-    """Holds the store and the operator's backend policy (strict unless told otherwise);
-    the mixins in this package add the operations."""
+    """Holds the store, the operator's backend policy (strict unless told otherwise) and
+    the DNS records of served hostnames (none unless told otherwise); the mixins in this
+    package add the operations."""
 
-    def __init__(self, store: Store, *, backend_policy: BackendPolicy | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        backend_policy: BackendPolicy | None = None,
+        dns: DnsRecords | None = None,
+    ) -> None:
         self.store = store
         self.backend_policy = backend_policy or BackendPolicy()
+        self.dns: DnsRecords = NoDns() if dns is None else dns
 
     def _read(self, query: Callable[[Reader], T]) -> T:
         return self.store.read(query)
@@ -38,9 +49,19 @@ class ServiceBase:
         commit a write without its one change record. Whatever the body raises rolls the
         whole write back, so a rule checked inside it sees committed state only.
         """
+        with self._proxy_write(actor, project) as rows:
+            yield rows.tx
+
+    @contextmanager
+    def _proxy_write(self, actor: Actor, project: str | None = None) -> Iterator[ProxyRows]:
+        """``_write``, for a body that writes proxy rows: through the ``ProxyRows`` it
+        gets, the only way to. Their hostnames' DNS records change after the body, once
+        every check passed, and before the commit; a commit that fails undoes them."""
         if project is None:
             require_admin(actor)
-        with self.store.transaction(actor.name) as tx:
+        with dns_changes(self.dns) as dns, self.store.transaction(actor.name) as tx:
             if project is not None:
                 require_write(tx, actor, project)
-            yield tx
+            rows = ProxyRows(tx)
+            yield rows
+            rows.apply(dns)

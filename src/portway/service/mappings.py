@@ -5,10 +5,9 @@ Each operation is one write, so what is stored and what is routed never drift ap
 proxy: the native API shows and edits it, and its rules (zones, route, certificate,
 backend policy) are the proxies' own.
 
-DNS seam: a hostname that appears (``add_mapping`` creating, ``replace_mapping``
-renaming) or goes (``delete_proxy``) passes through ``create_proxy``, ``proxies._admit``
-(with ``claim=True``) and ``delete_proxy``; whoever wires DNS in hooks the proxies' writes
-there, and these follow.
+DNS: a hostname that appears (``add_mapping`` creating, ``replace_mapping`` renaming) or
+goes (``delete_proxy``) is written through ``ProxyRows`` (service/hostnames.py) as every
+proxy is, so its records are claimed, moved and released as the native API's are.
 """
 
 from __future__ import annotations
@@ -88,13 +87,14 @@ class MappingOps(ProxyOps, ServiceBase):
         specs: Sequence[BackendSpec],
     ) -> Proxy:
         """Make ``specs`` the mapping's backends and ``new_domain`` its name, in one write."""
-        with self._write(actor, project) as tx:
+        with self._proxy_write(actor, project) as rows:
+            tx = rows.tx
             before = _existing(tx, project, domain)
             wanted = build_backends(specs, before.backend_port, actor.source, self.backend_policy)
             merged = merge_backends(before.backends, wanted)
             after = validation.proxy(dataclasses.replace(before, hostname=new_domain))
             _admit(tx, after, claim=after.hostname != before.hostname)
-            tx.update_proxy(after)
+            rows.update(before, after)
             for old in before.backends:
                 tx.delete_backend(old.id)
             for backend in merged:

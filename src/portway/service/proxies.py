@@ -1,7 +1,8 @@
 """Proxies: create, show, list, update, delete, with ownership and zone rules.
 
 A proxy reference in a URL is its id or its hostname; a hostname selects the proxy with
-path prefix "/" or, failing that, the only proxy on that hostname.
+path prefix "/" or, failing that, the only proxy on that hostname. Proxy rows are written
+through ``ProxyRows`` (service/hostnames.py), which keeps the hostnames' DNS records.
 """
 
 from __future__ import annotations
@@ -115,14 +116,15 @@ class ProxyOps(ServiceBase):
     ) -> Proxy:
         """Create a proxy from ``draft`` (its id, project, source, timestamps and
         backends are ignored) with ``backends``; returns the stored proxy."""
-        with self._write(actor, project) as tx:
+        with self._proxy_write(actor, project) as rows:
+            tx = rows.tx
             proxy = validation.proxy(
                 dataclasses.replace(draft, id=new_id(), project=project, source=actor.source)
             )
             built = build_backends(backends, proxy.backend_port, actor.source, self.backend_policy)
             proxy = dataclasses.replace(proxy, backends=built)
             _admit(tx, proxy, claim=True)
-            tx.insert_proxy(proxy)
+            rows.insert(proxy)
             created = _stored(tx, proxy.id)
             _record(tx, "create", created, before=None, after=created)
         return created
@@ -149,17 +151,18 @@ class ProxyOps(ServiceBase):
         unknown = sorted(set(changes) - set(SETTINGS))
         if unknown:
             raise ValidationError(f"{unknown[0]} cannot be changed", field=unknown[0])
-        with self._write(actor, project) as tx:
+        with self._proxy_write(actor, project) as rows:
+            tx = rows.tx
             before = resolve_proxy(tx, project, ref)
             after = validation.proxy(dataclasses.replace(before, **changes))
             _admit(tx, after, claim=after.hostname != before.hostname)
-            tx.update_proxy(after)
+            rows.update(before, after)
             updated = _stored(tx, before.id)
             _record(tx, "update", before, before=before, after=updated)
         return updated
 
     def delete_proxy(self, actor: Actor, project: str, ref: str) -> None:
-        with self._write(actor, project) as tx:
-            before = resolve_proxy(tx, project, ref)
-            tx.delete_proxy(before.id)
-            _record(tx, "delete", before, before=before, after=None)
+        with self._proxy_write(actor, project) as rows:
+            before = resolve_proxy(rows.tx, project, ref)
+            rows.delete(before)
+            _record(rows.tx, "delete", before, before=before, after=None)

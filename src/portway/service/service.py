@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from portway.service.backend_ops import BackendOps
 from portway.service.certificates import CertificateOps
+from portway.service.dns_ops import DnsOps
 from portway.service.mappings import MappingOps
 from portway.service.projects import ProjectOps
 from portway.service.proxies import ProxyOps
@@ -13,9 +14,18 @@ from portway.service.zones import ZoneOps
 
 
 class Service(
-    ProjectOps, TokenOps, ZoneOps, MappingOps, ProxyOps, BackendOps, CertificateOps, ToolOps
+    ProjectOps,
+    TokenOps,
+    ZoneOps,
+    MappingOps,
+    ProxyOps,
+    BackendOps,
+    CertificateOps,
+    ToolOps,
+    DnsOps,
 ):
-    """The only path for configuration changes. Construct with ``Service(store)``.
+    """The only path for configuration changes. Construct with ``Service(store)``
+    (``dns=``: the ``DnsRecords`` the proxies' hostnames get).
 
     Every method checks the actor's rights, validates input, and performs at most one
     store transaction. Errors are ``portway.errors`` subclasses carrying an HTTP status.

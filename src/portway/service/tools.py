@@ -32,6 +32,7 @@ from portway.service import validation
 from portway.service.auth import Actor, require_admin
 from portway.service.backends import BackendSpec, build_backend, check_new_backend
 from portway.service.base import ServiceBase, new_id
+from portway.service.hostnames import ProxyRows
 from portway.service.proxies import check_route_free
 from portway.service.zones import check_claim
 from portway.store import Reader, Transaction
@@ -75,10 +76,11 @@ class ToolOps(ServiceBase):
         """Add or replace one route of a tool (its project and proxy made if missing);
         ``tls`` applies to a proxy this call creates."""
         require_admin(actor)  # a source acts for every tool; tools never call this
-        with self._write(actor) as tx:  # admins only: a source acts for every tool
+        with self._proxy_write(actor) as rows:  # admins only: a source acts for every tool
+            tx = rows.tx
             before = _tool_proxy(tx, spec, actor, tls)
             proxy, backend = self._with_route(before, spec, actor)
-            _commit(tx, "register", before, proxy)
+            _commit(rows, "register", before, proxy)
         return backend
 
     def unregister_tool_route(self, actor: Actor, tool: str, hostname: str, pattern: str) -> None:
@@ -87,7 +89,8 @@ class ToolOps(ServiceBase):
         require_admin(actor)
         if self._read(lambda r: _existing_tool_proxy(r, tool, hostname)) is None:
             return  # no such tool: nothing to write (nor a change row to spam the log)
-        with self._write(actor) as tx:  # admins only: a source acts for every tool
+        with self._proxy_write(actor) as rows:  # admins only: a source acts for every tool
+            tx = rows.tx
             before = _existing_tool_proxy(tx, tool, hostname)
             if before is None:  # deleted in between
                 tx.record(kind=CHANGE_KIND, action="unregister", object_id=hostname, project=None)
@@ -101,7 +104,7 @@ class ToolOps(ServiceBase):
             after = dataclasses.replace(
                 before, backends=tuple(kept), toolforge=ToolSettings(canonical=False)
             )
-            _commit(tx, "unregister", before, after)
+            _commit(rows, "unregister", before, after)
 
     def resync_tool_routes(
         self,
@@ -144,7 +147,8 @@ class ToolOps(ServiceBase):
         refused are appended to ``refused``)."""
         changed = 0
         try:
-            with self._write(actor) as tx:  # admins only: a source acts for every tool
+            with self._proxy_write(actor) as rows:  # admins only: a source acts for every tool
+                tx = rows.tx
                 for hostname, group in work:
                     try:
                         change = self._resynced(tx, actor, hostname, group, tls)
@@ -155,7 +159,7 @@ class ToolOps(ServiceBase):
                         continue
                     if changed:
                         tx.next_change()
-                    _commit(tx, "resync", *change)
+                    _commit(rows, "resync", *change)
                     changed += 1
                 if not changed:
                     raise _NothingWritten  # every tool refused or gone: no empty revision
@@ -271,10 +275,10 @@ class _NothingWritten(Exception):
     """Rolls back a resync transaction that recorded no change."""
 
 
-def _commit(tx: Transaction, action: str, before: Proxy, after: Proxy) -> None:
+def _commit(rows: ProxyRows, action: str, before: Proxy, after: Proxy) -> None:
     """Store ``after`` over ``before`` and record the change: every tool write ends here."""
-    _store_proxy(tx, before, after)
-    tx.record(
+    _store_proxy(rows, before, after)
+    rows.tx.record(
         kind=CHANGE_KIND,
         action=action,
         object_id=after.id,
@@ -285,16 +289,17 @@ def _commit(tx: Transaction, action: str, before: Proxy, after: Proxy) -> None:
     )
 
 
-def _store_proxy(tx: Transaction, before: Proxy, after: Proxy) -> None:
+def _store_proxy(rows: ProxyRows, before: Proxy, after: Proxy) -> None:
     """Store ``after`` over ``before`` (revision 0: a proxy this call creates, and its
-    project when that is new too)."""
+    project when that is new too); its hostname gets DNS records as any proxy's."""
+    tx = rows.tx
     if before.revision == 0:
         if tx.get_project(after.project) is None:
             tx.insert_project(Project(name=after.project))
-        tx.insert_proxy(after)
+        rows.insert(after)
         return
     if after.toolforge != before.toolforge:
-        tx.update_proxy(after)
+        rows.update(before, after)
     else:
         tx.touch_proxy(after.id)
     old = {b.id for b in before.backends}
