@@ -337,6 +337,12 @@ def _location_body(proxy: Proxy, options: NginxOptions) -> str:
         f"{pad}proxy_connect_timeout {_secs(timeouts.connect)};\n",
         f"{pad}proxy_read_timeout {_secs(max(timeouts.first_byte, timeouts.idle))};\n",
         f"{pad}proxy_send_timeout {_secs(timeouts.idle)};\n",
-        f"{pad}include {http.PROXY};\n",
+        f"{pad}include {_proxy_include(proxy, options)};\n",
     ]
     return "".join(lines)
+
+
+def _proxy_include(proxy: Proxy, options: NginxOptions) -> str:
+    """The proxying defaults, with or without the client's address (model.Privacy)."""
+    private = not proxy.privacy.sends_client_address(options.forwarded_for)
+    return http.PROXY_PRIVATE if private else http.PROXY
