@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from portway.cli import backends, keys, projects, proxies, tokens, zones
+from portway.cli import backends, importer, keys, projects, proxies, tokens, zones
 from portway.cli.options import common_options
 from portway.cli.serve import serve
 from portway.cli.shell import PortwayGroup
@@ -37,5 +37,6 @@ for group in (
     proxies.proxy,
     backends.backend,
     keys.keys,
+    importer.import_,
 ):
     main.add_command(group)
