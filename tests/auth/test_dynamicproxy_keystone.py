@@ -91,7 +91,8 @@ def test_keystone_roles_and_projects_decide_what_a_token_may_do(
     alpha = keystone.project_ids["alpha"]
     body = {"domain": "roles.alpha.test", "backends": ["http://127.0.0.1:9"]}
     adam, rita, bob = (
-        session_for(keystone, u, p) for u, p in (("adam", "alpha"), ("rita", "alpha"), ("bob", "beta"))
+        session_for(keystone, u, p)
+        for u, p in (("adam", "alpha"), ("rita", "alpha"), ("bob", "beta"))
     )
     assert call(adam, "PUT", "/mapping", body).status_code == 200
 

@@ -255,7 +255,9 @@ def test_a_keystone_user_with_a_255_character_name_can_write_and_is_in_the_chang
     try:
         service = Service(store)
         service.create_project(Actor.system("test"), actor.project or "")
-        service.create_proxy(actor, actor.project or "", Proxy(id="", project="", hostname="long.test"))
+        service.create_proxy(
+            actor, actor.project or "", Proxy(id="", project="", hostname="long.test")
+        )
         [change] = service.list_changes(actor, actor.project or "", limit=1)
         assert change.actor.startswith("keystone:lll") and len(change.actor) <= 255
     finally:

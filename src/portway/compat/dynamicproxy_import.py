@@ -41,7 +41,7 @@ class OldMapping:
 
     project: str
     domain: object
-    backends: tuple[object, ...]
+    backends: object  # a tuple of URL texts from a database; anything from JSON
     where: str
 
 
@@ -63,7 +63,8 @@ class Outcome:
         head = f"{verb or self.action} {m.project} {m.domain}"
         if self.failed:
             return f"{head}: {self.reason} ({m.where})"
-        return f"{head} ({len(m.backends)} backends)"
+        count = len(m.backends) if isinstance(m.backends, tuple | list) else 0
+        return f"{head} ({count} backends)"
 
 
 # -- reading ----------------------------------------------------------------------------
@@ -103,13 +104,13 @@ def _read_tables(conn: sa.Connection) -> list[OldMapping]:
         project = names(row)
         where = f"{routes.name} row id={row['id']}"
         backends_of = tuple(urls.get(row["id"], ()))
-        found.append(OldMapping(project=project, domain=row["domain"], backends=backends_of, where=where))
+        found.append(
+            OldMapping(project=project, domain=row["domain"], backends=backends_of, where=where)
+        )
     return found
 
 
-def _project_names(
-    conn: sa.Connection, meta: sa.MetaData, routes: sa.Table
-) -> Any:
+def _project_names(conn: sa.Connection, meta: sa.MetaData, routes: sa.Table) -> Any:
     """How a routes row names its project: its ``project`` column, or ``project_id``
     looked up in the projects table (its ``name``)."""
     if "project" in routes.c:
@@ -138,7 +139,7 @@ def read_mapping_json(text: str, project: str) -> list[OldMapping]:
             OldMapping(
                 project=project,
                 domain=entry.get("domain"),
-                backends=tuple(backends) if isinstance(backends, list) else (backends,),
+                backends=tuple(backends) if isinstance(backends, list) else backends,
                 where=f"routes[{i}]",
             )
         )
@@ -167,10 +168,14 @@ class Importer:
             return Outcome(mapping, "failed", exc.message)
 
     def _apply(self, mapping: OldMapping) -> str:
-        wanted = dp.parse_request({"domain": mapping.domain, "backends": list(mapping.backends)})
-        urls = [b.url for b in wanted.backends]
+        backends = mapping.backends
+        if isinstance(backends, tuple):
+            backends = list(backends)
+        wanted = dp.parse_request({"domain": mapping.domain, "backends": backends})
+        # Compared as sets of URL texts: the store does not keep the old system's order.
+        urls = sorted(b.url or "" for b in wanted.backends)
         existing = self._existing(mapping.project, wanted.domain)
-        if existing is not None and dp.mapping_out(existing)["backends"] == urls:
+        if existing is not None and sorted(dp.mapping_out(existing)["backends"]) == urls:
             return "unchanged"
         if self.dry_run:
             return "create" if existing is None else "update"

@@ -132,7 +132,6 @@ class ForwardedContext:
         self._last_host, self._last_lines = host, lines
         return lines
 
-
     def private_lines(
         self,
         host: bytes,
