@@ -9,6 +9,7 @@ import pytest
 
 from portway.compat.dynamicproxy_import import OldMapping, read_database
 from portway.errors import MalformedError
+from tests.conftest import _fresh_pg_database
 
 
 def test_flask_sqlalchemys_singular_tables_are_read_with_their_project_names(
@@ -66,3 +67,28 @@ def test_an_unreadable_file_is_a_malformed_error(tmp_path: Path) -> None:
     path.write_bytes(b"not a database at all" * 100)
     with pytest.raises(MalformedError, match="cannot read the dynamicproxy database"):
         read_database(f"sqlite:///{path}")
+
+
+@pytest.mark.postgres
+def test_the_old_database_is_read_from_a_postgresql_url(postgres_url: str) -> None:
+    import sqlalchemy as sa
+
+    url = _fresh_pg_database(postgres_url)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for statement in (
+            "CREATE TABLE projects (id INTEGER PRIMARY KEY, name VARCHAR(256))",
+            "CREATE TABLE routes (id INTEGER PRIMARY KEY, domain VARCHAR(256), project_id INTEGER)",
+            "CREATE TABLE backends (id INTEGER PRIMARY KEY, url VARCHAR(256), route_id INTEGER)",
+            "INSERT INTO projects VALUES (1, 'alpha')",
+            "INSERT INTO routes VALUES (1, 'c.example.org', 1)",
+            "INSERT INTO backends VALUES (1, 'http://10.0.0.4:80', 1)",
+        ):
+            conn.execute(sa.text(statement))
+    engine.dispose()
+    [found] = read_database(url)
+    assert (found.project, found.domain, found.backends) == (
+        "alpha",
+        "c.example.org",
+        ("http://10.0.0.4:80",),
+    )
