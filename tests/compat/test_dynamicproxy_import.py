@@ -9,7 +9,6 @@ import pytest
 
 from portway.compat.dynamicproxy_import import OldMapping, read_database
 from portway.errors import MalformedError
-from tests.conftest import _fresh_pg_database
 
 
 def test_flask_sqlalchemys_singular_tables_are_read_with_their_project_names(
@@ -69,12 +68,14 @@ def test_an_unreadable_file_is_a_malformed_error(tmp_path: Path) -> None:
         read_database(f"sqlite:///{path}")
 
 
-@pytest.mark.postgres
-def test_the_old_database_is_read_from_a_postgresql_url(postgres_url: str) -> None:
+def test_the_old_database_is_read_from_an_sqlalchemy_url(store_url: str) -> None:
+    """Over both dialects of the store fixture (an empty SQLite file or PostgreSQL
+    database), as --database-url reads it."""
     import sqlalchemy as sa
 
-    url = _fresh_pg_database(postgres_url)
-    engine = sa.create_engine(url)
+    if store_url.startswith("sqlite:///"):
+        Path(store_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(store_url)
     with engine.begin() as conn:
         for statement in (
             "CREATE TABLE projects (id INTEGER PRIMARY KEY, name VARCHAR(256))",
@@ -86,7 +87,7 @@ def test_the_old_database_is_read_from_a_postgresql_url(postgres_url: str) -> No
         ):
             conn.execute(sa.text(statement))
     engine.dispose()
-    [found] = read_database(url)
+    [found] = read_database(store_url)
     assert (found.project, found.domain, found.backends) == (
         "alpha",
         "c.example.org",
