@@ -309,3 +309,31 @@ def test_a_member_token_of_portway_writes_and_keystone_style_roles_map(api: Api)
     _, secret = api.service.create_token(Actor.system("test"), "alpha", Role.MEMBER)
     reply = put(api, "wiki.example.org", ["http://172.16.0.5"], {"X-Auth-Token": secret})
     assert reply.status_code == 200
+
+
+def test_openapi_documents_every_dynamicproxy_route_with_its_bodies(api: Api) -> None:
+    doc = api.client.get("/openapi.json").json()
+    mapping, one = f"{BASE}/{{project}}/mapping", f"{BASE}/{{project}}/mapping/{{domain}}"
+    routes = {p: sorted(ops) for p, ops in doc["paths"].items() if p.startswith(BASE)}
+    assert routes == {
+        f"{BASE}/{{project}}/zones": ["get"],
+        mapping: ["get", "put"],
+        one: ["delete", "get", "post"],
+    }
+    put_op = doc["paths"][mapping]["put"]
+    assert put_op["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/MappingIn"
+    }
+    assert put_op["responses"]["200"]["content"] == {
+        "text/html": {"schema": {"type": "string", "const": ""}}
+    }
+    assert doc["paths"][one]["post"]["responses"]["200"]["content"]["text/html"]["schema"] == {
+        "type": "string",
+        "const": "OK",
+    }
+    assert "text/plain" in doc["paths"][one]["get"]["responses"]["404"]["content"]
+    body = doc["components"]["schemas"]["MappingIn"]
+    assert body["required"] == ["domain", "backends"]
+    assert body["properties"]["backends"]["items"]["pattern"].startswith("^http://")
+    routes_out = doc["components"]["schemas"]["RoutesOut"]["properties"]["routes"]
+    assert routes_out["items"] == {"$ref": "#/components/schemas/MappingOut"}

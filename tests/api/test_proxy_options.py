@@ -89,3 +89,23 @@ def test_options_may_not_be_nulled(api: Api) -> None:
         f"/v1/alpha/proxies/{proxy['id']}", json={"proxy": {"timeouts": None}}, headers=api.member
     )
     assert_error(response, 400, "timeouts")
+
+
+def test_privacy_defaults_to_inherit_round_trips_and_refuses_other_words(api: Api) -> None:
+    created = _create(api)
+    assert created.status_code == 201, created.text
+    proxy = created.json()["proxy"]
+    assert proxy["privacy"] == {"forwarded_for": "inherit"}
+    path = f"/v1/alpha/proxies/{proxy['id']}"
+    patched = api.client.patch(
+        path, json={"proxy": {"privacy": {"forwarded_for": "off"}}}, headers=api.member
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["proxy"]["privacy"] == {"forwarded_for": "off"}
+    bad = api.client.patch(
+        path, json={"proxy": {"privacy": {"forwarded_for": "maybe"}}}, headers=api.member
+    )
+    assert_error(bad, 422, "privacy.forwarded_for")
+    assert api.client.get(path, headers=api.member).json()["proxy"]["privacy"] == {
+        "forwarded_for": "off"
+    }

@@ -19,7 +19,7 @@ def _json_operations(api: Api) -> list[tuple[str, str]]:
     """Every (method, concrete path) whose operation takes a JSON body, from the document."""
     paths = api.client.get("/openapi.json").json()["paths"]
     values = {"project": "alpha", "name": "alpha", "zone": "z", "proxy": "p", "backend": "b"}
-    values |= {"token": "t", "certificate": "c"}
+    values |= {"token": "t", "certificate": "c", "domain": "d.example.org"}
     found = []
     for path, ops in paths.items():
         concrete = path.format(**values)

@@ -30,6 +30,7 @@ from tests.dns.bind import free_port
 VENV = Path(__file__).resolve().parents[2] / ".venv-keystone"
 ADMIN_PASSWORD = "admin-secret"
 SERVICE_USER, SERVICE_PASSWORD = "portway", "portway-secret"
+LONG_USER = "l" * 250 + "-user"
 # user → (project, role); every user's password is "<user>-pw".
 USERS = {
     "adam": ("alpha", "admin"),
@@ -37,6 +38,7 @@ USERS = {
     "rita": ("alpha", "reader"),
     "olga": ("alpha", "observer"),  # a role Portway does not know
     "bob": ("beta", "member"),
+    LONG_USER: ("alpha", "member"),  # Keystone's longest user name (255 characters)
 }
 
 

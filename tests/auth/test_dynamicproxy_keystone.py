@@ -11,26 +11,13 @@ from pathlib import Path
 import pytest
 import requests
 from keystoneauth1 import session as ks_session
-from keystoneauth1.identity import v3
 
+from tests.auth.conftest import session_for
 from tests.auth.keystone_server import SERVICE_PASSWORD, SERVICE_USER, Keystone
 from tests.integration.harness import Backend, Portway, start_backend, wait_routed
 
 pytestmark = pytest.mark.timeout(600)  # the session's first Keystone test starts it
 PROXY = {"service_type": "proxy", "interface": "public"}
-
-
-def session_for(keystone: Keystone, user: str) -> ks_session.Session:
-    project = {"adam": "alpha", "alice": "alpha", "rita": "alpha", "bob": "beta"}[user]
-    auth = v3.Password(
-        auth_url=f"{keystone.url}/v3",
-        username=user,
-        password=f"{user}-pw",
-        user_domain_name="Default",
-        project_name=project,
-        project_domain_name="Default",
-    )
-    return ks_session.Session(auth=auth)
 
 
 def call(
@@ -73,7 +60,7 @@ def portway(keystone: Keystone, tmp_path: Path) -> Iterator[Portway]:
 def test_a_keystone_client_manages_its_mappings_through_the_catalog(
     keystone: Keystone, portway: Portway, backend: Backend
 ) -> None:
-    alice = session_for(keystone, "alice")
+    alice = session_for(keystone, "alice", "alpha")
     alpha = keystone.project_ids["alpha"]
     endpoint = alice.get_endpoint(**PROXY)
     assert endpoint == f"{portway.api_url}/dynamicproxy-api/v1/{alpha}"
@@ -103,7 +90,10 @@ def test_keystone_roles_and_projects_decide_what_a_token_may_do(
 ) -> None:
     alpha = keystone.project_ids["alpha"]
     body = {"domain": "roles.alpha.test", "backends": ["http://127.0.0.1:9"]}
-    adam, rita, bob = (session_for(keystone, u) for u in ("adam", "rita", "bob"))
+    adam, rita, bob = (
+        session_for(keystone, u, p)
+        for u, p in (("adam", "alpha"), ("rita", "alpha"), ("bob", "beta"))
+    )
     assert call(adam, "PUT", "/mapping", body).status_code == 200
 
     # A reader reads, and may not write.

@@ -9,16 +9,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from keystoneauth1 import session as ks_session
-from keystoneauth1.identity import v3
 
 from portway.auth.keystone import KeystoneTokens
 from portway.auth.tokens import TokenChain, TokenValidator
 from portway.errors import AuthError, ForbiddenError, KeystoneError
-from portway.model import Role
+from portway.model import Proxy, Role
 from portway.service import Actor, Service
 from portway.store import open_store
-from tests.auth.keystone_server import Keystone
+from tests.auth.conftest import session_for
+from tests.auth.keystone_server import LONG_USER, Keystone
 from tests.dns.bind import free_port
 
 # The session's first test starts Keystone (a minute or more on two busy cores).
@@ -57,19 +56,6 @@ def validator(keystone: Keystone, wire: Counting) -> Iterator[KeystoneTokens]:
     tokens = KeystoneTokens(keystone.config(), transport=wire)
     yield tokens
     tokens.close()
-
-
-def session_for(keystone: Keystone, user: str, project: str) -> ks_session.Session:
-    """What the OpenStack clients (Horizon's proxy panel, the openstack CLI) do."""
-    auth = v3.Password(
-        auth_url=f"{keystone.url}/v3",
-        username=user,
-        password=f"{user}-pw",
-        user_domain_name="Default",
-        project_name=project,
-        project_domain_name="Default",
-    )
-    return ks_session.Session(auth=auth)
 
 
 def test_keystone_keeps_its_state_in_its_temporary_directory(keystone: Keystone) -> None:
@@ -256,3 +242,23 @@ def test_a_stopped_keystone_gives_503_while_portways_own_tokens_keep_working(
         assert caught.value.message.startswith(f"cannot reach Keystone at {second_keystone.url}: ")
         assert caught.value.message.endswith("tokens cannot be checked")
     store.close()
+
+
+def test_a_keystone_user_with_a_255_character_name_can_write_and_is_in_the_change_log(
+    keystone: Keystone, validator: KeystoneTokens, store_url: str
+) -> None:
+    # "keystone:" + a 255-character user name does not fit the change log's actor column
+    # (255): PostgreSQL refused the whole write.
+    assert len(LONG_USER) == 255
+    actor = validator.authenticate(keystone.user_token(LONG_USER))
+    store = open_store(store_url)
+    try:
+        service = Service(store)
+        service.create_project(Actor.system("test"), actor.project or "")
+        service.create_proxy(
+            actor, actor.project or "", Proxy(id="", project="", hostname="long.test")
+        )
+        [change] = service.list_changes(actor, actor.project or "", limit=1)
+        assert change.actor.startswith("keystone:lll") and len(change.actor) <= 255
+    finally:
+        store.close()

@@ -49,6 +49,15 @@ def test_proxy_create_minimal_sends_only_hostname(api, cli):
     assert api.last.body == {"proxy": {"hostname": "wiki.alpha.example.org"}}
 
 
+def test_proxy_create_forwarded_for_sets_the_privacy_option(api, cli):
+    api.reply("POST", BASE, 201, {"proxy": PROXY})
+    result = cli("proxy", "create", "h.example.org", "-p", "alpha", "--forwarded-for", "off")
+    assert result.exit_code == 0, result.stderr
+    assert api.last.body == {
+        "proxy": {"hostname": "h.example.org", "privacy": {"forwarded_for": "off"}}
+    }
+
+
 def test_proxy_create_rejects_unknown_algorithm_before_calling_api(api, cli):
     result = cli("proxy", "create", "h.example.org", "-p", "alpha", "--algorithm", "fastest")
     assert result.exit_code == 2

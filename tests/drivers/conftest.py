@@ -47,6 +47,7 @@ class NginxRunner:
         *,
         default_certificate: tuple[str, str] | None = None,
         trusted_proxies: tuple[str, ...] = (),
+        forwarded_for: bool = True,
         coalesce: float = 0.05,
     ) -> None:
         self.port = free_port()
@@ -56,6 +57,7 @@ class NginxRunner:
             https=(("127.0.0.1", self.tls_port),) if default_certificate else (),
             default_certificate=default_certificate,
             trusted_proxies=trusted_proxies,
+            forwarded_for=forwarded_for,
             worker_processes="2",
         )
         settings = NginxSettings(prefix=prefix, binary=NGINX, options=options, coalesce=coalesce)

@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Route
 from portway.api import params, schemas
 from portway.api.certificates import CertificateHandlers
 from portway.api.dns import dns_table
-from portway.api.dynamicproxy import dynamicproxy_routes
+from portway.api.dynamicproxy import dynamicproxy_operations, dynamicproxy_routes
 from portway.api.endpoint import Handler, endpoint
 from portway.api.errors import EXCEPTION_HANDLERS
 from portway.api.openapi import Operation, build_openapi
@@ -154,7 +154,8 @@ def create_app(
         for path, ops in table
     ]
     app_version = _version()
-    document = build_openapi([(path, [op for op, _ in ops]) for path, ops in table], app_version)
+    native = [(path, [op for op, _ in ops]) for path, ops in table]
+    document = build_openapi([*native, *dynamicproxy_operations()], app_version)
 
     async def discovery(request: Request) -> JSONResponse:
         base = str(request.base_url).rstrip("/")

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel, Field, RootModel
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
@@ -29,13 +30,81 @@ from starlette.routing import BaseRoute, Route
 
 from portway.api.body import decode_json, read_body
 from portway.api.endpoint import token_of
+from portway.api.openapi import Operation
 from portway.auth.tokens import TokenValidator
 from portway.compat import dynamicproxy as dp
 from portway.errors import NotFoundError
 from portway.model import Proxy
-from portway.service import Actor, Service
+from portway.model.hostname import MAX_HOSTNAME
+from portway.service import MAX_BACKENDS, Actor, Service
 
 BASE = "/dynamicproxy-api/v1/{project}"
+
+
+# The wire shapes, for the OpenAPI document only: the handlers parse bodies with the
+# original's rules (compat.dynamicproxy), which these patterns describe. A domain's last
+# label starts with a letter here (one that is all digits is refused as an address).
+_LABEL = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_TLD = "[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+DOMAIN_PATTERN = rf"^(\*\.)?({_LABEL}\.)+{_TLD}$"
+BACKEND_PATTERN = r"^http://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?/?$"
+
+
+class MappingIn(BaseModel):
+    """A PUT or POST body; other keys are ignored, as the original did."""
+
+    domain: str = Field(max_length=MAX_HOSTNAME, pattern=DOMAIN_PATTERN)
+    backends: list[str] = Field(
+        max_length=MAX_BACKENDS,
+        description="http://host:port URLs, read back exactly as sent",
+        json_schema_extra={"items": {"type": "string", "pattern": BACKEND_PATTERN}},
+    )
+
+
+class MappingOut(BaseModel):
+    domain: str
+    backends: list[str]
+
+
+class RoutesOut(BaseModel):
+    routes: list[MappingOut]
+
+
+class ZoneFlags(BaseModel):
+    deprecated: bool
+    default: bool
+    shared: bool
+
+
+class ZonesOut(RootModel[dict[str, ZoneFlags]]):
+    """The zones the project may put mappings in, by name."""
+
+
+def _op(method: str, summary: str, **kw: Any) -> Operation:
+    return Operation(method, f"dynamicproxy: {summary}", text_errors=(400, 404), **kw)
+
+
+# (path under BASE, handler name, its documentation): the routes and /openapi.json.
+TABLE: tuple[tuple[str, str, Operation], ...] = (
+    ("/zones", "zones", _op("GET", "the zones this project may use", response=ZonesOut)),
+    ("/mapping", "list", _op("GET", "every mapping of the project", response=RoutesOut)),
+    ("/mapping", "put", _op("PUT", "create, or append backends", request=MappingIn, text="")),
+    ("/mapping/{domain}", "show", _op("GET", "one mapping", response=MappingOut)),
+    (
+        "/mapping/{domain}",
+        "replace",
+        _op("POST", "replace the backends, may rename", request=MappingIn, text="OK"),
+    ),
+    ("/mapping/{domain}", "delete", _op("DELETE", "delete a mapping", text="deleted")),
+)
+
+
+def dynamicproxy_operations() -> list[tuple[str, list[Operation]]]:
+    """The API's operations by full path, for the OpenAPI document."""
+    by_path: dict[str, list[Operation]] = {}
+    for path, _, op in TABLE:
+        by_path.setdefault(BASE + path, []).append(op)
+    return list(by_path.items())
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,17 +210,11 @@ def _endpoint(
 
 def dynamicproxy_routes(service: Service, auth: TokenValidator) -> list[BaseRoute]:
     h = DynamicProxyHandlers(service)
-    table: list[tuple[str, str, Handler, bool]] = [
-        ("/zones", "GET", h.zones, False),
-        ("/mapping", "GET", h.list, False),
-        ("/mapping", "PUT", h.put, True),
-        ("/mapping/{domain}", "GET", h.show, False),
-        ("/mapping/{domain}", "POST", h.replace, True),
-        ("/mapping/{domain}", "DELETE", h.delete, False),
-    ]
     by_path: dict[str, dict[str, Callable[[Request], Awaitable[Response]]]] = {}
-    for path, method, handler, has_body in table:
-        by_path.setdefault(path, {})[method] = _endpoint(auth, handler, body=has_body)
+    for path, name, op in TABLE:
+        handler: Handler = getattr(h, name)
+        run = _endpoint(auth, handler, body=op.request is not None)
+        by_path.setdefault(path, {})[op.method] = run
     return [_route(BASE + path, methods) for path, methods in by_path.items()]
 
 

@@ -34,6 +34,10 @@ class Operation:
     status: int = 200
     response: type[pydantic.BaseModel] | None = None
     query: tuple[QueryParam, ...] = ()
+    # The dynamicproxy API's (compat.md §1): success is this exact text, not JSON, and
+    # some errors are the original's texts (``Invalid domain``, ``No such domain``).
+    text: str | None = None
+    text_errors: tuple[int, ...] = ()
 
 
 def _params(path: str, op: Operation) -> list[dict[str, Any]]:
@@ -58,13 +62,25 @@ def _json(model: type[pydantic.BaseModel]) -> dict[str, Any]:
     return {"application/json": {"schema": {"$ref": REF.format(model=model.__name__)}}}
 
 
+def _text(value: str | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string"}
+    if value is not None:
+        schema["const"] = value
+    return {"schema": schema}
+
+
 def _operation(path: str, op: Operation) -> dict[str, Any]:
     success: dict[str, Any] = {"description": "success"}
     if op.response is not None:
         success["content"] = _json(op.response)
+    elif op.text is not None:
+        success["content"] = {"text/html": _text(op.text)}
     responses = {str(op.status): success}
     for status in _error_statuses(op):
-        responses[str(status)] = {"description": ERRORS[status], "content": _json(schemas.ErrorOut)}
+        content = _json(schemas.ErrorOut)
+        if status in op.text_errors:
+            content["text/plain"] = _text()
+        responses[str(status)] = {"description": ERRORS[status], "content": content}
     doc: dict[str, Any] = {
         "summary": op.summary,
         "parameters": _params(path, op),

@@ -21,6 +21,7 @@ from portway.model import (
     CacheSettings,
     HealthCheck,
     Limits,
+    Privacy,
     Proxy,
     Role,
     SessionPersistence,
@@ -28,7 +29,7 @@ from portway.model import (
     TlsSettings,
 )
 from portway.model.hostname import MAX_HOSTNAME
-from portway.model.proxy import PERSISTENCE_TYPES, defaults
+from portway.model.proxy import FORWARDED_FOR, PERSISTENCE_TYPES, defaults
 from portway.router.patterns import MAX_PATTERN
 from portway.service import MAX_BACKENDS, MAX_CERTIFICATE_NAME, MAX_PEM, MAX_WEIGHT
 
@@ -92,6 +93,7 @@ _TLS = defaults(TlsSettings)
 _CACHE = defaults(CacheSettings)
 _TIMEOUTS = defaults(Timeouts)
 _LIMITS = defaults(Limits)
+_PRIVACY = defaults(Privacy)
 _PROXY = defaults(Proxy)
 _BACKEND = defaults(Backend)
 
@@ -141,6 +143,15 @@ class LimitsIn(StrictIn):
     max_body_bytes: Int | None = Field(_LIMITS["max_body_bytes"], ge=0, le=MAX_INT)
 
 
+class PrivacyIn(StrictIn):
+    forwarded_for: str = Field(
+        _PRIVACY["forwarded_for"],
+        max_length=SHORT,
+        description="send the client's address upstream (inherit: the node's --forwarded-for)",
+        json_schema_extra=_enum(FORWARDED_FOR),
+    )
+
+
 class BackendIn(StrictIn):
     address: str = Field(min_length=1, max_length=TEXT, description="IP address or hostname")
     port: Int | None = Field(None, ge=1, le=MAX_PORT, description="null: the proxy's backend_port")
@@ -182,6 +193,7 @@ class ProxyCreate(StrictIn):
     cache: CacheIn | None = None
     timeouts: TimeoutsIn | None = None
     limits: LimitsIn | None = None
+    privacy: PrivacyIn | None = None
     hash_key: str | None = Field(
         _PROXY["hash_key"], max_length=TEXT, description="header:<name> or cookie:<name>"
     )
@@ -205,6 +217,7 @@ class ProxyUpdate(StrictIn):
     cache: CacheIn = _optional()
     timeouts: TimeoutsIn = _optional()
     limits: LimitsIn = _optional()
+    privacy: PrivacyIn = _optional()
     hash_key: str | None = Field(None, max_length=TEXT)
     toolforge: ToolforgeIn | None = None
 
@@ -310,6 +323,7 @@ class ProxyOut(BaseModel):
     cache: dict[str, Any]
     timeouts: dict[str, Any]
     limits: dict[str, Any]
+    privacy: dict[str, Any]
     hash_key: str | None
     toolforge: dict[str, Any] | None = None
     backends: list[BackendOut]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from portway.cli import backends, dns, keys, projects, proxies, tokens, zones
+from portway.cli import backends, dns, importer, keys, projects, proxies, tokens, zones
 from portway.cli.options import common_options
 from portway.cli.serve import serve
 from portway.cli.shell import PortwayGroup
@@ -38,5 +38,6 @@ for group in (
     backends.backend,
     keys.keys,
     dns.dns,
+    importer.import_,
 ):
     main.add_command(group)

@@ -9,7 +9,7 @@ import click
 from portway.cli.client import JSONObject, segment, unwrap, unwrap_list
 from portway.cli.options import ADDRESS, Address, Settings, client_command
 from portway.cli.output import PROXY_COLUMNS, emit
-from portway.model.proxy import ALGORITHMS
+from portway.model.proxy import ALGORITHMS, FORWARDED_FOR
 
 
 @click.group("proxy")
@@ -32,6 +32,11 @@ def proxies_path(project: str, proxy: str | None = None) -> str:
 )
 @click.option("--algorithm", type=click.Choice(ALGORITHMS), help="Balancing algorithm.")
 @click.option(
+    "--forwarded-for",
+    type=click.Choice(FORWARDED_FOR),
+    help="Send the client's address to the backends (inherit: the node's default).",
+)
+@click.option(
     "--backend", "backends", type=ADDRESS, multiple=True, help="A backend; may be repeated."
 )
 @client_command
@@ -40,6 +45,7 @@ def create(
     path_prefix: str | None,
     backend_port: int | None,
     algorithm: str | None,
+    forwarded_for: str | None,
     backends: tuple[Address, ...],
     *,
     settings: Settings,
@@ -49,6 +55,8 @@ def create(
     body: dict[str, Any] = {"hostname": hostname}
     optional = {"path_prefix": path_prefix, "backend_port": backend_port, "algorithm": algorithm}
     body.update({k: v for k, v in optional.items() if v is not None})
+    if forwarded_for is not None:
+        body["privacy"] = {"forwarded_for": forwarded_for}
     if backends:
         body["backends"] = [b.body() for b in backends]
     with settings.client() as api:

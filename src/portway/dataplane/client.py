@@ -420,7 +420,11 @@ class ClientConnection(asyncio.Protocol):
             return
         fwd = self.fwd
         assert fwd is not None
-        if fwd.trusted:
+        if not plan.forward_for:  # the proxy keeps the client's address to itself
+            lines = fwd.private_lines(
+                head.host, xfproto=head.xfproto, xfhost=head.xfhost, xfport=head.xfport
+            )
+        elif fwd.trusted:
             lines = fwd.lines(
                 head.host,
                 xff=head.xff,

@@ -64,6 +64,7 @@ class Plan:
         "connect",
         "counts_load",
         "first_byte",
+        "forward_for",
         "hash_cookie",
         "hash_header",
         "idle",
@@ -102,6 +103,8 @@ class Plan:
         # No persistence and no hash key: pick() needs no request header at all.
         self.plain = sticky is None and self.hash_header is None and self.hash_cookie is None
         self._set_timeouts(proxy, plans.settings)
+        # Decided once per plan (a SIGHUP rebuilds the plans), never per request.
+        self.forward_for = proxy.privacy.sends_client_address(plans.settings.forwarded_for)
         limit = proxy.limits.max_body_bytes
         self.max_body = NO_LIMIT if limit is None else limit
         self._gen = -1

@@ -17,6 +17,7 @@ class DataPlaneSettings:
     """
 
     trusted_proxies: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-*/Forwarded are appended to
+    forwarded_for: bool = True  # the client's address upstream, unless a proxy says otherwise
     connect_timeout: float = 5.0
     read_timeout: float = 60.0  # upstream first byte / idle between bytes → 504
     client_header_timeout: float = 10.0  # slowloris guard → 408 and close

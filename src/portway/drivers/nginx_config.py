@@ -353,7 +353,7 @@ def _location_body(proxy: Proxy, options: NginxOptions) -> str:
         f"{pad}proxy_connect_timeout {_secs(timeouts.connect)};\n",
         f"{pad}proxy_read_timeout {_secs(max(timeouts.first_byte, timeouts.idle))};\n",
         f"{pad}proxy_send_timeout {_secs(timeouts.idle)};\n",
-        f"{pad}include {http.PROXY};\n",
+        f"{pad}include {_proxy_include(proxy, options)};\n",
     ]
     return "".join(lines)
 
@@ -379,3 +379,9 @@ def _tls_lines(proxy: Proxy, pad: str) -> list[str]:
         name = quote(names.pop())
         lines.append(f"{pad}proxy_ssl_server_name on;\n{pad}proxy_ssl_name {name};\n")
     return lines
+
+
+def _proxy_include(proxy: Proxy, options: NginxOptions) -> str:
+    """The proxying defaults, with or without the client's address (model.Privacy)."""
+    private = not proxy.privacy.sends_client_address(options.forwarded_for)
+    return http.PROXY_PRIVATE if private else http.PROXY

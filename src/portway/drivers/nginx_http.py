@@ -28,6 +28,8 @@ from portway.tls.policy import TLS12_CIPHERS
 
 ERRORS: Final = "portway/errors.conf"
 PROXY: Final = "portway/proxy.conf"
+# The same, for a proxy that keeps the client's address from its backends (privacy).
+PROXY_PRIVATE: Final = "portway/proxy-private.conf"
 MAPS: Final = "portway/http.conf"
 GENERATION: Final = "portway/generation.conf"
 # Every upstream shares one zone, so balancer and passive-health state are the same in
@@ -156,7 +158,12 @@ def generation(number: int) -> str:
 
 
 def includes(options: NginxOptions) -> dict[str, str]:
-    return {MAPS: _maps(options), PROXY: _PROXY_TEXT, ERRORS: _errors()}
+    return {
+        MAPS: _maps(options),
+        PROXY: _PROXY_TEXT,
+        PROXY_PRIVATE: _PROXY_PRIVATE_TEXT,
+        ERRORS: _errors(),
+    }
 
 
 def _maps(options: NginxOptions) -> str:
@@ -219,15 +226,23 @@ map $portway_trusted$http_forwarded $portway_forwarded {
 }
 """
 
-_PROXY_TEXT: Final = """proxy_http_version 1.1;
+# A header set to "" is not sent: the private variant sends no address, ours or the
+# client's, and no client's X-Real-IP ever passes (protocol/headers.py).
+_ADDRESS_LINES: Final = """proxy_set_header X-Forwarded-For $portway_xff;
+proxy_set_header Forwarded $portway_forwarded;
+"""
+_NO_ADDRESS_LINES: Final = """proxy_set_header X-Forwarded-For "";
+proxy_set_header Forwarded "";
+"""
+_PROXY_HEAD: Final = """proxy_http_version 1.1;
 proxy_set_header Host $portway_host;
 proxy_set_header Connection $portway_connection;
 proxy_set_header Upgrade $portway_upgrade;
-proxy_set_header X-Forwarded-For $portway_xff;
-proxy_set_header X-Forwarded-Proto $portway_xfproto;
+"""
+_PROXY_TAIL: Final = """proxy_set_header X-Forwarded-Proto $portway_xfproto;
 proxy_set_header X-Forwarded-Host $portway_xfhost;
 proxy_set_header X-Forwarded-Port $portway_xfport;
-proxy_set_header Forwarded $portway_forwarded;
+proxy_set_header X-Real-IP "";
 proxy_set_header Proxy "";
 proxy_set_header Proxy-Connection "";
 proxy_set_header Trailer "";
@@ -237,6 +252,8 @@ proxy_next_upstream error timeout;
 proxy_next_upstream_tries 2;
 proxy_redirect "http://$host/" "$scheme://$host/";
 """
+_PROXY_TEXT: Final = _PROXY_HEAD + _ADDRESS_LINES + _PROXY_TAIL
+_PROXY_PRIVATE_TEXT: Final = _PROXY_HEAD + _NO_ADDRESS_LINES + _PROXY_TAIL
 
 
 def _errors() -> str:

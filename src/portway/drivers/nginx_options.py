@@ -13,6 +13,7 @@ class NginxOptions:
     https: tuple[tuple[str, int], ...] = ()
     default_certificate: tuple[str, str] | None = None  # chain and key paths
     trusted_proxies: tuple[str, ...] = ()
+    forwarded_for: bool = True  # the client's address for proxies that inherit it
     control_socket: str = "run/ctl.sock"  # unix socket answering the applied generation
     worker_processes: str = "auto"
     worker_connections: int = 4096

@@ -27,6 +27,7 @@ ALGORITHMS = (
     "consistent_hash",
 )
 PERSISTENCE_TYPES = ("cookie", "app_cookie", "source_ip")
+FORWARDED_FOR = ("inherit", "on", "off")  # Privacy.forwarded_for
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -105,6 +106,22 @@ class CacheSettings:
     enabled: bool = False
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Privacy:
+    """What the backend learns about the client. ``forwarded_for``: whether the client's
+    address goes upstream (``X-Forwarded-For``, ``Forwarded: for=``): ``on``, ``off``,
+    or ``inherit`` the node's ``--forwarded-for``. Off, neither is sent, and no header
+    of the client's that carries an address (X-Forwarded-For, Forwarded) passes either."""
+
+    forwarded_for: str = "inherit"
+
+    def sends_client_address(self, node_default: bool) -> bool:
+        """The one reading of the setting, for every data plane."""
+        if self.forwarded_for == "inherit":
+            return node_default
+        return self.forwarded_for == "on"
+
+
 # Fields the service and the store fill in; a proxy's owner sets the others directly
 # (backends have operations of their own).
 _NOT_SET = MappingProxyType({"setting": False})
@@ -138,6 +155,7 @@ class Proxy:
     cache: CacheSettings = field(default_factory=CacheSettings)
     timeouts: Timeouts = field(default_factory=Timeouts)
     limits: Limits = field(default_factory=Limits)
+    privacy: Privacy = field(default_factory=Privacy)
     toolforge: ToolSettings | None = None  # None: routed by path prefix, as usual
     backends: tuple[Backend, ...] = field(default=(), metadata=_NOT_SET)
     source: str = field(default="api", metadata=_NOT_SET)

@@ -132,6 +132,31 @@ class ForwardedContext:
         self._last_host, self._last_lines = host, lines
         return lines
 
+    def private_lines(
+        self,
+        host: bytes,
+        *,
+        xfproto: bytes | None = None,
+        xfhost: bytes | None = None,
+        xfport: bytes | None = None,
+    ) -> bytes:
+        """The lines for a proxy that keeps the client's address from its backends: no
+        X-Forwarded-For and no Forwarded (ours or the client's), only scheme, host and
+        port (a trusted peer's own, as in :meth:`lines`)."""
+        if not self.trusted:
+            xfproto = xfhost = xfport = None
+        return b"".join(
+            (
+                b"X-Forwarded-Proto: ",
+                xfproto or self._xfp,
+                b"\r\nX-Forwarded-Host: ",
+                xfhost or host,
+                b"\r\nX-Forwarded-Port: ",
+                xfport or self._xfport,
+                b"\r\n",
+            )
+        )
+
 
 class ForwardedContexts:
     """One shared :class:`ForwardedContext` per (peer address, listener port, scheme).

@@ -29,6 +29,7 @@ UPGRADE: Final = 13
 LOCATION: Final = 14
 EXPECT: Final = 15
 ORIGINAL_URI: Final = 16  # X-Original-URI: set by Portway for Toolforge tools, else dropped
+REAL_IP: Final = 17  # X-Real-IP: a client address Portway never sets; dropped on requests
 
 _KNOWN: Final[dict[bytes, int]] = {
     b"host": HOST,
@@ -48,6 +49,9 @@ _KNOWN: Final[dict[bytes, int]] = {
     b"x-forwarded-host": X_FORWARDED_HOST,
     b"x-forwarded-port": X_FORWARDED_PORT,
     b"forwarded": FORWARDED,
+    # Another spelling of the client's address (nginx's realip convention): Portway sets
+    # none, so a client's own would pass for a proxy's; it never reaches a backend.
+    b"x-real-ip": REAL_IP,
     b"upgrade": UPGRADE,
     b"location": LOCATION,
     b"expect": EXPECT,

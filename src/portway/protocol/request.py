@@ -157,7 +157,7 @@ class RequestHead:
             self.pieces.extend((name, _SEP, value, _CRLF))
         elif kind == h.LOCATION:
             self.pieces.extend((name, _SEP, value, _CRLF))
-        # HOP_BY_HOP, SPOOFING and ORIGINAL_URI (ours for tools, see headers.py): dropped.
+        # HOP_BY_HOP, SPOOFING, REAL_IP and ORIGINAL_URI (see headers.py): dropped.
 
     def complete(self, method: bytes, version: str, keep_alive: bool) -> None:
         """Validate the finished head and decide the body framing (RFC 9112 §6.3)."""

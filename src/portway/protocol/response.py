@@ -43,6 +43,7 @@ _END_TO_END: Final = frozenset(
         h.X_FORWARDED_PORT,
         h.FORWARDED,
         h.ORIGINAL_URI,
+        h.REAL_IP,
     }
 )
 _kind_cache_get = h.cache_lookup

@@ -51,6 +51,7 @@ class NginxPlane:
             https=((tls.listen.host, tls.listen.port),) if tls is not None else (),
             default_certificate=(str(tls.chain), str(tls.key)) if tls is not None else None,
             trusted_proxies=settings.trusted_proxies,
+            forwarded_for=settings.forwarded_for,
             access_log=access_log is not None,
             passive_failures=settings.passive_failures,
             passive_backoff=settings.passive_backoff,

@@ -250,6 +250,16 @@ SETTINGS: tuple[Setting, ...] = (
         flag_name="--trusted-proxy",
     ),
     Setting(
+        "forwarded_for",
+        str,
+        "on",
+        "Send the client's address to backends (X-Forwarded-For, Forwarded: for=) for "
+        "proxies whose privacy.forwarded_for is inherit.",
+        live=True,
+        parse=parse_switch,
+        metavar="SWITCH",
+    ),
+    Setting(
         "drain_timeout",
         float,
         10.0,

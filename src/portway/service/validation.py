@@ -35,7 +35,7 @@ from portway.model import (
     normalize_hostname,
     normalize_path_prefix,
 )
-from portway.model.proxy import PERSISTENCE_TYPES
+from portway.model.proxy import FORWARDED_FOR, PERSISTENCE_TYPES, Privacy
 from portway.protocol import grammar
 from portway.router.patterns import compile_pattern
 
@@ -204,6 +204,15 @@ def limits(value: Limits) -> Limits:
     return value
 
 
+def privacy(value: Privacy) -> Privacy:
+    if value.forwarded_for not in FORWARDED_FOR:
+        raise ValidationError(
+            f"privacy.forwarded_for must be one of {', '.join(FORWARDED_FOR)}",
+            field="privacy.forwarded_for",
+        )
+    return value
+
+
 def hash_key(value: str | None) -> str | None:
     """``header:<name>`` or ``cookie:<name>``; names are RFC 9110 tokens."""
     if value is None:
@@ -249,6 +258,7 @@ _PROXY_RULES: tuple[tuple[str, Callable[[Any], object]], ...] = (
     # Toolforge tools (issue 9): kept after the rules above so their order stays.
     ("toolforge", toolforge),
     ("backends", backend_patterns),
+    ("privacy", privacy),
 )
 
 

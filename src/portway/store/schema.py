@@ -57,6 +57,7 @@ proxies = sa.Table(
     sa.Column("limits", sa.JSON),
     sa.Column("hash_key", sa.String(255)),
     sa.Column("toolforge", sa.JSON),  # migration 0007: a Toolforge tool's proxy
+    sa.Column("privacy", sa.JSON),  # migration 0010: whether the client address goes upstream
     sa.Column("source", sa.String(64), nullable=False),
     sa.Column("created_at", _TS, nullable=False),
     sa.Column("updated_at", _TS, nullable=False),

@@ -32,6 +32,10 @@ from portway.store.schema import (
 )
 
 NOTIFY_CHANNEL = "portway_revision"
+# An actor's name is recorded as its first characters that fit the change log's column:
+# a Keystone user may be named with 255 characters, "keystone:" comes on top, and a
+# write must never fail (PostgreSQL refuses an over-long value) because of who made it.
+ACTOR_WIDTH: int = changes.c.actor.type.length  # type: ignore[attr-defined]
 
 
 class Transaction(Reader):
@@ -39,7 +43,7 @@ class Transaction(Reader):
 
     def __init__(self, conn: Connection, actor: str, secrets: SecretBox = NO_SECRETS) -> None:
         super().__init__(conn, secrets)
-        self.actor = actor
+        self.actor = actor[:ACTOR_WIDTH]
         self.now = datetime.now(UTC)
         self.revision = self._bump()
         self._recorded = False
