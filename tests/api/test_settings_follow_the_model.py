@@ -18,6 +18,7 @@ from portway.model import (
     HealthCheck,
     Limits,
     Proxy,
+    Rewrite,
     SessionPersistence,
     Timeouts,
     TlsSettings,
@@ -53,6 +54,7 @@ SAMPLE = Proxy(
     cache=CacheSettings(enabled=True),
     timeouts=Timeouts(connect=1.0, first_byte=2.0, idle=3.0, total=4.0, websocket_idle=5.0),
     limits=Limits(max_body_bytes=1024),
+    rewrite=Rewrite(backend_prefix="/inner"),
     toolforge=ToolSettings(canonical=True),
     source="api",
     created_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
@@ -102,6 +104,7 @@ def test_the_model_derives_settings_and_options_from_proxys_fields() -> None:
         "cache": CacheSettings,
         "timeouts": Timeouts,
         "limits": Limits,
+        "rewrite": Rewrite,
         "toolforge": ToolSettings,
     }
     bare = Proxy(id="", project="", hostname="x.test")

@@ -22,6 +22,7 @@ from portway.model import (
     HealthCheck,
     Limits,
     Proxy,
+    Rewrite,
     Role,
     SessionPersistence,
     Timeouts,
@@ -92,6 +93,7 @@ _TLS = defaults(TlsSettings)
 _CACHE = defaults(CacheSettings)
 _TIMEOUTS = defaults(Timeouts)
 _LIMITS = defaults(Limits)
+_REWRITE = defaults(Rewrite)
 _PROXY = defaults(Proxy)
 _BACKEND = defaults(Backend)
 
@@ -141,6 +143,16 @@ class LimitsIn(StrictIn):
     max_body_bytes: Int | None = Field(_LIMITS["max_body_bytes"], ge=0, le=MAX_INT)
 
 
+class RewriteIn(StrictIn):
+    backend_prefix: str | None = Field(
+        _REWRITE["backend_prefix"],
+        min_length=1,
+        max_length=PATH,
+        description="replaces path_prefix in the request target sent upstream (null: none)",
+        json_schema_extra=_grammar(PREFIX_GRAMMAR),
+    )
+
+
 class BackendIn(StrictIn):
     address: str = Field(min_length=1, max_length=TEXT, description="IP address or hostname")
     port: Int | None = Field(None, ge=1, le=MAX_PORT, description="null: the proxy's backend_port")
@@ -182,6 +194,7 @@ class ProxyCreate(StrictIn):
     cache: CacheIn | None = None
     timeouts: TimeoutsIn | None = None
     limits: LimitsIn | None = None
+    rewrite: RewriteIn | None = None
     hash_key: str | None = Field(
         _PROXY["hash_key"], max_length=TEXT, description="header:<name> or cookie:<name>"
     )
@@ -205,6 +218,7 @@ class ProxyUpdate(StrictIn):
     cache: CacheIn = _optional()
     timeouts: TimeoutsIn = _optional()
     limits: LimitsIn = _optional()
+    rewrite: RewriteIn = _optional()
     hash_key: str | None = Field(None, max_length=TEXT)
     toolforge: ToolforgeIn | None = None
 
@@ -310,6 +324,7 @@ class ProxyOut(BaseModel):
     cache: dict[str, Any]
     timeouts: dict[str, Any]
     limits: dict[str, Any]
+    rewrite: dict[str, Any]
     hash_key: str | None
     toolforge: dict[str, Any] | None = None
     backends: list[BackendOut]

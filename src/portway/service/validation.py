@@ -29,6 +29,7 @@ from portway.model import (
     HealthCheck,
     Limits,
     Proxy,
+    Rewrite,
     SessionPersistence,
     Timeouts,
     ToolSettings,
@@ -204,6 +205,21 @@ def limits(value: Limits) -> Limits:
     return value
 
 
+def rewrite(value: Rewrite) -> Rewrite:
+    """The backend prefix is a canonical RFC 3986 path prefix: it is written verbatim
+    into the request target, so nothing a backend could read otherwise gets in."""
+    prefix = value.backend_prefix
+    if prefix is None:
+        return value
+    field = "rewrite.backend_prefix"
+    if normalize_path_prefix(prefix, field=field) != prefix:
+        raise ValidationError(
+            f"{field} must be a normalised prefix such as {normalize_path_prefix(prefix)!r}",
+            field=field,
+        )
+    return value
+
+
 def hash_key(value: str | None) -> str | None:
     """``header:<name>`` or ``cookie:<name>``; names are RFC 9110 tokens."""
     if value is None:
@@ -249,6 +265,7 @@ _PROXY_RULES: tuple[tuple[str, Callable[[Any], object]], ...] = (
     # Toolforge tools (issue 9): kept after the rules above so their order stays.
     ("toolforge", toolforge),
     ("backends", backend_patterns),
+    ("rewrite", rewrite),
 )
 
 
