@@ -5,6 +5,7 @@ from __future__ import annotations
 from portway.service.backend_ops import BackendOps
 from portway.service.certificates import CertificateOps
 from portway.service.mappings import MappingOps
+from portway.service.openshift import OpenShiftOps
 from portway.service.projects import ProjectOps
 from portway.service.proxies import ProxyOps
 from portway.service.tokens import TokenOps
@@ -13,7 +14,15 @@ from portway.service.zones import ZoneOps
 
 
 class Service(
-    ProjectOps, TokenOps, ZoneOps, MappingOps, ProxyOps, BackendOps, CertificateOps, ToolOps
+    ProjectOps,
+    TokenOps,
+    ZoneOps,
+    MappingOps,
+    ProxyOps,
+    BackendOps,
+    CertificateOps,
+    ToolOps,
+    OpenShiftOps,
 ):
     """The only path for configuration changes. Construct with ``Service(store)``.
 
