@@ -171,7 +171,7 @@ def test_a_certificate_for_another_name_is_refused(
 ) -> None:
     other = Certs("other.example.com")
     routes.apply(ev(endpoint(1001, "10.0.0.1")), "m1")
-    with pytest.raises(ValidationError, match="covers other.example.com"):
+    with pytest.raises(ValidationError, match=r"covers other\.example\.com"):
         routes.apply(ev(other.add_ssl(ALIAS)), "m2")
     assert service.list_certificates(ADMIN, "demo") == []
 
