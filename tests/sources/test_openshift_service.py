@@ -231,3 +231,17 @@ def test_a_long_stream_ends_with_the_routes_the_model_describes(
         for r in app_routes(app)
     }
     assert table(service) == expected
+
+
+def test_a_backend_the_tenant_added_to_an_application_proxy_is_kept(
+    service: Service, routes: ServiceOpenShiftRoutes
+) -> None:
+    routes.apply(ev(endpoint(1001, "10.0.0.1")), "m1")
+    [root] = [p for p in proxies(service) if p.path_prefix == "/" and p.hostname == HA]
+    service.add_backend(ADMIN, "demo", root.id, BackendSpec(address="10.7.7.7", port=80))
+    routes.apply(ev(endpoint(1002, "10.0.0.2")), "m2")
+    routes.apply(ev(removal(1001, "10.0.0.1")), "m3")
+    backends = {(b.address, b.port, b.source) for b in service.store.read(
+        lambda r: r.get_proxy(root.id)
+    ).backends}  # fmt: skip
+    assert backends == {("10.7.7.7", 80, "test"), ("10.0.0.2", 1002, "openshift")}

@@ -232,8 +232,10 @@ class _Apply:
             )
         tls = TlsSettings(certificate=cert_id)
         rewrite = Rewrite(backend_prefix=None if route.backend == route.frontend else route.backend)
-        kept = {(b.address, b.port): b for b in have.backends} if have is not None else {}
-        backends = tuple(kept.get(m) or self._backend(m) for m in route.members)
+        current = have.backends if have is not None else ()
+        kept = {(b.address, b.port): b for b in current if b.source == self.source}
+        others = tuple(b for b in current if b.source != self.source)  # the API's stay
+        backends = others + tuple(kept.get(m) or self._backend(m) for m in route.members)
         if have is None:
             self._insert(project, route, tls, rewrite, backends)
             return
