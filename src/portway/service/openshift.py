@@ -93,6 +93,7 @@ class _Apply:
         self.policy = policy
         self.ops = ops
         self.touched: set[str] = set()  # proxy ids, for the change feed
+        self.proxy_ids: list[str] = []  # the application's proxies after the event
         self.wrote = False
 
     def run(self, event: RoutingEvent, message_id: str) -> None:
@@ -104,11 +105,11 @@ class _Apply:
         if after is not None:
             self._claim(key, before, after)
         certs, obsolete = self._certificates(key.project, after, cert_ids)
-        self._proxies(key.project, before, after, certs)
+        self._proxies(key.project, stored, after, certs)
         for cert_id in obsolete:  # detached above
             tx.delete_certificate(cert_id)
             self.wrote = True
-        state = None if after is None else encode_state(after, certs)
+        state = None if after is None else encode_state(after, certs, self.proxy_ids)
         self._hostnames(key, before, after)
         if state == stored and not self.wrote:
             raise _Unchanged
@@ -203,19 +204,16 @@ class _Apply:
         return cert.id
 
     def _proxies(
-        self,
-        project: str,
-        before: AppRoutes | None,
-        after: AppRoutes | None,
-        certs: dict[str, str],
+        self, project: str, stored: Any, after: AppRoutes | None, certs: dict[str, str]
     ) -> None:
+        """The application's proxies (by the ids its record keeps: one query, where a
+        search by hostname would be one per hostname) become ``routes(after)``."""
         tx = self.tx
-        hostnames = set(before.hostnames if before else ()) | set(after.hostnames if after else ())
+        ids = stored.get("proxies", []) if stored is not None else []
         mine: dict[tuple[str, str], Proxy] = {}
-        for hostname in sorted(hostnames):
-            for proxy in tx.find_proxies(hostname=hostname):
-                if proxy.project == project and proxy.source == self.source:
-                    mine[(hostname, proxy.path_prefix)] = proxy
+        for proxy in tx.load_proxies(ids):  # one the tenant deleted is made again
+            if proxy.project == project and proxy.source == self.source:
+                mine[(proxy.hostname, proxy.path_prefix)] = proxy
         wanted = {(r.hostname, r.frontend): r for r in routes(after)} if after else {}
         for place, proxy in mine.items():
             if place not in wanted:
@@ -239,6 +237,7 @@ class _Apply:
         if have is None:
             self._insert(project, route, tls, rewrite, backends)
             return
+        self.proxy_ids.append(have.id)
         after = dataclasses.replace(have, tls=tls, rewrite=rewrite, backends=backends)
         if after == have:
             return
@@ -280,6 +279,7 @@ class _Apply:
         check_route_free(self.tx, proxy)  # another source's proxy on this very prefix
         check_proxy_tls(self.tx, proxy)
         self.tx.insert_proxy(proxy)
+        self.proxy_ids.append(proxy.id)
         self._touch(proxy.id)
 
     def _backend(self, member: tuple[str, int]) -> Backend:
@@ -291,8 +291,9 @@ class _Apply:
         self.wrote = True
 
 
-def encode_state(app: AppRoutes, certs: dict[str, str]) -> dict[str, Any]:
-    """The record of ``app``: JSON, with certificates by id only (never a key)."""
+def encode_state(app: AppRoutes, certs: dict[str, str], proxies: list[str]) -> dict[str, Any]:
+    """The record of ``app``: JSON, with certificates by id only (never a key), and the
+    ids of its proxies."""
     return {
         "ha": app.ha_hostname,
         "aliases": list(app.aliases),
@@ -305,6 +306,7 @@ def encode_state(app: AppRoutes, certs: dict[str, str]) -> dict[str, Any]:
             for m in app.members
         ],
         "certificates": dict(sorted(certs.items())),
+        "proxies": sorted(proxies),
     }
 
 
