@@ -205,6 +205,7 @@ def _expected(model: Model) -> dict[tuple[str, str], set[tuple[str, int]]]:
 EVENTS = 1000
 
 
+@pytest.mark.timeout(600)  # 1 000 events at ~30/s on a loaded machine, plus 3 restarts
 def test_events_published_across_sigkills_of_the_node_are_all_applied(
     node: OpenShiftNode,
     activemq: Broker,  # noqa: F811
