@@ -7,7 +7,7 @@ model's default (no rewrite). ``change_proxies`` names the proxies a write touch
 private key: certificates stay in ``certificates``, sealed).
 
 Revision ID: 0011
-Revises: 0007 (0008 to 0010 are other branches' numbers: the merge re-points this)
+Revises: 0008 (0009 and 0010 are other branches' numbers: the merge re-points this)
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
