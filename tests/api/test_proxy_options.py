@@ -65,6 +65,11 @@ def test_defaults_when_options_are_omitted(api: Api) -> None:
         ({"hash_key": "header:bad name"}, "hash_key"),
         ({"health_check": {"expected_codes": "700"}}, "health_check.expected_codes"),
         ({"health_check": {"type": "udp"}}, "health_check.type"),
+        ({"rewrite": {"backend_prefix": "relative"}}, "rewrite.backend_prefix"),
+        ({"rewrite": {"backend_prefix": "/a b"}}, "rewrite.backend_prefix"),
+        ({"rewrite": {"backend_prefix": "/a/../etc"}}, "rewrite.backend_prefix"),
+        ({"rewrite": {"backend_prefix": "/a\r\nX-Evil: 1"}}, "rewrite.backend_prefix"),
+        ({"rewrite": {"backend_prefix": "/trailing/"}}, "rewrite.backend_prefix"),
     ],
 )
 def test_bad_options_are_422_naming_the_field(api: Api, fields: dict[str, Any], field: str) -> None:
@@ -108,4 +113,14 @@ def test_privacy_defaults_to_inherit_round_trips_and_refuses_other_words(api: Ap
     assert_error(bad, 422, "privacy.forwarded_for")
     assert api.client.get(path, headers=api.member).json()["proxy"]["privacy"] == {
         "forwarded_for": "off"
+    }
+
+
+def test_a_path_rewrite_round_trips(api: Api) -> None:
+    created = _create(api, path_prefix="/health", rewrite={"backend_prefix": "/cfg/health"})
+    assert created.status_code == 201, created.text
+    proxy = created.json()["proxy"]
+    assert proxy["rewrite"] == {"backend_prefix": "/cfg/health"}
+    assert _create(api, hostname="two.alpha.example.org").json()["proxy"]["rewrite"] == {
+        "backend_prefix": None
     }

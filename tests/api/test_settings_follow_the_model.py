@@ -19,6 +19,7 @@ from portway.model import (
     Limits,
     Privacy,
     Proxy,
+    Rewrite,
     SessionPersistence,
     Timeouts,
     TlsSettings,
@@ -55,6 +56,7 @@ SAMPLE = Proxy(
     timeouts=Timeouts(connect=1.0, first_byte=2.0, idle=3.0, total=4.0, websocket_idle=5.0),
     limits=Limits(max_body_bytes=1024),
     privacy=Privacy(forwarded_for="off"),
+    rewrite=Rewrite(backend_prefix="/inner"),
     toolforge=ToolSettings(canonical=True),
     source="api",
     created_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
@@ -105,6 +107,7 @@ def test_the_model_derives_settings_and_options_from_proxys_fields() -> None:
         "timeouts": Timeouts,
         "limits": Limits,
         "privacy": Privacy,
+        "rewrite": Rewrite,
         "toolforge": ToolSettings,
     }
     bare = Proxy(id="", project="", hostname="x.test")

@@ -23,13 +23,13 @@ def head_of(*headers: tuple[bytes, bytes], version: str = "1.1", url: bytes = b"
 def test_content_length_gives_length_framing() -> None:
     head = head_of((b"Host", b"a.b"), (b"Content-Length", b"12"))
     assert head.framing == req.LENGTH
-    assert b"Content-Length: 12\r\n" in head.encode(b"")
+    assert b"Content-Length: 12\r\n" in head.encode(b"", head.url)
 
 
 def test_chunked_gives_chunked_framing_case_insensitively() -> None:
     head = head_of((b"Host", b"a.b"), (b"Transfer-Encoding", b" Chunked "))
     assert head.framing == req.CHUNKED
-    assert b"Transfer-Encoding: chunked\r\n" in head.encode(b"")
+    assert b"Transfer-Encoding: chunked\r\n" in head.encode(b"", head.url)
 
 
 @pytest.mark.parametrize(
@@ -80,7 +80,7 @@ def test_hop_by_hop_and_connection_named_headers_are_not_encoded() -> None:
         (b"Upgrade", b"h2c"),
         (b"X-Kept", b"2"),
     )
-    encoded = head.encode(b"X-Forwarded-For: 1.2.3.4\r\n")
+    encoded = head.encode(b"X-Forwarded-For: 1.2.3.4\r\n", head.url)
     assert encoded.startswith(b"POST / HTTP/1.1\r\nHost: a.b\r\n")
     assert b"X-Kept: 2\r\n" in encoded and b"X-Forwarded-For: 1.2.3.4\r\n" in encoded
     for gone in (b"Connection", b"X-Private", b"Keep-Alive", b"Proxy:", b"Upgrade"):
@@ -90,7 +90,7 @@ def test_hop_by_hop_and_connection_named_headers_are_not_encoded() -> None:
 
 def test_expect_from_http10_client_is_dropped() -> None:
     head = head_of((b"Host", b"a.b"), (b"Expect", b"100-continue"), version="1.0")
-    assert b"Expect" not in head.encode(b"")
+    assert b"Expect" not in head.encode(b"", head.url)
 
 
 @pytest.mark.parametrize(

@@ -109,3 +109,14 @@ def test_disabled_after_follows_the_changed_ids() -> None:
     assert disabled_after(previous, {"x"}, {}) is previous  # untouched: the same object
     assert disabled_after(previous, {"a"}, {}) == {}  # fixed or deleted
     assert disabled_after(previous, {"b"}, {"b": other}) == {"a": entry, "b": other}
+
+
+def test_a_stored_crlf_path_rewrite_is_left_out_of_the_snapshot(store: Store) -> None:
+    service = Service(store)
+    actor = admin(service)
+    bad = service.create_proxy(actor, "alpha", draft("rewrite.alpha.test"))
+    write_by_hand(store, bad.id, rewrite={"backend_prefix": "/x HTTP/1.1\r\nX-Injected: yes"})
+    rec = Reconciler(store, lambda s, c: None)
+    rec.build_initial()
+    assert not routed(rec, "rewrite.alpha.test")
+    assert [p.field for p in rec.disabled[bad.id].problems] == ["rewrite.backend_prefix"]

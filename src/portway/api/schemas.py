@@ -23,6 +23,7 @@ from portway.model import (
     Limits,
     Privacy,
     Proxy,
+    Rewrite,
     Role,
     SessionPersistence,
     Timeouts,
@@ -94,6 +95,7 @@ _CACHE = defaults(CacheSettings)
 _TIMEOUTS = defaults(Timeouts)
 _LIMITS = defaults(Limits)
 _PRIVACY = defaults(Privacy)
+_REWRITE = defaults(Rewrite)
 _PROXY = defaults(Proxy)
 _BACKEND = defaults(Backend)
 
@@ -152,6 +154,16 @@ class PrivacyIn(StrictIn):
     )
 
 
+class RewriteIn(StrictIn):
+    backend_prefix: str | None = Field(
+        _REWRITE["backend_prefix"],
+        min_length=1,
+        max_length=PATH,
+        description="replaces path_prefix in the request target sent upstream (null: none)",
+        json_schema_extra=_grammar(PREFIX_GRAMMAR),
+    )
+
+
 class BackendIn(StrictIn):
     address: str = Field(min_length=1, max_length=TEXT, description="IP address or hostname")
     port: Int | None = Field(None, ge=1, le=MAX_PORT, description="null: the proxy's backend_port")
@@ -194,6 +206,7 @@ class ProxyCreate(StrictIn):
     timeouts: TimeoutsIn | None = None
     limits: LimitsIn | None = None
     privacy: PrivacyIn | None = None
+    rewrite: RewriteIn | None = None
     hash_key: str | None = Field(
         _PROXY["hash_key"], max_length=TEXT, description="header:<name> or cookie:<name>"
     )
@@ -218,6 +231,7 @@ class ProxyUpdate(StrictIn):
     timeouts: TimeoutsIn = _optional()
     limits: LimitsIn = _optional()
     privacy: PrivacyIn = _optional()
+    rewrite: RewriteIn = _optional()
     hash_key: str | None = Field(None, max_length=TEXT)
     toolforge: ToolforgeIn | None = None
 
@@ -324,6 +338,7 @@ class ProxyOut(BaseModel):
     timeouts: dict[str, Any]
     limits: dict[str, Any]
     privacy: dict[str, Any]
+    rewrite: dict[str, Any]
     hash_key: str | None
     toolforge: dict[str, Any] | None = None
     backends: list[BackendOut]

@@ -437,7 +437,9 @@ class ClientConnection(asyncio.Protocol):
             lines = fwd.untrusted_lines(head.host)
         if plan.tool:  # Toolforge backends also get the URI as the client sent it
             lines += b"X-Original-URI: " + head.url + b"\r\n"
-        ex.encoded = head.encode(lines + ws.UPGRADE_LINES if ex.ws_key else lines)
+        # The client's target stays in head.url (the access log's, the route cache's).
+        target = head.url if plan.rewrite is None else plan.rewrite.target(head.url)
+        ex.encoded = head.encode(lines + ws.UPGRADE_LINES if ex.ws_key else lines, target)
         self._bind(ex, backend)
 
     def _route(self, ex: Exchange) -> Plan | None:

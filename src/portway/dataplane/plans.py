@@ -24,6 +24,7 @@ from portway.dataplane.settings import DataPlaneSettings
 from portway.health.passive import Key, Outcome, OutlierDetector, Verdict, may_eject, verdict
 from portway.model import Backend, Proxy, SessionPersistence
 from portway.observability.metrics import BUCKETS, RequestMetrics
+from portway.router.rewrite import path_rewrite
 
 if TYPE_CHECKING:
     from portway.dataplane.pool import Bucket, UpstreamPool
@@ -73,6 +74,7 @@ class Plan:
         "metric_keys",
         "plain",
         "proxy",
+        "rewrite",
         "sticky",
         "tool",
         "total",
@@ -93,6 +95,7 @@ class Plan:
         self.counts_load = proxy.algorithm in _LOAD_AWARE
         self.label = f"{proxy.hostname}{proxy.path_prefix}"
         self.tool = proxy.toolforge is not None  # adds X-Original-URI (compat.md §2)
+        self.rewrite = path_rewrite(proxy)  # None for almost every proxy: one test per request
         self.metric_keys = MetricKeys(proxy.project, self.label)
         # Keyed by backend id: the balancer returns a Backend, the pool wants its bucket.
         pool = plans.pool

@@ -122,6 +122,16 @@ class Privacy:
         return self.forwarded_for == "on"
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Rewrite:
+    """What the backend sees as the request's path. ``backend_prefix``: the proxy's
+    ``path_prefix`` is replaced by it in the request target (``/health/x`` of a proxy at
+    ``/health`` with ``/configuration/health`` goes upstream as
+    ``/configuration/health/x``); None: the target goes as the client sent it."""
+
+    backend_prefix: str | None = None
+
+
 # Fields the service and the store fill in; a proxy's owner sets the others directly
 # (backends have operations of their own).
 _NOT_SET = MappingProxyType({"setting": False})
@@ -156,6 +166,7 @@ class Proxy:
     timeouts: Timeouts = field(default_factory=Timeouts)
     limits: Limits = field(default_factory=Limits)
     privacy: Privacy = field(default_factory=Privacy)
+    rewrite: Rewrite = field(default_factory=Rewrite)
     toolforge: ToolSettings | None = None  # None: routed by path prefix, as usual
     backends: tuple[Backend, ...] = field(default=(), metadata=_NOT_SET)
     source: str = field(default="api", metadata=_NOT_SET)

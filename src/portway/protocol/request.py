@@ -260,8 +260,9 @@ class RequestHead:
                 return pieces[i + 2].rstrip(b" \t")
         return None
 
-    def encode(self, forwarded_lines: bytes) -> bytes:
-        """The head to send upstream, always as HTTP/1.1 with keep-alive."""
+    def encode(self, forwarded_lines: bytes, target: bytes) -> bytes:
+        """The head to send upstream, always as HTTP/1.1 with keep-alive; ``target`` is
+        the request target (``url``, or the proxy's rewrite of it)."""
         if self.framing == LENGTH:
             framing = b"Content-Length: " + self.content_length + _CRLF
         elif self.framing == CHUNKED:
@@ -272,7 +273,7 @@ class RequestHead:
             (
                 self.method,
                 b" ",
-                self.url,
+                target,
                 b" HTTP/1.1\r\nHost: ",
                 self.host,
                 _CRLF,

@@ -6,6 +6,7 @@ from portway.service.backend_ops import BackendOps
 from portway.service.certificates import CertificateOps
 from portway.service.dns_ops import DnsOps
 from portway.service.mappings import MappingOps
+from portway.service.openshift import OpenShiftOps
 from portway.service.projects import ProjectOps
 from portway.service.proxies import ProxyOps
 from portway.service.tokens import TokenOps
@@ -23,6 +24,7 @@ class Service(
     CertificateOps,
     ToolOps,
     DnsOps,
+    OpenShiftOps,
 ):
     """The only path for configuration changes. Construct with ``Service(store)``
     (``dns=``: the ``DnsRecords`` the proxies' hostnames get).

@@ -29,6 +29,7 @@ from portway.model import (
     HealthCheck,
     Limits,
     Proxy,
+    Rewrite,
     SessionPersistence,
     Timeouts,
     ToolSettings,
@@ -213,6 +214,21 @@ def privacy(value: Privacy) -> Privacy:
     return value
 
 
+def rewrite(value: Rewrite) -> Rewrite:
+    """The backend prefix is a canonical RFC 3986 path prefix: it is written verbatim
+    into the request target, so nothing a backend could read otherwise gets in."""
+    prefix = value.backend_prefix
+    if prefix is None:
+        return value
+    field = "rewrite.backend_prefix"
+    if normalize_path_prefix(prefix, field=field) != prefix:
+        raise ValidationError(
+            f"{field} must be a normalised prefix such as {normalize_path_prefix(prefix)!r}",
+            field=field,
+        )
+    return value
+
+
 def hash_key(value: str | None) -> str | None:
     """``header:<name>`` or ``cookie:<name>``; names are RFC 9110 tokens."""
     if value is None:
@@ -259,6 +275,7 @@ _PROXY_RULES: tuple[tuple[str, Callable[[Any], object]], ...] = (
     ("toolforge", toolforge),
     ("backends", backend_patterns),
     ("privacy", privacy),
+    ("rewrite", rewrite),
 )
 
 

@@ -1,4 +1,5 @@
-"""The Toolforge and Kubernetes parts of ``portway serve``, built from its config.
+"""The Toolforge, Kubernetes and OpenShift parts of ``portway serve``, built from its
+config.
 
 ``portway serve`` (runtime/control.py) needs three things from here:
 
@@ -24,6 +25,8 @@ from portway.runtime.config import ServeConfig
 from portway.service import Service
 from portway.sources.base import Source, SourceSet
 from portway.sources.kubernetes import KubernetesSettings, KubernetesWatcher
+from portway.sources.openshift import OpenShiftSource, openshift_settings
+from portway.sources.openshift_service import ServiceOpenShiftRoutes
 from portway.sources.registration import ListenerSettings, RegistrationListener
 from portway.sources.tool_list import ToolList
 from portway.sources.tool_service import TOOL_TLS, ServiceToolRoutes
@@ -98,4 +101,8 @@ def build_sources(
                 raise ConfigError("--toolforge-list needs the snapshot in force")
             listen = config.toolforge_list
             sources.append(ToolList(snapshot, domain, host=listen.host, port=listen.port))
+    openshift = openshift_settings(config)
+    if openshift is not None:
+        events = ServiceOpenShiftRoutes(service, openshift.policy)
+        sources.append(OpenShiftSource(events, openshift))
     return SourceSet(sources)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -17,10 +18,12 @@ from portway.store.keyring import NO_SECRETS, SecretBox
 from portway.store.schema import (
     backends,
     certificates,
+    change_proxies,
     changes,
     projects,
     proxies,
     revision,
+    source_records,
     tokens,
     zones,
 )
@@ -179,7 +182,23 @@ class Reader:
         # Only the revision bound goes to SQL: with "proxy_id IS NOT NULL" as well, SQLite
         # picks the proxy_id index and walks the whole change log on every reconcile.
         query = sa.select(changes.c.proxy_id).where(changes.c.revision > since_revision)
-        return {str(v) for v in self.conn.execute(query).scalars() if v is not None}
+        found = {str(v) for v in self.conn.execute(query).scalars() if v is not None}
+        more = sa.select(change_proxies.c.proxy_id)
+        more = more.where(change_proxies.c.revision > since_revision)
+        return found | {str(v) for v in self.conn.execute(more).scalars()}
+
+    # -- what sources remember -------------------------------------------------------
+
+    def get_source_record(self, source: str, key: str) -> Any:
+        """The JSON value ``source`` keeps under ``key``, or None."""
+        c = source_records.c
+        query = sa.select(c.value).where(c.source == source, c.key == key)
+        return self.conn.execute(query).scalar_one_or_none()
+
+    def list_source_records(self, source: str) -> dict[str, Any]:
+        c = source_records.c
+        query = sa.select(c.key, c.value).where(c.source == source).order_by(c.key)
+        return {str(k): v for k, v in self.conn.execute(query)}
 
     # -- certificates ----------------------------------------------------------------
 

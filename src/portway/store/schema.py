@@ -57,7 +57,8 @@ proxies = sa.Table(
     sa.Column("limits", sa.JSON),
     sa.Column("hash_key", sa.String(255)),
     sa.Column("toolforge", sa.JSON),  # migration 0007: a Toolforge tool's proxy
-    sa.Column("privacy", sa.JSON),  # migration 0010: whether the client address goes upstream
+    sa.Column("privacy", sa.JSON),  # migration 0009: whether the client address goes upstream
+    sa.Column("rewrite", sa.JSON),  # migration 0010: the backend path prefix
     sa.Column("source", sa.String(64), nullable=False),
     sa.Column("created_at", _TS, nullable=False),
     sa.Column("updated_at", _TS, nullable=False),
@@ -149,4 +150,25 @@ changes = sa.Table(
     sa.Column("before", sa.JSON),
     sa.Column("after", sa.JSON),
     sa.Column("at", _TS, nullable=False),
+)
+
+# Migration 0010. The further proxies one write touched, beyond ``changes.proxy_id``: a
+# source's change of several proxies at once (an OpenShift application's hostnames and
+# path prefixes) stays one transaction, and the reconciler still sees each proxy.
+change_proxies = sa.Table(
+    "change_proxies",
+    metadata,
+    sa.Column("revision", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("proxy_id", sa.String(32), primary_key=True),
+)
+
+# Migration 0010. What a source remembers of the objects it routes, by (source, key):
+# an OpenShift application's aliases and endpoints, which its proxies alone cannot say
+# (an application without endpoints has no proxy). Never holds a private key.
+source_records = sa.Table(
+    "source_records",
+    metadata,
+    sa.Column("source", sa.String(64), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("value", sa.JSON, nullable=False),
 )

@@ -23,10 +23,12 @@ from portway.store.reader import Reader
 from portway.store.schema import (
     backends,
     certificates,
+    change_proxies,
     changes,
     projects,
     proxies,
     revision,
+    source_records,
     tokens,
     zones,
 )
@@ -104,6 +106,20 @@ class Transaction(Reader):
             raise StoreError("write transaction committed without a change record")
 
     # -- projects, tokens, zones -------------------------------------------------------
+
+    def mark_changed(self, proxy_id: str) -> None:
+        """Name one more proxy this write touched, for the change feed (one write that
+        changes several proxies; ``record``'s ``proxy_id`` names at most one)."""
+        row = {"revision": self.revision, "proxy_id": proxy_id}
+        self.conn.execute(sa.insert(change_proxies).values(row))
+
+    def put_source_record(self, source: str, key: str, value: Any) -> None:
+        """Keep JSON ``value`` for ``source`` under ``key`` (None: forget it)."""
+        c = source_records.c
+        self.conn.execute(sa.delete(source_records).where(c.source == source, c.key == key))
+        if value is not None:
+            row = {"source": source, "key": key, "value": value}
+            self.conn.execute(sa.insert(source_records).values(row))
 
     def insert_project(self, project: Project) -> None:
         self.conn.execute(sa.insert(projects).values(name=project.name, created_at=self.now))
