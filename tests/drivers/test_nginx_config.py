@@ -15,7 +15,7 @@ from portway.drivers.nginx_config import AVAILABLE, ENABLED, NginxTree, render
 from portway.drivers.nginx_options import NginxOptions
 from portway.drivers.nginx_syntax import quote
 from portway.errors import ConfigError
-from portway.model import Backend, HealthCheck, Proxy, SessionPersistence
+from portway.model import Backend, HealthCheck, Proxy, Rewrite, SessionPersistence
 from portway.router import RouteTable, Snapshot
 from tests.drivers.conftest import NGINX, free_port
 
@@ -268,5 +268,14 @@ def test_a_proxy_mixing_tls_and_plain_backends_is_refused() -> None:
     tree = _render(_proxy("mixed", backends=backends), _proxy("fine", hostname="f.example.org"))
     assert [(p.proxy_id, p.field, p.served) for p in tree.problems] == [
         ("mixed", "backends.tls", False)
+    ]
+    assert len([path for path in tree.files if path.startswith(AVAILABLE)]) == 1  # "fine" only
+
+
+def test_a_proxy_with_a_path_rewrite_is_refused_not_forwarded_with_the_clients_path() -> None:
+    rewritten = _proxy("rw", path_prefix="/health", rewrite=Rewrite(backend_prefix="/cfg/health"))
+    tree = _render(rewritten, _proxy("fine", hostname="f.example.org"))
+    assert [(p.proxy_id, p.field, p.served) for p in tree.problems] == [
+        ("rw", "rewrite.backend_prefix", False)
     ]
     assert len([path for path in tree.files if path.startswith(AVAILABLE)]) == 1  # "fine" only

@@ -146,6 +146,12 @@ def _refusals(proxy: Proxy) -> Iterable[Problem]:
     if len({b.tls for b in proxy.backends}) > 1:
         message = "nginx has one scheme per proxy_pass: TLS and plain backends cannot be mixed"
         yield Problem(proxy.id, "backends.tls", message, False)
+    if proxy.rewrite.backend_prefix is not None:
+        # nginx's proxy_pass with a URI re-encodes the decoded path, so it cannot send the
+        # client's bytes with only the prefix replaced; forwarding the path unchanged would
+        # send requests to a path the tenant did not configure.
+        message = "nginx cannot replace the path prefix byte for byte: rewrite is refused"
+        yield Problem(proxy.id, "rewrite.backend_prefix", message, False)
 
 
 def _degradations(proxy: Proxy) -> Iterable[Problem]:
