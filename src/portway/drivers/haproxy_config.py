@@ -231,7 +231,7 @@ def _backend(proxy: Proxy, slots: tuple[Slot, ...], options: HaproxyOptions) -> 
     if size is not None:
         too_large = f"{{ req.hdr_val(content-length) gt {size} }}"
         lines.append(f"    http-request deny deny_status 413 if {too_large}\n")
-    lines += _health(proxy)
+    lines += _health(proxy, options.passive_failures)
     lines += _persistence(proxy)
     head = "".join(lines)
     cookie = proxy.session_persistence is not None and proxy.session_persistence.type == "cookie"
@@ -281,12 +281,15 @@ def _server(slot: Slot, cookie: bool, *, masked: bool) -> str:
     return f"    server {slot.name} {where} weight {weight}{state}{extra}\n"
 
 
-def _health(proxy: Proxy) -> list[str]:
+def _health(proxy: Proxy, passive_failures: int) -> list[str]:
     """Active checks on every member: the proxy's own HTTP or TCP check, or the OpenStack
     HA guide's TCP default (``inter 2000 rise 2 fall 5``)."""
     check = proxy.health_check
+    # Passive too: refused connections mark a member down at once (like Portway's own
+    # outlier detection), and the active checks bring it back.
+    passive = f" observe layer4 error-limit {passive_failures} on-error mark-down"
     if check is None:
-        return ["    default-server check inter 2000 rise 2 fall 5\n"]
+        return [f"    default-server check inter 2000 rise 2 fall 5{passive}\n"]
     lines = [f"    timeout check {base.ms(check.timeout)}\n"]
     if check.type == "http":
         host = check.host or proxy.hostname.removeprefix("*.")
@@ -298,7 +301,7 @@ def _health(proxy: Proxy) -> list[str]:
         ]
     lines.append(
         f"    default-server check inter {base.ms(check.interval)}"
-        f" rise {check.rise} fall {check.fall}\n"
+        f" rise {check.rise} fall {check.fall}{passive}\n"
     )
     return lines
 

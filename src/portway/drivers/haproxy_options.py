@@ -19,6 +19,7 @@ class HaproxyOptions:
     trusted_proxies: tuple[str, ...] = ()
     threads: int | None = None  # nbthread; None: HAProxy's default (one per CPU)
     maxconn: int | None = None  # None: HAProxy derives it from the file-descriptor limit
+    passive_failures: int = 3  # refused connections in a row that mark a member down
     spare_slots: int = 4  # disabled servers per backend, so members can be added live
     hard_stop_after: float | None = 60.0  # how long an old worker may finish after a reload
     client_timeout: float = 75.0  # idle client keep-alive and slow clients
