@@ -180,8 +180,9 @@ def test_full_featured_configuration_passes_haproxy_check(tmp_path: Path) -> Non
     for path, text in config.files.items():
         (conf / path).parent.mkdir(parents=True, exist_ok=True)
         (conf / path).write_text(text)
-    from tests.drivers.conftest import certificate  # noqa: F401 (trustme below)
     import trustme
+
+    from tests.drivers.conftest import certificate  # noqa: F401 (trustme below)
 
     leaf = trustme.CA().issue_cert("portway.test")
     pem = leaf.cert_chain_pems[0].bytes() + leaf.private_key_pem.bytes()

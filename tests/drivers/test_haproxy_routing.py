@@ -12,13 +12,8 @@ from collections.abc import Callable
 
 from portway.model import Backend, HealthCheck, SessionPersistence
 from portway.protocol.pages import error_response
-from tests.dataplane.conftest import Origin, make_origin, origin, proxy_for  # noqa: F401
-from tests.drivers.haproxy_runner import (  # noqa: F401 (fixtures)
-    HaproxyRunner,
-    closed_port,
-    haproxy,
-    make_haproxy,
-)
+from tests.dataplane.conftest import Origin, proxy_for
+from tests.drivers.haproxy_runner import HaproxyRunner, closed_port
 
 
 def get(

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import shutil
 import signal
 import time
@@ -45,6 +46,7 @@ from portway.router import Snapshot
 
 log = logging.getLogger("portway.drivers.haproxy")
 MASTER_SOCKET = "master.sock"
+_SAFE_PATH = re.compile(r"[A-Za-z0-9/._-]+\Z")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -73,6 +75,10 @@ class HaproxyDriver:
     def __init__(self, settings: HaproxySettings) -> None:
         self.settings = settings
         self.prefix = settings.prefix.resolve()
+        if not _SAFE_PATH.match(str(self.prefix)):
+            # The prefix reaches crt-list lines, Runtime API commands (the map's name)
+            # and ``-S path,mode,600``, none of which can quote.
+            raise ConfigError(f"--haproxy-prefix {self.prefix}: use only [A-Za-z0-9/._-]")
         self.conf = self.prefix / "conf"
         self.run_dir = self.prefix / "run"
         self.options = replace(
@@ -239,8 +245,9 @@ class HaproxyDriver:
 
     async def _test(self) -> tuple[bool, str]:
         cfg = str(self.conf / base.CONFIG)
-        code, output = await run_command([self.settings.binary, "-c", "-q", "-f", cfg])
-        return code == 0, output
+        code, output = await run_command([self.settings.binary, "-c", "-f", cfg])
+        alerts = [line for line in output.splitlines() if "[ALERT]" in line]
+        return code == 0, "\n".join(alerts) or output
 
     async def _reload(self) -> None:
         """``reload`` on the master CLI, confirmed by a new worker on the stats socket."""

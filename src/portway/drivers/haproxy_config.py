@@ -427,7 +427,9 @@ def _certificates(
         cert = certs[cert_id]
         path = "certs/" + file_name("cert", cert.name, f"{cert.id}\0{cert.fingerprint}") + ".pem"
         files[path] = cert.chain_pem.rstrip("\n") + "\n" + cert.key_pem.rstrip("\n") + "\n"
-        lines.append(f"{quote(options.conf_dir + '/' + path)} {' '.join(hosts)}\n")
+        # crt-list lines take no quotes: the path is the operator's (checked for blanks
+        # by the driver) and the names are words.
+        lines.append(f"{options.conf_dir}/{path} {' '.join(hosts)}\n")
     return "".join(lines), files
 
 
