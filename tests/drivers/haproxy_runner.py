@@ -22,7 +22,6 @@ from portway.drivers.haproxy import HaproxyDriver, HaproxySettings
 from portway.drivers.haproxy_options import HaproxyOptions
 from portway.model import Certificate, Proxy
 from portway.router import RouteTable, Snapshot
-from tests.drivers.conftest import free_port
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 
@@ -130,7 +129,10 @@ def default_pair(ca: trustme.CA, directory: Path) -> tuple[Path, Path]:
     return chain, key
 
 
-def closed_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+closed_port = free_port  # nothing listens there once the probe socket is closed
