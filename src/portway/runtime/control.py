@@ -147,8 +147,8 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
 def _data_plane(
     config: ServeConfig, tls: TlsListen | None, policy: BackendPolicy
 ) -> DataPlaneHandle:
-    """nginx or HAProxy (``--dataplane nginx|haproxy``), the built-in plane in this process (``--workers
-    0``) or the worker processes."""
+    """nginx or HAProxy (``--dataplane nginx|haproxy``), the built-in plane in this
+    process (``--workers 0``) or the worker processes."""
     if config.plane_kind == "nginx":
         if config.workers:
             raise ConfigError("--workers: nginx has its own worker processes; leave it 0")
