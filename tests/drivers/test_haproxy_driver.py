@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import http.client
+import select
 import signal
 import subprocess
 import threading
@@ -105,10 +106,20 @@ def test_a_burst_of_snapshots_is_one_reload(
     assert body(haproxy.port, "h49.example.org") == b"o / 0"
 
 
-def _client_loop(port: int, stop: threading.Event, keepalive: bool, stats: dict[str, int]) -> None:
+def _dropped(conn: http.client.HTTPConnection) -> bool:
+    """What urllib3, httpx and browsers check before reusing an idle connection: has the
+    server closed it (readable with nothing pending means EOF)?"""
+    return conn.sock is not None and bool(select.select([conn.sock], [], [], 0)[0])
+
+
+def _client_loop(port: int, stop: threading.Event, mode: str, stats: dict[str, int]) -> None:
+    keepalive = mode != "fresh"
     conn: http.client.HTTPConnection | None = None
     while not stop.is_set():
         try:
+            if conn is not None and mode == "checked" and _dropped(conn):
+                conn.close()
+                conn = None
             if conn is None:
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
             conn.request("GET", "/", headers={"Host": "steady.example.org"})
@@ -135,9 +146,10 @@ def test_changes_under_load(haproxy: HaproxyRunner, make_origin: Callable[[str],
     busy = proxy_for("busy.example.org", x.backend(), algorithm="weighted_round_robin")
     haproxy.route(steady_proxy, busy)
     stop = threading.Event()
-    stats = {mode: {"ok": 0, "bad": 0, "failed": 0} for mode in ("fresh", "keepalive")}
+    modes = ("fresh", "checked", "naive")
+    stats = {mode: {"ok": 0, "bad": 0, "failed": 0} for mode in modes}
     clients = [
-        threading.Thread(target=_client_loop, args=(haproxy.port, stop, mode == "keepalive", s))
+        threading.Thread(target=_client_loop, args=(haproxy.port, stop, mode, s))
         for mode, s in stats.items()
     ]
     for client in clients:
@@ -164,7 +176,11 @@ def test_changes_under_load(haproxy: HaproxyRunner, make_origin: Callable[[str],
     for mode in stats:
         assert stats[mode]["ok"] > 100 and stats[mode]["bad"] == 0, stats
     assert stats["fresh"]["failed"] == 0, stats  # no connection refused across reloads
-    assert stats["keepalive"]["failed"] <= reloads, stats
+    # A keep-alive client may lose a request when an old worker closes its idle
+    # connection as it retires (RFC 9112 §9.3.1 lets clients retry it): measured and
+    # reported, never a wrong answer.
+    for mode in ("checked", "naive"):
+        assert stats[mode]["failed"] <= reloads, stats
     assert reloads < 20
 
 
