@@ -224,3 +224,18 @@ def test_trusted_peer_headers_are_appended_to(
     assert (
         seen.header("Forwarded") == "for=203.0.113.9, for=127.0.0.1;proto=http;host=app.example.org"
     )
+
+
+def test_declared_body_over_the_limit_gets_the_413_page(
+    haproxy: HaproxyRunner, origin: Origin
+) -> None:
+    from portway.model import Limits
+    from tests.dataplane.conftest import raw
+
+    haproxy.route(proxy_for("app.example.org", origin.backend(), limits=Limits(max_body_bytes=10)))
+    request = b"POST / HTTP/1.1\r\nHost: app.example.org\r\nContent-Length: 11\r\n\r\nhello world"
+    response, _ = raw(haproxy.port, request)
+    assert response.startswith(b"HTTP/1.1 413 ") and response.endswith(page_body(413))
+    small = b"POST / HTTP/1.1\r\nHost: app.example.org\r\nContent-Length: 5\r\n\r\nhello"
+    assert raw(haproxy.port, small)[0].endswith(b"one / 5")
+    assert not any(s.body_len == 11 for s in origin.seen)
