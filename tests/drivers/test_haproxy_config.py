@@ -268,6 +268,18 @@ def test_what_the_runtime_api_cannot_change_is_a_reload(change: dict[str, object
     assert decided.reload and decided.reason and not decided.commands
 
 
+def test_a_deleted_proxy_is_a_map_entry_less_and_no_reload() -> None:
+    before = _render(_proxy("a"), _proxy("b", hostname="b.example.org"))
+    after = _render(_proxy("a"), layout=before)
+    gone = next(name for name in before.slots if name not in after.slots)
+    decided = plan(before, after, MAP)
+    assert not decided.reload
+    assert decided.commands == (f"del map {MAP} b.example.org", f"set server {gone}/s1 state maint")
+    # Deleting a proxy routed by path prefix changes the frontend's rules: a reload.
+    prefixed = _render(_proxy("a"), _proxy("p", path_prefix="/p"))
+    assert plan(prefixed, _render(_proxy("a"), layout=prefixed), MAP).reload
+
+
 def test_an_unchanged_snapshot_needs_nothing() -> None:
     before = _render(_proxy("a"), _proxy("b", hostname="*.example.org"))
     again = _render(_proxy("a"), _proxy("b", hostname="*.example.org"), layout=before)

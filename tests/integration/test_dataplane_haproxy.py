@@ -80,10 +80,11 @@ def test_proxies_made_through_the_api_are_served_by_haproxy(
         time.sleep(0.01)
     assert {pw.get("app.alpha.test").json()["backend"] for _ in range(5)} == {"b1"}
     assert _reloads(tmp_path / "hap") == reloads
-    # A deleted proxy is gone from HAProxy.
+    # A deleted proxy is gone from HAProxy: its map entry deleted, still no reload.
     r = pw.api("DELETE", f"/v1/alpha/proxies/{proxy['id']}")
     assert r.status_code == 204, r.text
     wait_routed(pw, "app.alpha.test", status=404, timeout=20)
+    assert _reloads(tmp_path / "hap") == reloads
     deadline = time.monotonic() + 10
     while (values := _metrics(pw))["portway_snapshot_applied_version"] < values[
         "portway_snapshot_version"

@@ -16,9 +16,10 @@ prefixes is a list of ``use_backend ... if`` rules in the frontend (ACLs cannot 
 changed at runtime), with the same-project wildcard fallback copied in as nginx does,
 and a last rule that answers 404 so another project's wildcard never speaks for it.
 
-``HaproxyConfig.static`` is ``haproxy.cfg`` with what the Runtime API can change masked
-(the addresses of IP members, weights, which slots are enabled): two configurations
-with the same static text differ only in what ``haproxy_plan`` can apply live.
+``HaproxyConfig.front`` and ``.sections`` are ``haproxy.cfg`` with what the Runtime API
+can change masked (the addresses of IP members, weights, which slots are enabled): two
+configurations with the same masked text differ only in what ``haproxy_plan`` can apply
+live.
 
 Every tenant string is checked again here (``service.validation``) and quoted
 (``haproxy_syntax``); a proxy that breaks a rule is left out and reported, and the rest
@@ -81,11 +82,16 @@ class HaproxyConfig:
     the parts the Runtime API can change: each backend's slots and the host map."""
 
     files: Mapping[str, str]
-    static: str
+    front: str  # everything before the proxies' backends, masked
+    sections: Mapping[str, str]  # backend name → its section, masked
     slots: Mapping[str, tuple[Slot, ...]]
     hosts: Mapping[str, str]
     secrets: frozenset[str] = frozenset()
     problems: tuple[Problem, ...] = ()
+
+    @property
+    def static(self) -> str:
+        return self.front + "".join(self.sections.values())
 
     def layout(self) -> dict[str, tuple[str | None, ...]]:
         return {name: tuple(s.member for s in slots) for name, slots in self.slots.items()}
@@ -118,11 +124,12 @@ def render(
         files[base.CRT_LIST] = crt_list
         files.update(certs)
         secrets.update(certs)
-    full, static = _config(parts, rules, options)
-    files[base.CONFIG] = full
+    front = _front(rules, options)
+    files[base.CONFIG] = front + "".join(text for text, _ in parts.backends.values())
     return HaproxyConfig(
         files=files,
-        static=static,
+        front=front,
+        sections={name: masked for name, (_, masked) in parts.backends.items()},
         slots=dict(parts.slots),
         hosts=hosts,
         secrets=frozenset(secrets),
@@ -453,14 +460,12 @@ def _host_certificate(
 # -- the file ----------------------------------------------------------------------------
 
 
-def _config(parts: _Parts, rules: str, options: HaproxyOptions) -> tuple[str, str]:
-    front = (
+def _front(rules: str, options: HaproxyOptions) -> str:
+    """Everything before the proxies' backends (it holds no runtime field)."""
+    return (
         base.head(options)
         + base.frontend(options)
         + rules
         + f"    default_backend {base.NOPROXY}\n"
         + base.noproxy()
     )
-    full = front + "".join(text for text, _ in parts.backends.values())
-    static = front + "".join(text for _, text in parts.backends.values())
-    return full, static

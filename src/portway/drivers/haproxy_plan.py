@@ -8,9 +8,12 @@ commands that make the running HAProxy serve ``new`` without one:
   included (weight 0), is ``weight`` alone;
 - a hostname with one proxy at ``/`` added, moved or removed: ``add/set/del map``.
 
-Anything else (a new or deleted proxy, a path-prefix route, a proxy's settings, a
-backup flag, a hostname member, more members than slots, certificates) changes
-``HaproxyConfig.static`` or another file, and needs a reload. Commands leave the
+- a proxy deleted whose hostname was a map entry: ``del map``, and its members put in
+  maintenance; its backend section stays loaded, unreferenced, until the next reload.
+
+Anything else (a new proxy, a path-prefix route, a proxy's settings, a backup flag, a
+hostname member, more members than slots, certificates) changes the masked text of
+``haproxy.cfg`` or another file, and needs a reload. Commands leave the
 state in exactly what a reload of the new files would load, since the driver writes
 those files too.
 """
@@ -39,8 +42,12 @@ def plan(running: HaproxyConfig | None, new: HaproxyConfig, map_ref: str) -> Pla
     """``map_ref``: the host map's path as ``haproxy.cfg`` names it."""
     if running is None:
         return Plan(True, reason="no configuration is running")
-    if running.static != new.static:
-        return Plan(True, reason="haproxy.cfg changed beyond what the Runtime API sets")
+    if running.front != new.front:
+        return Plan(True, reason="the frontend (path-prefix routes, listeners) changed")
+    if set(new.sections) - set(running.sections):
+        return Plan(True, reason="a new proxy needs a backend section")
+    if any(text != running.sections[name] for name, text in new.sections.items()):
+        return Plan(True, reason="a proxy's settings changed beyond what the Runtime API sets")
     others = (set(running.files) | set(new.files)) - _LIVE_FILES
     changed = sorted(p for p in others if running.files.get(p) != new.files.get(p))
     if changed:
@@ -49,6 +56,12 @@ def plan(running: HaproxyConfig | None, new: HaproxyConfig, map_ref: str) -> Pla
     for backend, slots in new.slots.items():
         for old, slot in zip(running.slots[backend], slots, strict=True):
             commands += _server_commands(f"{backend}/{slot.name}", old, slot)
+    # A deleted proxy's backend stays loaded, unreferenced, until the next reload; its
+    # members are put in maintenance so that nothing checks or reaches them.
+    for backend in sorted(set(running.slots) - set(new.slots)):
+        commands += [
+            f"set server {backend}/{s.name} state maint" for s in running.slots[backend] if s.live
+        ]
     return Plan(False, tuple(commands))
 
 
