@@ -286,3 +286,51 @@ def test_an_unchanged_snapshot_needs_nothing() -> None:
     assert plan(before, again, MAP) == plan(before, before, MAP)
     assert not plan(before, again, MAP).reload and plan(before, again, MAP).commands == ()
     assert plan(None, before, MAP).reload
+
+
+GOLDEN_BACKEND = """backend pw_ca978112ca1bbdcafac2
+    # proxy a
+    # project p
+    balance roundrobin
+    timeout connect 5000ms
+    timeout server 60000ms
+    timeout tunnel 3600000ms
+    http-request redirect code 301 location https://%[var(txn.host)]:8443%[pathq] unless { ssl_fc }
+    http-response set-header Strict-Transport-Security 'max-age=31536000' if { ssl_fc } !{ res.hdr(strict-transport-security) -m found }
+    timeout check 2000ms
+    option httpchk
+    http-check send meth 'GET' uri '/healthz' ver HTTP/1.1 hdr Host 'app.example.org'
+    http-check expect rstatus '^(200)$'
+    default-server check inter 2000ms rise 2 fall 5 observe layer4 error-limit 3 on-error mark-down
+    cookie PORTWAY_SRV insert indirect nocache httponly
+    server s1 10.0.0.1:80 weight 3 cookie s1
+    server s2 10.0.0.2:80 weight 1 backup cookie s2
+    server s3 127.0.0.1:1 weight 1 disabled cookie s3
+    server s4 127.0.0.1:1 weight 1 disabled cookie s4
+"""  # noqa: E501 (HAProxy lines as rendered)
+
+
+def test_a_proxy_backend_is_rendered_as_expected() -> None:
+    """Golden text: weights, a backup, the proxy's HTTP check with the OpenStack HA
+    guide's rise/fall, cookie stickiness, redirect and HSTS, and two spare slots."""
+    options = dataclasses.replace(
+        OPTIONS, https=(("127.0.0.1", 8443),), default_certificate=True, spare_slots=2
+    )
+    proxy = _proxy(
+        "a",
+        hostname="app.example.org",
+        algorithm="weighted_round_robin",
+        backends=(
+            Backend(id="x", address="10.0.0.1", port=80, weight=3),
+            Backend(id="y", address="10.0.0.2", port=80, backup=True),
+        ),
+        health_check=HealthCheck(
+            path="/healthz", interval=2.0, rise=2, fall=5, expected_codes="200"
+        ),
+        session_persistence=SessionPersistence(type="cookie"),
+        tls=TlsSettings(redirect_http=True, hsts=True),
+    )
+    text = render(Snapshot(version=1, routes=RouteTable.build([proxy])), options).files[
+        "haproxy.cfg"
+    ]
+    assert text[text.index("backend pw_") :] == GOLDEN_BACKEND
