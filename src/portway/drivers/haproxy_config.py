@@ -28,52 +28,24 @@ is rendered.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
+from portway.drivers import haproxy_backend as backend
 from portway.drivers import haproxy_base as base
+from portway.drivers.haproxy_backend import Slot
 from portway.drivers.haproxy_options import HaproxyOptions
-from portway.drivers.haproxy_syntax import backend_name, comment, fetch_name, quote, word
+from portway.drivers.haproxy_syntax import backend_name, quote, word
 from portway.drivers.nginx_config import Problem
 from portway.drivers.nginx_syntax import file_name
 from portway.errors import ConfigError, PortwayError
-from portway.health.expect import parse_expected_codes
 from portway.model import Backend, Certificate, Proxy
 from portway.router import Snapshot
 from portway.service import validation
 
 __all__ = ["HaproxyConfig", "Problem", "Slot", "render"]
 
-DYNAMIC = "<runtime>"  # what ``static`` shows in place of a value the Runtime API sets
-EMPTY_ADDRESS = ("127.0.0.1", 1)  # a spare slot's placeholder (disabled: never used)
 Layout = Mapping[str, tuple[str | None, ...]]  # backend name → member id per slot
-
-
-@dataclass(frozen=True, slots=True)
-class Slot:
-    """One ``server`` line: a member of the proxy, or a disabled spare."""
-
-    name: str
-    member: str | None  # the Backend id, None for a spare
-    address: str = EMPTY_ADDRESS[0]
-    port: int = EMPTY_ADDRESS[1]
-    weight: int = 1
-    backup: bool = False
-
-    @property
-    def live(self) -> bool:
-        return self.member is not None
-
-    @property
-    def by_ip(self) -> bool:
-        """The Runtime API can set this slot's address (``set server addr`` takes an IP;
-        a hostname member is resolved when HAProxy loads the file)."""
-        try:
-            ipaddress.ip_address(self.address)
-        except ValueError:
-            return False
-        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,10 +113,10 @@ def _add_proxy(parts: _Parts, proxy: Proxy, options: HaproxyOptions, layout: Lay
     refused = list(_refusals(proxy))
     if not refused:
         name = backend_name(proxy.id)
-        members = tuple(_effective(proxy, m) for m in proxy.backends)
+        members = tuple(backend.effective(proxy, m) for m in proxy.backends)
         slots = _slots(members, layout.get(name, ()), options.spare_slots)
         try:
-            parts.backends[name] = _backend(proxy, slots, options)
+            parts.backends[name] = backend.section(proxy, slots, options)
         except ConfigError as err:  # the second wall: a string quote() cannot carry
             refused.append(Problem(proxy.id, err.field or "proxy", err.message, False))
         else:
@@ -157,19 +129,19 @@ def _add_proxy(parts: _Parts, proxy: Proxy, options: HaproxyOptions, layout: Lay
 def _refusals(proxy: Proxy) -> Iterable[Problem]:
     for found in validation.problems(proxy):
         yield Problem(proxy.id, found.field, found.message, False)
-    for i, backend in enumerate(proxy.backends):
+    for i, member in enumerate(proxy.backends):
         where = f"backends[{i}]"
         try:
-            validation.address(backend.address, f"{where}.address")
-            validation.port(backend.port, f"{where}.port")
-            validation.weight(backend.weight, f"{where}.weight")
+            validation.address(member.address, f"{where}.address")
+            validation.port(member.port, f"{where}.port")
+            validation.weight(member.weight, f"{where}.weight")
         except PortwayError as err:
             yield Problem(proxy.id, err.field or where, err.message, False)
     checks = (
         ("hostname", lambda: word(proxy.hostname)),
         ("path_prefix", lambda: quote(proxy.path_prefix)),
-        ("hash_key", lambda: _hash_fetch(proxy)),
-        ("session_persistence.cookie_name", lambda: _persistence(proxy)),
+        ("hash_key", lambda: backend.hash_fetch(proxy)),
+        ("session_persistence.cookie_name", lambda: backend.persistence(proxy)),
     )
     for name, check in checks:
         try:
@@ -214,139 +186,6 @@ def _slot(name: str, member: Backend | None) -> Slot:
         return Slot(name, None)
     address = validation.address(member.address)
     return Slot(name, member.id, address, member.port, member.weight, member.backup)
-
-
-# -- one backend -------------------------------------------------------------------------
-
-
-def _backend(proxy: Proxy, slots: tuple[Slot, ...], options: HaproxyOptions) -> tuple[str, str]:
-    """The ``backend`` section, in full and with the runtime fields masked."""
-    lines = [f"backend {backend_name(proxy.id)}\n", "    " + comment(f"proxy {proxy.id}")]
-    lines.append("    " + comment(f"project {proxy.project}"))
-    lines += _balance(proxy)
-    timeouts = proxy.timeouts
-    lines += [
-        f"    timeout connect {base.ms(timeouts.connect)}\n",
-        f"    timeout server {base.ms(max(timeouts.first_byte, timeouts.idle))}\n",
-        f"    timeout tunnel {base.ms(timeouts.websocket_idle)}\n",
-    ]
-    if proxy.tls.redirect_http and options.https:
-        lines.append(base.redirect(options))
-    if proxy.tls.hsts and options.https:
-        lines.append(base.hsts())
-    size = proxy.limits.max_body_bytes
-    if size is not None:
-        too_large = f"{{ req.hdr_val(content-length) gt {size} }}"
-        lines.append(f"    http-request deny deny_status 413 if {too_large}\n")
-    lines += _health(proxy, options.passive_failures)
-    lines += _persistence(proxy)
-    head = "".join(lines)
-    cookie = proxy.session_persistence is not None and proxy.session_persistence.type == "cookie"
-    full = "".join(_server(s, cookie, masked=False) for s in slots)
-    static = "".join(_server(s, cookie, masked=True) for s in slots)
-    return head + full, head + static
-
-
-def _balance(proxy: Proxy) -> list[str]:
-    algorithm = proxy.algorithm
-    if algorithm == "least_conn":
-        return ["    balance leastconn\n"]
-    if algorithm == "random":
-        return ["    balance random(2)\n"]
-    if algorithm in ("source_ip", "consistent_hash"):
-        # Consistent hashing keeps most keys on their server when members change, and
-        # lets weights change at runtime (map-based hashing cannot).
-        return [f"    balance {_hash_fetch(proxy)}\n", "    hash-type consistent\n"]
-    return ["    balance roundrobin\n"]
-
-
-def _hash_fetch(proxy: Proxy) -> str:
-    if proxy.algorithm != "consistent_hash" or proxy.hash_key is None:
-        return "source"
-    kind, _, name = proxy.hash_key.partition(":")
-    if kind == "header":
-        return f"hdr({fetch_name(name)})"
-    return f"hash req.cook({fetch_name(name)})"
-
-
-def _effective(proxy: Proxy, member: Backend) -> Backend:
-    """The member with the weight HAProxy is given: plain round robin takes each backend
-    in turn whatever its weight (docs/dataplane.md); weight 0 drains it (no new
-    requests, persistent sessions finish) with every algorithm."""
-    if member.weight == 0 or proxy.algorithm != "round_robin":
-        return member
-    return replace(member, weight=1)
-
-
-def _server(slot: Slot, cookie: bool, *, masked: bool) -> str:
-    # The Runtime API sets any slot's weight and state, and an IP member's address.
-    address = f"[{slot.address}]" if ":" in slot.address else slot.address
-    where = DYNAMIC if masked and slot.by_ip else f"{address}:{slot.port}"
-    state = "" if masked or slot.live else " disabled"
-    weight = DYNAMIC if masked else str(slot.weight)
-    extra = (" backup" if slot.backup else "") + (f" cookie {slot.name}" if cookie else "")
-    return f"    server {slot.name} {where} weight {weight}{state}{extra}\n"
-
-
-def _health(proxy: Proxy, passive_failures: int) -> list[str]:
-    """Active checks on every member: the proxy's own HTTP or TCP check, or the OpenStack
-    HA guide's TCP default (``inter 2000 rise 2 fall 5``)."""
-    check = proxy.health_check
-    # Passive too: refused connections mark a member down at once (like Portway's own
-    # outlier detection), and the active checks bring it back.
-    passive = f" observe layer4 error-limit {passive_failures} on-error mark-down"
-    if check is None:
-        return [f"    default-server check inter 2000 rise 2 fall 5{passive}\n"]
-    lines = [f"    timeout check {base.ms(check.timeout)}\n"]
-    if check.type == "http":
-        host = check.host or proxy.hostname.removeprefix("*.")
-        lines += [
-            "    option httpchk\n",
-            f"    http-check send meth {quote(check.method)} uri {quote(check.path)}"
-            f" ver HTTP/1.1 hdr Host {quote(host)}\n",
-            f"    http-check expect rstatus {quote(_status_regex(check.expected_codes))}\n",
-        ]
-    lines.append(
-        f"    default-server check inter {base.ms(check.interval)}"
-        f" rise {check.rise} fall {check.fall}{passive}\n"
-    )
-    return lines
-
-
-def _status_regex(expected: str) -> str:
-    """The accepted codes as one anchored regex, whole hundreds and tens folded."""
-    codes = parse_expected_codes(expected)
-    parts = []
-    for hundred in range(1, 6):
-        tens = [t for t in range(10) if all(hundred * 100 + t * 10 + u in codes for u in range(10))]
-        if len(tens) == 10:
-            parts.append(f"{hundred}[0-9][0-9]")
-            continue
-        parts += [f"{hundred}{t}[0-9]" for t in tens]
-        parts += [
-            str(c) for c in sorted(codes) if c // 100 == hundred and (c // 10) % 10 not in tens
-        ]
-    return "^(" + "|".join(parts) + ")$"
-
-
-def _persistence(proxy: Proxy) -> list[str]:
-    persistence = proxy.session_persistence
-    if persistence is None:
-        return []
-    if persistence.type == "source_ip":
-        return [
-            "    stick-table type ipv6 size 100k expire 30m\n",
-            "    stick on src\n",
-        ]
-    if persistence.type == "cookie":
-        name = fetch_name(persistence.cookie_name or "PORTWAY_SRV")
-        return [f"    cookie {name} insert indirect nocache httponly\n"]
-    name = fetch_name(persistence.cookie_name or "JSESSIONID")
-    return [
-        "    stick-table type string len 128 size 100k expire 30m\n",
-        f"    stick on req.cook({name})\n",
-        f"    stick store-response res.cook({name})\n",
-    ]
 
 
 # -- routing -----------------------------------------------------------------------------
