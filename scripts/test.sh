@@ -5,7 +5,7 @@
 # Java runtime: Debian's openjdk-17 satisfies it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh --dev --system postgresql openssl oidentd activemq bind9 bind9-dnsutils nginx
+scripts/setup.sh --dev --system postgresql openssl oidentd activemq bind9 bind9-dnsutils nginx haproxy
 # A real Keystone for tests/auth, in its own venv (keystone's pins are not Portway's).
 scripts/keystone.sh
 echo "== ruff"

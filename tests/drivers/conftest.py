@@ -130,3 +130,7 @@ def certificate(leaf: trustme.LeafCert, cert_id: str, project: str = "p") -> Cer
         names=info.names,
         fingerprint=info.fingerprint,
     )
+
+
+# The HAProxy runner's fixtures (tests/drivers/haproxy_runner.py), for every test here.
+from tests.drivers.haproxy_runner import haproxy, make_haproxy  # noqa: E402, F401

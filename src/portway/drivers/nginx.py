@@ -210,7 +210,7 @@ class NginxDriver:
         await asyncio.to_thread(files.write_file, self.conf / nginx_http.GENERATION, text)
 
     async def _test(self) -> tuple[bool, str]:
-        code, output = await _run(self._args("-t", "-q"))
+        code, output = await run_command(self._args("-t", "-q"))
         return code == 0, output
 
     async def _reload(self) -> None:
@@ -221,7 +221,7 @@ class NginxDriver:
             process.send_signal(signal.SIGHUP)
             return
         if self.settings.external:
-            code, output = await _run(self._args("-s", "reload"))
+            code, output = await run_command(self._args("-s", "reload"))
             if code != 0:
                 raise ConfigError(f"nginx -s reload failed: {output}")
 
@@ -300,7 +300,7 @@ class NginxDriver:
             await process.wait()
 
 
-async def _run(args: list[str]) -> tuple[int, str]:
+async def run_command(args: list[str]) -> tuple[int, str]:
     try:
         process = await asyncio.create_subprocess_exec(
             *args,

@@ -66,10 +66,13 @@ class ServeConfig:
     https: Listen | None = None  # None: no HTTPS listener
     default_zone: str = "portway.test"  # the default certificate covers *.zone and zone
     workers: int = 0
-    plane_kind: str = "builtin"  # --dataplane: builtin or nginx
+    plane_kind: str = "builtin"  # --dataplane: builtin, nginx or haproxy
     nginx_binary: str = "nginx"
     nginx_prefix: Path | None = None  # None: <data dir>/nginx
     nginx_external: bool = False  # drive an nginx the operator runs (nginx -s reload)
+    haproxy_binary: str = "haproxy"
+    haproxy_prefix: Path | None = None  # None: <data dir>/haproxy
+    haproxy_external: bool = False  # drive an HAProxy the operator runs (its sockets)
     store_url: str | None = None
     dataplane: DataPlaneSettings = field(default_factory=DataPlaneSettings)
     access_log: str | None = None  # a path, "-" for standard output, None for none
@@ -175,7 +178,7 @@ def parse_optional_listen(value: str, *, flag: str) -> Listen | None:
     return parse_listen(value, flag=flag) if value.strip() else None
 
 
-DATA_PLANES = ("builtin", "nginx")
+DATA_PLANES = ("builtin", "nginx", "haproxy")
 
 
 def parse_plane_kind(value: str, *, flag: str) -> str:

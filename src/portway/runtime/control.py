@@ -26,6 +26,7 @@ from portway.reconciler.reconciler import Reconciler
 from portway.router import Snapshot
 from portway.runtime.config import Listen, ServeConfig, TlsListen
 from portway.runtime.datadir import prepare_data_dir
+from portway.runtime.haproxy_plane import HaproxyPlane
 from portway.runtime.inprocess import InProcessPlane
 from portway.runtime.nginx_plane import NginxPlane
 from portway.runtime.plane_handle import DataPlaneHandle
@@ -159,8 +160,8 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
 def _data_plane(
     config: ServeConfig, tls: TlsListen | None, policy: BackendPolicy
 ) -> DataPlaneHandle:
-    """nginx (``--dataplane nginx``), the built-in plane in this process (``--workers
-    0``) or the worker processes."""
+    """nginx or HAProxy (``--dataplane nginx|haproxy``), the built-in plane in this
+    process (``--workers 0``) or the worker processes."""
     if config.plane_kind == "nginx":
         if config.workers:
             raise ConfigError("--workers: nginx has its own worker processes; leave it 0")
@@ -172,6 +173,17 @@ def _data_plane(
             external=config.nginx_external,
             tls=tls,
             access_log=config.access_log,
+        )
+    if config.plane_kind == "haproxy":
+        if config.workers:
+            raise ConfigError("--workers: HAProxy has its own threads; leave it 0")
+        return HaproxyPlane(
+            config.http,
+            config.dataplane,
+            prefix=config.haproxy_prefix or config.data_dir / "haproxy",
+            binary=config.haproxy_binary,
+            external=config.haproxy_external,
+            tls=tls,
         )
     if config.workers == 0:
         return InProcessPlane(

@@ -186,8 +186,8 @@ SETTINGS: tuple[Setting, ...] = (
         "dataplane",
         str,
         "builtin",
-        "What serves the traffic: builtin (Portway's own) or nginx (driven from the "
-        "snapshots; see docs/dataplanes.md).",
+        "What serves the traffic: builtin (Portway's own), nginx or haproxy (driven "
+        "from the snapshots; see docs/dataplanes.md).",
         parse=parse_plane_kind,
         field="plane_kind",
         metavar="KIND",
@@ -214,6 +214,32 @@ SETTINGS: tuple[Setting, ...] = (
         "off",
         "on: drive an nginx the operator runs (write, nginx -t, nginx -s reload) instead "
         "of starting and supervising one.",
+        parse=parse_switch,
+        metavar="SWITCH",
+    ),
+    Setting(
+        "haproxy_binary",
+        str,
+        "haproxy",
+        "The HAProxy executable (--dataplane haproxy).",
+        metavar="PATH",
+    ),
+    Setting(
+        "haproxy_prefix",
+        str,
+        "",
+        "HAProxy's own tree: conf/, logs/, run/ with the master and stats sockets "
+        "(default: <data dir>/haproxy).",
+        parse=path_or_none,
+        metavar="DIR",
+        default_text="<data dir>/haproxy",
+    ),
+    Setting(
+        "haproxy_external",
+        str,
+        "off",
+        "on: drive an HAProxy the operator runs (write, haproxy -c, reload and Runtime "
+        "API through its sockets) instead of starting and supervising one.",
         parse=parse_switch,
         metavar="SWITCH",
     ),

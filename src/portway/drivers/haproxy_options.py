@@ -1,0 +1,27 @@
+"""How the operator runs HAProxy: listeners, certificates, trust and process knobs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HaproxyOptions:
+    """Every field is the operator's, never a tenant's. Paths are absolute: HAProxy's
+    master re-executes itself on a reload, so nothing may depend on its directory."""
+
+    conf_dir: str = "/tmp/portway-haproxy/conf"  # where the rendered files live
+    run_dir: str = "/tmp/portway-haproxy/run"  # pid file and the stats socket
+    http: tuple[tuple[str, int], ...] = (("127.0.0.1", 8080),)
+    https: tuple[tuple[str, int], ...] = ()
+    # One PEM holding the default chain and key (the driver writes it into the tree).
+    default_certificate: bool = False
+    trusted_proxies: tuple[str, ...] = ()
+    forwarded_for: bool = True  # the client's address for proxies that inherit it
+    threads: int | None = None  # nbthread; None: HAProxy's default (one per CPU)
+    maxconn: int | None = None  # None: HAProxy derives it from the file-descriptor limit
+    passive_failures: int = 3  # refused connections in a row that mark a member down
+    spare_slots: int = 4  # disabled servers per backend, so members can be added live
+    hard_stop_after: float | None = 60.0  # how long an old worker may finish after a reload
+    client_timeout: float = 75.0  # idle client keep-alive and slow clients
+    header_timeout: float = 10.0  # timeout http-request (slowloris guard → 408)
