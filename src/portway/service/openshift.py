@@ -35,6 +35,7 @@ from portway.service.auth import Actor, require_admin
 from portway.service.backends import MAX_BACKENDS, BackendSpec, build_backend
 from portway.service.base import ServiceBase, new_id
 from portway.service.certificates import check_proxy_tls
+from portway.service.hostnames import ProxyRows
 from portway.service.proxies import check_route_free
 from portway.service.zones import check_claim
 from portway.sources.openshift_routes import (
@@ -47,7 +48,6 @@ from portway.sources.openshift_routes import (
     apply_event,
     routes,
 )
-from portway.store import Transaction
 from portway.tls.certs import covers, inspect_certificate
 
 CHANGE_KIND: Final = "openshift"
@@ -75,8 +75,8 @@ class OpenShiftOps(ServiceBase):
         nothing. Refusals are ValidationError/ConflictError/ForbiddenError."""
         require_admin(actor)  # a source acts for every namespace
         try:
-            with self._write(actor) as tx:
-                _Apply(tx, actor, policy, self).run(event, message_id)
+            with self._proxy_write(actor) as rows:  # its hostnames get DNS records too
+                _Apply(rows, actor, policy, self).run(event, message_id)
         except _Unchanged:
             return False
         return True
@@ -86,9 +86,10 @@ class _Apply:
     """One event's transaction; the steps share the transaction and what changed."""
 
     def __init__(
-        self, tx: Transaction, actor: Actor, policy: OpenShiftPolicy, ops: ServiceBase
+        self, rows: ProxyRows, actor: Actor, policy: OpenShiftPolicy, ops: ServiceBase
     ) -> None:
-        self.tx = tx
+        self.rows = rows  # the only way to write proxy rows (service/hostnames.py)
+        self.tx = rows.tx
         self.source = actor.source
         self.policy = policy
         self.ops = ops
@@ -217,7 +218,7 @@ class _Apply:
         wanted = {(r.hostname, r.frontend): r for r in routes(after)} if after else {}
         for place, proxy in mine.items():
             if place not in wanted:
-                tx.delete_proxy(proxy.id)
+                self.rows.delete(proxy)
                 self._touch(proxy.id)
         for place, route in sorted(wanted.items()):
             self._route(project, route, mine.get(place), certs.get(route.hostname))
@@ -243,7 +244,7 @@ class _Apply:
             return
         if (after.tls, after.rewrite) != (have.tls, have.rewrite):
             check_proxy_tls(self.tx, after)
-            self.tx.update_proxy(after)
+            self.rows.update(have, after)
         else:
             self.tx.touch_proxy(after.id)
         new_ids = {b.id for b in backends}
@@ -278,7 +279,7 @@ class _Apply:
         )
         check_route_free(self.tx, proxy)  # another source's proxy on this very prefix
         check_proxy_tls(self.tx, proxy)
-        self.tx.insert_proxy(proxy)
+        self.rows.insert(proxy)
         self.proxy_ids.append(proxy.id)
         self._touch(proxy.id)
 
