@@ -36,7 +36,7 @@ from portway.drivers import haproxy_base as base
 from portway.drivers.haproxy_backend import Slot
 from portway.drivers.haproxy_options import HaproxyOptions
 from portway.drivers.haproxy_syntax import backend_name, quote, word
-from portway.drivers.nginx_config import Problem
+from portway.drivers.nginx_config import Problem, host_certificate
 from portway.drivers.nginx_syntax import file_name
 from portway.errors import ConfigError, PortwayError
 from portway.model import Backend, Certificate, Proxy
@@ -269,7 +269,7 @@ def _certificates(
     for proxy in parts.proxies:
         groups.setdefault(proxy.hostname, []).append(proxy)
     for host, group in sorted(groups.items()):
-        cert = _host_certificate(group, certs, parts)
+        cert = host_certificate(group, certs, parts.problems)
         if cert is not None:
             names.setdefault(cert.id, []).append(word(host))
     files = {}
@@ -282,23 +282,6 @@ def _certificates(
         # by the driver) and the names are words.
         lines.append(f"{options.conf_dir}/{path} {' '.join(hosts)}\n")
     return "".join(lines), files
-
-
-def _host_certificate(
-    group: list[Proxy], certs: Mapping[str, Certificate], parts: _Parts
-) -> Certificate | None:
-    """The host's own certificate when its one project attached one (the default
-    certificate otherwise, as in dataplane/tls.py)."""
-    wanted = {p.tls.certificate for p in group} - {None}
-    projects = {p.project for p in group}
-    if len(wanted) != 1 or len(projects) != 1:
-        return None
-    cert = certs.get(wanted.pop() or "")
-    if cert is None or cert.project not in projects:
-        message = "the attached certificate is not in the snapshot: the default is served"
-        parts.problems.extend(Problem(p.id, "tls.certificate", message, True) for p in group)
-        return None
-    return cert
 
 
 # -- the file ----------------------------------------------------------------------------

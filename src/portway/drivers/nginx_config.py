@@ -94,7 +94,9 @@ def render(snapshot: Snapshot, options: NginxOptions) -> NginxTree:
     certs = _certificates(snapshot.certificates)
     secrets: set[str] = set()
     for host, group in _hosts(plan.proxies).items():
-        cert = _host_certificate(group, snapshot.certificates, plan) if options.https else None
+        cert = None
+        if options.https:
+            cert = host_certificate(group, snapshot.certificates, plan.problems)
         if cert is not None:
             files.update(certs[cert.id])
             secrets.add(_cert_paths(cert)[1])
@@ -277,11 +279,11 @@ def _cert_paths(cert: Certificate) -> tuple[str, str]:
     return f"{CERTS}/{name}.pem", f"{CERTS}/{name}.key"
 
 
-def _host_certificate(
-    group: list[Proxy], certs: Mapping[str, Certificate], plan: _Plan
+def host_certificate(
+    group: list[Proxy], certs: Mapping[str, Certificate], problems: list[Problem]
 ) -> Certificate | None:
     """The host's own certificate when its one project attached one (the default
-    certificate otherwise, as in dataplane/tls.py)."""
+    certificate otherwise, as in dataplane/tls.py); one rule for every driver."""
     wanted = {p.tls.certificate for p in group} - {None}
     projects = {p.project for p in group}
     if len(wanted) != 1 or len(projects) != 1:
@@ -289,7 +291,7 @@ def _host_certificate(
     cert = certs.get(wanted.pop() or "")
     if cert is None or cert.project not in projects:
         message = "the attached certificate is not in the snapshot: the default is served"
-        plan.problems.extend(Problem(p.id, "tls.certificate", message, True) for p in group)
+        problems.extend(Problem(p.id, "tls.certificate", message, True) for p in group)
         return None
     return cert
 
