@@ -223,3 +223,22 @@ def test_events_published_across_sigkills_of_the_node_are_all_applied(
     node.stop()
     assert "Traceback" not in node.output
     assert _stored(node.data_dir) == _expected(model)
+
+
+@pytest.mark.timeout(600)  # 1 000 events at ~30/s on a loaded machine, plus a broker restart
+def test_events_published_across_a_broker_restart_are_all_applied(
+    node: OpenShiftNode,
+    activemq: Broker,  # noqa: F811
+    queue: str,  # noqa: F811
+) -> None:
+    bodies, model, _ = stream(EVENTS, seed=2727, apps=8)
+    half = EVENTS // 2
+    activemq.publish(queue, bodies[:half])
+    until(lambda: node.handled() > 0, "the node to handle something")
+    activemq.stop()  # mid-stream: the unacknowledged rest must survive in the broker
+    activemq.start()
+    activemq.publish(queue, bodies[half:])
+    until(lambda: activemq.depth(queue) == 0, "the queue to drain", timeout=300)
+    node.stop()
+    assert "Traceback" not in node.output
+    assert _stored(node.data_dir) == _expected(model)
