@@ -5,6 +5,7 @@ up with the newest version once it runs again."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import socket
@@ -18,7 +19,8 @@ from portway.dataplane.settings import DataPlaneSettings
 from portway.model import Backend, Proxy
 from portway.router import RouteTable, Snapshot
 from portway.runtime.config import Listen
-from portway.runtime.workers import WorkerPool
+from portway.runtime.worker_messages import SnapshotPlan
+from portway.runtime.workers import WorkerPool, encode_plan
 
 COUNT = 20_000  # a pickled full snapshot of about 3 MB: many pipe buffers' worth
 
@@ -65,6 +67,27 @@ def test_a_stopped_worker_never_stalls_the_control_loop(control: ControlLoop) ->
         assert pool.pids() == pids, "a worker was restarted"
     finally:
         control.call(pool.close())
+
+
+def test_encoding_a_big_snapshot_runs_no_collection() -> None:
+    """The cause of the stall above: pickling 20 000 routes used to trigger full cyclic
+    collections, each scanning the heap with the GIL held while the loop waited."""
+    plan = SnapshotPlan(Snapshot(version=1, routes=big_routes()), None)
+    collections: list[int] = []
+
+    def note(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.collect()
+    gc.callbacks.append(note)
+    try:
+        frame = encode_plan(plan)
+    finally:
+        gc.callbacks.remove(note)
+    assert len(frame) > 1_000_000
+    assert collections == []
+    assert gc.isenabled()
 
 
 def test_a_worker_stalled_too_long_is_replaced_and_gets_the_newest(control: ControlLoop) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import multiprocessing
 import time
@@ -48,8 +49,19 @@ log = logging.getLogger("portway.workers")
 STALL_TIMEOUT = 20.0  # a 100 000-proxy full snapshot takes a worker a few seconds to apply
 
 
-def _encode_plan(plan: SnapshotPlan) -> bytes:
-    return encode(plan.message())
+def encode_plan(plan: SnapshotPlan) -> bytes:
+    # Pickling a big table allocates a temporary container per object, which triggers the
+    # cyclic collector; a full collection scans the whole heap with the GIL held (about
+    # 0.1 s for 20 000 routes on a quiet machine, several times that under load) and the
+    # control loop waits. Every temporary is freed by reference counting once the frame
+    # is built, so the collector is paused for that time and has nothing new after it.
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return encode(plan.message())
+    finally:
+        if paused:
+            gc.enable()
 
 
 def _merge_plans(waiting: object, newer: object) -> object:
@@ -71,7 +83,7 @@ class _Encoder:
         frame = self._recent.get(message)
         if frame is None:
             loop = asyncio.get_running_loop()
-            frame = loop.run_in_executor(self._executor, _encode_plan, message)
+            frame = loop.run_in_executor(self._executor, encode_plan, message)
             self._recent[message] = frame
             while len(self._recent) > 2:  # workers in step share the newest; laggards merge
                 del self._recent[next(iter(self._recent))]
