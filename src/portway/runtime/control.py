@@ -98,6 +98,11 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
     await handle.start(first)
     reconciler.commit(first, None)
     settle_heap()
+    # Writes through other nodes' APIs: their notification wakes the reconciler at once
+    # (its own poll stays the fallback). A lone SQLite node's writes are all its own.
+    # store.close() stops the watcher.
+    if store.dialect == "postgresql":
+        store.listen(reconciler.notify)
 
     api_sock = _bind(config.api)
     metrics_sock = _bind(config.metrics) if config.metrics is not None else None
