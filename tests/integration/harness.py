@@ -176,7 +176,8 @@ class Portway:
         env["PORTWAY_TOKEN"] = token or self.admin_token
         return env
 
-    def start(self) -> None:
+    def launch(self) -> None:
+        """Start ``portway serve`` and return at once."""
         cmd = [
             str(VENV_BIN / "portway"),
             "serve",
@@ -204,6 +205,11 @@ class Portway:
             stderr=subprocess.STDOUT,
             text=True,
         )
+
+    def start(self) -> None:
+        """``launch()``, then wait until /healthz and the data plane both answer."""
+        self.launch()
+        assert self.proc is not None
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

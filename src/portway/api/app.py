@@ -21,6 +21,7 @@ from portway.api.openapi import Operation, build_openapi
 from portway.api.proxies import ProxyHandlers
 from portway.api.v1 import AdminHandlers
 from portway.auth.tokens import TokenValidator
+from portway.observability.readiness import Readiness
 from portway.service import Service
 
 HealthFn = Callable[[str, str], dict[str, Any]]
@@ -134,11 +135,13 @@ def create_app(
     backend_health: HealthFn | None = None,
     authenticate: TokenValidator | None = None,
     health_details: Callable[[], Mapping[str, Any]] | None = None,
+    readiness: Callable[[], Readiness] | None = None,
 ) -> Starlette:
     """The v1 API and the dynamicproxy API over ``service``; ``backend_health(proxy_id,
     backend_id)`` supplies each backend's health fields (default ``{"health":
     "unknown"}``); ``authenticate`` checks tokens (default: Portway's own, the service);
-    ``health_details`` adds fields to ``/healthz`` (the sources' states)."""
+    ``health_details`` adds fields to ``/healthz`` (the sources' states); ``readiness``
+    makes it answer 503, with the reasons, while the node is not ready for traffic."""
     auth: TokenValidator = authenticate or service
     table = _table(
         AdminHandlers(service),
@@ -165,7 +168,11 @@ def create_app(
 
     async def healthz(_request: Request) -> JSONResponse:
         details = health_details() if health_details is not None else {}
-        return JSONResponse({"status": "ok", "version": app_version, **details})
+        state = readiness() if readiness is not None else None
+        body = {"status": "ok", "version": app_version, **details}
+        if state is None:
+            return JSONResponse(body)
+        return JSONResponse({**body, **state.as_json()}, status_code=200 if state.ready else 503)
 
     async def openapi(_request: Request) -> JSONResponse:
         return JSONResponse(document)

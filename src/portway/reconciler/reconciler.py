@@ -67,6 +67,9 @@ class Reconciler:
         # commit seen → snapshot published, for the oldest change in the last publish
         self.last_publish_seconds = 0.0
         self._pending_since: float | None = None
+        # The newest store revision heard of (commits, notifications, reads): /healthz
+        # says the node is behind while the snapshot is older than this.
+        self.newest_revision = 0
 
     def build_initial(self) -> Snapshot:
         """Load everything and publish the first snapshot (blocking; call at start-up)."""
@@ -78,6 +81,7 @@ class Reconciler:
         """The first snapshot, built from the whole store but not yet published."""
         started = time.perf_counter()
         version = self._store.current_revision()
+        self._heard(version)
         proxies, rejected = screen(self._store.load_proxies())
         certs = self._load_certificates(certificate_ids(proxies))
         snap = full_snapshot(version, proxies, self._clock(), certs)
@@ -93,6 +97,7 @@ class Reconciler:
         assert previous is not None, "build_initial() first"
         started = time.perf_counter()
         version, changed = self._store.changed_proxy_ids(previous.version)
+        self._heard(version)
         if version <= previous.version:
             return None
         current, rejected = screen(self._store.load_proxies(changed) if changed else [])
@@ -152,8 +157,14 @@ class Reconciler:
         self.commit(*result)
         return result[0]
 
+    def _heard(self, revision: int) -> None:
+        # Threads race here only to raise it; a lost race is repaired by the next step.
+        if revision > self.newest_revision:
+            self.newest_revision = revision
+
     def notify(self, revision: int) -> None:
         """Commit listener: safe to call from any thread."""
+        self._heard(revision)
         if self._pending_since is None:
             self._pending_since = time.monotonic()
         loop, wake = self._loop, self._wake

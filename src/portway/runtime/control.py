@@ -114,6 +114,7 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
         backend_health=report.backend_health,
         authenticate=authenticate,
         health_details=lambda: {"sources": sources.states()},
+        readiness=report.readiness,
     )
     server = _ApiServer(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
     servers = [server]

@@ -23,6 +23,7 @@ from portway.errors import ForbiddenError
 from portway.health.monitor import HealthMonitor
 from portway.health.state import DOWN, DRAINING, UNKNOWN, UP
 from portway.observability.metrics import merge, render
+from portway.observability.readiness import Readiness
 from portway.reconciler.reconciler import Reconciler
 from portway.runtime.plane_handle import DataPlaneHandle
 from portway.service import Service
@@ -69,6 +70,12 @@ class NodeReport:
             else dt.datetime.fromtimestamp(last, dt.UTC).isoformat(),
             "last_error": error,
         }
+
+    def readiness(self) -> Readiness:
+        snapshot = self._reconciler.snapshot
+        built = snapshot.version if snapshot is not None else 0
+        store = max(self._reconciler.newest_revision, built)
+        return Readiness(store=store, built=built, applied=self._handle.applied_version)
 
     def metrics_text(self) -> str:
         stats = self._handle.stats()

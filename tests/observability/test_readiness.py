@@ -1,0 +1,32 @@
+"""The readiness rule behind /healthz: every step from the store to the wire caught up."""
+
+from __future__ import annotations
+
+from portway.observability.readiness import Readiness
+
+
+def test_ready_when_every_step_has_caught_up() -> None:
+    state = Readiness(store=7, built=7, applied=7)
+    assert state.ready
+    assert state.as_json() == {
+        "status": "ok",
+        "reasons": [],
+        "revision": {"store": 7, "built": 7, "applied": 7},
+    }
+
+
+def test_not_serving_yet() -> None:
+    state = Readiness(store=3, built=3, applied=0)
+    assert not state.ready
+    assert state.reasons == ("the data plane is not serving yet",)
+
+
+def test_the_data_plane_behind_the_snapshot() -> None:
+    state = Readiness(store=5, built=5, applied=4)
+    assert state.reasons == ("the data plane serves revision 4, not yet 5",)
+    assert state.as_json()["status"] == "not-ready"
+
+
+def test_the_snapshot_behind_the_store() -> None:
+    state = Readiness(store=9, built=5, applied=5)
+    assert state.reasons == ("the store is at revision 9, the newest snapshot 5",)
