@@ -79,6 +79,10 @@ def _table(
         ("/v1/zones/{zone}", [
             (o("DELETE", "delete a zone (admin)", status=204), admin.delete_zone),
         ]),
+        ("/v1/nodes", [
+            (o("GET", "the tier's nodes as each last reported itself (admin)",
+               response=s.envelope("nodes", s.NodeOut, many=True)), admin.list_nodes),
+        ]),
         (P + "/tokens", [
             (o("POST", "create a token; the secret is shown once", s.TokenRequest, 201, token),
              admin.create_token),

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from portway.api import schemas
 from portway.errors import ValidationError
 from portway.model import Backend, Change, Project, Proxy, Role, Token, Zone
+from portway.model.node import Node
 from portway.model.proxy import OPTION_BY_NAME, OPTIONS, SETTINGS
 from portway.service import BackendSpec, proxy_problems
 
@@ -89,6 +91,12 @@ def token_out(token: Token, secret: str | None = None) -> dict[str, Any]:
 
 def zone_out(zone: Zone) -> dict[str, Any]:
     return schemas.ZoneOut(**dataclasses.asdict(zone)).model_dump(mode="json")
+
+
+def node_out(node: Node, now: datetime) -> dict[str, Any]:
+    fields = dataclasses.asdict(node)
+    del fields["report_interval"]
+    return schemas.NodeOut(**fields, lost=node.lost(now)).model_dump(mode="json")
 
 
 def change_out(change: Change) -> dict[str, Any]:

@@ -374,6 +374,17 @@ class ZoneOut(BaseModel):
     deprecated: bool
 
 
+class NodeOut(BaseModel):
+    name: str
+    addresses: list[str]
+    version: str
+    applied_revision: int
+    digest: str
+    started_at: datetime
+    last_seen: datetime
+    lost: bool  # silent for three of its report intervals
+
+
 class ChangeOut(BaseModel):
     revision: int
     project: str | None

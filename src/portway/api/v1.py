@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.responses import JSONResponse, Response
@@ -73,6 +74,11 @@ class AdminHandlers:
     def delete_zone(self, call: Call) -> Response:
         self.service.delete_zone(call.actor, call.params["zone"])
         return Response(status_code=204)
+
+    def list_nodes(self, call: Call) -> Response:
+        now = datetime.now(UTC)
+        nodes = self.service.list_nodes(call.actor)
+        return _json({"nodes": [convert.node_out(n, now) for n in nodes]})
 
     def list_changes(self, call: Call) -> Response:
         changes = self.service.list_changes(

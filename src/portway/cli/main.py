@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from portway.cli import backends, dns, importer, keys, projects, proxies, tokens, zones
+from portway.cli import backends, dns, importer, keys, nodes, projects, proxies, tokens, zones
 from portway.cli.options import common_options
 from portway.cli.serve import serve
 from portway.cli.shell import PortwayGroup
@@ -34,6 +34,7 @@ for group in (
     projects.project,
     tokens.token,
     zones.zone,
+    nodes.node,
     proxies.proxy,
     backends.backend,
     keys.keys,

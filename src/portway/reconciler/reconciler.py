@@ -29,11 +29,13 @@ from portway.reconciler.builder import (
     next_snapshot,
     screen,
 )
+from portway.reconciler.digest import as_text, digest_of, next_digest
 from portway.reconciler.store_reader import StoreReader
 from portway.router import Snapshot
 
 log = logging.getLogger("portway.reconciler")
 
+_DIGESTS_KEPT = 16
 Publisher = Callable[[Snapshot, set[str] | None], None]
 
 
@@ -62,7 +64,10 @@ class Reconciler:
         # Proxies left out of the current snapshot, by id; replaced whole, never mutated.
         self.disabled: Mapping[str, Disabled] = {}
         # What ``disabled`` becomes when the snapshot built with it is committed.
-        self._staged: tuple[Snapshot, Mapping[str, Disabled]] | None = None
+        self._staged: tuple[Snapshot, Mapping[str, Disabled], int] | None = None
+        # Route digests of the last few snapshots, by version: what a node reports is
+        # the digest of the version its data plane has applied, which may lag.
+        self._digests: dict[int, int] = {}
         self.last_build_seconds = 0.0
         # commit seen → snapshot published, for the oldest change in the last publish
         self.last_publish_seconds = 0.0
@@ -86,7 +91,7 @@ class Reconciler:
         certs = self._load_certificates(certificate_ids(proxies))
         snap = full_snapshot(version, proxies, self._clock(), certs)
         self.snapshot = snap
-        self._staged = (snap, rejected)
+        self._staged = (snap, rejected, digest_of(snap.routes))
         self.last_build_seconds = time.perf_counter() - started
         return snap
 
@@ -108,7 +113,8 @@ class Reconciler:
             kept, missing = plan
             certs = {**kept, **self._load_certificates(missing)}
             snap = dataclasses.replace(snap, certificates=certs)
-        self._staged = (snap, disabled_after(self.disabled, changed, rejected))
+        digest = next_digest(self._digests[previous.version], previous.routes, snap.routes, changed)
+        self._staged = (snap, disabled_after(self.disabled, changed, rejected), digest)
         self.last_build_seconds = time.perf_counter() - started
         return snap, changed
 
@@ -123,10 +129,20 @@ class Reconciler:
         staged, self._staged = self._staged, None
         if staged is not None and staged[0] is snapshot:
             self._set_disabled(staged[1])
+            self._digests[snapshot.version] = staged[2]
+            while len(self._digests) > _DIGESTS_KEPT:
+                del self._digests[next(iter(self._digests))]
+        elif snapshot.version not in self._digests:  # a snapshot made elsewhere (tests)
+            self._digests[snapshot.version] = digest_of(snapshot.routes)
         self._publish(snapshot, changed)
         since, self._pending_since = self._pending_since, None
         if since is not None:
             self.last_publish_seconds = time.monotonic() - since
+
+    def digest(self, version: int) -> str | None:
+        """The route digest of snapshot ``version``, if it is one of the last few."""
+        digest = self._digests.get(version)
+        return None if digest is None else as_text(digest)
 
     def _set_disabled(self, disabled: Mapping[str, Disabled]) -> None:
         """Make ``disabled`` current; log each proxy once when it becomes disabled."""

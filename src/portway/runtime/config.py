@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -74,6 +75,8 @@ class ServeConfig:
     haproxy_prefix: Path | None = None  # None: <data dir>/haproxy
     haproxy_external: bool = False  # drive an HAProxy the operator runs (its sockets)
     store_url: str | None = None
+    node_name: str = ""  # "": this machine's host name (see ``name_of_node``)
+    node_report_interval: float = 5.0
     dataplane: DataPlaneSettings = field(default_factory=DataPlaneSettings)
     access_log: str | None = None  # a path, "-" for standard output, None for none
     drain_timeout: float = 10.0
@@ -198,6 +201,24 @@ def parse_switch(value: str, *, flag: str) -> bool:
     if word in ("off", "no", "false", "0", ""):
         return False
     raise ConfigError(f"{flag}: expected on or off, got {value!r}", field=flag)
+
+
+_NODE_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,62}[A-Za-z0-9])?")
+
+
+def parse_node_name(value: str, *, flag: str) -> str:
+    """A node's name in ``portway node list``: 1-64 letters, digits, '.', '_', '-'."""
+    if value and not _NODE_NAME.fullmatch(value):
+        raise ConfigError(
+            f"{flag}: a node name is 1-64 letters, digits, '.', '_' or '-', got {value!r}",
+            field=flag,
+        )
+    return value
+
+
+def name_of_node(config: ServeConfig) -> str:
+    """``--node-name``, else the host name (cut to the store's 64 characters)."""
+    return config.node_name or socket.gethostname()[:64]
 
 
 def parse_healthz_path(value: str, *, flag: str) -> str:

@@ -11,10 +11,12 @@ import signal
 import socket
 import sys
 from collections.abc import Callable, Generator, Mapping
+from datetime import UTC, datetime
 
 import uvicorn
 from starlette.applications import Starlette
 
+from portway import __version__
 from portway.api.app import create_app
 from portway.auth.provision import api_tokens
 from portway.dns.node import DnsCheckJob, node_records
@@ -22,13 +24,15 @@ from portway.errors import ConfigError
 from portway.health.monitor import HealthMonitor, Target
 from portway.health.state import DOWN, Health
 from portway.model.backend_policy import BackendPolicy
+from portway.model.node import Node
 from portway.reconciler.reconciler import Reconciler
 from portway.router import Snapshot
-from portway.runtime.config import Listen, ServeConfig, TlsListen
+from portway.runtime.config import Listen, ServeConfig, TlsListen, name_of_node
 from portway.runtime.datadir import prepare_data_dir
 from portway.runtime.haproxy_plane import HaproxyPlane
 from portway.runtime.inprocess import InProcessPlane
 from portway.runtime.nginx_plane import NginxPlane
+from portway.runtime.node_reports import NodeReporter
 from portway.runtime.plane_handle import DataPlaneHandle
 from portway.runtime.reload import Reloader
 from portway.runtime.report import NodeReport
@@ -138,6 +142,8 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
             asyncio.create_task(metrics_server.serve(sockets=[metrics_sock]), name="metrics")
         )
 
+    reporter = NodeReporter(store, reconciler, handle, _identity(config))
+    tasks.append(asyncio.create_task(reporter.run(), name="node-report"))
     sources.start()
     _banner(config, secret, first)
     stop = asyncio.Event()
@@ -208,6 +214,22 @@ def _data_plane(
         tls=tls,
         access_log=config.access_log,
         backend_policy=policy,
+    )
+
+
+def _identity(config: ServeConfig) -> Node:
+    """The fixed part of this node's reports."""
+    listeners = [config.http, config.https]
+    started = datetime.now(UTC)
+    return Node(
+        name=name_of_node(config),
+        addresses=tuple(str(x) for x in listeners if x is not None),
+        version=__version__,
+        applied_revision=0,
+        digest="",
+        started_at=started,
+        last_seen=started,
+        report_interval=config.node_report_interval,
     )
 
 

@@ -46,6 +46,7 @@ from portway.runtime.config import (
     parse_endpoint_types,
     parse_healthz_path,
     parse_listen,
+    parse_node_name,
     parse_optional_listen,
     parse_optional_zone,
     parse_plane_kind,
@@ -253,6 +254,24 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="URL",
         field="store_url",
         default_text="SQLite in the data dir",
+    ),
+    Setting(
+        "node_name",
+        str,
+        "",
+        "This node's name in 'portway node list' (each node of a tier its own).",
+        parse=parse_node_name,
+        metavar="NAME",
+        default_text="the host name",
+    ),
+    Setting(
+        "node_report_interval",
+        float,
+        5.0,
+        "Seconds between this node's reports of itself to the store; a node silent for "
+        "three of them is shown as lost.",
+        low=0.1,
+        metavar="SECONDS",
     ),
     Setting(
         "secret_key_file",

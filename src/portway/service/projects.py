@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from portway.errors import ConflictError, ValidationError
 from portway.model import Change, Project
+from portway.model.node import Node
 from portway.service import validation
 from portway.service.auth import Actor, project_not_found, require_admin, require_read
 from portway.service.base import ServiceBase
@@ -28,6 +29,11 @@ class ProjectOps(ServiceBase):
     def list_projects(self, actor: Actor) -> list[Project]:
         require_admin(actor)
         return self._read(Reader.list_projects)
+
+    def list_nodes(self, actor: Actor) -> list[Node]:
+        """The nodes of the tier as each last reported itself (admin)."""
+        require_admin(actor)
+        return self._read(Reader.list_nodes)
 
     def get_project(self, actor: Actor, name: str) -> Project:
         def query(reader: Reader) -> Project:

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 
 from portway.errors import StoreError
 from portway.model import Backend, Certificate, Change, Project, Proxy, Token, Zone
+from portway.model.node import Node
 from portway.store import rows
 from portway.store.keyring import NO_SECRETS, SecretBox
 from portway.store.schema import (
@@ -20,6 +21,7 @@ from portway.store.schema import (
     certificates,
     change_proxies,
     changes,
+    nodes,
     projects,
     proxies,
     revision,
@@ -161,6 +163,10 @@ class Reader:
     def admin_token_exists(self) -> bool:
         query = sa.select(tokens.c.id).where(tokens.c.project.is_(None), tokens.c.role == "admin")
         return self.conn.execute(query.limit(1)).first() is not None
+
+    def list_nodes(self) -> list[Node]:
+        query = sa.select(nodes).order_by(nodes.c.name)
+        return [rows.node_from_row(r) for r in self.conn.execute(query).mappings()]
 
     def list_zones(self) -> list[Zone]:
         query = sa.select(zones).order_by(zones.c.name)

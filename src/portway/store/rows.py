@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from portway.model import Backend, Certificate, Change, Project, Proxy, Role, Token, Zone
+from portway.model.node import Node
 from portway.model.proxy import OPTIONS, Option
 from portway.store.keyring import Sealed, SecretBox
 
@@ -246,3 +247,29 @@ def to_json(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: to_json(v) for k, v in value.items()}
     return value
+
+
+def node_from_row(row: Row) -> Node:
+    return Node(
+        name=row["name"],
+        addresses=tuple(row["addresses"]),
+        version=row["version"],
+        applied_revision=int(row["applied_revision"]),
+        digest=row["digest"],
+        started_at=_required_utc(row["started_at"]),
+        last_seen=_required_utc(row["last_seen"]),
+        report_interval=float(row["report_interval"]),
+    )
+
+
+def node_row(node: Node) -> dict[str, Any]:
+    return {
+        "name": node.name,
+        "addresses": list(node.addresses),
+        "version": node.version,
+        "applied_revision": node.applied_revision,
+        "digest": node.digest,
+        "started_at": node.started_at,
+        "last_seen": node.last_seen,
+        "report_interval": node.report_interval,
+    }

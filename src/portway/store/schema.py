@@ -172,3 +172,20 @@ source_records = sa.Table(
     sa.Column("key", sa.String(255), primary_key=True),
     sa.Column("value", sa.JSON, nullable=False),
 )
+
+
+# Each node's own report of itself (``portway node list``). Written outside the revision
+# and the change log: it is state, not configuration, and a report every few seconds
+# must never wake every node's reconciler.
+nodes = sa.Table(
+    "nodes",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("addresses", sa.JSON, nullable=False),
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("applied_revision", sa.BigInteger, nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("started_at", _TS, nullable=False),
+    sa.Column("last_seen", _TS, nullable=False),
+    sa.Column("report_interval", sa.Float, nullable=False),
+)

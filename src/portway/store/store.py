@@ -13,10 +13,13 @@ from sqlalchemy import exc as sa_exc
 
 from portway.errors import ConflictError, PortwayError, StoreError
 from portway.model import Certificate, Proxy
+from portway.model.node import Node
+from portway.store import rows
 from portway.store.changefeed import Watcher
 from portway.store.engine import compact, create_engine, migrate
 from portway.store.keyring import NO_SECRETS, SecretBox
 from portway.store.reader import Reader
+from portway.store.schema import nodes
 from portway.store.transaction import Transaction
 
 log = logging.getLogger(__name__)
@@ -96,6 +99,19 @@ class Store:
             yield tx
             tx.check_recorded()
         self._notify(tx.revision)
+
+    def report_node(self, node: Node) -> None:
+        """Record ``node``'s report of itself, outside the revision and the change log
+        (state, not configuration: it must wake no reconciler)."""
+        row = rows.node_row(node)
+        with (
+            translate_errors(),
+            self.engine.connect().execution_options(portway_write=True) as conn,
+            conn.begin(),
+        ):
+            done = conn.execute(sa.update(nodes).where(nodes.c.name == node.name).values(row))
+            if not done.rowcount:
+                conn.execute(sa.insert(nodes).values(row))
 
     def compact(self) -> None:
         """Rewrite the database so that no free page or old row version still holds a
