@@ -28,7 +28,7 @@ from alembic import command
 from alembic.config import Config
 from cryptography.hazmat.primitives import serialization
 
-from tests.conftest import _fresh_pg_database, _pg_bin
+from tests.conftest import _fresh_pg_database
 from tests.integration.harness import (
     VENV_BIN,
     Backend,
@@ -36,6 +36,7 @@ from tests.integration.harness import (
     create_project_and_proxy,
     start_backend,
 )
+from tests.pg import pg_bin
 
 # What the old code (schema 0003) left in the database: the key in plain text.
 OLD_SCHEMA = "0003"
@@ -290,7 +291,7 @@ def test_pg_dump_of_the_store_holds_no_private_key_and_it_is_still_served(
 
 
 def _pg_dump(url: str) -> bytes:
-    bin_dir = _pg_bin()
+    bin_dir = pg_bin()
     assert bin_dir is not None
     parsed = sa.make_url(url)
     dump = subprocess.run(
