@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from tests.conftest import _fresh_pg_database
 from tests.integration.harness import (
     Backend,
