@@ -60,6 +60,7 @@ async def churn(
             await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
             tasks.append(asyncio.create_task(_one(api, plane, i, ports["origin"], timeout)))
         outcomes = await asyncio.gather(*tasks)
+        server = await server_side(api)
     latencies = sorted(lat for kind, lat in outcomes if kind == "routed")
     return {
         "changes": len(outcomes),
@@ -69,7 +70,30 @@ async def churn(
         "not_routed": sum(kind == "not_routed" for kind, _ in outcomes),
         "p50_ms": round(statistics.median(latencies) * 1000, 1) if latencies else None,
         "p99_ms": round(_p99(latencies) * 1000, 1) if latencies else None,
+        "server": server,
     }
+
+
+async def server_side(api: httpx.AsyncClient) -> dict[str, Any]:
+    """The node's own figure, from its /metrics (admin token): change heard → applied by
+    every serving process, as the bucket bounds the median and the 99th percentile fall
+    under. A prober in this one Python process, polling hundreds of hosts under load,
+    adds its own queueing to what it measures; the node's clock does not."""
+    r = await api.get("/metrics")
+    buckets: list[tuple[float, float]] = []
+    for line in r.text.splitlines():
+        if line.startswith("portway_change_applied_seconds_bucket"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float(le), float(line.rsplit(" ", 1)[1])))
+    total = buckets[-1][1] if buckets else 0.0
+
+    def under(q: float) -> float | None:
+        for bound, count in buckets:
+            if total and count >= q * total:
+                return bound * 1000
+        return None
+
+    return {"count": int(total), "p50_le_ms": under(0.5), "p99_le_ms": under(0.99)}
 
 
 def _p99(sorted_values: list[float]) -> float:

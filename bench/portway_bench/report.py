@@ -94,11 +94,14 @@ def extra_text(results: Results) -> str:
     lines = []
     for target, c in results.extra.get("churn", {}).items():
         w = c.get("wrk", {})
+        server = c.get("server", {})
         lines.append(
             f"churn {target}: {c['changes']} changes, API→routed p50 {c['p50_ms']} ms "
             f"p99 {c['p99_ms']} ms, api_failed {c['api_failed']}, not routed in "
             f"{c['not_routed_in_s']:g} s {c['not_routed']}; load meanwhile "
-            f"{w.get('rps', 0):.0f} req/s, {w.get('errors', '?')} failed requests"
+            f"{w.get('rps', 0):.0f} req/s, {w.get('errors', '?')} failed requests; "
+            f"node's own change→applied p50 ≤ {server.get('p50_le_ms')} ms, "
+            f"p99 ≤ {server.get('p99_le_ms')} ms over {server.get('count')} snapshots"
         )
     for count, times in results.extra.get("routes_setup_s", {}).items():
         if not times:

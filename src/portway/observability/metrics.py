@@ -30,9 +30,8 @@ class RequestMetrics:
         key = (project, "")
         row = self.latency.get(key)
         if row is None:
-            row = self.latency[key] = [0.0] * (len(BUCKETS) + 2)
-        row[bisect.bisect_left(BUCKETS, seconds)] += 1
-        row[-1] += seconds
+            row = self.latency[key] = new_row()
+        observe_into(row, seconds)
 
     def export(self) -> dict[str, object]:
         return {
@@ -50,7 +49,7 @@ def merge(exports: Iterable[Mapping[str, object]]) -> RequestMetrics:
         for k, n in requests.items():
             total.requests[k] = total.requests.get(k, 0) + n
         for k, row in latency.items():
-            mine = total.latency.setdefault(k, [0.0] * (len(BUCKETS) + 2))
+            mine = total.latency.setdefault(k, new_row())
             for i, v in enumerate(row):
                 mine[i] += v
     return total
@@ -64,11 +63,38 @@ def _labels(**labels: str) -> str:
     return "{" + inner + "}"
 
 
+def new_row() -> list[float]:
+    """A histogram's row: a count per bucket of ``BUCKETS``, +Inf's, then the sum."""
+    return [0.0] * (len(BUCKETS) + 2)
+
+
+def observe_into(row: list[float], seconds: float) -> None:
+    row[bisect.bisect_left(BUCKETS, seconds)] += 1
+    row[-1] += seconds
+
+
+def histogram_lines(name: str, row: list[float], **labels: str) -> list[str]:
+    """The _bucket, _sum and _count lines of one histogram series."""
+    out = []
+    cumulative = 0.0
+    for bound, count in zip((*BUCKETS, float("inf")), row[:-1], strict=True):
+        cumulative += count
+        le = "+Inf" if bound == float("inf") else repr(bound)
+        out.append(f"{name}_bucket{_labels(**labels, le=le)} {cumulative:g}")
+    tail = _labels(**labels) if labels else ""
+    out.append(f"{name}_sum{tail} {row[-1]:.6f}")
+    out.append(f"{name}_count{tail} {cumulative:g}")
+    return out
+
+
 def render(
     metrics: RequestMetrics,
     gauges: Mapping[str, tuple[str, Iterable[tuple[dict[str, str], float]]]],
+    histograms: Mapping[str, tuple[str, list[float]]] | None = None,
 ) -> str:
-    """Prometheus text exposition. ``gauges`` maps a metric name to (help, samples)."""
+    """Prometheus text exposition. ``gauges`` maps a metric name to (help, samples),
+    ``histograms`` a name to (help, row) for a histogram of one series."""
+    histograms = histograms or {}
     out = [
         "# HELP portway_requests_total Requests answered, by project, proxy and status class.",
         "# TYPE portway_requests_total counter",
@@ -80,15 +106,10 @@ def render(
         "# TYPE portway_request_duration_seconds histogram",
     ]
     for (project, _), row in sorted(metrics.latency.items()):
-        cumulative = 0.0
-        for bound, count in zip((*BUCKETS, float("inf")), row[:-1], strict=True):
-            cumulative += count
-            le = "+Inf" if bound == float("inf") else repr(bound)
-            labels = _labels(project=project, le=le)
-            out.append(f"portway_request_duration_seconds_bucket{labels} {cumulative:g}")
-        labels = _labels(project=project)
-        out.append(f"portway_request_duration_seconds_sum{labels} {row[-1]:.6f}")
-        out.append(f"portway_request_duration_seconds_count{labels} {cumulative:g}")
+        out += histogram_lines("portway_request_duration_seconds", row, project=project)
+    for name, (help_text, row) in sorted(histograms.items()):
+        out += [f"# HELP {name} {help_text}", f"# TYPE {name} histogram"]
+        out += histogram_lines(name, row)
     for name, (help_text, samples) in sorted(gauges.items()):
         # Prometheus naming: a "_total" metric only ever grows, and is typed so.
         kind = "counter" if name.endswith("_total") else "gauge"

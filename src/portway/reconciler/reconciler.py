@@ -173,6 +173,11 @@ class Reconciler:
         self.commit(*result)
         return result[0]
 
+    @property
+    def pending_since(self) -> float | None:
+        """When this node heard of the oldest change not yet published (monotonic)."""
+        return self._pending_since
+
     def _heard(self, revision: int) -> None:
         # Threads race here only to raise it; a lost race is repaired by the next step.
         if revision > self.newest_revision:

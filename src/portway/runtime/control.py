@@ -25,6 +25,7 @@ from portway.health.monitor import HealthMonitor, Target
 from portway.health.state import DOWN, Health
 from portway.model.backend_policy import BackendPolicy
 from portway.model.node import Node
+from portway.observability.propagation import Propagation
 from portway.reconciler.reconciler import Reconciler
 from portway.router import Snapshot
 from portway.runtime.config import Listen, ServeConfig, TlsListen, name_of_node
@@ -93,9 +94,15 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
         upstream_tls=upstream,
     )
 
+    propagation = Propagation()
+    if isinstance(handle, WorkerPool):
+        handle.on_applied = propagation.applied
+
     def publish(snapshot: Snapshot, changed: set[str] | None) -> None:
+        propagation.published(snapshot.version, reconciler.pending_since)
         handle.publish(snapshot, changed)
         monitor.update(snapshot, changed)
+        propagation.applied(handle.applied_version)  # the in-process plane: at once
 
     reconciler = Reconciler(store, publish)
     first = await asyncio.to_thread(reconciler.load_initial)
@@ -111,7 +118,7 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
     api_sock = _bind(config.api)
     metrics_sock = _bind(config.metrics) if config.metrics is not None else None
     sources = build_sources(config, service, snapshot=lambda: reconciler.snapshot or first)
-    report = NodeReport(reconciler, monitor, handle, extra=sources.gauges)
+    report = NodeReport(reconciler, monitor, handle, extra=sources.gauges, propagation=propagation)
     app = create_app(
         service,
         extra_routes=report.admin_routes(service),

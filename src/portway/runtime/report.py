@@ -22,7 +22,9 @@ from portway.api.endpoint import token_of
 from portway.errors import ForbiddenError
 from portway.health.monitor import HealthMonitor
 from portway.health.state import DOWN, DRAINING, UNKNOWN, UP
+from portway.observability import propagation as change_propagation
 from portway.observability.metrics import merge, render
+from portway.observability.propagation import Propagation
 from portway.observability.readiness import Readiness
 from portway.reconciler.reconciler import Reconciler
 from portway.runtime.plane_handle import DataPlaneHandle
@@ -40,8 +42,11 @@ class NodeReport:
         handle: DataPlaneHandle,
         *,
         extra: Callable[[], Mapping[str, Gauge]] | None = None,
+        propagation: Propagation | None = None,
     ) -> None:
-        """``extra``: more metrics, rendered with the node's (the sources' gauges)."""
+        """``extra``: more metrics, rendered with the node's (the sources' gauges);
+        ``propagation``: the change-to-applied histogram."""
+        self._propagation = propagation
         self._reconciler = reconciler
         self._monitor = monitor
         self._handle = handle
@@ -120,7 +125,11 @@ class NodeReport:
         }
         if self._extra is not None:
             gauges.update(self._extra())
-        return render(merge(s.metrics for s in stats), gauges)
+        histograms = {}
+        if self._propagation is not None:
+            name, help_text = change_propagation.NAME, change_propagation.HELP
+            histograms[name] = (help_text, self._propagation.row)
+        return render(merge(s.metrics for s in stats), gauges, histograms)
 
     def _disabled_counts(self) -> list[tuple[str, int]]:
         counts = Counter(d.project for d in self._reconciler.disabled.values())

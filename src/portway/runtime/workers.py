@@ -156,6 +156,8 @@ class WorkerPool:
         self._encoder = _Encoder()
         self._supervisor: asyncio.Task[None] | None = None
         self.last_apply_seconds = 0.0  # published → applied by every worker
+        # Called with the version every worker serves, each time a worker reports.
+        self.on_applied: Callable[[int], None] | None = None
 
     # -- DataPlaneHandle ------------------------------------------------------
 
@@ -253,6 +255,8 @@ class WorkerPool:
             sent = self._sent_at.pop(version)
             if version == done:
                 self.last_apply_seconds = time.monotonic() - sent
+        if self.on_applied is not None:
+            self.on_applied(done)
 
     async def _supervise(self) -> None:
         """Restart workers that died or stopped reading their pipe, until cancelled."""
