@@ -92,4 +92,3 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         reason = table.gap(marker.args[0], callspec.params["plane"])
         if reason is not None:
             item.add_marker(pytest.mark.xfail(strict=True, reason=reason))
-

@@ -38,9 +38,12 @@ ROWS = {
     "error_pages": "Portway's error pages (404 noproxy, 502, 503 with Retry-After, 504, 400, 413, 414, 431, …)",
     "max_body": "`limits.max_body_bytes`",
     "privacy": "`privacy.forwarded_for` (`--forwarded-for`)",
-    "framing": "request framing refused with 400 and a close (CL+TE, a CL list or sign, bad chunk sizes, obs-fold)",
-    "duplicate_cl": "two `Content-Length` lines with the same value",
-    "valid_framing": "valid framing forwarded (CL with trailing whitespace, chunked trailers)",
+    "framing": "request framing refused with 400 and a close (a CL list or sign, two different CLs, bad chunk sizes)",
+    "cl_and_te": "`Content-Length` with `Transfer-Encoding`: 400 and a close",
+    "obs_fold": "obs-fold (a field line continued on the next): 400 and a close",
+    "duplicate_cl": "two `Content-Length` lines with the same value: 400 and a close",
+    "valid_framing": "valid framing forwarded (a `Content-Length` with trailing spaces, chunked trailer fields)",
+    "cl_tab": "a `Content-Length` with a trailing tab, forwarded",
     "absolute_form": "absolute-form target routed by its authority, forwarded in origin-form",
     "applying": "applying a change",
 }
@@ -53,6 +56,10 @@ GAPS = frozenset(
         ("connection_named", "haproxy"),
         ("underscores", "haproxy"),
         ("absolute_form", "haproxy"),
+        ("cl_and_te", "haproxy"),
+        ("obs_fold", "haproxy"),
+        ("duplicate_cl", "haproxy"),
+        ("cl_tab", "nginx"),
     }
 )
 
