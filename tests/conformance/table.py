@@ -36,6 +36,7 @@ ROWS = {
     "connection_named": "drop the headers a client names in `Connection`",
     "x_real_ip": "`X-Real-IP` from the client",
     "error_pages": "Portway's error pages (404 noproxy, 502, 503 with Retry-After, 504, 400, 413, 414, 431, …)",
+    "head_limits": "414 page for too long a request line, 431 page for too large a header block",
     "max_body": "`limits.max_body_bytes`",
     "privacy": "`privacy.forwarded_for` (`--forwarded-for`)",
     "framing": "request framing refused with 400 and a close (a CL list or sign, two different CLs, bad chunk sizes)",
@@ -45,6 +46,7 @@ ROWS = {
     "valid_framing": "valid framing forwarded (a `Content-Length` with trailing spaces, chunked trailer fields)",
     "cl_tab": "a `Content-Length` with a trailing tab, forwarded",
     "absolute_form": "absolute-form target routed by its authority, forwarded in origin-form",
+    "refused_502": "502 page for a backend that refuses the connection",
     "applying": "applying a change",
 }
 
@@ -60,6 +62,8 @@ GAPS = frozenset(
         ("obs_fold", "haproxy"),
         ("duplicate_cl", "haproxy"),
         ("cl_tab", "nginx"),
+        ("head_limits", "haproxy"),
+        ("refused_502", "haproxy"),
     }
 )
 
