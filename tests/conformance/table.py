@@ -25,6 +25,7 @@ ROWS = {
     "least_conn": "least_conn",
     "hash": "source_ip, consistent_hash (`header:`/`cookie:` key)",
     "backups": "backups",
+    "backup_failover": "a backup answers at once when the last primary refuses the connection",
     "cookie_stickiness": "**cookie stickiness** (`cookie`, `app_cookie`)",
     "source_stickiness": "source_ip stickiness",
     "sni": "TLS per SNI with the project's certificate, the default otherwise",
@@ -64,6 +65,7 @@ GAPS = frozenset(
         ("cl_tab", "nginx"),
         ("head_limits", "haproxy"),
         ("refused_502", "haproxy"),
+        ("backup_failover", "haproxy"),
     }
 )
 
