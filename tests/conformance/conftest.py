@@ -10,7 +10,8 @@ cases never see each other's proxies.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import dataclasses
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
@@ -22,7 +23,7 @@ from portway.model import Certificate, Proxy
 from portway.router import Snapshot
 from tests.conformance import table
 from tests.dataplane.conftest import ProxyRunner, make_origin, origin, ws_origin  # noqa: F401
-from tests.dataplane.tls_origin import default_pair
+from tests.dataplane.tls_origin import default_pair, make_tls_origin  # noqa: F401
 from tests.drivers.conftest import NginxRunner
 from tests.drivers.haproxy_runner import HaproxyRunner
 
@@ -52,14 +53,37 @@ class Plane(Protocol):
 BUILTIN = DataPlaneSettings(
     connect_timeout=1.0, read_timeout=5.0, client_header_timeout=1.0, keepalive_timeout=5.0
 )
+LOOPBACK = ("127.0.0.0/8",)
 
 
-def start(name: str, directory: Path, pair: tuple[Path, Path]) -> Plane:
+def start(name: str, directory: Path, ca: trustme.CA, trusted_proxies: tuple[str, ...]) -> Plane:
+    pair = default_pair(ca, directory)
     if name == "builtin":
-        return ProxyRunner(BUILTIN, default_certificate=pair)
+        # nginx and HAProxy never verify a TLS backend; the built-in plane verifies
+        # against the CA that issued the test origins' certificates.
+        ca_file = directory / "upstream-ca.pem"
+        ca.cert_pem.write_to_path(str(ca_file))
+        settings = dataclasses.replace(
+            BUILTIN, trusted_proxies=trusted_proxies, upstream_ca_file=ca_file
+        )
+        return ProxyRunner(settings, default_certificate=pair)
     if name == "nginx":
-        return NginxRunner(directory / "nginx", default_certificate=(str(pair[0]), str(pair[1])))
-    return HaproxyRunner(directory / "haproxy", default_certificate=pair)
+        return NginxRunner(
+            directory / "nginx",
+            default_certificate=(str(pair[0]), str(pair[1])),
+            trusted_proxies=trusted_proxies,
+        )
+    return HaproxyRunner(
+        directory / "haproxy", default_certificate=pair, trusted_proxies=trusted_proxies
+    )
+
+
+def started(request: pytest.FixtureRequest, ca: trustme.CA, trusted: tuple[str, ...]) -> Plane:
+    factory: pytest.TempPathFactory = request.getfixturevalue("tmp_path_factory")
+    directory = factory.mktemp(f"conformance-{request.param}")
+    runner = start(request.param, directory, ca, trusted)
+    request.addfinalizer(runner.stop)
+    return runner
 
 
 @pytest.fixture(scope="session")
@@ -68,18 +92,18 @@ def ca() -> trustme.CA:
 
 
 @pytest.fixture(scope="session", params=table.PLANES)
-def plane(
-    request: pytest.FixtureRequest, ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Plane]:
-    directory = tmp_path_factory.mktemp(f"conformance-{request.param}")
-    runner = start(request.param, directory, default_pair(ca, directory))
-    yield runner
-    runner.stop()
+def plane(request: pytest.FixtureRequest, ca: trustme.CA) -> Plane:
+    """A data plane with the node defaults."""
+    return started(request, ca, ())
 
 
-@pytest.fixture
-def plane_name(request: pytest.FixtureRequest, plane: Plane) -> str:
-    return str(request.node.callspec.params["plane"])
+@pytest.fixture(scope="session", params=table.PLANES)
+def trusting_plane(request: pytest.FixtureRequest, ca: trustme.CA) -> Plane:
+    """A data plane that trusts the forwarded headers of loopback peers."""
+    return started(request, ca, LOOPBACK)
+
+
+PLANE_PARAMS = ("plane", "trusting_plane")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -87,8 +111,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         marker = item.get_closest_marker("feature")
         callspec = getattr(item, "callspec", None)
-        if marker is None or callspec is None or "plane" not in callspec.params:
+        names = [p for p in PLANE_PARAMS if callspec is not None and p in callspec.params]
+        if marker is None or callspec is None or not names:
             continue
-        reason = table.gap(marker.args[0], callspec.params["plane"])
+        reason = table.gap(marker.args[0], callspec.params[names[0]])
         if reason is not None:
             item.add_marker(pytest.mark.xfail(strict=True, reason=reason))

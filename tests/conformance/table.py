@@ -1,4 +1,4 @@
-"""The feature × data plane table of docs/dataplanes.md, as the conformance suite reads it.
+"""The feature-by-data-plane table of docs/dataplanes.md, as the conformance suite reads it.
 
 The docs are the one place the table is written. A conformance case names its row with
 ``@pytest.mark.feature(KEY)``; where ``GAPS`` lists that row for a data plane, the case is
@@ -31,20 +31,30 @@ ROWS = {
     "sni": "TLS per SNI with the project's certificate, the default otherwise",
     "redirect_hsts": "redirect HTTP → HTTPS (301), HSTS (only on HTTPS, the backend's own wins)",
     "websockets": "WebSockets",
-    "forwarded": "X-Forwarded-For/-Proto/-Host/-Port, `Forwarded`, replaced unless the peer is trusted",
+    "forwarded": (
+        "X-Forwarded-For/-Proto/-Host/-Port, `Forwarded`, replaced unless the peer is trusted"
+    ),
     "hop_by_hop": "drop `Proxy` and the hop-by-hop headers",
     "underscores": "drop underscore spellings of Portway's headers (`X_Forwarded_For`)",
     "connection_named": "drop the headers a client names in `Connection`",
     "x_real_ip": "`X-Real-IP` from the client",
-    "error_pages": "Portway's error pages (404 noproxy, 502, 503 with Retry-After, 504, 400, 413, 414, 431, …)",
+    "error_pages": (
+        "Portway's error pages (404 noproxy, 502, 503 with Retry-After, 504, 400, 413, 414, 431, …)"
+    ),
     "head_limits": "414 page for too long a request line, 431 page for too large a header block",
     "max_body": "`limits.max_body_bytes`",
+    "tls_backends": "TLS backends (`backends[].tls`)",
     "privacy": "`privacy.forwarded_for` (`--forwarded-for`)",
-    "framing": "request framing refused with 400 and a close (a CL list or sign, two different CLs, bad chunk sizes)",
+    "framing": (
+        "request framing refused with 400 and a close (a CL list or sign, two "
+        "different CLs, bad chunk sizes)"
+    ),
     "cl_and_te": "`Content-Length` with `Transfer-Encoding`: 400 and a close",
     "obs_fold": "obs-fold (a field line continued on the next): 400 and a close",
     "duplicate_cl": "two `Content-Length` lines with the same value: 400 and a close",
-    "valid_framing": "valid framing forwarded (a `Content-Length` with trailing spaces, chunked trailer fields)",
+    "valid_framing": (
+        "valid framing forwarded (a `Content-Length` with trailing spaces, chunked trailer fields)"
+    ),
     "cl_tab": "a `Content-Length` with a trailing tab, forwarded",
     "absolute_form": "absolute-form target routed by its authority, forwarded in origin-form",
     "refused_502": "502 page for a backend that refuses the connection",

@@ -110,3 +110,22 @@ def test_privacy_off_sends_no_client_address_and_none_of_the_clients(
     )
     get(plane.port, "on.example.org", "/", SPOOFED)
     assert origin.seen[-1].header("X-Forwarded-For") == "127.0.0.1"
+
+
+@pytest.mark.feature("forwarded")
+def test_a_trusted_peers_forwarded_headers_are_appended_to(
+    trusting_plane: Plane, origin: Origin
+) -> None:
+    trusting_plane.route(proxy_for("app.example.org", origin.backend()))
+    theirs = {
+        "X-Forwarded-For": "203.0.113.9",
+        "X-Forwarded-Proto": "https",
+        "Forwarded": "for=203.0.113.9",
+    }
+    get(trusting_plane.port, "app.example.org", "/", theirs)
+    seen = origin.seen[-1]
+    assert seen.header("X-Forwarded-For") == "203.0.113.9, 127.0.0.1"
+    assert seen.header("X-Forwarded-Proto") == "https"
+    assert seen.header("Forwarded") == (
+        "for=203.0.113.9, for=127.0.0.1;proto=http;host=app.example.org"
+    )
