@@ -11,7 +11,7 @@ cases never see each other's proxies.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -19,9 +19,12 @@ import pytest
 import trustme
 
 from portway.dataplane import DataPlaneSettings
+from portway.health.monitor import HealthMonitor, Target
+from portway.health.state import DOWN, Health
 from portway.model import Certificate, Proxy
 from portway.router import Snapshot
 from tests.conformance import table
+from tests.conftest import TEST_POLICY
 from tests.dataplane.conftest import ProxyRunner, make_origin, origin, ws_origin  # noqa: F401
 from tests.dataplane.tls_origin import default_pair, make_tls_origin  # noqa: F401
 from tests.drivers.conftest import NginxRunner
@@ -56,6 +59,30 @@ BUILTIN = DataPlaneSettings(
 LOOPBACK = ("127.0.0.0/8",)
 
 
+class BuiltinPlane(ProxyRunner):
+    """The built-in plane with the active checks beside it, as ``portway serve`` runs
+    them: a HealthMonitor on the plane's loop, its verdicts pushed to the plane."""
+
+    def __init__(self, settings: DataPlaneSettings, pair: tuple[Path, Path]) -> None:
+        super().__init__(settings, default_certificate=pair)
+        self.monitor: HealthMonitor = self.on_loop(self._monitor)
+
+    def _monitor(self) -> HealthMonitor:
+        def push(health: Mapping[Target, Health]) -> None:
+            self.dp.set_health(frozenset(t for t, h in health.items() if h.status == DOWN))
+
+        return HealthMonitor(push, backend_policy=TEST_POLICY, upstream_tls=self.dp.upstream_tls)
+
+    def apply(self, snapshot: Snapshot) -> bool:
+        applied = super().apply(snapshot)
+        self.on_loop(lambda: self.monitor.update(snapshot))
+        return applied
+
+    def stop(self, drain_timeout: float = 2.0) -> None:
+        self.call(self.monitor.close())
+        super().stop(drain_timeout)
+
+
 def start(name: str, directory: Path, ca: trustme.CA, trusted_proxies: tuple[str, ...]) -> Plane:
     pair = default_pair(ca, directory)
     if name == "builtin":
@@ -66,7 +93,7 @@ def start(name: str, directory: Path, ca: trustme.CA, trusted_proxies: tuple[str
         settings = dataclasses.replace(
             BUILTIN, trusted_proxies=trusted_proxies, upstream_ca_file=ca_file
         )
-        return ProxyRunner(settings, default_certificate=pair)
+        return BuiltinPlane(settings, pair)
     if name == "nginx":
         return NginxRunner(
             directory / "nginx",

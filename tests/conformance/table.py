@@ -23,6 +23,7 @@ ROWS = {
     "ownership": "a hostname belongs to one project; wildcard fallback only within that project",
     "round_robin": "round robin, weighted round robin",
     "least_conn": "least_conn",
+    "active_health": "**active health checks**",
     "hash": "source_ip, consistent_hash (`header:`/`cookie:` key)",
     "backups": "backups",
     "backup_failover": "a backup answers at once when the last primary refuses the connection",
@@ -76,6 +77,7 @@ GAPS = frozenset(
         ("head_limits", "haproxy"),
         ("refused_502", "haproxy"),
         ("backup_failover", "haproxy"),
+        ("active_health", "nginx"),
     }
 )
 
