@@ -12,16 +12,17 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 import uvloop
 
 from portway.dataplane import DataPlane, DataPlaneSettings
-from portway.model import Backend, Proxy
+from portway.model import Backend, Certificate, Proxy
 from portway.model.backend_policy import BackendPolicy
 from portway.observability.access_log import AccessLog
 from portway.router import RouteTable, Snapshot
@@ -258,6 +259,7 @@ class ProxyRunner:
         *,
         backend_policy: BackendPolicy = TEST_POLICY,
         port: int = 0,
+        default_certificate: tuple[Path, Path] | None = None,
     ) -> None:
         self.loop = uvloop.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -267,27 +269,51 @@ class ProxyRunner:
         self.watch = LoopWatch(self.loop)
         self.watch.start()
         WATCHES.append(self.watch)
-        self.dp = self.call(self._start(settings, access_log))
+        self.dp = self.call(self._start(settings, access_log, default_certificate))
         self.port = self.dp.bound_ports[0]
+        self.tls_port = self.dp.https_port if default_certificate else 0
         self.version = 0
 
-    async def _start(self, settings: DataPlaneSettings, access_log: AccessLog | None) -> DataPlane:
+    async def _start(
+        self,
+        settings: DataPlaneSettings,
+        access_log: AccessLog | None,
+        default_certificate: tuple[Path, Path] | None,
+    ) -> DataPlane:
         dp = DataPlane(settings, access_log=access_log, backend_policy=self.backend_policy)
         await dp.listen_http("127.0.0.1", self.listen_port)
+        if default_certificate:
+            dp.tls.load_default(*default_certificate)
+            await dp.listen_https("127.0.0.1", 0)
         return dp
 
     def call(self, coro: Any) -> Any:
         fut: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
         return fut.result(timeout=30)
 
-    def route(self, *proxies: Proxy) -> None:
+    def snapshot(self, proxies: Iterable[Proxy], certs: Iterable[Certificate] = ()) -> Snapshot:
         self.version += 1
-        snapshot = Snapshot(version=self.version, routes=RouteTable.build(proxies))
+        return Snapshot(
+            version=self.version,
+            routes=RouteTable.build(list(proxies)),
+            certificates={c.id: c for c in certs},
+        )
 
-        async def apply() -> None:
+    def apply(self, snapshot: Snapshot) -> bool:
+        """Swap ``snapshot`` in; the next request sees it (True: the built-in plane
+        applies every snapshot it is given)."""
+
+        async def swap() -> None:
             self.dp.apply(snapshot)
 
-        self.call(apply())
+        self.call(swap())
+        return bool(self.dp.applied_version == snapshot.version)
+
+    def publish(self, proxies: Iterable[Proxy], certs: Iterable[Certificate] = ()) -> bool:
+        return self.apply(self.snapshot(proxies, certs))
+
+    def route(self, *proxies: Proxy) -> None:
+        assert self.publish(proxies)
 
     def on_loop(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` on the data plane's loop (its state is not thread-safe)."""

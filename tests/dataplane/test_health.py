@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -122,7 +123,8 @@ class RawBackend:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
-        with conn:
+        # A peer may reset instead of closing (HAProxy ends its checks so): same end.
+        with conn, contextlib.suppress(ConnectionResetError):
             data = b""
             while True:
                 while b"\r\n\r\n" not in data:

@@ -56,7 +56,8 @@ def _complete(data: bytes) -> bool:
         return False
     lower = head.lower()
     if b"transfer-encoding: chunked" in lower:
-        return body.endswith(b"0\r\n\r\n")
+        # The last chunk, then trailer fields (if any) and the blank line.
+        return re.search(rb"(^|\r\n)0\r\n(.+\r\n)*\r\n$", body) is not None
     for line in lower.split(b"\r\n"):
         if line.startswith(b"content-length:"):
             return len(body) >= int(line.split(b":")[1])

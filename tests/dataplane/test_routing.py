@@ -1,4 +1,6 @@
-"""Routing by Host and path over real sockets."""
+"""The built-in plane's own routing cases over real sockets: a missing Host, spreading,
+draining, and swaps on an open connection. (Host, wildcard and path-prefix routing, the
+same on every data plane: tests/conformance/test_routing.py.)"""
 
 from __future__ import annotations
 
@@ -12,67 +14,6 @@ from tests.dataplane.conftest import Origin, ProxyRunner, proxy_for, raw, status
 
 def get(port: int, host: str, path: str = "/") -> httpx.Response:
     return httpx.get(f"http://127.0.0.1:{port}{path}", headers={"Host": host}, timeout=5)
-
-
-def test_exact_host_is_routed_and_uri_forwarded_unchanged(
-    proxy: ProxyRunner, origin: Origin
-) -> None:
-    response = get(proxy.port, "app.example.org", "/a/b?x=1&y=%2F")
-    assert response.status_code == 200
-    assert origin.seen[-1].path == "/a/b?x=1&y=%2F"
-    assert origin.seen[-1].header("Host") == "app.example.org"
-
-
-def test_host_is_case_insensitive_and_ignores_port_and_trailing_dot(
-    proxy: ProxyRunner, origin: Origin
-) -> None:
-    for host in (
-        "APP.Example.ORG",
-        "app.example.org:8080",
-        "app.example.org.",
-        "App.example.org.:80",
-    ):
-        assert get(proxy.port, host).status_code == 200
-    # The client's Host is preserved exactly as sent.
-    assert origin.seen[-1].header("Host") == "App.example.org.:80"
-
-
-def test_wildcard_catches_one_level_only(
-    make_proxy: Callable[..., ProxyRunner], make_origin: Callable[[str], Origin]
-) -> None:
-    exact, wild = make_origin("exact"), make_origin("wild")
-    runner = make_proxy()
-    runner.route(
-        proxy_for("a.example.org", exact.backend()),
-        proxy_for("*.example.org", wild.backend()),
-    )
-    assert get(runner.port, "a.example.org").text.startswith("exact")
-    assert get(runner.port, "b.example.org").text.startswith("wild")
-    assert get(runner.port, "x.b.example.org").status_code == 404
-
-
-def test_longest_path_prefix_wins_on_segment_boundaries(
-    make_proxy: Callable[..., ProxyRunner], make_origin: Callable[[str], Origin]
-) -> None:
-    root, tool, deep = make_origin("root"), make_origin("tool"), make_origin("deep")
-    runner = make_proxy()
-    runner.route(
-        proxy_for("t.example.org", root.backend()),
-        proxy_for("t.example.org", tool.backend(), prefix="/tool"),
-        proxy_for("t.example.org", deep.backend(), prefix="/tool/deep"),
-    )
-    assert get(runner.port, "t.example.org", "/tool/x").text == "tool /tool/x 0"
-    assert get(runner.port, "t.example.org", "/tool/deep/y?q").text == "deep /tool/deep/y?q 0"
-    assert get(runner.port, "t.example.org", "/toolbox").text.startswith("root")
-    assert get(runner.port, "t.example.org", "/tool?q=1").text.startswith("tool")
-
-
-def test_unknown_host_gets_404_page(proxy: ProxyRunner, origin: Origin) -> None:
-    response = get(proxy.port, "nope.example.net")
-    assert response.status_code == 404
-    assert "no such proxy" in response.text.lower()
-    assert response.headers["content-type"].startswith("text/html")
-    assert origin.seen == []
 
 
 def test_missing_host_gets_400_and_close(proxy: ProxyRunner, origin: Origin) -> None:
@@ -95,17 +36,6 @@ def test_round_robin_spreads_requests_over_backends(
         names = [client.get("/").text.split()[0] for _ in range(9)]
     assert sorted(names) == ["a"] * 3 + ["b"] * 3 + ["c"] * 3
     assert names[:3] != names[3:3] and len(set(names[:3])) == 3
-
-
-def test_backups_serve_only_when_no_primary_is_usable(
-    make_proxy: Callable[..., ProxyRunner], make_origin: Callable[[str], Origin]
-) -> None:
-    primary, backup = make_origin("primary"), make_origin("backup")
-    runner = make_proxy()
-    runner.route(proxy_for("b.example.org", primary.backend(), backup.backend(backup=True)))
-    assert {get(runner.port, "b.example.org").text.split()[0] for _ in range(4)} == {"primary"}
-    runner.route(proxy_for("b.example.org", primary.backend(weight=0), backup.backend(backup=True)))
-    assert get(runner.port, "b.example.org").text.split()[0] == "backup"
 
 
 def test_proxy_without_usable_backend_gets_503_with_retry_after(

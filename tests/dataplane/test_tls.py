@@ -15,80 +15,28 @@ from typing import Any
 import pytest
 import trustme
 
-from portway.dataplane import DataPlane, DataPlaneSettings
-from portway.model import Certificate, Proxy, TlsSettings
-from portway.router import RouteTable, Snapshot
-from portway.tls.certs import inspect_certificate
+from portway.model import Certificate, TlsSettings
 from portway.tls.policy import TLS12_CIPHERS
+from tests.dataplane import tls_origin
 from tests.dataplane.conftest import FAST, Origin, ProxyRunner, proxy_for, raw, status_of
+from tests.dataplane.tls_origin import certificate, default_pair
 
-
-def _material(leaf: trustme.LeafCert, cert_id: str) -> Certificate:
-    chain = "".join(b.bytes().decode() for b in leaf.cert_chain_pems)
-    key = leaf.private_key_pem.bytes().decode()
-    info = inspect_certificate(chain, key)
-    return Certificate(
-        id=cert_id,
-        project="p",
-        name=cert_id,
-        chain_pem=chain,
-        key_pem=key,
-        names=info.names,
-        fingerprint=info.fingerprint,
-    )
-
-
-class TlsRunner(ProxyRunner):
-    """ProxyRunner with an HTTPS listener whose default certificate is ``*.portway.test``."""
-
-    def __init__(self, settings: DataPlaneSettings, default: tuple[Path, Path]) -> None:
-        self.default = default
-        super().__init__(settings)
-        self.tls_port = self.dp.https_port
-
-    async def _start(self, settings: DataPlaneSettings, *args: Any) -> DataPlane:
-        dp = DataPlane(settings, backend_policy=self.backend_policy)
-        await dp.listen_http("127.0.0.1", 0)
-        dp.tls.load_default(*self.default)
-        await dp.listen_https("127.0.0.1", 0)
-        return dp
-
-    def publish(self, proxies: list[Proxy], certs: list[Certificate]) -> None:
-        self.version += 1
-        snapshot = Snapshot(
-            version=self.version,
-            routes=RouteTable.build(proxies),
-            certificates={c.id: c for c in certs},
-        )
-
-        async def apply() -> None:
-            self.dp.apply(snapshot)
-
-        self.call(apply())
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
+ca = tls_origin.ca
 
 
 @pytest.fixture(scope="module")
 def certs(ca: trustme.CA) -> dict[str, Certificate]:
     return {
-        "exact": _material(ca.issue_cert("a.example.org"), "exact"),
-        "wild": _material(ca.issue_cert("*.example.org"), "wild"),
+        "exact": certificate(ca.issue_cert("a.example.org"), "exact"),
+        "wild": certificate(ca.issue_cert("*.example.org"), "wild"),
     }
 
 
 @pytest.fixture
 def tls_proxy(
     ca: trustme.CA, certs: dict[str, Certificate], origin: Origin, tmp_path: Path
-) -> Iterator[TlsRunner]:
-    leaf = ca.issue_cert("*.portway.test", "portway.test")
-    chain, key = tmp_path / "default.pem", tmp_path / "default-key.pem"
-    leaf.private_key_pem.write_to_path(str(key))
-    chain.write_bytes(b"".join(b.bytes() for b in leaf.cert_chain_pems))
-    runner = TlsRunner(FAST, (chain, key))
+) -> Iterator[ProxyRunner]:
+    runner = ProxyRunner(FAST, default_certificate=default_pair(ca, tmp_path))
     tls = TlsSettings(certificate="wild", hsts=True)
     proxies = [
         proxy_for("a.example.org", origin.backend()),
@@ -163,7 +111,7 @@ def header(response: bytes, name: bytes) -> bytes | None:
     ],
 )
 def test_sni_picks_exact_then_wildcard_then_default(
-    tls_proxy: TlsRunner, ca: trustme.CA, sni: str | None, expected: set[str]
+    tls_proxy: ProxyRunner, ca: trustme.CA, sni: str | None, expected: set[str]
 ) -> None:
     _, sock = tls_exchange(tls_proxy.tls_port, sni, get("a.example.org"), client_context(ca))
     with sock:
@@ -172,7 +120,7 @@ def test_sni_picks_exact_then_wildcard_then_default(
 
 
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated")
-def test_tls_1_1_is_refused(tls_proxy: TlsRunner, ca: trustme.CA) -> None:
+def test_tls_1_1_is_refused(tls_proxy: ProxyRunner, ca: trustme.CA) -> None:
     ctx = client_context(ca)
     ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
     ctx.maximum_version = ssl.TLSVersion.TLSv1_1
@@ -183,7 +131,7 @@ def test_tls_1_1_is_refused(tls_proxy: TlsRunner, ca: trustme.CA) -> None:
 
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
 def test_tls_1_2_and_1_3_are_accepted(
-    tls_proxy: TlsRunner, ca: trustme.CA, version: ssl.TLSVersion
+    tls_proxy: ProxyRunner, ca: trustme.CA, version: ssl.TLSVersion
 ) -> None:
     ctx = client_context(ca, minimum_version=version, maximum_version=version)
     ctx.set_alpn_protocols(["h2", "http/1.1"])
@@ -199,7 +147,7 @@ def test_tls_1_2_and_1_3_are_accepted(
 
 
 def test_backend_sees_https_scheme_and_tls_port(
-    tls_proxy: TlsRunner, ca: trustme.CA, origin: Origin
+    tls_proxy: ProxyRunner, ca: trustme.CA, origin: Origin
 ) -> None:
     response, sock = tls_exchange(
         tls_proxy.tls_port, "a.example.org", get("a.example.org"), client_context(ca)
@@ -223,7 +171,7 @@ def test_backend_sees_https_scheme_and_tls_port(
     ],
 )
 def test_redirect_http_sends_every_method_to_https(
-    tls_proxy: TlsRunner, origin: Origin, request_bytes: bytes
+    tls_proxy: ProxyRunner, origin: Origin, request_bytes: bytes
 ) -> None:
     response, _ = raw(tls_proxy.port, request_bytes)
     assert status_of(response) == 301
@@ -232,7 +180,7 @@ def test_redirect_http_sends_every_method_to_https(
     assert origin.seen == []
 
 
-def test_redirect_does_not_apply_on_https(tls_proxy: TlsRunner, ca: trustme.CA) -> None:
+def test_redirect_does_not_apply_on_https(tls_proxy: ProxyRunner, ca: trustme.CA) -> None:
     request = get("plain.example.org")
     response, sock = tls_exchange(
         tls_proxy.tls_port, "plain.example.org", request, client_context(ca)
@@ -242,7 +190,7 @@ def test_redirect_does_not_apply_on_https(tls_proxy: TlsRunner, ca: trustme.CA) 
 
 
 def test_hsts_header_only_on_https_for_proxies_that_ask(
-    tls_proxy: TlsRunner, ca: trustme.CA
+    tls_proxy: ProxyRunner, ca: trustme.CA
 ) -> None:
     ctx = client_context(ca)
     response, sock = tls_exchange(tls_proxy.tls_port, "b.example.org", get("b.example.org"), ctx)
@@ -256,7 +204,7 @@ def test_hsts_header_only_on_https_for_proxies_that_ask(
 
 
 def test_host_not_covered_by_the_sni_certificate_gets_421(
-    tls_proxy: TlsRunner, ca: trustme.CA, origin: Origin
+    tls_proxy: ProxyRunner, ca: trustme.CA, origin: Origin
 ) -> None:
     ctx = client_context(ca)
     response, sock = tls_exchange(tls_proxy.tls_port, "a.example.org", get("b.example.org"), ctx)
@@ -286,7 +234,7 @@ class _Redirecting(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_backend_location_is_rewritten_to_https(ca: trustme.CA, tls_proxy: TlsRunner) -> None:
+def test_backend_location_is_rewritten_to_https(ca: trustme.CA, tls_proxy: ProxyRunner) -> None:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Redirecting)
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     try:
@@ -309,7 +257,7 @@ def test_backend_location_is_rewritten_to_https(ca: trustme.CA, tls_proxy: TlsRu
 
 
 def test_certificate_swap_takes_effect_without_restart(
-    tls_proxy: TlsRunner, ca: trustme.CA, certs: dict[str, Certificate], origin: Origin
+    tls_proxy: ProxyRunner, ca: trustme.CA, certs: dict[str, Certificate], origin: Origin
 ) -> None:
     ctx = client_context(ca)
     _, sock = tls_exchange(tls_proxy.tls_port, "c.example.org", get("c.example.org"), ctx)
@@ -319,7 +267,7 @@ def test_certificate_swap_takes_effect_without_restart(
     _, sock = tls_exchange(tls_proxy.tls_port, "c.example.org", get("c.example.org"), ctx)
     with sock:
         assert san(sock) == {"*.portway.test", "portway.test"}
-    fresh = _material(ca.issue_cert("c.example.org"), "fresh")
+    fresh = certificate(ca.issue_cert("c.example.org"), "fresh")
     tls_proxy.publish([proxy_for("c.example.org", origin.backend())], [fresh])
     response, sock = tls_exchange(tls_proxy.tls_port, "c.example.org", get("c.example.org"), ctx)
     with sock:

@@ -1,6 +1,6 @@
-"""TLS-only origin servers for the upstream-TLS tests (built-in plane and nginx): the
-threaded origin of ``conftest`` with its accepted sockets wrapped in TLS, certificates
-from a trustme CA."""
+"""TLS material for the tests of every data plane: TLS-only origin servers (the threaded
+origin of ``conftest`` with its accepted sockets wrapped in TLS), a default certificate
+pair on disk and tenant ``Certificate`` objects, all from a trustme CA."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ import http.server
 import ssl
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
 
+from portway.model import Certificate
+from portway.tls.certs import inspect_certificate
 from tests.dataplane.conftest import Origin, _Handler
 
 
@@ -59,3 +62,28 @@ def make_tls_origin(ca: trustme.CA) -> Iterator[Callable[..., Origin]]:
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+def default_pair(ca: trustme.CA, directory: Path) -> tuple[Path, Path]:
+    """The listener's default certificate (``*.portway.test``) as chain and key files."""
+    leaf = ca.issue_cert("*.portway.test", "portway.test")
+    chain, key = directory / "default.pem", directory / "default-key.pem"
+    leaf.private_key_pem.write_to_path(str(key))
+    chain.write_bytes(b"".join(b.bytes() for b in leaf.cert_chain_pems))
+    return chain, key
+
+
+def certificate(leaf: trustme.LeafCert, cert_id: str, project: str = "p") -> Certificate:
+    """A tenant's certificate, as a snapshot carries it."""
+    chain = "".join(b.bytes().decode() for b in leaf.cert_chain_pems)
+    key = leaf.private_key_pem.bytes().decode()
+    info = inspect_certificate(chain, key)
+    return Certificate(
+        id=cert_id,
+        project=project,
+        name=cert_id,
+        chain_pem=chain,
+        key_pem=key,
+        names=info.names,
+        fingerprint=info.fingerprint,
+    )

@@ -1,5 +1,6 @@
-"""TLS backends through a real nginx driven by Portway: ``proxy_pass https://``, the
-hostname as SNI, and a proxy that mixes TLS and plain backends left out."""
+"""TLS backends through a real nginx driven by Portway: the hostname as SNI, and a proxy
+that mixes TLS and plain backends left out. (Reaching a TLS backend, on every data
+plane: tests/conformance/test_upstream_tls.py.)"""
 
 from __future__ import annotations
 
@@ -19,15 +20,6 @@ def get(port: int, host: str, path: str = "/") -> tuple[int, bytes]:
     body = response.read()
     conn.close()
     return response.status, body
-
-
-def test_nginx_reaches_a_tls_backend_over_tls(
-    nginx: NginxRunner, make_tls_origin: Callable[..., Origin]
-) -> None:
-    secure = make_tls_origin("secure")
-    nginx.route(proxy_for("app.example.org", secure.backend(tls=True)))
-    assert get(nginx.port, "app.example.org", "/x") == (200, b"secure /x 0")
-    assert [s.path for s in secure.seen] == ["/x"]
 
 
 def test_nginx_sends_a_hostname_backend_its_name_as_sni(

@@ -23,9 +23,8 @@ def pick(
     plan: Plan, head: RequestHead, client: str, exclude: Backend | None = None
 ) -> Backend | None:
     """The backend for this request, or None when no candidate is left."""
-    candidates = plan.live()
-    if exclude is not None:  # a retry: any backend but the one that just failed
-        candidates = tuple(b for b in candidates if b.id != exclude.id)
+    # A retry: any backend but the one that just failed, its backups included.
+    candidates = plan.live() if exclude is None else plan.live_without(exclude)
     sticky = plan.sticky
     if sticky is not None:
         found = sticky.sticky_backend(candidates, client, _cookies(head))

@@ -131,6 +131,16 @@ class Plan:
             self.candidates = usable_backends(self.proxy, down, ejected)
         return self.candidates
 
+    def live_without(self, failed: Backend) -> tuple[Backend, ...]:
+        """The candidates for a retry after ``failed`` did not answer: the others, and
+        the backups when ``failed`` was the last primary (as if it were down)."""
+        plans, key = self._plans, (self.proxy.id, failed.id)
+
+        def down(k: Key) -> bool:
+            return k == key or k in plans.down
+
+        return usable_backends(self.proxy, down, plans.outliers.is_ejected)
+
 
 def usable_backends(
     proxy: Proxy,

@@ -145,9 +145,16 @@ def _hygiene() -> str:
         " if { req.fhdr(host) -m reg ^[A-Za-z0-9.-]+:[0-9]+$ }",
         "set-var-fmt(txn.pw_element)"
         " 'for=%[var(txn.pw_for)];proto=%[var(txn.pw_proto)];host=%[var(txn.pw_fhost)]'",
+        # RFC 9112 §3.2.2: an absolute-form target reaches the backend in origin-form
+        # (HAProxy itself refuses one whose authority and Host differ, with a 400).
+        "set-uri %[pathq] if { url_beg -i http:// https:// } { path_beg / }",
+        "set-uri / if { url_beg -i http:// https:// }",
         "del-header Proxy",
         "del-header Proxy-Connection",
         "del-header Trailer",
+        # Hop-by-hop (RFC 9110 §7.6.1) and not removed by HAProxy itself.
+        "del-header Keep-Alive",
+        "del-header TE",
         "del-header X-Real-IP",  # never passed on, as by the built-in plane
         *_appended("X-Forwarded-For", "%[src]"),
         *_appended("Forwarded", "%[var(txn.pw_element)]"),

@@ -258,15 +258,26 @@ _PROXY_PRIVATE_TEXT: Final = _PROXY_HEAD + _NO_ADDRESS_LINES + _PROXY_TAIL
 
 def _errors() -> str:
     """``error_page`` for every status Portway has a page for, each answered from a
-    named location with the exact body of protocol/pages.py."""
+    location with the exact body of protocol/pages.py."""
     lines = []
     for status in sorted(pages.STATUSES):
         code = _NGINX_CODES.get(status, status)
         target = f"={status} " if code != status else ""
-        lines.append(f"error_page {code} {target}@portway_{status};\n")
+        lines.append(f"error_page {code} {target}{_page_target(status)};\n")
     for status in sorted(pages.STATUSES):
         lines.append(_page_location(status))
     return "".join(lines)
+
+
+# nginx can raise these before it has read a URI (too long a request line, a broken
+# one), and it cannot redirect a request without a URI to a named location (it answers
+# its own 500). Their pages sit at a URI a client cannot send: nginx removes "/./"
+# from every request's path before it looks for a location.
+_BEFORE_URI: Final = frozenset({400, 414})
+
+
+def _page_target(status: int) -> str:
+    return f"/./portway/{status}" if status in _BEFORE_URI else f"@portway_{status}"
 
 
 def _page_location(status: int) -> str:
@@ -280,8 +291,10 @@ def _page_location(status: int) -> str:
         for name, value in _page_headers(head)
         if name in ("Cache-Control", "Retry-After")
     )
+    where = f"= {_page_target(status)}" if status in _BEFORE_URI else _page_target(status)
+    internal = "    internal;\n" if status in _BEFORE_URI else ""
     return (
-        f"location @portway_{status} {{\n"
+        f"location {where} {{\n{internal}"
         '    default_type "text/html; charset=utf-8";\n'
         f"{extra}    return {status} {_text(text)};\n}}\n"
     )

@@ -1,0 +1,146 @@
+"""One data plane per parameter, started once per session: the built-in one in process
+(tests/dataplane's ``ProxyRunner``), nginx and HAProxy as real daemons in private
+prefixes driven through Portway's drivers (tests/drivers' runners).
+
+Every case takes ``plane`` and sees one small interface (``Plane``): ``apply`` a
+snapshot and wait until it is served, ``publish``/``route`` to build and apply the next
+one, and ``port``/``tls_port`` to send to. A case replaces the whole route table, so
+cases never see each other's proxies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Protocol
+
+import pytest
+import trustme
+
+from portway.dataplane import DataPlaneSettings
+from portway.health.monitor import HealthMonitor, Target
+from portway.health.state import DOWN, Health
+from portway.model import Certificate, Proxy
+from portway.router import Snapshot
+from tests.conformance import table
+from tests.conftest import TEST_POLICY
+from tests.dataplane.conftest import ProxyRunner, make_origin, origin, ws_origin  # noqa: F401
+from tests.dataplane.tls_origin import default_pair, make_tls_origin  # noqa: F401
+from tests.drivers.conftest import NginxRunner
+from tests.drivers.haproxy_runner import HaproxyRunner
+
+
+class Plane(Protocol):
+    """What a conformance case asks of a data plane."""
+
+    port: int
+    tls_port: int
+
+    def snapshot(self, proxies: Iterable[Proxy], certs: Iterable[Certificate] = ()) -> Snapshot:
+        """The next version of the whole configuration."""
+
+    def apply(self, snapshot: Snapshot) -> bool:
+        """Serve ``snapshot``; True once it is served, False if it was refused."""
+
+    def publish(self, proxies: Iterable[Proxy], certs: Iterable[Certificate] = ()) -> bool: ...
+
+    def route(self, *proxies: Proxy) -> None:
+        """Publish ``proxies`` and fail the case if the plane refuses them."""
+
+    def stop(self) -> None: ...
+
+
+# The built-in plane's read timeout covers the origin's /slow (2 s), as nginx's and
+# HAProxy's defaults do.
+BUILTIN = DataPlaneSettings(
+    connect_timeout=1.0, read_timeout=5.0, client_header_timeout=1.0, keepalive_timeout=5.0
+)
+LOOPBACK = ("127.0.0.0/8",)
+
+
+class BuiltinPlane(ProxyRunner):
+    """The built-in plane with the active checks beside it, as ``portway serve`` runs
+    them: a HealthMonitor on the plane's loop, its verdicts pushed to the plane."""
+
+    def __init__(self, settings: DataPlaneSettings, pair: tuple[Path, Path]) -> None:
+        super().__init__(settings, default_certificate=pair)
+        self.monitor: HealthMonitor = self.on_loop(self._monitor)
+
+    def _monitor(self) -> HealthMonitor:
+        def push(health: Mapping[Target, Health]) -> None:
+            self.dp.set_health(frozenset(t for t, h in health.items() if h.status == DOWN))
+
+        return HealthMonitor(push, backend_policy=TEST_POLICY, upstream_tls=self.dp.upstream_tls)
+
+    def apply(self, snapshot: Snapshot) -> bool:
+        applied = super().apply(snapshot)
+        self.on_loop(lambda: self.monitor.update(snapshot))
+        return applied
+
+    def stop(self, drain_timeout: float = 2.0) -> None:
+        self.call(self.monitor.close())
+        super().stop(drain_timeout)
+
+
+def start(name: str, directory: Path, ca: trustme.CA, trusted_proxies: tuple[str, ...]) -> Plane:
+    pair = default_pair(ca, directory)
+    if name == "builtin":
+        # nginx and HAProxy never verify a TLS backend; the built-in plane verifies
+        # against the CA that issued the test origins' certificates.
+        ca_file = directory / "upstream-ca.pem"
+        ca.cert_pem.write_to_path(str(ca_file))
+        settings = dataclasses.replace(
+            BUILTIN, trusted_proxies=trusted_proxies, upstream_ca_file=ca_file
+        )
+        return BuiltinPlane(settings, pair)
+    if name == "nginx":
+        return NginxRunner(
+            directory / "nginx",
+            default_certificate=(str(pair[0]), str(pair[1])),
+            trusted_proxies=trusted_proxies,
+        )
+    return HaproxyRunner(
+        directory / "haproxy", default_certificate=pair, trusted_proxies=trusted_proxies
+    )
+
+
+def started(request: pytest.FixtureRequest, ca: trustme.CA, trusted: tuple[str, ...]) -> Plane:
+    factory: pytest.TempPathFactory = request.getfixturevalue("tmp_path_factory")
+    directory = factory.mktemp(f"conformance-{request.param}")
+    runner = start(request.param, directory, ca, trusted)
+    request.addfinalizer(runner.stop)
+    return runner
+
+
+@pytest.fixture(scope="session")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session", params=table.PLANES)
+def plane(request: pytest.FixtureRequest, ca: trustme.CA) -> Plane:
+    """A data plane with the node defaults."""
+    return started(request, ca, ())
+
+
+@pytest.fixture(scope="session", params=table.PLANES)
+def trusting_plane(request: pytest.FixtureRequest, ca: trustme.CA) -> Plane:
+    """A data plane that trusts the forwarded headers of loopback peers."""
+    return started(request, ca, LOOPBACK)
+
+
+PLANE_PARAMS = ("plane", "trusting_plane")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A case a plane cannot pass is expected to fail there, with the docs' reason."""
+    for item in items:
+        marker = item.get_closest_marker("feature")
+        callspec = getattr(item, "callspec", None)
+        names = [p for p in PLANE_PARAMS if callspec is not None and p in callspec.params]
+        if marker is None or callspec is None or not names:
+            continue
+        reason = table.gap(marker.args[0], callspec.params[names[0]])
+        if reason is not None:
+            item.add_marker(pytest.mark.xfail(strict=True, reason=reason))

@@ -1,0 +1,106 @@
+"""The feature-by-data-plane table of docs/dataplanes.md, as the conformance suite reads it.
+
+The docs are the one place the table is written. A conformance case names its row with
+``@pytest.mark.feature(KEY)``; where ``GAPS`` lists that row for a data plane, the case is
+expected to fail there (``xfail(strict=True)``), and the reason is the row's cell for
+that plane, read from the docs. tests/docs/test_dataplanes_table.py holds the two
+together: every key names a row, every gap's cell says what the plane lacks, and every
+cell that says "no" for a row the suite covers is a gap.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+PLANES = ("builtin", "nginx", "haproxy")
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "dataplanes.md"
+HEADING = "## What each data plane can do"
+
+# The rows the suite checks: key → the row's first cell, as written in the docs.
+ROWS = {
+    "routing": "exact host, one-level wildcard, longest path prefix on segment boundaries",
+    "ownership": "a hostname belongs to one project; wildcard fallback only within that project",
+    "round_robin": "round robin, weighted round robin",
+    "least_conn": "least_conn",
+    "active_health": "**active health checks**",
+    "hash": "source_ip, consistent_hash (`header:`/`cookie:` key)",
+    "backups": "backups",
+    "backup_failover": "a backup answers at once when the last primary refuses the connection",
+    "cookie_stickiness": "**cookie stickiness** (`cookie`, `app_cookie`)",
+    "source_stickiness": "source_ip stickiness",
+    "sni": "TLS per SNI with the project's certificate, the default otherwise",
+    "redirect_hsts": "redirect HTTP → HTTPS (301), HSTS (only on HTTPS, the backend's own wins)",
+    "websockets": "WebSockets",
+    "forwarded": (
+        "X-Forwarded-For/-Proto/-Host/-Port, `Forwarded`, replaced unless the peer is trusted"
+    ),
+    "hop_by_hop": "drop `Proxy` and the hop-by-hop headers",
+    "underscores": "drop underscore spellings of Portway's headers (`X_Forwarded_For`)",
+    "connection_named": "drop the headers a client names in `Connection`",
+    "x_real_ip": "`X-Real-IP` from the client",
+    "error_pages": (
+        "Portway's error pages (404 noproxy, 502, 503 with Retry-After, 504, 400, 413, 414, 431, …)"
+    ),
+    "head_limits": "414 page for too long a request line, 431 page for too large a header block",
+    "max_body": "`limits.max_body_bytes`",
+    "tls_backends": "TLS backends (`backends[].tls`)",
+    "privacy": "`privacy.forwarded_for` (`--forwarded-for`)",
+    "framing": (
+        "request framing refused with 400 and a close (a CL list or sign, two "
+        "different CLs, bad chunk sizes)"
+    ),
+    "cl_and_te": "`Content-Length` with `Transfer-Encoding`: 400 and a close",
+    "obs_fold": "obs-fold (a field line continued on the next): 400 and a close",
+    "duplicate_cl": "two `Content-Length` lines with the same value: 400 and a close",
+    "valid_framing": (
+        "valid framing forwarded (a `Content-Length` with trailing spaces, chunked trailer fields)"
+    ),
+    "cl_tab": "a `Content-Length` with a trailing tab, forwarded",
+    "absolute_form": "absolute-form target routed by its authority, forwarded in origin-form",
+    "refused_502": "502 page for a backend that refuses the connection",
+    "applying": "applying a change",
+}
+
+# (row key, plane) pairs a plane does not pass; the reason is the docs cell.
+GAPS = frozenset(
+    {
+        ("cookie_stickiness", "nginx"),
+        ("connection_named", "nginx"),
+        ("connection_named", "haproxy"),
+        ("underscores", "haproxy"),
+        ("absolute_form", "haproxy"),
+        ("cl_and_te", "haproxy"),
+        ("obs_fold", "haproxy"),
+        ("duplicate_cl", "haproxy"),
+        ("cl_tab", "nginx"),
+        ("head_limits", "haproxy"),
+        ("refused_502", "haproxy"),
+        ("backup_failover", "haproxy"),
+        ("active_health", "nginx"),
+    }
+)
+
+
+@cache
+def cells() -> dict[str, dict[str, str]]:
+    """The table: first cell → {plane: cell}."""
+    text = DOCS.read_text().split(HEADING, 1)[1]
+    table: dict[str, dict[str, str]] = {}
+    for line in text.splitlines():
+        if not line.startswith("|"):
+            if table:
+                break
+            continue
+        row = [c.strip() for c in line.strip().strip("|").split("|")]
+        if row[0] in ("feature", "") or set(row[0]) <= {"-", " "}:
+            continue
+        table[row[0]] = dict(zip(PLANES, row[1:], strict=True))
+    return table
+
+
+def gap(key: str, plane: str) -> str | None:
+    """Why ``plane`` fails the cases of row ``key`` (its docs cell), or None."""
+    if (key, plane) not in GAPS:
+        return None
+    return cells()[ROWS[key]][plane]
