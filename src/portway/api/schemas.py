@@ -31,6 +31,7 @@ from portway.model import (
 )
 from portway.model.hostname import MAX_HOSTNAME
 from portway.model.proxy import FORWARDED_FOR, PERSISTENCE_TYPES, defaults
+from portway.model.quota import QUOTA_NAMES, UNLIMITED
 from portway.router.patterns import MAX_PATTERN
 from portway.service import MAX_BACKENDS, MAX_CERTIFICATE_NAME, MAX_PEM, MAX_WEIGHT
 
@@ -396,11 +397,50 @@ class CertificateOut(BaseModel):
     created_at: datetime | None
 
 
+# Quotas: one field per model field (model/quota.py). In: null takes the node's default.
+_QUOTA_DOC = "-1: unlimited; null: the node's default (--quota-*)"
+QuotaIn = create_model(
+    "QuotaIn",
+    __base__=StrictIn,
+    **{
+        n: (Int | None, Field(None, ge=UNLIMITED, le=MAX_INT, description=_QUOTA_DOC))
+        for n in QUOTA_NAMES
+    },  # type: ignore[call-overload]
+)
+QuotaLimits = create_model(
+    "QuotaLimits",
+    **{n: (int | None, Field(description=_QUOTA_DOC)) for n in QUOTA_NAMES},  # type: ignore[call-overload]
+)
+
+
+class QuotaRequest(StrictIn):
+    quota: QuotaIn
+
+
+class QuotaOut(BaseModel):
+    """The limits in force (the project's own, else the node's), the project's own, and
+    what it uses (backends_per_proxy: its largest proxy's; cache_bytes is not counted)."""
+
+    project: str
+    limits: QuotaLimits
+    own: QuotaLimits
+    in_use: dict[str, int]
+
+
+class QuotaErrorOut(BaseModel):
+    """Beside a 403 for a write over quota, as Octavia's quotas answer."""
+
+    name: str
+    limit: int
+    in_use: int
+
+
 class ErrorBody(BaseModel):
     code: int
     title: str
     message: str
     field: str | None = None
+    quota: QuotaErrorOut | None = None
 
 
 class ErrorOut(BaseModel):

@@ -38,6 +38,7 @@ from portway.dns.config import (
     parse_zones,
 )
 from portway.errors import ConfigError
+from portway.model.quota import QUOTA_NAMES, UNLIMITED
 from portway.runtime.config import (
     parse_api_url,
     parse_backend_url,
@@ -328,6 +329,17 @@ SETTINGS: tuple[Setting, ...] = (
         "CIDR backends may not use (repeatable); wins over --backend-allow.",
         parse=parse_cidrs,
         metavar="CIDR",
+    ),
+    *(
+        Setting(
+            f"quota_{name}",
+            int,
+            UNLIMITED,
+            f"Default quota {name} of a project without its own (-1: unlimited).",
+            low=UNLIMITED,
+            metavar="N",
+        )
+        for name in QUOTA_NAMES
     ),
     _tunable("connect_timeout", "Ceiling on connecting to a backend (seconds; → 502)."),
     Setting(
