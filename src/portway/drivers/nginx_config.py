@@ -34,6 +34,7 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from portway.drivers import client_limits
 from portway.drivers import nginx_http as http
 from portway.drivers.nginx_options import NginxOptions
 from portway.drivers.nginx_syntax import comment, file_name, quote, upstream_name, var_suffix
@@ -154,6 +155,8 @@ def _refusals(proxy: Proxy) -> Iterable[Problem]:
         # send requests to a path the tenant did not configure.
         message = "nginx cannot replace the path prefix byte for byte: rewrite is refused"
         yield Problem(proxy.id, "rewrite.backend_prefix", message, False)
+    for name, message in client_limits.refusals(proxy, "nginx"):
+        yield Problem(proxy.id, name, message, False)
 
 
 def _degradations(proxy: Proxy) -> Iterable[Problem]:

@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 from portway.api.app import create_app
 from portway.auth.provision import api_tokens
 from portway.dns.node import DnsCheckJob, node_records
+from portway.drivers import client_limits
 from portway.errors import ConfigError
 from portway.health.monitor import HealthMonitor, Target
 from portway.health.state import DOWN, Health
@@ -162,6 +163,10 @@ def _data_plane(
 ) -> DataPlaneHandle:
     """nginx or HAProxy (``--dataplane nginx|haproxy``), the built-in plane in this
     process (``--workers 0``) or the worker processes."""
+    if config.plane_kind != "builtin":
+        refused = client_limits.node_problem(config.dataplane, config.plane_kind)
+        if refused is not None:
+            raise ConfigError(refused)
     if config.plane_kind == "nginx":
         if config.workers:
             raise ConfigError("--workers: nginx has its own worker processes; leave it 0")
