@@ -3,6 +3,7 @@ the quota, its limit and the use (as Octavia's quotas answer); both dialects."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import trustme
@@ -82,3 +83,18 @@ def test_bad_quota_values_are_refused_naming_the_field(api: Api) -> None:
     assert_error(_set(api, "alpha", {"proxies": "3"}), 400, "proxies")
     assert_error(_set(api, "alpha", {"lbs": 3}), 400, "lbs")
     assert_error(_set(api, "nosuch", {"proxies": 3}), 404)
+
+
+def test_the_dynamicproxy_api_is_held_to_the_same_quotas(api: Api) -> None:
+    _set(api, "alpha", {"proxies": 1, "backends_per_proxy": 1})
+    base = "/dynamicproxy-api/v1/alpha/mapping"
+
+    def put(domain: str, backends: list[str]) -> Any:
+        body = {"domain": domain, "backends": backends}
+        return api.client.put(base, content=json.dumps(body).encode(), headers=api.member)
+
+    assert put("wiki.example.org", ["http://172.16.0.5:80"]).status_code == 200
+    assert put("wiki.example.org", ["http://172.16.0.6:80"]).status_code == 403  # a second
+    assert put("other.example.org", ["http://172.16.0.7:80"]).status_code == 403
+    routes = api.client.get(base, headers=api.member).json()["routes"]
+    assert routes == [{"domain": "wiki.example.org", "backends": ["http://172.16.0.5:80"]}]
