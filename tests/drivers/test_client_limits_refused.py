@@ -1,11 +1,13 @@
-"""Client limits on nginx and HAProxy: a proxy with a rate or banned ranges is left out
-and reported (not served without them), the others are served; the node-wide flags stop
-the start with one line."""
+"""Client limits on the external planes. nginx applies them (``limit_req``, ``deny``)
+with Portway's pages, from two loopback source addresses, and refuses them behind
+``--trusted-proxy``; HAProxy leaves such a proxy out and reports it; the node-wide flags
+stop the start with one line on both."""
 
 from __future__ import annotations
 
 import dataclasses
 import http.client
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -41,9 +43,41 @@ def _proxies(origin: Origin) -> list[Proxy]:
     return [*limited, proxy_for("app.example.org", origin.backend())]
 
 
-def test_nginx_leaves_out_and_reports_proxies_with_client_limits(
+def status_from(port: int, source: str, host: str) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5, source_address=(source, 0))
+    try:
+        conn.request("GET", "/", headers={"Host": host})
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+def test_nginx_limits_a_client_over_its_rate_and_not_another(
     nginx: NginxRunner, origin: Origin
 ) -> None:
+    limited = proxy_for("app.example.org", origin.backend(), limits=Limits(rate=0.5, burst=2))
+    nginx.route(limited)
+    assert nginx.driver.problems == ()
+    codes = [status_from(nginx.port, "127.0.0.2", "app.example.org")[0] for _ in range(3)]
+    assert codes == [200, 200, 429]
+    _, headers, body = status_from(nginx.port, "127.0.0.2", "app.example.org")
+    assert headers["Retry-After"] == "5" and b"429 Too Many Requests" in body
+    assert status_from(nginx.port, "127.0.0.3", "app.example.org")[0] == 200
+
+
+def test_nginx_denies_a_banned_range_with_portways_page(nginx: NginxRunner, origin: Origin) -> None:
+    banned = Limits(deny=("127.0.0.2/32",))
+    nginx.route(proxy_for("app.example.org", origin.backend(), limits=banned))
+    status, _, body = status_from(nginx.port, "127.0.0.2", "app.example.org")
+    assert status == 403 and b"403 Forbidden" in body and b"portway" in body
+    assert status_from(nginx.port, "127.0.0.3", "app.example.org")[0] == 200
+
+
+def test_nginx_refuses_client_limits_behind_a_trusted_proxy(
+    make_nginx: Callable[..., NginxRunner], origin: Origin
+) -> None:
+    nginx = make_nginx(trusted_proxies=("127.0.0.0/8",))
     nginx.route(*_proxies(origin))
     assert status(nginx.port, "app.example.org") == 200
     for host, _, _ in LIMITED:
@@ -52,6 +86,16 @@ def test_nginx_leaves_out_and_reports_proxies_with_client_limits(
         ("limits.deny", False),
         ("limits.rate", False),
     ]
+
+
+def test_nginx_rounds_a_rate_it_cannot_write_and_says_so(
+    nginx: NginxRunner, origin: Origin
+) -> None:
+    odd = proxy_for("app.example.org", origin.backend(), limits=Limits(rate=1 / 7))
+    nginx.route(odd)
+    assert [(p.field, p.served) for p in nginx.driver.problems] == [("limits.rate", True)]
+    assert "9r/m" in nginx.driver.problems[0].message
+    assert status(nginx.port, "app.example.org") == 200
 
 
 def test_haproxy_leaves_out_and_reports_proxies_with_client_limits(

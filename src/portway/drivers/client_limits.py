@@ -1,9 +1,10 @@
-"""Client limits (rate, banned ranges) on the external data planes: refused, not ignored.
+"""Client limits (rate, banned ranges) where an external data plane does not render
+them: refused, not ignored.
 
-nginx (``limit_req``, ``deny``) and HAProxy (stick tables, ACLs) can express both, but
-their renderings are not written yet; serving such a proxy without its limits would tell
-its tenant something false, so the proxy is left out and its problem reported, as a path
-rewrite is. The node-wide flags are refused at start (``node_problem``).
+HAProxy (stick tables, ACLs) could express both, but the rendering is not written yet
+(nginx's is nginx_limits.py); serving such a proxy without its limits would tell its
+tenant something false, so the proxy is left out and its problem reported, as a path
+rewrite is. The node-wide flags are refused at start on both (``node_problem``).
 """
 
 from __future__ import annotations
