@@ -7,6 +7,7 @@
      ├── ConflictError          the object exists or a name is taken     (API 409)
      ├── AuthError              missing or bad credentials               (API 401)
      ├── ForbiddenError         credentials valid, action not allowed    (API 403)
+     │    └── QuotaExceededError   a create over the project's quota      (API 403)
      ├── StoreError             the store failed (translated from SQLAlchemy/psycopg)
      ├── DependencyError        a service Portway relies on failed       (API 503, or 502)
      │    ├── DnsError             the authoritative DNS server (dnspython)
@@ -64,6 +65,21 @@ class AuthError(PortwayError):
 
 class ForbiddenError(PortwayError):
     status = 403
+
+
+class QuotaExceededError(ForbiddenError):
+    """A write would take a project past one of its quotas (model/quota.py); the API
+    shows ``quota``, ``limit`` and ``in_use`` beside the message, as Octavia does."""
+
+    def __init__(self, *, project: str, quota: str, limit: int, in_use: int) -> None:
+        super().__init__(
+            f"quota {quota} of project {project} exceeded: limit {limit}, in use {in_use}",
+            field=quota,
+        )
+        self.project = project
+        self.quota = quota
+        self.limit = limit
+        self.in_use = in_use
 
 
 class StoreError(PortwayError):

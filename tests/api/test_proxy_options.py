@@ -9,6 +9,8 @@ from tests.api.conftest import Api, assert_error
 
 BASE = {"hostname": "opts.alpha.example.org"}
 
+NO_RATE = {"rate": None, "burst": None, "deny": []}  # limits beside max_body_bytes
+
 
 def _create(api: Api, **fields: Any) -> Any:
     return api.client.post(
@@ -35,7 +37,7 @@ def test_options_round_trip_and_patch(api: Api) -> None:
         "total": 120,
         "websocket_idle": 3600.0,
     }
-    assert proxy["limits"] == {"max_body_bytes": 1048576}
+    assert proxy["limits"] == {"max_body_bytes": 1048576, **NO_RATE}
     patched = api.client.patch(
         f"/v1/alpha/proxies/{proxy['id']}",
         json={"proxy": {"limits": {"max_body_bytes": None}, "hash_key": "cookie:sid"}},
@@ -43,7 +45,7 @@ def test_options_round_trip_and_patch(api: Api) -> None:
     )
     assert patched.status_code == 200, patched.text
     shown = api.client.get(f"/v1/alpha/proxies/{proxy['id']}", headers=api.reader).json()["proxy"]
-    assert shown["limits"] == {"max_body_bytes": None}
+    assert shown["limits"] == {"max_body_bytes": None, **NO_RATE}
     assert shown["hash_key"] == "cookie:sid"
     assert shown["timeouts"]["connect"] == 1.5
 
@@ -51,7 +53,7 @@ def test_options_round_trip_and_patch(api: Api) -> None:
 def test_defaults_when_options_are_omitted(api: Api) -> None:
     proxy = _create(api).json()["proxy"]
     assert proxy["timeouts"]["websocket_idle"] == 3600.0
-    assert proxy["limits"] == {"max_body_bytes": None}
+    assert proxy["limits"] == {"max_body_bytes": None, **NO_RATE}
     assert proxy["hash_key"] is None
 
 
@@ -61,6 +63,15 @@ def test_defaults_when_options_are_omitted(api: Api) -> None:
         ({"timeouts": {"connect": 0}}, "timeouts.connect"),
         ({"timeouts": {"idle": -1}}, "timeouts.idle"),
         ({"limits": {"max_body_bytes": -5}}, "limits.max_body_bytes"),
+        ({"limits": {"rate": 0}}, "limits.rate"),
+        ({"limits": {"rate": 2_000_000}}, "limits.rate"),
+        ({"limits": {"rate": 5, "burst": 0}}, "limits.burst"),
+        ({"limits": {"burst": 5}}, "limits.burst"),
+        ({"limits": {"deny": ["10.0.0.0/33"]}}, "limits.deny"),
+        ({"limits": {"deny": ["10.0.0.0/8\r\nX: 1"]}}, "limits.deny"),
+        ({"limits": {"deny": ["example.org"]}}, "limits.deny"),
+        ({"limits": {"deny": [" 10.0.0.1"]}}, "limits.deny"),
+        ({"limits": {"deny": ["10.0.0.1"] * 101}}, "limits.deny"),
         ({"hash_key": "query:x"}, "hash_key"),
         ({"hash_key": "header:bad name"}, "hash_key"),
         ({"health_check": {"expected_codes": "700"}}, "health_check.expected_codes"),
@@ -82,10 +93,21 @@ def test_bad_options_are_422_naming_the_field(api: Api, fields: dict[str, Any], 
         ({"timeouts": {"connect": "fast"}}, "timeouts.connect"),
         ({"timeouts": {"colour": 1}}, "timeouts.colour"),
         ({"limits": {"max_body_bytes": "1m"}}, "limits.max_body_bytes"),
+        ({"limits": {"rate": "5"}}, "limits.rate"),
+        ({"limits": {"deny": "10.0.0.0/8"}}, "limits.deny"),
+        ({"limits": {"deny": [10]}}, "limits.deny[0]"),
     ],
 )
 def test_wrongly_typed_options_are_400(api: Api, fields: dict[str, Any], field: str) -> None:
     assert_error(_create(api, **fields), 400, field)
+
+
+def test_client_limits_round_trip(api: Api) -> None:
+    limits = {"rate": 2.5, "burst": 10, "deny": ["192.0.2.0/24", "2001:db8::/32"]}
+    proxy = _create(api, limits=limits).json()["proxy"]
+    assert proxy["limits"] == {"max_body_bytes": None, **limits}
+    shown = api.client.get(f"/v1/alpha/proxies/{proxy['id']}", headers=api.member).json()
+    assert shown["proxy"]["limits"] == proxy["limits"]
 
 
 def test_options_may_not_be_nulled(api: Api) -> None:

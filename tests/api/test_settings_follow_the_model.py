@@ -54,7 +54,7 @@ SAMPLE = Proxy(
     tls=TlsSettings(certificate="c1", redirect_http=True, hsts=True),
     cache=CacheSettings(enabled=True),
     timeouts=Timeouts(connect=1.0, first_byte=2.0, idle=3.0, total=4.0, websocket_idle=5.0),
-    limits=Limits(max_body_bytes=1024),
+    limits=Limits(max_body_bytes=1024, rate=2.5, burst=7, deny=("192.0.2.0/24", "2001:db8::/32")),
     privacy=Privacy(forwarded_for="off"),
     rewrite=Rewrite(backend_prefix="/inner"),
     toolforge=ToolSettings(canonical=True),

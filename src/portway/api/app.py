@@ -19,6 +19,7 @@ from portway.api.endpoint import Handler, endpoint
 from portway.api.errors import EXCEPTION_HANDLERS
 from portway.api.openapi import Operation, build_openapi
 from portway.api.proxies import ProxyHandlers
+from portway.api.quotas import QuotaHandlers
 from portway.api.v1 import AdminHandlers
 from portway.auth.tokens import TokenValidator
 from portway.observability.readiness import Readiness
@@ -41,7 +42,10 @@ def _version() -> str:
 
 
 def _table(
-    admin: AdminHandlers, proxies: ProxyHandlers, certs: CertificateHandlers
+    admin: AdminHandlers,
+    proxies: ProxyHandlers,
+    certs: CertificateHandlers,
+    quotas: QuotaHandlers,
 ) -> list[tuple[str, list[tuple[Operation, Handler]]]]:
     """Every authenticated route: path → (operation doc, handler)."""
     o, s = Operation, schemas
@@ -62,6 +66,7 @@ def _table(
     )
     cert = s.envelope("certificate", s.CertificateOut)
     certs_out = s.envelope("certificates", s.CertificateOut, many=True)
+    quota = s.envelope("quota", s.QuotaOut)
     return [
         ("/v1/projects", [
             (o("POST", "create a project (admin)", s.ProjectRequest, 201, project),
@@ -71,6 +76,11 @@ def _table(
         ("/v1/projects/{name}", [
             (o("GET", "show a project", response=project), admin.show_project),
             (o("DELETE", "delete an empty project (admin)", status=204), admin.delete_project),
+        ]),
+        ("/v1/quotas/{project}", [
+            (o("GET", "a project's quotas and use (admin)", response=quota), quotas.show),
+            (o("PUT", "set a project's own quotas (admin)", s.QuotaRequest, response=quota),
+             quotas.set),
         ]),
         ("/v1/zones", [
             (o("POST", "create a zone (admin)", s.ZoneRequest, 201, zone), admin.create_zone),
@@ -151,6 +161,7 @@ def create_app(
         AdminHandlers(service),
         ProxyHandlers(service, backend_health or _unknown_health),
         CertificateHandlers(service),
+        QuotaHandlers(service),
     ) + dns_table(service)
     routes: list[BaseRoute] = [
         Route(

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from portway.errors import PortwayError
+from portway.errors import PortwayError, QuotaExceededError
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,12 @@ class PayloadTooLargeError(PortwayError):
 
 
 def error_response(
-    status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None
+    status: int,
+    message: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+    *,
+    extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "code": status,
@@ -35,6 +40,7 @@ def error_response(
     }
     if field is not None:
         body["field"] = field
+    body.update(extra or {})
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
@@ -76,7 +82,10 @@ async def handle_portway(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PortwayError)
     if exc.status >= 500:
         log.error("request failed: %s", exc)
-    return error_response(exc.status, exc.message, exc.field)
+    extra = None
+    if isinstance(exc, QuotaExceededError):
+        extra = {"quota": {"name": exc.quota, "limit": exc.limit, "in_use": exc.in_use}}
+    return error_response(exc.status, exc.message, exc.field, extra=extra)
 
 
 async def handle_pydantic(_request: Request, exc: Exception) -> Response:

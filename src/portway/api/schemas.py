@@ -31,8 +31,16 @@ from portway.model import (
 )
 from portway.model.hostname import MAX_HOSTNAME
 from portway.model.proxy import FORWARDED_FOR, PERSISTENCE_TYPES, defaults
+from portway.model.quota import QUOTA_NAMES, UNLIMITED
 from portway.router.patterns import MAX_PATTERN
-from portway.service import MAX_BACKENDS, MAX_CERTIFICATE_NAME, MAX_PEM, MAX_WEIGHT
+from portway.service import (
+    MAX_BACKENDS,
+    MAX_CERTIFICATE_NAME,
+    MAX_DENY,
+    MAX_PEM,
+    MAX_RATE,
+    MAX_WEIGHT,
+)
 
 # Length limits (the API's own: every string is bounded before any rule looks at it).
 HOSTNAME = MAX_HOSTNAME + 1  # one trailing dot is allowed, and dropped
@@ -43,6 +51,7 @@ SHORT = 32  # enumerated words
 TEXT = 255  # free text and references (the store's column width)
 MAX_INT = 2**63 - 1
 MAX_PORT = 65535
+CIDR = 49  # the longest IPv6 CIDR text (with an embedded IPv4 address and /128)
 
 
 def _whole(value: Any) -> Any:
@@ -143,6 +152,19 @@ class TimeoutsIn(StrictIn):
 
 class LimitsIn(StrictIn):
     max_body_bytes: Int | None = Field(_LIMITS["max_body_bytes"], ge=0, le=MAX_INT)
+    rate: float | None = Field(
+        _LIMITS["rate"],
+        gt=0,
+        le=MAX_RATE,
+        description="requests a second per client address (429 over it); null: the node's",
+    )
+    burst: Int | None = Field(
+        _LIMITS["burst"], ge=1, le=MAX_RATE, description="requests back to back; null: rate's"
+    )
+    # Not strict: a JSON array arrives as a list, and the model holds a tuple.
+    deny: tuple[Annotated[str, Field(max_length=CIDR, strict=True)], ...] = Field(
+        _LIMITS["deny"], max_length=MAX_DENY, strict=False, description="client CIDRs → 403"
+    )
 
 
 class PrivacyIn(StrictIn):
@@ -407,11 +429,50 @@ class CertificateOut(BaseModel):
     created_at: datetime | None
 
 
+# Quotas: one field per model field (model/quota.py). In: null takes the node's default.
+_QUOTA_DOC = "-1: unlimited; null: the node's default (--quota-*)"
+QuotaIn = create_model(
+    "QuotaIn",
+    __base__=StrictIn,
+    **{
+        n: (Int | None, Field(None, ge=UNLIMITED, le=MAX_INT, description=_QUOTA_DOC))
+        for n in QUOTA_NAMES
+    },  # type: ignore[call-overload]
+)
+QuotaLimits = create_model(
+    "QuotaLimits",
+    **{n: (int | None, Field(description=_QUOTA_DOC)) for n in QUOTA_NAMES},  # type: ignore[call-overload]
+)
+
+
+class QuotaRequest(StrictIn):
+    quota: QuotaIn
+
+
+class QuotaOut(BaseModel):
+    """The limits in force (the project's own, else the node's), the project's own, and
+    what it uses (backends_per_proxy: its largest proxy's; cache_bytes is not counted)."""
+
+    project: str
+    limits: QuotaLimits
+    own: QuotaLimits
+    in_use: dict[str, int]
+
+
+class QuotaErrorOut(BaseModel):
+    """Beside a 403 for a write over quota, as Octavia's quotas answer."""
+
+    name: str
+    limit: int
+    in_use: int
+
+
 class ErrorBody(BaseModel):
     code: int
     title: str
     message: str
     field: str | None = None
+    quota: QuotaErrorOut | None = None
 
 
 class ErrorOut(BaseModel):

@@ -69,7 +69,11 @@ def dynamicproxy(
         mappings = _read(sqlite, database_url, mapping_json, project, old_token)
         config = node_config(config_file, where)
         with opened_store(config) as store:
-            service = Service(store, backend_policy=config.backend_policy)
+            service = Service(
+                store,
+                backend_policy=config.backend_policy,
+                quota_defaults=config.quota_defaults,
+            )
             origin = str(sqlite or database_url or mapping_json)
             outcomes = Importer(service, dry_run=dry_run, origin=origin).run(mappings)
     for outcome in outcomes:

@@ -9,7 +9,18 @@ from __future__ import annotations
 
 import click
 
-from portway.cli import backends, dns, importer, keys, nodes, projects, proxies, tokens, zones
+from portway.cli import (
+    backends,
+    dns,
+    importer,
+    keys,
+    nodes,
+    projects,
+    proxies,
+    quotas,
+    tokens,
+    zones,
+)
 from portway.cli.options import common_options
 from portway.cli.serve import serve
 from portway.cli.shell import PortwayGroup
@@ -32,6 +43,7 @@ def main(
 main.add_command(serve)
 for group in (
     projects.project,
+    quotas.quota,
     tokens.token,
     zones.zone,
     nodes.node,

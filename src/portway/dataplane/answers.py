@@ -8,6 +8,8 @@ backend's answer would (recorded; kept alive when the request stream is in sync,
 
 from __future__ import annotations
 
+import math
+
 from portway.protocol import pages
 from portway.protocol.redirect import https_location, redirect_response
 
@@ -18,6 +20,12 @@ def error_page(status: int, *, head_only: bool, close: bool) -> tuple[bytes, boo
     if head_only:  # a HEAD request: the same head, no body
         return pages.error_head_only(status, close=close), close
     return pages.error_response(status, close=close), close
+
+
+def rate_limited(wait: float, *, head_only: bool, close: bool) -> tuple[bytes, bool]:
+    """429 with Retry-After: the whole seconds until the client's next request passes."""
+    page = pages.rate_limited(math.ceil(wait), close=close)
+    return (page[: page.index(b"\r\n\r\n") + 4] if head_only else page), close
 
 
 def redirect(host: str, url: bytes, https_port: int, *, close: bool) -> tuple[bytes, bool]:

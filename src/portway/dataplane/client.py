@@ -32,6 +32,7 @@ from portway.dataplane import answers, forwarding, switching
 from portway.dataplane import conn_state as cs
 from portway.dataplane.conn_state import CLOSE, FEED_STASH, WAIT, ConnState
 from portway.dataplane.exchange import Exchange
+from portway.dataplane.guard import DENIED, PASS, ClientGuard
 from portway.dataplane.picking import sticky_lines
 from portway.dataplane.plans import NO_LIMIT, Plan
 from portway.dataplane.pool import UpstreamPool
@@ -411,6 +412,8 @@ class ClientConnection(asyncio.Protocol):
         if plan.max_body != NO_LIMIT and forwarding.body_too_large(plan, head, ex.received):
             self._fail(413)  # before reading the body: we never ask for it
             return
+        if plan.guard is not None and self._refused(ex, plan.guard):
+            return
         if plan.plain:  # forwarding.choose(), inlined: this runs once per request
             backend = plan.balancer.pick(plan.live(), self.peer)
         else:
@@ -441,6 +444,27 @@ class ClientConnection(asyncio.Protocol):
         target = head.url if plan.rewrite is None else plan.rewrite.target(head.url)
         ex.encoded = head.encode(lines + ws.UPGRADE_LINES if ex.ws_key else lines, target)
         self._bind(ex, backend)
+
+    def _refused(self, ex: Exchange, guard: ClientGuard) -> bool:
+        """Answer 403 (a banned range) or 429 (over the rate) when the proxy's limits
+        say so; False lets the request through."""
+        fwd = self.fwd
+        client = self.peer if fwd is None else fwd.client(ex.head.xff)
+        verdict = guard.decide(client, monotonic())  # precise: dp.now is a coarse tick
+        if verdict == PASS:
+            return False
+        plan = ex.plan
+        assert plan is not None
+        self.dp.metrics.refuse(plan.proxy.project, "deny" if verdict == DENIED else "rate")
+        if verdict == DENIED:
+            self._fail(403)
+            return True
+        close = self.state.must_close(ex.head.keep_alive, ex.body_done, self.dp.draining)
+        page, close = answers.rate_limited(
+            verdict, head_only=ex.head.method == b"HEAD", close=close
+        )
+        self._answered(ex, 429, page, close)
+        return True
 
     def _route(self, ex: Exchange) -> Plan | None:
         """The plan for ``ex``, or None after answering (and then nothing is cached)."""

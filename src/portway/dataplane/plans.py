@@ -20,8 +20,11 @@ from functools import partial
 from typing import TYPE_CHECKING, Final
 
 from portway.balance import Balancer, Stickiness, make_balancer
+from portway.dataplane.guard import ClientGuard
 from portway.dataplane.settings import DataPlaneSettings
 from portway.health.passive import Key, Outcome, OutlierDetector, Verdict, may_eject, verdict
+from portway.limits.bucket import Buckets, Rate
+from portway.limits.ranges import Ranges
 from portway.model import Backend, Proxy, SessionPersistence
 from portway.observability.metrics import BUCKETS, RequestMetrics
 from portway.router.rewrite import path_rewrite
@@ -66,6 +69,7 @@ class Plan:
         "counts_load",
         "first_byte",
         "forward_for",
+        "guard",
         "hash_cookie",
         "hash_header",
         "idle",
@@ -110,6 +114,7 @@ class Plan:
         self.forward_for = proxy.privacy.sends_client_address(plans.settings.forwarded_for)
         limit = proxy.limits.max_body_bytes
         self.max_body = NO_LIMIT if limit is None else limit
+        self.guard = plans.guard(proxy)  # None: no limit to check, nothing to pay
         self._gen = -1
         self.candidates: tuple[Backend, ...] = ()
 
@@ -189,6 +194,8 @@ class Plans:
 
     __slots__ = (
         "_balancers",
+        "_buckets",
+        "_node_deny",
         "_plans",
         "_sticky",
         "down",
@@ -205,6 +212,8 @@ class Plans:
         self._plans: dict[str, Plan] = {}
         self._balancers: dict[str, tuple[str, Balancer]] = {}
         self._sticky: dict[str, tuple[SessionPersistence, Stickiness]] = {}
+        self._buckets: dict[str, Buckets] = {}  # proxy id → its clients' buckets
+        self._node_deny = Ranges(settings.deny_clients)
         self.inflight: dict[str, int] = {}  # backend id → requests in flight (live view)
         self.down: frozenset[Key] = frozenset()
         self.outliers = OutlierDetector(
@@ -235,15 +244,39 @@ class Plans:
             kept = self._sticky[proxy.id] = (config, Stickiness(config))
         return kept[1]
 
+    def guard(self, proxy: Proxy) -> ClientGuard | None:
+        """The client limits of ``proxy`` (its own, else the node's), None when it has
+        none; its buckets are kept while its rate stays the same."""
+        limits, settings = proxy.limits, self.settings
+        rate = None
+        if limits.rate is not None:
+            rate = Rate.of(limits.rate, limits.burst).share(settings.rate_share)
+        elif settings.rate_limit > 0:
+            rate = Rate.of(settings.rate_limit, settings.rate_burst or None)
+            rate = rate.share(settings.rate_share)
+        buckets = None
+        if rate is not None:
+            buckets = self._buckets.get(proxy.id)
+            if buckets is None or buckets.rate != rate:
+                clients = settings.rate_limit_clients
+                buckets = self._buckets[proxy.id] = Buckets(rate, max_clients=clients)
+        else:
+            self._buckets.pop(proxy.id, None)
+        deny = Ranges(limits.deny)
+        if buckets is None and not deny and not self._node_deny:
+            return None
+        return ClientGuard(deny, self._node_deny, buckets)
+
     def retime(self, settings: DataPlaneSettings) -> None:
-        """New node-wide timeout ceilings: plans are rebuilt lazily, and the balancer and
-        persistence states they share survive."""
+        """New node-wide timeout ceilings and client limits: plans are rebuilt lazily, and
+        the balancer, persistence and bucket states they share survive."""
         self.settings = settings
+        self._node_deny = Ranges(settings.deny_clients)
         self._plans.clear()
 
     def prune(self, live_ids: Container[str]) -> None:
         """Forget proxies that left the table (called on apply, off the hot path)."""
-        for table in (self._plans, self._balancers, self._sticky):
+        for table in (self._plans, self._balancers, self._sticky, self._buckets):
             for proxy_id in [k for k in table if k not in live_ids]:
                 del table[proxy_id]
 

@@ -33,3 +33,11 @@ class DataPlaneSettings:
     upstream_ca_file: Path | None = None  # verify TLS backends against it (tls/upstream.py)
     healthz_path: str = ""  # answered by the data plane itself on every host ("": off)
     toolforge: ToolDomains | None = None  # Toolforge tool routing (router/tools.py); None: off
+    # Client limits (docs/limits.md), for proxies whose limits.rate is null; 0: none.
+    rate_limit: float = 0.0  # requests a second per client address → 429
+    rate_burst: int = 0  # requests back to back; 0: one second's worth
+    rate_limit_clients: int = 100_000  # client buckets kept per proxy and worker, at most
+    deny_clients: tuple[str, ...] = ()  # CIDRs whose clients get 403 on every proxy
+    # Workers sharing the listeners (set by the worker pool, not a flag): each enforces
+    # 1/rate_share of every rate and burst, so the node as a whole holds the rate.
+    rate_share: int = 1

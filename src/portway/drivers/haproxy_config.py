@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from portway.drivers import client_limits
 from portway.drivers import haproxy_backend as backend
 from portway.drivers import haproxy_base as base
 from portway.drivers.haproxy_backend import Slot
@@ -153,6 +154,8 @@ def _refusals(proxy: Proxy) -> Iterable[Problem]:
         # configure; the built-in plane is the one that rewrites (docs/dataplanes.md).
         message = "the HAProxy data plane does not rewrite paths: rewrite is refused"
         yield Problem(proxy.id, "rewrite.backend_prefix", message, False)
+    for name, message in client_limits.refusals(proxy, "HAProxy"):
+        yield Problem(proxy.id, name, message, False)
 
 
 def _degradations(proxy: Proxy) -> Iterable[Problem]:

@@ -35,6 +35,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from portway.drivers import nginx_http as http
+from portway.drivers import nginx_limits
 from portway.drivers.nginx_options import NginxOptions
 from portway.drivers.nginx_syntax import comment, file_name, quote, upstream_name, var_suffix
 from portway.errors import ConfigError, PortwayError
@@ -81,7 +82,7 @@ def render(snapshot: Snapshot, options: NginxOptions) -> NginxTree:
     """The whole tree for ``snapshot``. Raises ConfigError only for bad ``options``."""
     if options.https and options.default_certificate is None:
         raise ConfigError("nginx HTTPS listeners need a default certificate")
-    plan = _screen(route.proxy for route in snapshot.routes.routes())
+    plan = _screen((route.proxy for route in snapshot.routes.routes()), options)
     files: dict[str, str] = {}
     links: dict[str, str] = {}
     for proxy in plan.proxies:
@@ -117,15 +118,20 @@ def _live(proxy: Proxy) -> bool:
     return any(b.weight > 0 for b in proxy.backends)
 
 
-def _screen(proxies: Iterable[Proxy]) -> _Plan:
+def _screen(proxies: Iterable[Proxy], options: NginxOptions) -> _Plan:
     plan = _Plan()
     for proxy in sorted(proxies, key=lambda p: p.id):
         refused = list(_refusals(proxy))
+        # Client limits (drivers/nginx_limits.py) depend on the node's trusted proxies.
+        for name, message in nginx_limits.refusals(proxy, options.trusted_proxies):
+            refused.append(Problem(proxy.id, name, message, False))
         if refused:
             plan.problems.extend(refused)
             continue
         plan.proxies.append(proxy)
         plan.problems.extend(_degradations(proxy))
+        for name, message in nginx_limits.degradations(proxy):
+            plan.problems.append(Problem(proxy.id, name, message, True))
     return plan
 
 
@@ -207,6 +213,7 @@ def _upstream(proxy: Proxy, options: NginxOptions) -> str:
             f"    server {quote(_authority(backend))}{_params(proxy, backend, options)};\n"
         )
     lines.append(f"    keepalive {options.upstream_keepalive};\n}}\n")
+    lines.append(nginx_limits.zone_lines(proxy))  # http level, beside the upstream
     return "".join(lines)
 
 
@@ -354,6 +361,7 @@ def _location_body(proxy: Proxy, options: NginxOptions) -> str:
     timeouts = proxy.timeouts
     tls = any(b.tls for b in proxy.backends)  # all or none (_refusals)
     lines.append(f"{pad}proxy_pass {'https' if tls else 'http'}://{upstream_name(proxy.id)};\n")
+    lines.extend(nginx_limits.location_lines(proxy, pad))
     if tls:
         lines.extend(_tls_lines(proxy, pad))
     lines += [

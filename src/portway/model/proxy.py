@@ -96,9 +96,22 @@ class Timeouts:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Limits:
-    """Per-proxy request limits (None: no limit)."""
+    """Per-proxy request limits (None: no limit; docs/limits.md).
+
+    ``rate``: requests a second per client address, with ``burst`` of them back to back
+    (None: one second's worth), over which a client gets 429; None: the node's
+    ``--rate-limit``. ``deny``: CIDRs whose clients get 403, beside the node's
+    ``--deny-client``. The client address is the one Portway trusts (its peer, or the
+    trusted-proxy chain's first untrusted hop)."""
 
     max_body_bytes: int | None = None  # larger declared bodies get 413 before any is read
+    rate: float | None = None
+    burst: int | None = None
+    deny: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # JSON (the store's column, the API's body) hands lists; the object stays hashable.
+        object.__setattr__(self, "deny", tuple(self.deny))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

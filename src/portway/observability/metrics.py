@@ -22,6 +22,12 @@ Key = tuple[str, str]  # (project, proxy hostname+prefix)
 class RequestMetrics:
     requests: dict[tuple[str, str, str], int] = field(default_factory=dict)
     latency: dict[Key, list[float]] = field(default_factory=dict)  # bucket counts..., sum
+    # Requests the client limits refused, by (project, reason): "rate" (429), "deny" (403).
+    refused: dict[Key, int] = field(default_factory=dict)
+
+    def refuse(self, project: str, reason: str) -> None:
+        key = (project, reason)
+        self.refused[key] = self.refused.get(key, 0) + 1
 
     def observe(self, project: str, proxy: str, status: int, seconds: float) -> None:
         klass = _CLASSES[min(max(status // 100, 1), 5) - 1]
@@ -37,6 +43,7 @@ class RequestMetrics:
         return {
             "requests": dict(self.requests),
             "latency": {k: list(v) for k, v in self.latency.items()},
+            "refused": dict(self.refused),
         }
 
 
@@ -52,6 +59,10 @@ def merge(exports: Iterable[Mapping[str, object]]) -> RequestMetrics:
             mine = total.latency.setdefault(k, new_row())
             for i, v in enumerate(row):
                 mine[i] += v
+        refused = export.get("refused", {})
+        assert isinstance(refused, dict)
+        for k, n in refused.items():
+            total.refused[k] = total.refused.get(k, 0) + n
     return total
 
 
@@ -110,6 +121,13 @@ def render(
     for name, (help_text, row) in sorted(histograms.items()):
         out += [f"# HELP {name} {help_text}", f"# TYPE {name} histogram"]
         out += histogram_lines(name, row)
+    out += [
+        "# HELP portway_requests_refused_total Requests the client limits refused, by "
+        "project and reason (rate: 429, deny: 403).",
+        "# TYPE portway_requests_refused_total counter",
+    ]
+    for (project, reason), n in sorted(metrics.refused.items()):
+        out.append(f"portway_requests_refused_total{_labels(project=project, reason=reason)} {n}")
     for name, (help_text, samples) in sorted(gauges.items()):
         # Prometheus naming: a "_total" metric only ever grows, and is typed so.
         kind = "counter" if name.endswith("_total") else "gauge"

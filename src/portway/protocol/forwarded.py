@@ -52,6 +52,26 @@ def _node(peer_ip: str) -> bytes:
     return b'"[' + ip + b']"' if b":" in ip else ip
 
 
+def client_address(peer_ip: str, xff: bytes | None, networks: tuple[Network, ...]) -> str:
+    """The address Portway trusts as the client's: its peer, unless the peer is a trusted
+    proxy; then the X-Forwarded-For chain is read from the right, past every trusted hop,
+    and the first untrusted address is the client (nginx's ``real_ip_recursive``). A hop
+    that is not an address stops the walk at the last one that was."""
+    if not xff or not is_trusted(peer_ip, networks):
+        return peer_ip
+    client = peer_ip
+    for hop in reversed(xff.split(b",")):
+        try:
+            text = hop.strip().decode("ascii").strip("[]")
+            ipaddress.ip_address(text)
+        except (UnicodeDecodeError, ValueError):
+            return client
+        client = text
+        if not is_trusted(text, networks):
+            return client
+    return client
+
+
 class ForwardedContext:
     """What one client connection contributes to the forwarded headers."""
 
@@ -59,22 +79,40 @@ class ForwardedContext:
         "_for_element",
         "_last_host",
         "_last_lines",
+        "_networks",
         "_xfp",
         "_xfport",
         "ip",
+        "peer",
         "scheme",
         "trusted",
     )
 
-    def __init__(self, *, peer_ip: str, port: int, scheme: bytes, trusted: bool) -> None:
+    def __init__(
+        self,
+        *,
+        peer_ip: str,
+        port: int,
+        scheme: bytes,
+        trusted: bool,
+        networks: tuple[Network, ...] = (),
+    ) -> None:
+        self.peer = peer_ip
         self.ip = peer_ip.encode("ascii")
         self.trusted = trusted
+        self._networks = networks
         self.scheme = scheme
         self._xfp = scheme
         self._xfport = str(port).encode("ascii")
         self._for_element = b"for=" + _node(peer_ip) + b";proto=" + scheme
         self._last_host = b""
         self._last_lines = b""
+
+    def client(self, xff: bytes | None) -> str:
+        """The client's address for a request with X-Forwarded-For ``xff`` (limits key)."""
+        if not self.trusted or not xff:
+            return self.peer
+        return client_address(self.peer, xff, self._networks)
 
     def lines(
         self,
@@ -180,6 +218,8 @@ class ForwardedContexts:
             if len(self._cache) >= self._limit:
                 self._cache.clear()  # many distinct peers: start over rather than grow
             trusted = is_trusted(peer_ip, self._networks)
-            found = ForwardedContext(peer_ip=peer_ip, port=port, scheme=scheme, trusted=trusted)
+            found = ForwardedContext(
+                peer_ip=peer_ip, port=port, scheme=scheme, trusted=trusted, networks=self._networks
+            )
             self._cache[key] = found
         return found

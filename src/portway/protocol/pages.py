@@ -10,13 +10,14 @@ from typing import Final
 
 _TEXT: Final[dict[int, tuple[str, str]]] = {
     400: ("Bad Request", "The request could not be understood."),
+    403: ("Forbidden", "Requests from your address are not accepted here."),
     404: ("Not Found", "There is no such proxy on this address (noproxy)."),
     405: ("Method Not Allowed", "This method cannot be proxied."),
     408: ("Request Timeout", "The request head took too long to arrive."),
     413: ("Content Too Large", "The request body is too large."),
     414: ("URI Too Long", "The request line is too long."),
     421: ("Misdirected Request", "This host is not served on this connection."),
-    429: ("Too Many Requests", "Slow down."),
+    429: ("Too Many Requests", "Too many requests from your address: slow down and retry later."),
     431: ("Request Header Fields Too Large", "The request headers are too large."),
     502: ("Bad Gateway", "The backend could not be reached or answered badly."),
     503: ("Service Unavailable", "No backend is available for this proxy."),
@@ -56,6 +57,12 @@ def error_response(status: int, *, close: bool) -> bytes:
     if status not in _TEXT:
         status = 502
     return _PAGES[(status, close or status in ALWAYS_CLOSE)]
+
+
+def rate_limited(retry_after: int, *, close: bool) -> bytes:
+    """The 429 page with ``Retry-After: retry_after`` (seconds, at least 1)."""
+    page = error_response(429, close=close)
+    return page.replace(_RETRY_AFTER[429], b"Retry-After: %d\r\n" % max(1, retry_after), 1)
 
 
 def error_head_only(status: int, *, close: bool) -> bytes:

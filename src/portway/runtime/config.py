@@ -17,6 +17,7 @@ from portway.dataplane.settings import DataPlaneSettings
 from portway.dns import defaults as dns_defaults
 from portway.errors import ConfigError, PortwayError
 from portway.model.backend_policy import BackendPolicy
+from portway.model.quota import QUOTA_NAMES, UNLIMITED, Quota
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -86,6 +87,11 @@ class ServeConfig:
     metrics: Listen | None = field(default_factory=lambda: Listen(host="127.0.0.1", port=9568))
     backend_allow: tuple[str, ...] = ()  # CIDRs; empty: any address the rules let through
     backend_deny: tuple[str, ...] = ()
+    # The node's default quotas (-1: unlimited); quota_defaults gathers them.
+    quota_proxies: int = UNLIMITED
+    quota_backends_per_proxy: int = UNLIMITED
+    quota_certificates: int = UNLIMITED
+    quota_cache_bytes: int = UNLIMITED
     openshift_stomp: StompUrl | None = None  # None: no OpenShift routing-event source
     openshift_stomp_password_file: Path | None = None
     openshift_domain: str | None = None
@@ -125,6 +131,11 @@ class ServeConfig:
     keystone_cache_ttl: float = keystone_defaults.CACHE_TTL
     keystone_cache_size: int = keystone_defaults.CACHE_SIZE
     keystone_timeout: float = keystone_defaults.TIMEOUT
+
+    @property
+    def quota_defaults(self) -> Quota:
+        """The quotas of a project that has none of its own (--quota-*)."""
+        return Quota(**{name: getattr(self, f"quota_{name}") for name in QUOTA_NAMES})
 
     @property
     def backend_policy(self) -> BackendPolicy:

@@ -20,6 +20,7 @@ from portway import __version__
 from portway.api.app import create_app
 from portway.auth.provision import api_tokens
 from portway.dns.node import DnsCheckJob, node_records
+from portway.drivers import client_limits
 from portway.errors import ConfigError
 from portway.health.monitor import HealthMonitor, Target
 from portway.health.state import DOWN, Health
@@ -82,7 +83,7 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
     # Only a lone SQLite node may make its own key: PostgreSQL nodes must share one.
     may_create = config.secret_key_file is None and store.dialect == "sqlite"
     await asyncio.to_thread(prepare_keys, store, keys, may_create=may_create)
-    service = Service(store, backend_policy=policy, dns=dns)
+    service = Service(store, backend_policy=policy, dns=dns, quota_defaults=config.quota_defaults)
     authenticate, close_auth = api_tokens(config, service)  # [keystone]: its tokens too
     secret = await asyncio.to_thread(service.ensure_admin_token, config.admin_token)
     tls = await asyncio.to_thread(_tls_listen, config)
@@ -181,6 +182,10 @@ def _data_plane(
 ) -> DataPlaneHandle:
     """nginx or HAProxy (``--dataplane nginx|haproxy``), the built-in plane in this
     process (``--workers 0``) or the worker processes."""
+    if config.plane_kind != "builtin":
+        refused = client_limits.node_problem(config.dataplane, config.plane_kind)
+        if refused is not None:
+            raise ConfigError(refused)
     if config.plane_kind == "nginx":
         if config.workers:
             raise ConfigError("--workers: nginx has its own worker processes; leave it 0")

@@ -38,6 +38,7 @@ from portway.dns.config import (
     parse_zones,
 )
 from portway.errors import ConfigError
+from portway.model.quota import QUOTA_NAMES, UNLIMITED
 from portway.runtime.config import (
     parse_api_url,
     parse_backend_url,
@@ -347,6 +348,58 @@ SETTINGS: tuple[Setting, ...] = (
         "CIDR backends may not use (repeatable); wins over --backend-allow.",
         parse=parse_cidrs,
         metavar="CIDR",
+    ),
+    Setting(
+        "rate_limit",
+        float,
+        _DP.rate_limit,
+        "Requests a second per client address on proxies without limits.rate (over it: "
+        "429); 0: no limit. Counted per worker.",
+        live=True,
+        low=0,
+        high=1_000_000,
+        metavar="N",
+    ),
+    Setting(
+        "rate_burst",
+        int,
+        _DP.rate_burst,
+        "Requests back to back within --rate-limit; 0: one second's worth.",
+        live=True,
+        low=0,
+        high=1_000_000,
+        metavar="N",
+    ),
+    Setting(
+        "rate_limit_clients",
+        int,
+        _DP.rate_limit_clients,
+        "Client buckets kept per rate-limited proxy and worker; past it the least "
+        "recently seen client's goes.",
+        low=1,
+        high=10_000_000,
+        metavar="N",
+    ),
+    Setting(
+        "deny_clients",
+        tuple,
+        _DP.deny_clients,
+        "CIDR whose clients get 403 on every proxy (repeatable).",
+        live=True,
+        parse=parse_cidrs,
+        metavar="CIDR",
+        flag_name="--deny-client",
+    ),
+    *(
+        Setting(
+            f"quota_{name}",
+            int,
+            UNLIMITED,
+            f"Default quota {name} of a project without its own (-1: unlimited).",
+            low=UNLIMITED,
+            metavar="N",
+        )
+        for name in QUOTA_NAMES
     ),
     _tunable("connect_timeout", "Ceiling on connecting to a backend (seconds; → 502)."),
     Setting(

@@ -120,6 +120,12 @@ class _Worker:
             self.stats = message
 
 
+def _shared(settings: DataPlaneSettings, count: int) -> DataPlaneSettings:
+    """``settings`` for one of ``count`` workers: each applies its share of every client
+    rate limit (docs/limits.md: state is per worker)."""
+    return replace(settings, rate_share=max(1, count))
+
+
 class WorkerPool:
     """Starts, feeds, supervises and stops the worker processes."""
 
@@ -138,7 +144,7 @@ class WorkerPool:
     ) -> None:
         self._spec = WorkerSpec(
             listen=listen,
-            settings=settings,
+            settings=_shared(settings, count),
             drain=drain_timeout,
             tls=tls,
             access_log=access_log,
@@ -190,6 +196,7 @@ class WorkerPool:
         """Every worker switches to ``settings`` and reopens its access log; workers
         started later get them too."""
         check_access_log(access_log)  # here, so that a bad path changes nothing anywhere
+        settings = _shared(settings, self._count)
         self._spec = replace(self._spec, settings=settings, access_log=access_log)
         update = SettingsUpdate(settings=settings, access_log=access_log)
         for worker in self._workers:

@@ -12,14 +12,16 @@ from portway.service.certificates import MAX_NAME as MAX_CERTIFICATE_NAME
 from portway.service.certificates import MAX_PEM
 from portway.service.projects import MAX_CHANGES
 from portway.service.service import Service
-from portway.service.validation import MAX_WEIGHT
+from portway.service.validation import MAX_DENY, MAX_RATE, MAX_WEIGHT
 from portway.service.validation import problems as proxy_problems
 
 __all__ = [
     "MAX_BACKENDS",
     "MAX_CERTIFICATE_NAME",
     "MAX_CHANGES",
+    "MAX_DENY",
     "MAX_PEM",
+    "MAX_RATE",
     "MAX_WEIGHT",
     "Actor",
     "BackendSpec",

@@ -10,8 +10,10 @@ from typing import TypeVar
 from portway.dns.guard import dns_changes
 from portway.dns.seam import DnsRecords, NoDns
 from portway.model.backend_policy import BackendPolicy
+from portway.model.quota import NO_LIMITS, Quota
 from portway.service.auth import Actor, require_admin, require_write
 from portway.service.hostnames import ProxyRows
+from portway.service.quota_check import check_growth
 from portway.store import Reader, Store, Transaction
 
 T = TypeVar("T")
@@ -22,8 +24,9 @@ def new_id() -> str:
 
 
 class ServiceBase:
-    """Holds the store, the operator's backend policy (strict unless told otherwise) and
-    the DNS records of served hostnames (none unless told otherwise); the mixins in this
+    """Holds the store, the operator's backend policy (strict unless told otherwise),
+    the DNS records of served hostnames (none unless told otherwise) and the node's
+    default quotas (none unless told otherwise); the mixins in this
     package add the operations."""
 
     def __init__(
@@ -32,9 +35,12 @@ class ServiceBase:
         *,
         backend_policy: BackendPolicy | None = None,
         dns: DnsRecords | None = None,
+        quota_defaults: Quota = NO_LIMITS,
     ) -> None:
         self.store = store
         self.backend_policy = backend_policy or BackendPolicy()
+        # The node's quotas, for projects that have none of their own (--quota-*).
+        self.quota_defaults = quota_defaults
         self.dns: DnsRecords = NoDns() if dns is None else dns
 
     def _read(self, query: Callable[[Reader], T]) -> T:
@@ -55,8 +61,9 @@ class ServiceBase:
     @contextmanager
     def _proxy_write(self, actor: Actor, project: str | None = None) -> Iterator[ProxyRows]:
         """``_write``, for a body that writes proxy rows: through the ``ProxyRows`` it
-        gets, the only way to. Their hostnames' DNS records change after the body, once
-        every check passed, and before the commit; a commit that fails undoes them."""
+        gets, the only way to. The write's growth is held to the quotas after the body
+        (service/quotas.py); the hostnames' DNS records change after that, once every
+        check passed, and before the commit; a commit that fails undoes them."""
         if project is None:
             require_admin(actor)
         with dns_changes(self.dns) as dns, self.store.transaction(actor.name) as tx:
@@ -64,4 +71,5 @@ class ServiceBase:
                 require_write(tx, actor, project)
             rows = ProxyRows(tx)
             yield rows
+            check_growth(tx, self.quota_defaults)
             rows.apply(dns)

@@ -34,6 +34,7 @@ from portway.service.backends import BackendSpec, build_backend, check_new_backe
 from portway.service.base import ServiceBase, new_id
 from portway.service.hostnames import ProxyRows
 from portway.service.proxies import check_route_free
+from portway.service.quota_check import check_tool_proxy
 from portway.service.zones import check_claim
 from portway.store import Reader, Transaction
 
@@ -189,6 +190,7 @@ class ToolOps(ServiceBase):
         after = dataclasses.replace(before, backends=others)
         for spec in group:
             after, _ = self._with_route(after, spec, actor)
+        check_tool_proxy(tx, self.quota_defaults, before, after)  # refused before any write
         return before, after
 
     def _with_route(self, proxy: Proxy, spec: ToolRouteSpec, actor: Actor) -> tuple[Proxy, Backend]:

@@ -195,6 +195,10 @@ def timeouts(value: Timeouts) -> Timeouts:
     return value
 
 
+MAX_RATE = 1_000_000  # requests a second (and burst): far above any one client's need
+MAX_DENY = 100  # CIDRs per proxy; a node-wide list (--deny-client) has no such bound
+
+
 def limits(value: Limits) -> Limits:
     size = value.max_body_bytes
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
@@ -202,7 +206,45 @@ def limits(value: Limits) -> Limits:
             "limits.max_body_bytes must be a non-negative integer or null",
             field="limits.max_body_bytes",
         )
+    _rate(value.rate, value.burst)
+    deny_cidrs(value.deny, "limits.deny", MAX_DENY)
     return value
+
+
+def _rate(rate: object, burst: object) -> None:
+    if rate is not None and (
+        isinstance(rate, bool)
+        or not isinstance(rate, int | float)
+        or not 0 < rate <= MAX_RATE  # NaN fails this too
+    ):
+        raise ValidationError(
+            f"limits.rate must be a number of requests a second in (0, {MAX_RATE}], or null",
+            field="limits.rate",
+        )
+    if burst is None:
+        return
+    if isinstance(burst, bool) or not isinstance(burst, int) or not 1 <= burst <= MAX_RATE:
+        raise ValidationError(
+            f"limits.burst must be an integer from 1 to {MAX_RATE}, or null", field="limits.burst"
+        )
+    if rate is None:
+        raise ValidationError("limits.burst needs limits.rate", field="limits.burst")
+
+
+def deny_cidrs(value: object, field: str, most: int) -> tuple[str, ...]:
+    """A list of at most ``most`` IPv4/IPv6 CIDRs (host bits allowed, as nginx's deny)."""
+    if not isinstance(value, tuple | list) or len(value) > most:
+        raise ValidationError(f"{field} must be a list of at most {most} CIDRs", field=field)
+    for index, cidr in enumerate(value):
+        try:
+            if not isinstance(cidr, str) or not cidr.isascii() or cidr != cidr.strip():
+                raise ValueError(cidr)
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise ValidationError(
+                f"{field}[{index}] must be an IPv4 or IPv6 address or CIDR", field=field
+            ) from None
+    return tuple(value)
 
 
 def privacy(value: Privacy) -> Privacy:

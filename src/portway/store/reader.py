@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 from portway.errors import StoreError
 from portway.model import Backend, Certificate, Change, Project, Proxy, Token, Zone
 from portway.model.node import Node
+from portway.model.quota import Quota
 from portway.store import rows
 from portway.store.keyring import NO_SECRETS, SecretBox
 from portway.store.schema import (
@@ -24,6 +25,7 @@ from portway.store.schema import (
     nodes,
     projects,
     proxies,
+    quotas,
     revision,
     source_records,
     tokens,
@@ -148,6 +150,29 @@ class Reader:
     def count_proxies(self, project: str) -> int:
         query = sa.select(sa.func.count()).select_from(proxies).where(proxies.c.project == project)
         return int(self.conn.execute(query).scalar_one())
+
+    def get_quota(self, project: str) -> Quota:
+        """The project's own quota (every field None when it has none)."""
+        query = sa.select(quotas).where(quotas.c.project == project)
+        first = self.conn.execute(query).mappings().first()
+        return rows.quota_from_row(first) if first else Quota()
+
+    def quota_use(self, name: str, key: str) -> tuple[str, int] | None:
+        """(project, use) of quota ``name`` at ``key`` (a project, or a proxy id for
+        backends_per_proxy); None when ``key`` no longer exists."""
+        if name == "backends_per_proxy":
+            owner = sa.select(proxies.c.project).where(proxies.c.id == key)
+            project = self.conn.execute(owner).scalar_one_or_none()
+            if project is None:
+                return None
+            query = sa.select(sa.func.count()).where(backends.c.proxy_id == key)
+            return str(project), int(self.conn.execute(query).scalar_one())
+        if name == "proxies":
+            return key, self.count_proxies(key)
+        if name == "certificates":
+            query = sa.select(sa.func.count()).where(certificates.c.project == key)
+            return key, int(self.conn.execute(query).scalar_one())
+        raise StoreError(f"no use is counted for quota {name}")
 
     def token_by_hash(self, secret_hash: str) -> Token | None:
         query = sa.select(tokens).where(tokens.c.secret_hash == secret_hash)

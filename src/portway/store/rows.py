@@ -11,6 +11,7 @@ from typing import Any
 from portway.model import Backend, Certificate, Change, Project, Proxy, Role, Token, Zone
 from portway.model.node import Node
 from portway.model.proxy import OPTIONS, Option
+from portway.model.quota import QUOTA_NAMES, Quota
 from portway.store.keyring import Sealed, SecretBox
 
 Row = Mapping[Any, Any]  # sqlalchemy's RowMapping is keyed by str or Column
@@ -148,6 +149,14 @@ def proxy_to_row(proxy: Proxy) -> dict[str, Any]:
 
 def project_from_row(row: Row) -> Project:
     return Project(name=row["name"], created_at=utc(row["created_at"]))
+
+
+def quota_from_row(row: Row) -> Quota:
+    return Quota(**{name: row[name] for name in QUOTA_NAMES})
+
+
+def quota_to_row(project: str, quota: Quota) -> dict[str, Any]:
+    return {"project": project, **{name: getattr(quota, name) for name in QUOTA_NAMES}}
 
 
 def token_from_row(row: Row) -> Token:

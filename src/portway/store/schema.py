@@ -126,6 +126,22 @@ certificates = sa.Table(
     sa.Column("created_at", _TS),
 )
 
+# Migration 0013: a project's own quotas (model/quota.py); NULL: the node's default.
+quotas = sa.Table(
+    "quotas",
+    metadata,
+    sa.Column(
+        "project",
+        sa.String(64),
+        sa.ForeignKey("projects.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("proxies", sa.BigInteger),
+    sa.Column("backends_per_proxy", sa.BigInteger),
+    sa.Column("certificates", sa.BigInteger),
+    sa.Column("cache_bytes", sa.BigInteger),
+)
+
 # One row (id = 1) holding the global revision; writers lock it to serialise.
 revision = sa.Table(
     "revision",

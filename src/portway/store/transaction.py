@@ -9,6 +9,7 @@ every committed write, and revisions are gap-free and strictly ordered.
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from portway.errors import StoreError
 from portway.model import Backend, Certificate, Project, Proxy, Token, Zone
+from portway.model.quota import Quota
 from portway.store import rows
 from portway.store.keyring import NO_SECRETS, SecretBox
 from portway.store.reader import Reader
@@ -27,6 +29,7 @@ from portway.store.schema import (
     changes,
     projects,
     proxies,
+    quotas,
     revision,
     source_records,
     tokens,
@@ -49,6 +52,9 @@ class Transaction(Reader):
         self.now = datetime.now(UTC)
         self.revision = self._bump()
         self._recorded = False
+        # What this write added to each quota's use, net of what it removed, keyed by
+        # (quota name, project or proxy id): the service checks the keys that grew.
+        self.growth: Counter[tuple[str, str]] = Counter()
 
     def _bump(self) -> int:
         current = sa.select(revision.c.value).where(revision.c.id == 1)
@@ -125,7 +131,13 @@ class Transaction(Reader):
         self.conn.execute(sa.insert(projects).values(name=project.name, created_at=self.now))
 
     def delete_project(self, name: str) -> None:
+        self.conn.execute(sa.delete(quotas).where(quotas.c.project == name))
         self.conn.execute(sa.delete(projects).where(projects.c.name == name))
+
+    def put_quota(self, project: str, quota: Quota) -> None:
+        """Make ``quota`` the project's own (replacing any it had)."""
+        self.conn.execute(sa.delete(quotas).where(quotas.c.project == project))
+        self.conn.execute(sa.insert(quotas).values(rows.quota_to_row(project, quota)))
 
     def insert_token(self, token: Token, secret_hash: str) -> None:
         self.conn.execute(
@@ -156,6 +168,7 @@ class Transaction(Reader):
         row = rows.proxy_to_row(proxy)
         row.update(created_at=self.now, updated_at=self.now, revision=self.revision)
         self.conn.execute(sa.insert(proxies).values(row))
+        self.growth["proxies", proxy.project] += 1
         for backend in proxy.backends:
             self.insert_backend(proxy.id, backend)
 
@@ -173,6 +186,9 @@ class Transaction(Reader):
         self.conn.execute(query.values(updated_at=self.now, revision=self.revision))
 
     def delete_proxy(self, proxy_id: str) -> None:
+        project = self.conn.execute(sa.select(proxies.c.project).where(proxies.c.id == proxy_id))
+        for name in project.scalars():
+            self.growth["proxies", name] -= 1
         # Backends go explicitly too: SQLite enforces ON DELETE CASCADE only with the
         # foreign_keys pragma, and deleting them here keeps both dialects identical.
         self.conn.execute(sa.delete(backends).where(backends.c.proxy_id == proxy_id))
@@ -180,6 +196,7 @@ class Transaction(Reader):
 
     def insert_backend(self, proxy_id: str, backend: Backend) -> None:
         self.conn.execute(sa.insert(backends).values(rows.backend_to_row(backend, proxy_id)))
+        self.growth["backends_per_proxy", proxy_id] += 1
 
     def update_backend(self, proxy_id: str, backend: Backend) -> None:
         row = rows.backend_to_row(backend, proxy_id)
@@ -187,6 +204,9 @@ class Transaction(Reader):
         self.conn.execute(sa.update(backends).where(backends.c.id == backend.id).values(row))
 
     def delete_backend(self, backend_id: str) -> None:
+        owner = self.conn.execute(sa.select(backends.c.proxy_id).where(backends.c.id == backend_id))
+        for proxy_id in owner.scalars():
+            self.growth["backends_per_proxy", proxy_id] -= 1
         self.conn.execute(sa.delete(backends).where(backends.c.id == backend_id))
 
     # -- certificates ----------------------------------------------------------------
@@ -196,8 +216,15 @@ class Transaction(Reader):
         row = rows.certificate_to_row(cert, self.secrets)
         row["created_at"] = self.now
         self.conn.execute(sa.insert(certificates).values(row))
+        if cert.project is not None:
+            self.growth["certificates", cert.project] += 1
 
     def delete_certificate(self, cert_id: str) -> None:
+        owner = self.conn.execute(
+            sa.select(certificates.c.project).where(certificates.c.id == cert_id)
+        )
+        for project in owner.scalars():
+            self.growth["certificates", project] -= 1
         self.conn.execute(sa.delete(certificates).where(certificates.c.id == cert_id))
 
     def reseal_certificate_keys(self, *, plain_only: bool = False) -> int:
