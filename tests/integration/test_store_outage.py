@@ -15,7 +15,6 @@ from tests.integration.harness import (
     Backend,
     Portway,
     create_project_and_proxy,
-    start_backend,
     wait_routed,
 )
 from tests.integration.test_tier import make_key
@@ -32,16 +31,10 @@ def cluster() -> Iterator[PostgresCluster]:
     pg.remove()
 
 
-@pytest.fixture
-def backend() -> Iterator[Backend]:
-    b = start_backend("outage")
-    yield b
-    b.stop()
-
-
 def test_a_node_serves_through_a_store_outage_and_recovers_by_itself(
-    tmp_path: Path, cluster: PostgresCluster, backend: Backend
+    tmp_path: Path, cluster: PostgresCluster, backends: list[Backend]
 ) -> None:
+    backend = backends[0]
     key = tmp_path / "secret.key"
     make_key(key)
     url = _fresh_pg_database(cluster.url)

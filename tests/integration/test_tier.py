@@ -18,7 +18,6 @@ from tests.integration.harness import (
     Backend,
     Portway,
     create_project_and_proxy,
-    start_backend,
     wait_routed,
 )
 
@@ -67,16 +66,10 @@ def tier(tmp_path: Path, postgres_url: str) -> Iterator[list[Portway]]:
             node.stop()
 
 
-@pytest.fixture
-def backend() -> Iterator[Backend]:
-    b = start_backend("tier")
-    yield b
-    b.stop()
-
-
 def test_a_write_through_one_node_is_routed_by_the_other_within_the_notification(
-    tier: list[Portway], backend: Backend
+    tier: list[Portway], backends: list[Backend]
 ) -> None:
+    backend = backends[0]
     a, b = tier
     took = []
     for i in range(20):
@@ -88,7 +81,7 @@ def test_a_write_through_one_node_is_routed_by_the_other_within_the_notification
     assert statistics.median(took) < 0.25, sorted(took)
     assert max(took) < 1.0, sorted(took)
     for host in (f"p{i}.tier.test" for i in range(20)):
-        assert b.get(host).json()["backend"] == "tier"
+        assert b.get(host).json()["backend"] == backend.name
 
 
 def nodes_of(pw: Portway) -> dict[str, dict[str, Any]]:
@@ -108,8 +101,9 @@ def wait_nodes(pw: Portway, check: Callable[[dict[str, dict[str, Any]]], bool]) 
 
 
 def test_every_node_reports_the_same_revision_and_digest_and_a_stopped_one_is_lost(
-    tier: list[Portway], backend: Backend
+    tier: list[Portway], backends: list[Backend]
 ) -> None:
+    backend = backends[0]
     a, b = tier
     for i in range(3):
         create_project_and_proxy(b, "tier", f"d{i}.tier.test", [backend.port])
