@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from portway.drivers import nginx_files
-from portway.drivers.nginx_config import AVAILABLE, ENABLED, NginxTree, render
+from portway.drivers import file_tree
+from portway.drivers.file_tree import FileTree
+from portway.drivers.nginx_config import AVAILABLE, ENABLED, render
 from portway.drivers.nginx_options import NginxOptions
 from portway.drivers.nginx_syntax import quote
 from portway.errors import ConfigError
@@ -34,7 +35,7 @@ def _proxy(pid: str, **kw: object) -> Proxy:
     return Proxy(id=pid, project="p", **fields)  # type: ignore[arg-type]
 
 
-def _render(*proxies: Proxy, options: NginxOptions | None = None) -> NginxTree:
+def _render(*proxies: Proxy, options: NginxOptions | None = None) -> FileTree:
     snapshot = Snapshot(version=1, routes=RouteTable.build(proxies))
     return render(snapshot, options or NginxOptions(control_socket="/tmp/portway-ctl.sock"))
 
@@ -62,7 +63,7 @@ def _malicious() -> list[Proxy]:
     return out
 
 
-def _structure(tree: NginxTree) -> list[str]:
+def _structure(tree: FileTree) -> list[str]:
     """Every directive name and block brace, in order, outside quoted strings."""
     text = "\n".join(tree.files[p] for p in sorted(tree.files))
     text = re.sub(r'"(?:[^"\\]|\\.)*"', '"Q"', text)
@@ -227,13 +228,13 @@ def test_upstream_and_server_files_golden() -> None:
 def test_diff_touches_only_what_changed() -> None:
     a = _render(_proxy("one", hostname="a.example.org"), _proxy("two", hostname="b.example.org"))
     b = _render(_proxy("one", hostname="a.example.org"))
-    change = nginx_files.diff(a, b)
+    change = file_tree.diff(a, b)
     assert not change.write and not change.link
     assert len(change.remove) == 3  # two's file, its link and its server
-    assert not nginx_files.diff(b, b)
+    assert not file_tree.diff(b, b)
 
 
-def _location(tree: NginxTree) -> str:
+def _location(tree: FileTree) -> str:
     return next(t for p, t in tree.files.items() if p.startswith("servers/"))
 
 

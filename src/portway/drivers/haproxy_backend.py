@@ -33,6 +33,7 @@ class Slot:
     weight: int = 1
     backup: bool = False
     tls: bool = False  # spoken to over TLS (Backend.tls); part of the static text
+    down: bool = False  # declared down by Portway's active checks: in maintenance
 
     @property
     def live(self) -> bool:
@@ -116,7 +117,7 @@ def _server(slot: Slot, cookie: bool, *, masked: bool) -> str:
     # The Runtime API sets any slot's weight and state, and an IP member's address.
     address = f"[{slot.address}]" if ":" in slot.address else slot.address
     where = DYNAMIC if masked and slot.by_ip else f"{address}:{slot.port}"
-    state = "" if masked or slot.live else " disabled"
+    state = "" if masked or (slot.live and not slot.down) else " disabled"
     weight = DYNAMIC if masked else str(slot.weight)
     extra = (" backup" if slot.backup else "") + (f" cookie {slot.name}" if cookie else "")
     # Not verified, as nginx's proxy_ssl_verify off (the plane refuses --upstream-ca-file).

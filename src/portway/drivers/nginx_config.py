@@ -32,11 +32,14 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from portway.drivers import nginx_http as http
+from portway.drivers.addresses import listen_addresses
+from portway.drivers.file_tree import FileTree
 from portway.drivers.nginx_options import NginxOptions
 from portway.drivers.nginx_syntax import comment, file_name, quote, upstream_name, var_suffix
+from portway.drivers.problems import Problem
 from portway.errors import ConfigError, PortwayError
 from portway.model import Backend, Certificate, Proxy
 from portway.router import Snapshot
@@ -45,28 +48,7 @@ from portway.service import validation
 MAIN = "nginx.conf"
 AVAILABLE, ENABLED, SERVERS, CERTS = "sites-available", "sites-enabled", "servers", "certs"
 _HASHED = ("source_ip", "consistent_hash")
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """A rule a proxy breaks for nginx. ``served`` False: left out; True: served
-    without the feature ``field`` names."""
-
-    proxy_id: str
-    field: str
-    message: str
-    served: bool
-
-
-@dataclass(frozen=True, slots=True)
-class NginxTree:
-    """Files (relative path → text), symlinks (path → target) and which files are
-    private keys (written 0600)."""
-
-    files: Mapping[str, str]
-    links: Mapping[str, str]
-    secrets: frozenset[str] = frozenset()
-    problems: tuple[Problem, ...] = ()
+Down = frozenset[tuple[str, str]]  # (proxy id, backend id) the active checks declare down
 
 
 @dataclass(slots=True)
@@ -77,11 +59,12 @@ class _Plan:
     problems: list[Problem] = field(default_factory=list)
 
 
-def render(snapshot: Snapshot, options: NginxOptions) -> NginxTree:
-    """The whole tree for ``snapshot``. Raises ConfigError only for bad ``options``."""
+def render(snapshot: Snapshot, options: NginxOptions, down: Down = frozenset()) -> FileTree:
+    """The whole tree for ``snapshot``, with the members in ``down`` (the active checks'
+    verdicts) marked ``down``. Raises ConfigError only for bad ``options``."""
     if options.https and options.default_certificate is None:
         raise ConfigError("nginx HTTPS listeners need a default certificate")
-    plan = _screen(route.proxy for route in snapshot.routes.routes())
+    plan = _screen(_with_verdicts(route.proxy, down) for route in snapshot.routes.routes())
     files: dict[str, str] = {}
     links: dict[str, str] = {}
     for proxy in plan.proxies:
@@ -106,7 +89,7 @@ def render(snapshot: Snapshot, options: NginxOptions) -> NginxTree:
     servers = sum(len(p.backends) for p in plan.proxies)
     files[MAIN] = http.main(options, server_names=len(files) + 1, upstream_servers=servers)
     files.update(http.includes(options))
-    return NginxTree(files, links, frozenset(secrets), tuple(plan.problems))
+    return FileTree(files, links, frozenset(secrets), tuple(plan.problems))
 
 
 def proxy_file(proxy: Proxy) -> str:
@@ -115,6 +98,16 @@ def proxy_file(proxy: Proxy) -> str:
 
 def _live(proxy: Proxy) -> bool:
     return any(b.weight > 0 for b in proxy.backends)
+
+
+def _with_verdicts(proxy: Proxy, down: Down) -> Proxy:
+    """The proxy with the members the active checks declare down at weight 0: nginx
+    renders both as ``down`` (no request reaches them), and a proxy left with none
+    answers the 503 page, as the built-in plane does."""
+    if not any((proxy.id, b.id) in down for b in proxy.backends):
+        return proxy
+    members = tuple(replace(b, weight=0) if (proxy.id, b.id) in down else b for b in proxy.backends)
+    return replace(proxy, backends=members)
 
 
 def _screen(proxies: Iterable[Proxy]) -> _Plan:
@@ -304,8 +297,8 @@ def _server(
     options: NginxOptions,
 ) -> str:
     lines = ["server {\n"]
-    lines += [f"    listen {a};\n" for a in http.listen_addresses(options.http)]
-    lines += [f"    listen {a} ssl;\n" for a in http.listen_addresses(options.https)]
+    lines += [f"    listen {a};\n" for a in listen_addresses(options.http, "nginx")]
+    lines += [f"    listen {a} ssl;\n" for a in listen_addresses(options.https, "nginx")]
     lines.append(f"    server_name {quote(_server_name(host))};\n")
     if cert is not None:
         chain, key = _cert_paths(cert)

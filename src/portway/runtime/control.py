@@ -26,9 +26,9 @@ from portway.reconciler.reconciler import Reconciler
 from portway.router import Snapshot
 from portway.runtime.config import Listen, ServeConfig, TlsListen
 from portway.runtime.datadir import prepare_data_dir
-from portway.runtime.haproxy_plane import HaproxyPlane
+from portway.runtime.haproxy_plane import haproxy_plane
 from portway.runtime.inprocess import InProcessPlane
-from portway.runtime.nginx_plane import NginxPlane
+from portway.runtime.nginx_plane import nginx_plane
 from portway.runtime.plane_handle import DataPlaneHandle
 from portway.runtime.reload import Reloader
 from portway.runtime.report import NodeReport
@@ -165,7 +165,7 @@ def _data_plane(
     if config.plane_kind == "nginx":
         if config.workers:
             raise ConfigError("--workers: nginx has its own worker processes; leave it 0")
-        return NginxPlane(
+        return nginx_plane(
             config.http,
             config.dataplane,
             prefix=config.nginx_prefix or config.data_dir / "nginx",
@@ -177,7 +177,7 @@ def _data_plane(
     if config.plane_kind == "haproxy":
         if config.workers:
             raise ConfigError("--workers: HAProxy has its own threads; leave it 0")
-        return HaproxyPlane(
+        return haproxy_plane(
             config.http,
             config.dataplane,
             prefix=config.haproxy_prefix or config.data_dir / "haproxy",
