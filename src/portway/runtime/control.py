@@ -26,12 +26,13 @@ from portway.reconciler.reconciler import Reconciler
 from portway.router import Snapshot
 from portway.runtime.config import Listen, ServeConfig, TlsListen
 from portway.runtime.datadir import prepare_data_dir
+from portway.runtime.driver_plane import DriverPlane
 from portway.runtime.haproxy_plane import haproxy_plane
 from portway.runtime.inprocess import InProcessPlane
 from portway.runtime.nginx_plane import nginx_plane
 from portway.runtime.plane_handle import DataPlaneHandle
 from portway.runtime.reload import Reloader
-from portway.runtime.report import NodeReport
+from portway.runtime.report import Gauge, NodeReport
 from portway.runtime.worker_process import settle_heap
 from portway.runtime.workers import WorkerPool
 from portway.service import Actor, Service
@@ -102,11 +103,13 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
     api_sock = _bind(config.api)
     metrics_sock = _bind(config.metrics) if config.metrics is not None else None
     sources = build_sources(config, service, snapshot=lambda: reconciler.snapshot or first)
-    report = NodeReport(reconciler, monitor, handle, extra=sources.gauges)
+    driven = handle if isinstance(handle, DriverPlane) else None  # nginx or HAProxy
+    report = NodeReport(reconciler, monitor, handle, extra=_gauges(sources.gauges, driven))
     app = create_app(
         service,
         extra_routes=report.admin_routes(service),
         backend_health=report.backend_health,
+        dataplane_status=driven.proxy_status if driven is not None else None,
         authenticate=authenticate,
         health_details=lambda: {"sources": sources.states()},
     )
@@ -203,6 +206,15 @@ def _data_plane(
         access_log=config.access_log,
         backend_policy=policy,
     )
+
+
+def _gauges(
+    sources: Callable[[], Mapping[str, Gauge]], driven: DriverPlane | None
+) -> Callable[[], Mapping[str, Gauge]]:
+    """The sources' gauges, and an external data plane's."""
+    if driven is None:
+        return sources
+    return lambda: {**sources(), **driven.gauges()}
 
 
 def _rereader(reload: Callable[[], ServeConfig]) -> Callable[[], ServeConfig]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from portway.dataplane.settings import DataPlaneSettings
 from portway.drivers.apply_loop import ApplyLoop, Down
@@ -92,6 +92,45 @@ class DriverPlane:
     def errors(self) -> tuple[str, ...]:
         """Why the last snapshot the daemon refused was refused (empty once one applies)."""
         return self.driver.loop.errors
+
+    def proxy_status(self, proxy_id: str, revision: int) -> dict[str, Any]:
+        """The API's ``dataplane`` field: whether the daemon serves this revision of the
+        proxy, the refusal that keeps it from doing so, what it lacks for the proxy."""
+        loop = self.driver.loop
+        applied = (loop.applied_version or 0) >= revision
+        refused = not applied and loop.errors
+        return {
+            "plane": self.kind,
+            "applied": applied,
+            "error": "; ".join(loop.errors) if refused else None,
+            "problems": [
+                {"field": p.field, "message": p.message, "served": p.served}
+                for p in loop.problems
+                if p.proxy_id == proxy_id
+            ],
+        }
+
+    def gauges(self) -> dict[str, tuple[str, list[tuple[dict[str, str], float]]]]:
+        """The daemon's figures for ``/metrics``, labelled by plane."""
+        loop, label = self.driver.loop, {"plane": self.kind}
+        return {
+            "portway_dataplane_applied_version": (
+                "Snapshot version the external data plane runs.",
+                [(label, float(loop.applied_version or 0))],
+            ),
+            "portway_dataplane_apply_failures_total": (
+                "Snapshots the external data plane refused (the last good one kept running).",
+                [(label, float(loop.refusals))],
+            ),
+            "portway_dataplane_failing": (
+                "1 while the external data plane's last snapshot was refused or it exited.",
+                [(label, 1.0 if loop.errors else 0.0)],
+            ),
+            "portway_dataplane_reloads_total": (
+                "Reloads of the external data plane.",
+                [(label, float(self.driver.reloads))],
+            ),
+        }
 
     async def close(self) -> None:
         await self.driver.close()
