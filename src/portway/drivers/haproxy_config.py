@@ -131,7 +131,7 @@ def _add_proxy(
         else:
             parts.slots[name] = slots
             parts.proxies.append(proxy)
-            parts.problems.extend(_degradations(proxy))
+            parts.problems.extend(_degradations(proxy, options))
     parts.problems.extend(refused)
 
 
@@ -164,13 +164,20 @@ def _refusals(proxy: Proxy) -> Iterable[Problem]:
         yield Problem(proxy.id, "rewrite.backend_prefix", message, False)
 
 
-def _degradations(proxy: Proxy) -> Iterable[Problem]:
+def _degradations(proxy: Proxy, options: HaproxyOptions) -> Iterable[Problem]:
     if proxy.timeouts.total is not None:
         message = "HAProxy has no whole-exchange timeout: timeouts.total is not enforced"
         yield Problem(proxy.id, "timeouts.total", message, True)
     if proxy.toolforge is not None:
         message = "HAProxy is not given Toolforge path patterns: routed by prefix only"
         yield Problem(proxy.id, "toolforge", message, True)
+    tls_ips = [b for b in proxy.backends if b.tls and Slot(b.id, b.id, b.address).by_ip]
+    if options.upstream_ca_file is not None and tls_ips:
+        message = (
+            "HAProxy checks a TLS backend addressed by IP against --upstream-ca-file's CAs"
+            " but not against its address"
+        )
+        yield Problem(proxy.id, "backends.tls", message, True)
 
 
 # -- slots -------------------------------------------------------------------------------

@@ -64,7 +64,8 @@ def render(snapshot: Snapshot, options: NginxOptions, down: Down = frozenset()) 
     verdicts) marked ``down``. Raises ConfigError only for bad ``options``."""
     if options.https and options.default_certificate is None:
         raise ConfigError("nginx HTTPS listeners need a default certificate")
-    plan = _screen(_with_verdicts(route.proxy, down) for route in snapshot.routes.routes())
+    proxies = (_with_verdicts(route.proxy, down) for route in snapshot.routes.routes())
+    plan = _screen(proxies, verify=options.upstream_ca_file is not None)
     files: dict[str, str] = {}
     links: dict[str, str] = {}
     for proxy in plan.proxies:
@@ -110,10 +111,12 @@ def _with_verdicts(proxy: Proxy, down: Down) -> Proxy:
     return replace(proxy, backends=members)
 
 
-def _screen(proxies: Iterable[Proxy]) -> _Plan:
+def _screen(proxies: Iterable[Proxy], *, verify: bool) -> _Plan:
     plan = _Plan()
     for proxy in sorted(proxies, key=lambda p: p.id):
         refused = list(_refusals(proxy))
+        if verify:
+            refused += _unverifiable(proxy)
         if refused:
             plan.problems.extend(refused)
             continue
@@ -147,6 +150,32 @@ def _refusals(proxy: Proxy) -> Iterable[Problem]:
         # send requests to a path the tenant did not configure.
         message = "nginx cannot replace the path prefix byte for byte: rewrite is refused"
         yield Problem(proxy.id, "rewrite.backend_prefix", message, False)
+
+
+def _unverifiable(proxy: Proxy) -> list[Problem]:
+    """With ``--upstream-ca-file`` a TLS backend must be checked against its address as
+    configured (tls/upstream.py). nginx checks one DNS name per proxy (``proxy_ssl_name``,
+    X509_check_host: never an IP address), so a proxy it cannot check that way is left
+    out rather than served unverified."""
+    tls = [b for b in proxy.backends if b.tls]
+    if not tls:
+        return []
+    names = _tls_names(proxy)
+    if len(names) == 1 and all(_named(b) for b in tls):
+        return []
+    message = (
+        "nginx verifies a TLS backend by one DNS name per proxy: backends addressed by IP,"
+        " or by several names, cannot be verified with --upstream-ca-file"
+    )
+    return [Problem(proxy.id, "backends.tls", message, False)]
+
+
+def _named(backend: Backend) -> bool:
+    try:
+        ipaddress.ip_address(backend.address)
+    except ValueError:
+        return True
+    return False
 
 
 def _degradations(proxy: Proxy) -> Iterable[Problem]:
@@ -348,7 +377,7 @@ def _location_body(proxy: Proxy, options: NginxOptions) -> str:
     tls = any(b.tls for b in proxy.backends)  # all or none (_refusals)
     lines.append(f"{pad}proxy_pass {'https' if tls else 'http'}://{upstream_name(proxy.id)};\n")
     if tls:
-        lines.extend(_tls_lines(proxy, pad))
+        lines.extend(_tls_lines(proxy, pad, options.upstream_ca_file))
     lines += [
         f"{pad}client_max_body_size {0 if size is None else max(size, 1)};\n",
         f"{pad}proxy_connect_timeout {_secs(timeouts.connect)};\n",
@@ -371,10 +400,15 @@ def _tls_names(proxy: Proxy) -> set[str]:
     return names
 
 
-def _tls_lines(proxy: Proxy, pad: str) -> list[str]:
+def _tls_lines(proxy: Proxy, pad: str, ca_file: str | None) -> list[str]:
     """``proxy_ssl_*`` for TLS backends: TLS 1.2+, the backend's hostname as SNI when
-    they share one (nginx's default is no SNI, as for an IP address); not verified."""
+    they share one (nginx's default is no SNI, as for an IP address); verified against
+    ``ca_file`` and that name when there is one (``_unverifiable`` left out the rest)."""
     lines = [f"{pad}proxy_ssl_protocols TLSv1.2 TLSv1.3;\n"]
+    if ca_file is not None:
+        lines.append(f"{pad}proxy_ssl_verify on;\n")
+        lines.append(f"{pad}proxy_ssl_trusted_certificate {quote(ca_file)};\n")
+        lines.append(f"{pad}proxy_ssl_verify_depth 5;\n")
     names = _tls_names(proxy)
     if len(names) == 1:
         name = quote(names.pop())

@@ -23,3 +23,4 @@ class NginxOptions:
     passive_backoff: float = 10.0  # nginx fail_timeout, seconds
     upstream_keepalive: int = 32
     shutdown_timeout: float | None = None  # old workers' grace after a reload
+    upstream_ca_file: str | None = None  # --upstream-ca-file: verify TLS backends by it

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from portway.dataplane.settings import DataPlaneSettings
@@ -22,6 +23,12 @@ from portway.router import Snapshot
 from portway.runtime.plane_handle import PlaneStats, Target
 
 log = logging.getLogger("portway.drivers")
+
+
+def absolute(path: Path | None) -> str | None:
+    """A path the daemon is given: absolute, since nginx reads a relative one from its
+    prefix and HAProxy's master re-executes itself from another directory."""
+    return str(path.resolve()) if path is not None else None
 
 
 class Driver(Protocol):

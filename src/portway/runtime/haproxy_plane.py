@@ -14,9 +14,8 @@ from pathlib import Path
 from portway.dataplane.settings import DataPlaneSettings
 from portway.drivers.haproxy import HaproxyDriver, HaproxySettings
 from portway.drivers.haproxy_options import HaproxyOptions
-from portway.errors import ConfigError
 from portway.runtime.config import Listen, TlsListen
-from portway.runtime.driver_plane import DriverPlane
+from portway.runtime.driver_plane import DriverPlane, absolute
 
 
 def haproxy_plane(
@@ -28,10 +27,6 @@ def haproxy_plane(
     external: bool = False,
     tls: TlsListen | None = None,
 ) -> DriverPlane:
-    if settings.upstream_ca_file is not None:
-        # The driver renders TLS members unverified; refusing the setting keeps an
-        # operator from believing backends are checked when they are not.
-        raise ConfigError("--upstream-ca-file is not supported with --dataplane haproxy yet")
     options = HaproxyOptions(
         http=((listen.host, listen.port),),
         https=((tls.listen.host, tls.listen.port),) if tls is not None else (),
@@ -40,6 +35,7 @@ def haproxy_plane(
         passive_failures=settings.passive_failures,
         client_timeout=settings.keepalive_timeout,
         header_timeout=settings.client_header_timeout,
+        upstream_ca_file=absolute(settings.upstream_ca_file),
     )
     driver = HaproxyDriver(
         HaproxySettings(

@@ -12,9 +12,8 @@ from pathlib import Path
 from portway.dataplane.settings import DataPlaneSettings
 from portway.drivers.nginx import NginxDriver, NginxSettings
 from portway.drivers.nginx_options import NginxOptions
-from portway.errors import ConfigError
 from portway.runtime.config import Listen, TlsListen
-from portway.runtime.driver_plane import DriverPlane
+from portway.runtime.driver_plane import DriverPlane, absolute
 
 
 def nginx_plane(
@@ -27,13 +26,6 @@ def nginx_plane(
     tls: TlsListen | None = None,
     access_log: str | None = None,
 ) -> DriverPlane:
-    if settings.upstream_ca_file is not None:
-        # nginx checks a certificate against a DNS name only (X509_check_host), so it
-        # cannot verify a backend by its IP address as the built-in plane does.
-        raise ConfigError(
-            "--upstream-ca-file is not supported with --dataplane nginx: its"
-            " proxy_ssl_verify cannot check backends addressed by IP"
-        )
     options = NginxOptions(
         http=((listen.host, listen.port),),
         https=((tls.listen.host, tls.listen.port),) if tls is not None else (),
@@ -43,6 +35,7 @@ def nginx_plane(
         access_log=access_log is not None,
         passive_failures=settings.passive_failures,
         passive_backoff=settings.passive_backoff,
+        upstream_ca_file=absolute(settings.upstream_ca_file),
     )
     driver = NginxDriver(
         NginxSettings(prefix=prefix, binary=binary, external=external, options=options)
