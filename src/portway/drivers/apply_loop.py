@@ -132,7 +132,8 @@ class ApplyLoop:
         self.applied_version = snapshot.version
         self._good, self._applied_down = snapshot, down
         self.problems = problems
-        self.errors = ()
+        if snapshot.version > (self.refused_version or -1):
+            self.errors = ()  # else verdicts went onto the good one: the refusal stands
 
     def _refused(self, snapshot: Snapshot, down: Down, message: str) -> None:
         self._log.error("%s", message)
