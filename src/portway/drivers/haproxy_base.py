@@ -71,6 +71,10 @@ def head(options: HaproxyOptions) -> str:
         "defaults\n",
         "    mode http\n",
         "    option http-keep-alive\n",
+        # On a reload the old worker keeps an idle keep-alive connection until it has
+        # answered one more request, with Connection: close, instead of closing it under
+        # a client that may be sending on it (the race docs/dataplanes.md measures).
+        "    option idle-close-on-response\n",
         "    option redispatch\n",
         "    retries 1\n",
         "    timeout connect 5s\n",

@@ -65,6 +65,8 @@ def main(options: NginxOptions, *, server_names: int, upstream_servers: int = 0)
     lines += [
         f"    access_log {'logs/access.log' if options.access_log else 'off'};\n",
         "    server_tokens off;\n",
+        f"    keepalive_timeout {max(1, round(options.keepalive_timeout * 1000))}ms;\n",
+        f"    keepalive_requests {options.keepalive_requests};\n",
         "    default_type application/octet-stream;\n",
         "    server_names_hash_bucket_size 256;\n",
         f"    server_names_hash_max_size {_power_of_two(max(1024, 2 * server_names))};\n",

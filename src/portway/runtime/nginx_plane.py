@@ -35,6 +35,7 @@ def nginx_plane(
         access_log=access_log is not None,
         passive_failures=settings.passive_failures,
         passive_backoff=settings.passive_backoff,
+        keepalive_timeout=settings.keepalive_timeout,
         upstream_ca_file=absolute(settings.upstream_ca_file),
     )
     driver = NginxDriver(
