@@ -40,12 +40,13 @@ from typing import Any
 import httpx
 
 from portway_bench import configs, report, wrk
-from portway_bench.__main__ import interleaved, log, start_all
+from portway_bench.__main__ import interleaved, log, start_all, start_origin
 from portway_bench.procs import Server, free_port
 from portway_bench.targets import Target
 
 HOST = configs.HOST
 GROUP = 4  # API changes per group: create, add a backend, change its weight, delete
+PARTS = ("throughput", "hitless", "plain-reloads")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -57,6 +58,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--parallel", type=int, default=4, help="change groups in flight")
     p.add_argument("--plain-reloads", type=int, default=100)
     p.add_argument("--plain-interval", type=float, default=0.05, help="seconds between reloads")
+    p.add_argument(
+        "--parts", nargs="*", choices=PARTS, default=list(PARTS), help="what to run (all)"
+    )
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "results")
     return p.parse_args(argv)
 
@@ -223,13 +227,7 @@ def haproxy_master_worker(directory: Path, origin: int) -> tuple[Server, int]:
 
 
 def run(args: argparse.Namespace, directory: Path, res: report.Results) -> None:
-    directory.chmod(0o755)  # nginx workers run as 'nobody' and read these files
-    configs.write_certificate(directory)
-    origin_port = free_port()
-    conf = configs.write_origin(directory, origin_port)
-    argv = ["nginx", "-p", str(directory), "-c", str(conf), "-g", "daemon off;"]
-    origin = Server("origin", argv, directory / "origin.log", [origin_port])
-    origin.start()
+    origin, origin_port = start_origin(directory)
     up: list[Target] = []
     try:
         all_targets = targets()
@@ -239,30 +237,41 @@ def run(args: argparse.Namespace, directory: Path, res: report.Results) -> None:
             ("http-c50", wrk.Load(50, args.duration, args.threads)),
             ("tls-c50", wrk.Load(50, args.duration, args.threads, tls=True)),
         ):
-            interleaved(name, load, up, args, directory, res)
-        for target in (t for t in up if t.kind == "portway"):
+            if "throughput" in args.parts:
+                interleaved(name, load, up, args, directory, res)
+        driven = [t for t in up if t.kind == "portway" and "hitless" in args.parts]
+        for target in driven:
             figures = hitless(target, args, directory)
             res.extra.setdefault("hitless", {})[target.name] = figures
             log(f"hitless {target.name}: {figures}")
-        plain = {t.name: t for t in up if t.kind == "nginx"}
-        if "nginx-auto" in plain and plain["nginx-auto"].server is not None:
-            nginx = plain["nginx-auto"]
-            assert nginx.server is not None and nginx.server.proc is not None
-            res.extra.setdefault("hitless", {})["nginx -s reload"] = plain_reloads(
-                "nginx", nginx.server.proc.pid, signal.SIGHUP, nginx.ports["http"], args, directory
-            )
-        server, port = haproxy_master_worker(directory, origin_port)
-        try:
-            assert server.proc is not None
-            res.extra.setdefault("hitless", {})["haproxy reload"] = plain_reloads(
-                "haproxy", server.proc.pid, signal.SIGUSR2, port, args, directory
-            )
-        finally:
-            server.stop()
+        if "plain-reloads" in args.parts:
+            run_plain(up, args, directory, origin_port, res)
     finally:
         for target in up:
             target.stop()
         origin.stop()
+
+
+def run_plain(
+    up: list[Target], args: argparse.Namespace, directory: Path, origin: int, res: report.Results
+) -> None:
+    """Plain nginx's master SIGHUPed, a plain HAProxy master-worker SIGUSR2ed, under load."""
+    figures = res.extra.setdefault("hitless", {})
+    nginx = next((t for t in up if t.name == "nginx-auto"), None)
+    if nginx is not None and nginx.server is not None and nginx.server.proc is not None:
+        pid, port = nginx.server.proc.pid, nginx.ports["http"]
+        figures["nginx -s reload"] = plain_reloads(
+            "nginx", pid, signal.SIGHUP, port, args, directory
+        )
+    server, port = haproxy_master_worker(directory, origin)
+    try:
+        assert server.proc is not None
+        pid = server.proc.pid
+        figures["haproxy reload"] = plain_reloads(
+            "haproxy", pid, signal.SIGUSR2, port, args, directory
+        )
+    finally:
+        server.stop()
 
 
 def hitless_table(res: report.Results) -> str:
