@@ -236,8 +236,13 @@ class HaproxyDriver:
         Runtime API command and every new connection reaches the new configuration."""
         deadline = time.monotonic() + self.settings.reload_timeout
         while time.monotonic() < deadline:
-            with contextlib.suppress(ConfigError):
-                now = await runtime.processes(self.master_socket)
+            try:
+                now: runtime.Processes | None = await runtime.processes(self.master_socket)
+            except ConfigError:
+                now = None  # the master re-executes: its CLI answers again soon
+            if now is not None:
+                # Outside the suppression above: a failed load is said at once, not
+                # after the reload timeout.
                 if before is not None and now.failed > before.failed:
                     raise ConfigError(f"HAProxy failed to load the new configuration ({now})")
                 counted = before is None or now.reloads > before.reloads
