@@ -204,9 +204,8 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def run_all(
-    args: argparse.Namespace, directory: Path, res: report.Results, save: Callable[[], None]
-) -> None:
+def start_origin(directory: Path) -> tuple[Server, int]:
+    """The TLS certificate and the nginx origin every target proxies to, and its port."""
     # nginx workers run as 'nobody' and must read the certificate and origin files.
     directory.chmod(0o755)
     configs.write_certificate(directory)
@@ -215,6 +214,13 @@ def run_all(
     argv = ["nginx", "-p", str(directory), "-c", str(conf), "-g", "daemon off;"]
     origin = Server("origin", argv, directory / "origin.log", [origin_port])
     origin.start()
+    return origin, origin_port
+
+
+def run_all(
+    args: argparse.Namespace, directory: Path, res: report.Results, save: Callable[[], None]
+) -> None:
+    origin, origin_port = start_origin(directory)
     targets = standard_targets(args.targets, args.portway_setup_budget)
     res.peers = {t.name: t.peer for t in targets}
     try:

@@ -40,6 +40,7 @@ class Target:
     note: str = ""
     token: str = field(default="", repr=False)
     budget: float = 600.0  # seconds allowed for creating the proxies through the API
+    dataplane: str = "builtin"  # portway: --dataplane builtin|nginx|haproxy
     setup_s: float = 0.0  # seconds from start to routing every host
 
     def start(self, directory: Path, origin: int, hosts: list[str]) -> None:
@@ -92,10 +93,15 @@ class Target:
             "--api", f"127.0.0.1:{self.ports['api']}", "--workers", str(self.workers),
             "--log-level", "warning",
         ]  # fmt: skip
+        metrics = ""  # none, so a bench never collides with another node's port
+        if self.dataplane != "builtin":  # drivers.py reads the plane's reload counter
+            self.ports["metrics"] = free_port()
+            metrics = f"127.0.0.1:{self.ports['metrics']}"
+            prefix = directory / f"{self.name}-{self.dataplane}"
+            argv += ["--dataplane", self.dataplane, f"--{self.dataplane}-prefix", str(prefix)]
         if "--backend-allow" in help_text:
-            # The origin listens on 127.0.0.1, which Portway refuses unless allowed; no
-            # metrics listener, so a bench never collides with another node's port.
-            argv += ["--backend-allow", "127.0.0.0/8", "--metrics", ""]
+            # The origin listens on 127.0.0.1, which Portway refuses unless allowed.
+            argv += ["--backend-allow", "127.0.0.0/8", "--metrics", metrics]
         listen = [self.ports["http"], self.ports["api"]]
         if self.tls:
             argv += ["--https", f"127.0.0.1:{self.ports['https']}"]

@@ -118,7 +118,7 @@ def test_request_schemas_carry_exactly_the_settings() -> None:
     assert set(schemas.ProxyCreate.model_fields) == {*SETTINGS, "backends"}
     assert set(schemas.ProxyUpdate.model_fields) == set(SETTINGS)
     every_field = {f.name for f in dataclasses.fields(Proxy)}
-    assert set(schemas.ProxyOut.model_fields) == every_field | {"status", "errors"}
+    assert set(schemas.ProxyOut.model_fields) == every_field | {"status", "errors", "dataplane"}
 
 
 def test_create_schema_defaults_are_the_models() -> None:

@@ -11,9 +11,10 @@ cases never see each other's proxies.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+import ssl
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pytest
 import trustme
@@ -59,28 +60,65 @@ BUILTIN = DataPlaneSettings(
 LOOPBACK = ("127.0.0.0/8",)
 
 
-class BuiltinPlane(ProxyRunner):
-    """The built-in plane with the active checks beside it, as ``portway serve`` runs
-    them: a HealthMonitor on the plane's loop, its verdicts pushed to the plane."""
+class ActiveChecks:
+    """Portway's active checks beside a plane, as ``portway serve`` runs them whatever
+    the data plane: a HealthMonitor on the plane's loop, its verdicts pushed to
+    ``push`` (the built-in plane's ``set_health``, a driver's ``set_down``)."""
 
+    def __init__(
+        self,
+        call: Callable[[Coroutine[Any, Any, Any]], Any],
+        push: Callable[[frozenset[Target]], None],
+        upstream_tls: ssl.SSLContext | None = None,
+    ) -> None:
+        self._call = call
+
+        def verdicts(health: Mapping[Target, Health]) -> None:
+            push(frozenset(t for t, h in health.items() if h.status == DOWN))
+
+        async def make() -> HealthMonitor:
+            return HealthMonitor(verdicts, backend_policy=TEST_POLICY, upstream_tls=upstream_tls)
+
+        self.monitor: HealthMonitor = call(make())
+
+    def update(self, snapshot: Snapshot) -> None:
+        async def update() -> None:
+            self.monitor.update(snapshot)
+
+        self._call(update())
+
+    def close(self) -> None:
+        self._call(self.monitor.close())
+
+
+class BuiltinPlane(ProxyRunner):
     def __init__(self, settings: DataPlaneSettings, pair: tuple[Path, Path]) -> None:
         super().__init__(settings, default_certificate=pair)
-        self.monitor: HealthMonitor = self.on_loop(self._monitor)
-
-    def _monitor(self) -> HealthMonitor:
-        def push(health: Mapping[Target, Health]) -> None:
-            self.dp.set_health(frozenset(t for t, h in health.items() if h.status == DOWN))
-
-        return HealthMonitor(push, backend_policy=TEST_POLICY, upstream_tls=self.dp.upstream_tls)
+        self.checks = ActiveChecks(self.call, self.dp.set_health, self.dp.upstream_tls)
 
     def apply(self, snapshot: Snapshot) -> bool:
         applied = super().apply(snapshot)
-        self.on_loop(lambda: self.monitor.update(snapshot))
+        self.checks.update(snapshot)
         return applied
 
     def stop(self, drain_timeout: float = 2.0) -> None:
-        self.call(self.monitor.close())
+        self.checks.close()
         super().stop(drain_timeout)
+
+
+class CheckedNginx(NginxRunner):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.checks = ActiveChecks(self.call, self.driver.set_down)
+
+    def apply(self, snapshot: Snapshot) -> bool:
+        applied = super().apply(snapshot)
+        self.checks.update(snapshot)
+        return applied
+
+    def stop(self) -> None:
+        self.checks.close()
+        super().stop()
 
 
 def start(name: str, directory: Path, ca: trustme.CA, trusted_proxies: tuple[str, ...]) -> Plane:
@@ -95,7 +133,8 @@ def start(name: str, directory: Path, ca: trustme.CA, trusted_proxies: tuple[str
         )
         return BuiltinPlane(settings, pair)
     if name == "nginx":
-        return NginxRunner(
+        # nginx OSS has no checks of its own: Portway's verdicts are what hold a member out.
+        return CheckedNginx(
             directory / "nginx",
             default_certificate=(str(pair[0]), str(pair[1])),
             trusted_proxies=trusted_proxies,

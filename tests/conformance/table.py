@@ -77,7 +77,6 @@ GAPS = frozenset(
         ("head_limits", "haproxy"),
         ("refused_502", "haproxy"),
         ("backup_failover", "haproxy"),
-        ("active_health", "nginx"),
     }
 )
 

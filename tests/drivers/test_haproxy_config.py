@@ -229,6 +229,27 @@ def test_members_added_and_removed_take_spare_slots_without_reload() -> None:
     assert removed.layout()[name][:2] == (None, "o")  # "o" kept its slot
 
 
+def test_portway_verdicts_are_maint_and_ready_without_reload() -> None:
+    snapshot = Snapshot(version=1, routes=RouteTable.build([_proxy("a")]))
+    before = render(snapshot, OPTIONS)
+    down = render(snapshot, OPTIONS, before.layout(), frozenset({("a", "b")}))
+    name = next(iter(down.slots))
+    assert "server s1 127.0.0.1:9001 weight 1 disabled" in down.files["haproxy.cfg"]
+    decided = plan(before, down, MAP)
+    assert not decided.reload
+    assert decided.commands == (f"set server {name}/s1 state maint",)
+    up = render(snapshot, OPTIONS, down.layout())
+    assert plan(down, up, MAP).commands == (f"set server {name}/s1 state ready",)
+    # A member that moves while down stays out of service: no "ready" for it.
+    moved = dataclasses.replace(GOOD, port=9002)
+    snapshot2 = Snapshot(version=2, routes=RouteTable.build([_proxy("a", backends=(moved,))]))
+    still = render(snapshot2, OPTIONS, down.layout(), frozenset({("a", "b")}))
+    assert plan(down, still, MAP).commands == (
+        f"set server {name}/s1 addr 127.0.0.1 port 9002",
+        f"set server {name}/s1 weight 1",
+    )
+
+
 def test_hostname_changes_are_map_commands() -> None:
     before = _render(_proxy("a"))
     moved = _render(_proxy("a", hostname="new.example.org"), layout=before)

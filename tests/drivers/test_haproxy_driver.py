@@ -74,13 +74,13 @@ def test_refused_configuration_keeps_the_last_good_one_serving(
 ) -> None:
     a, b = make_origin("a"), make_origin("b")
     haproxy.route(proxy_for("app.example.org", a.backend()))
-    good = haproxy.driver.applied_version
+    good = haproxy.driver.loop.applied_version
     reloads = haproxy.processes().reloads
     # Valid for Portway, refused by haproxy -c: it resolves backend names when it loads.
     unresolvable = Backend(id="x", address="no-such-backend.invalid", port=80)
     bad = [proxy_for("app.example.org", b.backend()), proxy_for("new.example.org", unresolvable)]
     assert not haproxy.publish(bad)
-    assert haproxy.driver.applied_version == good
+    assert haproxy.driver.loop.applied_version == good
     assert "no-such-backend.invalid" in haproxy.driver.errors[0]
     assert haproxy.processes().reloads == reloads
     assert body(haproxy.port, "app.example.org") == b"a / 0"
@@ -216,7 +216,7 @@ def test_external_haproxy_is_written_checked_and_reloaded(tmp_path: Path, origin
 
 def test_exited_haproxy_is_restarted(haproxy: HaproxyRunner, origin: Origin) -> None:
     haproxy.route(proxy_for("app.example.org", origin.backend()))
-    process = haproxy.driver._process
+    process = haproxy.driver.daemon.process
     assert process is not None
     process.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + 15
@@ -224,7 +224,7 @@ def test_exited_haproxy_is_restarted(haproxy: HaproxyRunner, origin: Origin) -> 
         try:
             if (
                 body(haproxy.port, "app.example.org") == b"one / 0"
-                and haproxy.driver._process is not process
+                and haproxy.driver.daemon.process is not process
             ):
                 break
         except OSError:

@@ -4,14 +4,16 @@ spec's layout says (golden texts)."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from portway.drivers import nginx_files
-from portway.drivers.nginx_config import AVAILABLE, ENABLED, NginxTree, render
+from portway.drivers import file_tree
+from portway.drivers.file_tree import FileTree
+from portway.drivers.nginx_config import AVAILABLE, ENABLED, render
 from portway.drivers.nginx_options import NginxOptions
 from portway.drivers.nginx_syntax import quote
 from portway.errors import ConfigError
@@ -34,7 +36,7 @@ def _proxy(pid: str, **kw: object) -> Proxy:
     return Proxy(id=pid, project="p", **fields)  # type: ignore[arg-type]
 
 
-def _render(*proxies: Proxy, options: NginxOptions | None = None) -> NginxTree:
+def _render(*proxies: Proxy, options: NginxOptions | None = None) -> FileTree:
     snapshot = Snapshot(version=1, routes=RouteTable.build(proxies))
     return render(snapshot, options or NginxOptions(control_socket="/tmp/portway-ctl.sock"))
 
@@ -62,7 +64,7 @@ def _malicious() -> list[Proxy]:
     return out
 
 
-def _structure(tree: NginxTree) -> list[str]:
+def _structure(tree: FileTree) -> list[str]:
     """Every directive name and block brace, in order, outside quoted strings."""
     text = "\n".join(tree.files[p] for p in sorted(tree.files))
     text = re.sub(r'"(?:[^"\\]|\\.)*"', '"Q"', text)
@@ -227,13 +229,13 @@ def test_upstream_and_server_files_golden() -> None:
 def test_diff_touches_only_what_changed() -> None:
     a = _render(_proxy("one", hostname="a.example.org"), _proxy("two", hostname="b.example.org"))
     b = _render(_proxy("one", hostname="a.example.org"))
-    change = nginx_files.diff(a, b)
+    change = file_tree.diff(a, b)
     assert not change.write and not change.link
     assert len(change.remove) == 3  # two's file, its link and its server
-    assert not nginx_files.diff(b, b)
+    assert not file_tree.diff(b, b)
 
 
-def _location(tree: NginxTree) -> str:
+def _location(tree: FileTree) -> str:
     return next(t for p, t in tree.files.items() if p.startswith("servers/"))
 
 
@@ -279,3 +281,34 @@ def test_a_proxy_with_a_path_rewrite_is_refused_not_forwarded_with_the_clients_p
         ("rw", "rewrite.backend_prefix", False)
     ]
     assert len([path for path in tree.files if path.startswith(AVAILABLE)]) == 1  # "fine" only
+
+
+def test_members_portway_declares_down_are_rendered_down() -> None:
+    other = Backend(id="o", address="127.0.0.1", port=9002)
+    snapshot = Snapshot(version=1, routes=RouteTable.build([_proxy("a", backends=(GOOD, other))]))
+    options = NginxOptions(control_socket="/tmp/portway-ctl.sock")
+    tree = render(snapshot, options, frozenset({("a", "b")}))
+    upstream = next(t for p, t in tree.files.items() if p.startswith(f"{AVAILABLE}/"))
+    assert '"127.0.0.1:9001" down;' in upstream or "127.0.0.1:9001 down;" in upstream
+    assert "9002 down" not in upstream
+    every = render(snapshot, options, frozenset({("a", "b"), ("a", "o")}))
+    assert not every.links  # none left to serve: unlinked, and the location answers 503
+    assert any("return 503;" in t for t in every.files.values())
+
+
+def test_a_tls_backend_addressed_by_ip_is_left_out_when_backends_are_verified() -> None:
+    options = NginxOptions(control_socket="/tmp/portway-ctl.sock", upstream_ca_file="/ca.pem")
+    by_ip = _proxy("ip", backends=(dataclasses.replace(GOOD, tls=True),))
+    named = _proxy(
+        "named",
+        hostname="n.example.org",
+        backends=(Backend(id="n", address="backend.example.org", port=443, tls=True),),
+    )
+    tree = _render(by_ip, named, options=options)
+    assert [(p.proxy_id, p.field, p.served) for p in tree.problems] == [
+        ("ip", "backends.tls", False)
+    ]
+    server = "".join(t for p, t in tree.files.items() if "servers/" in p)
+    assert "proxy_ssl_verify on;" in server
+    assert 'proxy_ssl_trusted_certificate "/ca.pem";' in server or "/ca.pem;" in server
+    assert "proxy_ssl_name" in server

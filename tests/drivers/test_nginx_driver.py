@@ -33,13 +33,13 @@ def test_refused_tree_keeps_the_last_good_one_serving(
 ) -> None:
     a, b = make_origin("a"), make_origin("b")
     nginx.route(proxy_for("app.example.org", a.backend()))
-    good = nginx.driver.applied_version
+    good = nginx.driver.loop.applied_version
     reloads = nginx.driver.reloads
     # Valid for Portway, refused by nginx: it resolves backend names when it loads.
     unresolvable = Backend(id="x", address="no-such-backend.invalid", port=80)
     bad = [proxy_for("app.example.org", b.backend()), proxy_for("new.example.org", unresolvable)]
     assert not nginx.publish(bad)
-    assert nginx.driver.applied_version == good
+    assert nginx.driver.loop.applied_version == good
     assert nginx.driver.reloads == reloads
     assert "no-such-backend.invalid" in nginx.driver.errors[0]
     assert body(nginx.port, "app.example.org") == b"a / 0"  # the old tree still serves
@@ -174,7 +174,7 @@ def test_external_nginx_is_written_tested_and_reloaded(tmp_path: Path, origin: O
 
 def test_exited_nginx_is_restarted(nginx: NginxRunner, origin: Origin) -> None:
     nginx.route(proxy_for("app.example.org", origin.backend()))
-    process = nginx.driver._process
+    process = nginx.driver.daemon.process
     assert process is not None
     process.send_signal(signal.SIGTERM)  # nginx's fast shutdown: workers exit with it
     deadline = time.monotonic() + 15
@@ -182,7 +182,7 @@ def test_exited_nginx_is_restarted(nginx: NginxRunner, origin: Origin) -> None:
         try:
             if (
                 body(nginx.port, "app.example.org") == b"one / 0"
-                and nginx.driver._process is not process
+                and nginx.driver.daemon.process is not process
             ):
                 break
         except OSError:

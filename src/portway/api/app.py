@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute, Route
 
 from portway.api import params, schemas
 from portway.api.certificates import CertificateHandlers
+from portway.api.convert import HealthFn, PlaneFn, no_plane_status
 from portway.api.dns import dns_table
 from portway.api.dynamicproxy import dynamicproxy_operations, dynamicproxy_routes
 from portway.api.endpoint import Handler, endpoint
@@ -25,7 +26,6 @@ from portway.auth.tokens import TokenValidator
 from portway.observability.readiness import Readiness
 from portway.service import Service
 
-HealthFn = Callable[[str, str], dict[str, Any]]
 P = "/v1/{project}"
 PX = P + "/proxies/{proxy}"
 
@@ -147,19 +147,24 @@ def create_app(
     *,
     extra_routes: Sequence[BaseRoute] = (),
     backend_health: HealthFn | None = None,
+    dataplane_status: PlaneFn | None = None,
     authenticate: TokenValidator | None = None,
     health_details: Callable[[], Mapping[str, Any]] | None = None,
     readiness: Callable[[], Readiness] | None = None,
 ) -> Starlette:
     """The v1 API and the dynamicproxy API over ``service``; ``backend_health(proxy_id,
     backend_id)`` supplies each backend's health fields (default ``{"health":
-    "unknown"}``); ``authenticate`` checks tokens (default: Portway's own, the service);
-    ``health_details`` adds fields to ``/healthz`` (the sources' states); ``readiness``
-    makes it answer 503, with the reasons, while the node is not ready for traffic."""
+    "unknown"}``); ``dataplane_status(proxy_id, revision)`` each proxy's ``dataplane``
+    field (what nginx or HAProxy made of it); ``authenticate`` checks tokens (default:
+    Portway's own, the service); ``health_details`` adds fields to ``/healthz`` (the
+    sources' states); ``readiness`` makes it answer 503, with the reasons, while the node
+    is not ready for traffic."""
     auth: TokenValidator = authenticate or service
     table = _table(
         AdminHandlers(service),
-        ProxyHandlers(service, backend_health or _unknown_health),
+        ProxyHandlers(
+            service, backend_health or _unknown_health, dataplane_status or no_plane_status
+        ),
         CertificateHandlers(service),
         QuotaHandlers(service),
     ) + dns_table(service)

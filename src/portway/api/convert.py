@@ -15,6 +15,11 @@ from portway.model.proxy import OPTION_BY_NAME, OPTIONS, SETTINGS
 from portway.service import BackendSpec, proxy_problems
 
 HealthFn = Callable[[str, str], dict[str, Any]]
+PlaneFn = Callable[[str, int], dict[str, Any]]  # (proxy id, revision) → ``dataplane``
+
+
+def no_plane_status(_proxy_id: str, _revision: int) -> dict[str, Any]:
+    return {"applied": None, "error": None, "problems": []}
 
 
 def backend_spec(body: schemas.BackendIn) -> BackendSpec:
@@ -61,7 +66,7 @@ def backend_out(proxy_id: str, backend: Backend, health: HealthFn) -> dict[str, 
     return out
 
 
-def proxy_out(proxy: Proxy, health: HealthFn) -> dict[str, Any]:
+def proxy_out(proxy: Proxy, health: HealthFn, plane: PlaneFn = no_plane_status) -> dict[str, Any]:
     fields = {f.name: getattr(proxy, f.name) for f in dataclasses.fields(proxy)}
     for option in OPTIONS:
         value = fields[option.name]
@@ -71,6 +76,7 @@ def proxy_out(proxy: Proxy, health: HealthFn) -> dict[str, Any]:
     problems = proxy_problems(proxy)
     fields["status"] = "error" if problems else "active"
     fields["errors"] = [{"field": p.field, "message": p.message} for p in problems]
+    fields["dataplane"] = plane(proxy.id, proxy.revision)
     out = schemas.ProxyOut(**fields).model_dump(mode="json")
     out["backends"] = [backend_out(proxy.id, b, health) for b in proxy.backends]
     return out

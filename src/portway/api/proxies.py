@@ -7,18 +7,20 @@ from typing import Any
 from starlette.responses import JSONResponse, Response
 
 from portway.api import convert, schemas
-from portway.api.convert import HealthFn
+from portway.api.convert import HealthFn, PlaneFn
 from portway.api.endpoint import Call
 from portway.service import ProxyBackend, Service
 
 
 class ProxyHandlers:
-    def __init__(self, service: Service, health: HealthFn) -> None:
+    def __init__(self, service: Service, health: HealthFn, plane: PlaneFn) -> None:
         self.service = service
         self.health = health
+        self.plane = plane
 
     def _proxy(self, proxy: Any, status: int = 200) -> JSONResponse:
-        return JSONResponse({"proxy": convert.proxy_out(proxy, self.health)}, status_code=status)
+        out = convert.proxy_out(proxy, self.health, self.plane)
+        return JSONResponse({"proxy": out}, status_code=status)
 
     def _backends(self, proxy_id: str, backends: Any) -> JSONResponse:
         out = [convert.backend_out(proxy_id, b, self.health) for b in backends]
@@ -33,7 +35,7 @@ class ProxyHandlers:
         proxies = self.service.list_proxies(
             call.actor, call.params["project"], hostname=call.query["hostname"]
         )
-        out = [convert.proxy_out(p, self.health) for p in proxies]
+        out = [convert.proxy_out(p, self.health, self.plane) for p in proxies]
         return JSONResponse({"proxies": out})
 
     def show(self, call: Call) -> Response:

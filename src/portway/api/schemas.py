@@ -346,6 +346,26 @@ class ProblemOut(BaseModel):
     message: str
 
 
+class DataPlaneProblemOut(BaseModel):
+    field: str
+    message: str
+    served: bool = Field(description="true: served without this feature; false: left out")
+
+
+class DataPlaneStatusOut(BaseModel):
+    """What the data plane made of the proxy (nginx and HAProxy can refuse a snapshot or
+    lack a feature; the built-in plane reports nothing here)."""
+
+    plane: str | None = None
+    applied: bool | None = Field(
+        default=None, description="the data plane serves this proxy's latest revision"
+    )
+    error: str | None = Field(
+        default=None, description="why the data plane refused the snapshot with this revision"
+    )
+    problems: list[DataPlaneProblemOut] = Field(default_factory=list)
+
+
 class ProxyOut(BaseModel):
     id: str
     project: str
@@ -370,6 +390,7 @@ class ProxyOut(BaseModel):
     revision: int
     status: str = Field(description="active, or error: not served (see errors)")
     errors: list[ProblemOut] = Field(description="the rules a stored proxy breaks")
+    dataplane: DataPlaneStatusOut = Field(default_factory=DataPlaneStatusOut)
 
 
 class ProjectOut(BaseModel):

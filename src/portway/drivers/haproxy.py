@@ -1,13 +1,14 @@
 """The HAProxy driver: applies snapshots to a real HAProxy (master-worker) through its
 files, its Runtime API and its master CLI.
 
-One task owns the files on disk and the HAProxy process. ``apply`` only records the
-latest snapshot and wakes that task, so a burst of snapshots is one render and at most
-one reload. Each round:
+One task (``ApplyLoop``) owns the files on disk and the HAProxy process. ``apply`` and
+``set_down`` only record the latest snapshot and verdicts and wake that task, so a
+burst of changes is one render and at most one reload. Each round:
 
-1. render (pure, in a thread), keeping each member in the server slot it had;
+1. render (pure, in a thread), keeping each member in the server slot it had, and with
+   the members Portway's active checks declare down in maintenance;
 2. ``haproxy_plan`` compares it with what HAProxy runs. If only members, weights,
-   drains and simple hostnames changed, the files are written and the Runtime API
+   drains, verdicts and simple hostnames changed, the files are written and the Runtime API
    commands sent: no reload. A command that fails falls back to a reload;
 3. otherwise write the difference, run ``haproxy -c``; refused: write the reverse
    difference, so the last good configuration stays on disk and in force, keep the
@@ -33,15 +34,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from portway.drivers import file_tree as files
 from portway.drivers import haproxy_base as base
 from portway.drivers import haproxy_runtime as runtime
-from portway.drivers import nginx_files as files
-from portway.drivers.haproxy_config import HaproxyConfig, Problem, render
+from portway.drivers.apply_loop import ApplyLoop, Down
+from portway.drivers.daemon import Daemon, run_command
+from portway.drivers.file_tree import FileTree
+from portway.drivers.haproxy_config import HaproxyConfig, render
 from portway.drivers.haproxy_options import HaproxyOptions
 from portway.drivers.haproxy_plan import plan
-from portway.drivers.nginx import run_command
-from portway.drivers.nginx_config import NginxTree
-from portway.errors import ConfigError, PortwayError
+from portway.drivers.problems import Problem
+from portway.errors import ConfigError
 from portway.router import Snapshot
 
 log = logging.getLogger("portway.drivers.haproxy")
@@ -64,13 +67,15 @@ class HaproxySettings:
     restart_backoff: float = 1.0
 
 
-def _tree(config: HaproxyConfig) -> NginxTree:
-    """The files as the tree writer (nginx_files) takes them: no links."""
-    return NginxTree(files=config.files, links={}, secrets=config.secrets)
+def _tree(config: HaproxyConfig) -> FileTree:
+    """The files as the tree writer takes them: no links."""
+    return FileTree(files=config.files, links={}, secrets=config.secrets)
 
 
 class HaproxyDriver:
-    """A data plane made of HAProxy: ``apply`` snapshots, read ``applied_version``."""
+    """A data plane made of HAProxy: ``apply`` snapshots, read ``loop.applied_version``."""
+
+    name = "HAProxy"
 
     def __init__(self, settings: HaproxySettings) -> None:
         self.settings = settings
@@ -89,23 +94,30 @@ class HaproxyDriver:
         )
         self.master_socket = str(self.run_dir / MASTER_SOCKET)
         self.stats_socket = str(self.run_dir / base.STATS_SOCKET)
-        self.applied_version: int | None = None
-        self.errors: tuple[str, ...] = ()
-        self.problems: tuple[Problem, ...] = ()
         self.reloads = 0
         self.runtime_rounds = 0  # rounds applied through the Runtime API alone
+        self.loop = ApplyLoop(self._round, name="HAProxy", delay=lambda: settings.coalesce)
+        args = ["-W", "-db", "-f", str(self.conf / base.CONFIG)]
+        self.daemon = Daemon(
+            "haproxy",
+            [settings.binary, *args, "-S", f"{self.master_socket},mode,600"],
+            self.prefix / "logs" / "haproxy.log",
+            stop_signal=signal.SIGUSR1,  # soft stop: in-flight requests finish
+            backoff=settings.restart_backoff,
+            on_exit=self.loop.report,
+        )
         self._running: HaproxyConfig | None = None  # what HAProxy runs (and disk holds)
-        self._latest: Snapshot | None = None
-        self._wake = asyncio.Event()
-        self._applied = asyncio.Condition()
-        self._task: asyncio.Task[None] | None = None
-        self._process: asyncio.subprocess.Process | None = None
-        self._supervisor: asyncio.Task[None] | None = None
-        self._closing = False
-        self._failed: int | None = None  # the last version refused
         self._last_reload = -1e9
 
     # -- the interface ---------------------------------------------------------------
+
+    @property
+    def errors(self) -> tuple[str, ...]:
+        return self.loop.errors  # why the last snapshot was refused; empty once one applies
+
+    @property
+    def problems(self) -> tuple[Problem, ...]:
+        return self.loop.problems  # what the applied render said about the proxies
 
     async def start(self) -> None:
         """Write the empty configuration, check it and start (or reload) HAProxy."""
@@ -116,83 +128,53 @@ class HaproxyDriver:
         if not ok:
             raise ConfigError(f"haproxy -c refused Portway's base configuration: {output}")
         if not self.settings.external:
-            await self._spawn()
+            await self.daemon.spawn()
             try:
                 await self._confirm(frozenset())
             except ConfigError:
-                await self._stop_process()
+                await self.daemon.stop()
                 raise
             self._running = config
-            self._supervisor = asyncio.create_task(self._supervise(), name="haproxy-supervisor")
+            self.daemon.supervise()
         else:
             try:  # the operator's HAProxy may not run yet: reloaded with the next round
                 await self._reload()
                 self._running = config
             except ConfigError as err:
-                self.errors = (err.message,)
-        self._task = asyncio.create_task(self._run(), name="haproxy-driver")
+                self.loop.report(err.message)
+        self.loop.start()
 
     def apply(self, snapshot: Snapshot, changed_ids: Iterable[str] = ()) -> None:
         """Hand a snapshot over; call it on the driver's event loop (it wakes a task).
         ``changed_ids`` is accepted for the data-plane interface: the plan diffs the
         rendered configurations, needing no hint."""
-        if self._latest is None or snapshot.version >= self._latest.version:
-            self._latest = snapshot
-            self._wake.set()
+        self.loop.offer(snapshot)
+
+    def set_down(self, down: Down) -> None:
+        """The active checks' verdicts: ``set server … state maint|ready`` through the
+        Runtime API (the files say ``disabled`` too, so a reload agrees), no reload."""
+        self.loop.set_down(down)
 
     async def wait_applied(self, version: int, timeout: float = 30.0) -> bool:
         """Wait until ``version`` (or a later one) is applied or refused; True if applied."""
-
-        def done() -> bool:
-            return (self.applied_version or 0) >= version or (self._failed or 0) >= version
-
-        async with self._applied:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._applied.wait_for(done), timeout)
-        return (self.applied_version or 0) >= version
+        return await self.loop.wait_applied(version, timeout)
 
     async def close(self) -> None:
-        self._closing = True
-        for task in (self._task, self._supervisor):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        await self._stop_process()
+        await self.loop.close()
+        await self.daemon.stop()
 
     # -- one round -------------------------------------------------------------------
 
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            await asyncio.sleep(self.settings.coalesce)  # the rest of the burst joins in
-            self._wake.clear()
-            snapshot = self._latest
-            if snapshot is None or (self.applied_version or -1) >= snapshot.version:
-                continue
-            try:
-                await self._round(snapshot)
-            except PortwayError as err:
-                self._refused(snapshot, err.message)
-            except OSError as err:
-                self._refused(snapshot, f"HAProxy files could not be written: {err}")
-            except Exception as err:  # a bug must not end the only task that applies
-                log.exception("applying snapshot %s to HAProxy failed", snapshot.version)
-                self._refused(snapshot, f"applying to HAProxy failed: {err!r}")
-            async with self._applied:
-                self._applied.notify_all()
-
-    async def _round(self, snapshot: Snapshot) -> None:
+    async def _round(self, snapshot: Snapshot, down: Down) -> tuple[Problem, ...]:
         running = self._running
         layout = running.layout() if running is not None else {}
-        config = await asyncio.to_thread(render, snapshot, self.options, layout)
+        config = await asyncio.to_thread(render, snapshot, self.options, layout, down)
         decision = plan(running, config, self.options.conf_dir + "/" + base.HOSTS)
         if not decision.reload and await self._live(config, decision.commands):
             self.runtime_rounds += 1
-            self._accepted(snapshot, config)
-            return
+            return config.problems
         await self._reload_with(snapshot, config)
-        self._accepted(snapshot, config)
+        return config.problems
 
     async def _live(self, config: HaproxyConfig, commands: tuple[str, ...]) -> bool:
         """Apply through the Runtime API; False (to reload instead) if a command failed."""
@@ -221,16 +203,6 @@ class HaproxyDriver:
             await asyncio.sleep(spacing)
         await self._reload()
         self._running = config  # on disk, tested and loaded: what a refusal rolls back to
-
-    def _accepted(self, snapshot: Snapshot, config: HaproxyConfig) -> None:
-        self.applied_version = snapshot.version
-        self.problems = config.problems
-        self.errors = ()
-
-    def _refused(self, snapshot: Snapshot, message: str) -> None:
-        log.error("%s", message)
-        self._failed = snapshot.version
-        self.errors = (message,)
 
     # -- HAProxy ---------------------------------------------------------------------
 
@@ -264,8 +236,13 @@ class HaproxyDriver:
         Runtime API command and every new connection reaches the new configuration."""
         deadline = time.monotonic() + self.settings.reload_timeout
         while time.monotonic() < deadline:
-            with contextlib.suppress(ConfigError):
-                now = await runtime.processes(self.master_socket)
+            try:
+                now: runtime.Processes | None = await runtime.processes(self.master_socket)
+            except ConfigError:
+                now = None  # the master re-executes: its CLI answers again soon
+            if now is not None:
+                # Outside the suppression above: a failed load is said at once, not
+                # after the reload timeout.
                 if before is not None and now.failed > before.failed:
                     raise ConfigError(f"HAProxy failed to load the new configuration ({now})")
                 counted = before is None or now.reloads > before.reloads
@@ -277,59 +254,7 @@ class HaproxyDriver:
                     and await runtime.worker_pid(self.stats_socket) in fresh
                 ):
                     return
-            process = self._process
-            if process is not None and process.returncode is not None and not self._supervisor:
-                raise ConfigError(f"haproxy exited at start: {self._log_tail()}")
+            if self.daemon.failed_at_start:
+                raise ConfigError(f"haproxy exited at start: {self.daemon.log_tail()}")
             await asyncio.sleep(0.02)
         raise ConfigError("HAProxy did not start a worker on the new configuration in time")
-
-    async def _spawn(self) -> None:
-        out = open(self.prefix / "logs" / "haproxy.log", "ab")  # noqa: SIM115 (child owns it)
-        args = [
-            self.settings.binary,
-            "-W",
-            "-db",
-            "-f",
-            str(self.conf / base.CONFIG),
-            "-S",
-            f"{self.master_socket},mode,600",
-        ]
-        try:
-            self._process = await asyncio.create_subprocess_exec(
-                *args, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out
-            )
-        except OSError as err:
-            raise ConfigError(f"cannot start {self.settings.binary}: {err}") from err
-        finally:
-            out.close()
-
-    async def _supervise(self) -> None:
-        while True:
-            process = self._process
-            assert process is not None
-            code = await process.wait()
-            if self._closing:
-                return
-            message = f"haproxy exited with {code}; restarting: {self._log_tail()}"
-            log.error("%s", message)
-            self.errors = (message,)
-            await asyncio.sleep(self.settings.restart_backoff)
-            with contextlib.suppress(ConfigError):
-                await self._spawn()  # it loads the files on disk: the last good ones
-
-    def _log_tail(self) -> str:
-        try:
-            return (self.prefix / "logs" / "haproxy.log").read_text(errors="replace")[-500:]
-        except OSError:
-            return ""
-
-    async def _stop_process(self) -> None:
-        process = self._process
-        if process is None or process.returncode is not None:
-            return
-        process.send_signal(signal.SIGUSR1)  # soft stop: in-flight requests finish
-        try:
-            await asyncio.wait_for(process.wait(), 10)
-        except TimeoutError:
-            process.kill()
-            await process.wait()

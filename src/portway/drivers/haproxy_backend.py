@@ -33,6 +33,7 @@ class Slot:
     weight: int = 1
     backup: bool = False
     tls: bool = False  # spoken to over TLS (Backend.tls); part of the static text
+    down: bool = False  # declared down by Portway's active checks: in maintenance
 
     @property
     def live(self) -> bool:
@@ -76,8 +77,9 @@ def section(proxy: Proxy, slots: tuple[Slot, ...], options: HaproxyOptions) -> t
     lines += persistence(proxy)
     head = "".join(lines)
     cookie = proxy.session_persistence is not None and proxy.session_persistence.type == "cookie"
-    full = "".join(_server(s, cookie, masked=False) for s in slots)
-    static = "".join(_server(s, cookie, masked=True) for s in slots)
+    ca = options.upstream_ca_file
+    full = "".join(_server(s, cookie, ca, masked=False) for s in slots)
+    static = "".join(_server(s, cookie, ca, masked=True) for s in slots)
     return head + full, head + static
 
 
@@ -112,17 +114,29 @@ def effective(proxy: Proxy, member: Backend) -> Backend:
     return replace(member, weight=1)
 
 
-def _server(slot: Slot, cookie: bool, *, masked: bool) -> str:
+def _server(slot: Slot, cookie: bool, ca_file: str | None, *, masked: bool) -> str:
     # The Runtime API sets any slot's weight and state, and an IP member's address.
     address = f"[{slot.address}]" if ":" in slot.address else slot.address
     where = DYNAMIC if masked and slot.by_ip else f"{address}:{slot.port}"
-    state = "" if masked or slot.live else " disabled"
+    state = "" if masked or (slot.live and not slot.down) else " disabled"
     weight = DYNAMIC if masked else str(slot.weight)
     extra = (" backup" if slot.backup else "") + (f" cookie {slot.name}" if cookie else "")
-    # Not verified, as nginx's proxy_ssl_verify off (the plane refuses --upstream-ca-file).
     # In the masked text too: a member turning TLS on or off is a reload, not a command.
-    extra += " ssl verify none" if slot.tls else ""
+    extra += _tls(slot, ca_file) if slot.tls else ""
     return f"    server {slot.name} {where} weight {weight}{state}{extra}\n"
+
+
+def _tls(slot: Slot, ca_file: str | None) -> str:
+    """Without ``--upstream-ca-file``: encrypted, not verified (tls/upstream.py). With it:
+    the chain must reach that file's CAs, and a member named by a hostname must be that
+    name (``verifyhost``, also sent as SNI). HAProxy cannot check an IP address against
+    the certificate: such a member's chain is checked, its address is not (reported)."""
+    if ca_file is None:
+        return " ssl verify none"
+    text = f" ssl verify required ca-file {quote(ca_file)}"
+    if slot.by_ip:
+        return text
+    return text + f" verifyhost {quote(slot.address)} sni {quote('str(' + slot.address + ')')}"
 
 
 def _health(proxy: Proxy, passive_failures: int) -> list[str]:

@@ -13,12 +13,11 @@ removes the hop-by-hop headers and passes ``Upgrade`` only with ``Connection: up
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Final
 
+from portway.drivers.addresses import listen_addresses
 from portway.drivers.haproxy_options import HaproxyOptions
 from portway.drivers.haproxy_syntax import quote
-from portway.errors import ConfigError
 from portway.protocol import pages
 from portway.protocol import redirect as redirect_rules
 from portway.protocol.forwarded import parse_networks
@@ -40,19 +39,6 @@ _ERRORFILE_CODES: Final = frozenset({400, 404, 405, 408, 413, 429, 502, 503, 504
 
 def ms(seconds: float) -> str:
     return f"{max(1, round(seconds * 1000))}ms"
-
-
-def bind_addresses(pairs: tuple[tuple[str, int], ...]) -> list[str]:
-    out = []
-    for host, port in pairs:
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            raise ConfigError(f"HAProxy listen address {host!r} is not an IP address") from None
-        if not 0 < port < 65536:
-            raise ConfigError(f"HAProxy listen port {port} is out of range")
-        out.append(f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}")
-    return out
 
 
 def head(options: HaproxyOptions) -> str:
@@ -85,6 +71,10 @@ def head(options: HaproxyOptions) -> str:
         "defaults\n",
         "    mode http\n",
         "    option http-keep-alive\n",
+        # On a reload the old worker keeps an idle keep-alive connection until it has
+        # answered one more request, with Connection: close, instead of closing it under
+        # a client that may be sending on it (the race docs/dataplanes.md measures).
+        "    option idle-close-on-response\n",
         "    option redispatch\n",
         "    retries 1\n",
         "    timeout connect 5s\n",
@@ -113,12 +103,12 @@ def frontend(options: HaproxyOptions) -> str:
     """The listeners, the routing variables and the forwarded headers."""
     conf = options.conf_dir
     lines = [f"frontend {FRONTEND}\n"]
-    lines += [f"    bind {a}\n" for a in bind_addresses(options.http)]
+    lines += [f"    bind {a}\n" for a in listen_addresses(options.http, "HAProxy")]
     tls = (
         f" ssl crt {quote(conf + '/' + DEFAULT_CERT)} crt-list {quote(conf + '/' + CRT_LIST)}"
         " alpn http/1.1"
     )
-    lines += [f"    bind {a}{tls}\n" for a in bind_addresses(options.https)]
+    lines += [f"    bind {a}{tls}\n" for a in listen_addresses(options.https, "HAProxy")]
     nets = " ".join(quote(str(n)) for n in parse_networks(options.trusted_proxies))
     lines.append(f"    acl portway_trusted src {nets}\n" if nets else _NEVER)
     lines.append(_hygiene())

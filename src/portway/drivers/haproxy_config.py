@@ -37,8 +37,9 @@ from portway.drivers import haproxy_base as base
 from portway.drivers.haproxy_backend import Slot
 from portway.drivers.haproxy_options import HaproxyOptions
 from portway.drivers.haproxy_syntax import backend_name, quote, word
-from portway.drivers.nginx_config import Problem, host_certificate
+from portway.drivers.nginx_config import host_certificate
 from portway.drivers.nginx_syntax import file_name
+from portway.drivers.problems import Problem
 from portway.errors import ConfigError, PortwayError
 from portway.model import Backend, Certificate, Proxy
 from portway.router import Snapshot
@@ -47,6 +48,7 @@ from portway.service import validation
 __all__ = ["HaproxyConfig", "Problem", "Slot", "render"]
 
 Layout = Mapping[str, tuple[str | None, ...]]  # backend name → member id per slot
+Down = frozenset[tuple[str, str]]  # (proxy id, backend id) the active checks declare down
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,15 +81,19 @@ class _Parts:
 
 
 def render(
-    snapshot: Snapshot, options: HaproxyOptions, layout: Layout | None = None
+    snapshot: Snapshot,
+    options: HaproxyOptions,
+    layout: Layout | None = None,
+    down: Down = frozenset(),
 ) -> HaproxyConfig:
     """The whole configuration for ``snapshot``; ``layout`` is the previous render's, so
-    members keep their slots. Raises ConfigError only for bad ``options``."""
+    members keep their slots; the members in ``down`` (the active checks' verdicts) are
+    in maintenance. Raises ConfigError only for bad ``options``."""
     if options.https and not options.default_certificate:
         raise ConfigError("HAProxy HTTPS listeners need a default certificate")
     parts = _Parts()
     for proxy in sorted((r.proxy for r in snapshot.routes.routes()), key=lambda p: p.id):
-        _add_proxy(parts, proxy, options, layout or {})
+        _add_proxy(parts, proxy, options, layout or {}, down)
     hosts, rules = _routing(parts.proxies, options)
     files: dict[str, str] = {base.HOSTS: "".join(f"{k} {v}\n" for k, v in hosts.items())}
     files.update(base.error_files())
@@ -110,12 +116,15 @@ def render(
     )
 
 
-def _add_proxy(parts: _Parts, proxy: Proxy, options: HaproxyOptions, layout: Layout) -> None:
+def _add_proxy(
+    parts: _Parts, proxy: Proxy, options: HaproxyOptions, layout: Layout, down: Down
+) -> None:
     refused = list(_refusals(proxy))
     if not refused:
         name = backend_name(proxy.id)
         members = tuple(backend.effective(proxy, m) for m in proxy.backends)
-        slots = _slots(members, layout.get(name, ()), options.spare_slots)
+        held = frozenset(b for p, b in down if p == proxy.id)
+        slots = _slots(members, layout.get(name, ()), options.spare_slots, held)
         try:
             parts.backends[name] = backend.section(proxy, slots, options)
         except ConfigError as err:  # the second wall: a string quote() cannot carry
@@ -123,7 +132,7 @@ def _add_proxy(parts: _Parts, proxy: Proxy, options: HaproxyOptions, layout: Lay
         else:
             parts.slots[name] = slots
             parts.proxies.append(proxy)
-            parts.problems.extend(_degradations(proxy))
+            parts.problems.extend(_degradations(proxy, options))
     parts.problems.extend(refused)
 
 
@@ -158,20 +167,30 @@ def _refusals(proxy: Proxy) -> Iterable[Problem]:
         yield Problem(proxy.id, name, message, False)
 
 
-def _degradations(proxy: Proxy) -> Iterable[Problem]:
+def _degradations(proxy: Proxy, options: HaproxyOptions) -> Iterable[Problem]:
     if proxy.timeouts.total is not None:
         message = "HAProxy has no whole-exchange timeout: timeouts.total is not enforced"
         yield Problem(proxy.id, "timeouts.total", message, True)
     if proxy.toolforge is not None:
         message = "HAProxy is not given Toolforge path patterns: routed by prefix only"
         yield Problem(proxy.id, "toolforge", message, True)
+    tls_ips = [b for b in proxy.backends if b.tls and Slot(b.id, b.id, b.address).by_ip]
+    if options.upstream_ca_file is not None and tls_ips:
+        message = (
+            "HAProxy checks a TLS backend addressed by IP against --upstream-ca-file's CAs"
+            " but not against its address"
+        )
+        yield Problem(proxy.id, "backends.tls", message, True)
 
 
 # -- slots -------------------------------------------------------------------------------
 
 
 def _slots(
-    members: tuple[Backend, ...], previous: tuple[str | None, ...], spare: int
+    members: tuple[Backend, ...],
+    previous: tuple[str | None, ...],
+    spare: int,
+    down: frozenset[str] = frozenset(),
 ) -> tuple[Slot, ...]:
     """Members keep the slot they had; new ones take free slots, then new slots. The
     count never shrinks while the layout is kept (a shrink would need a reload)."""
@@ -186,14 +205,23 @@ def _slots(
             ids.append(member.id)
     if len(ids) > len(previous) or not previous:  # new slots mean a reload: add spares
         ids += [None] * (len(members) + spare - len(ids))
-    return tuple(_slot(f"s{n}", by_id.get(i or "")) for n, i in enumerate(ids, 1))
+    return tuple(_slot(f"s{n}", by_id.get(i or ""), down) for n, i in enumerate(ids, 1))
 
 
-def _slot(name: str, member: Backend | None) -> Slot:
+def _slot(name: str, member: Backend | None, down: frozenset[str]) -> Slot:
     if member is None:
         return Slot(name, None)
     address = validation.address(member.address)
-    return Slot(name, member.id, address, member.port, member.weight, member.backup, member.tls)
+    return Slot(
+        name,
+        member.id,
+        address,
+        member.port,
+        member.weight,
+        member.backup,
+        member.tls,
+        down=member.id in down,
+    )
 
 
 # -- routing -----------------------------------------------------------------------------

@@ -25,3 +25,4 @@ class HaproxyOptions:
     hard_stop_after: float | None = 60.0  # how long an old worker may finish after a reload
     client_timeout: float = 75.0  # idle client keep-alive and slow clients
     header_timeout: float = 10.0  # timeout http-request (slowloris guard → 408)
+    upstream_ca_file: str | None = None  # --upstream-ca-file: verify TLS backends by it

@@ -6,6 +6,7 @@ commands that make the running HAProxy serve ``new`` without one:
 - a member added, changed or removed in a backend's slots: ``set server <b>/<s> addr
   <ip> port <p>``, ``weight <w>`` and ``state ready|maint``; a weight change, drain
   included (weight 0), is ``weight`` alone;
+- a member Portway's active checks declare down, or up again: ``state maint|ready``;
 - a hostname with one proxy at ``/`` added, moved or removed: ``add/set/del map``.
 
 - a proxy deleted whose hostname was a map entry: ``del map``, and its members put in
@@ -77,15 +78,17 @@ def _server_commands(server: str, old: Slot, new: Slot) -> list[str]:
     if old == new:
         return []
     if not new.live:
-        return [] if not old.live else [f"set server {server} state maint"]
+        return [] if not old.live or old.down else [f"set server {server} state maint"]
     moved = not old.live or (old.address, old.port) != (new.address, new.port)
+    ready = old.live and not old.down  # what HAProxy's admin state is now
     out = []
     if moved:
-        if old.live:  # a new member in the slot: no request may reach the old address
+        if ready:  # a new member in the slot: no request may reach the old address
             out.append(f"set server {server} state maint")
+            ready = False
         out.append(f"set server {server} addr {word(new.address)} port {new.port}")
     if moved or old.weight != new.weight:
         out.append(f"set server {server} weight {new.weight}")
-    if moved:
-        out.append(f"set server {server} state ready")
+    if new.down == ready:  # Portway's verdicts: maintenance while down, ready when up
+        out.append(f"set server {server} state {'maint' if new.down else 'ready'}")
     return out

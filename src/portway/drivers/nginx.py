@@ -1,10 +1,11 @@
 """The nginx driver: applies snapshots to a real nginx through its configuration tree.
 
-One task owns the tree on disk and the nginx process. ``apply`` only records the latest
-snapshot and wakes that task, so a burst of snapshots is one render, one ``nginx -t``
-and one reload (envoy's rule: the latest consistent snapshot wins). Each round:
+One task (``ApplyLoop``) owns the tree on disk and the nginx process. ``apply`` and
+``set_down`` only record the latest snapshot and verdicts and wake that task, so a
+burst of changes is one render, one ``nginx -t`` and one reload. Each round:
 
-1. render (pure, in a thread: a large snapshot takes a while) and compare with the tree
+1. render (pure, in a thread: a large snapshot takes a while), with the members the
+   active checks declare down marked ``down``, and compare with the tree
    nginx serves; an identical tree is applied without a reload;
 2. write the difference (atomic renames, keys 0600) and run ``nginx -t`` on the tree;
 3. refused: write the reverse difference, so the last good tree stays on disk and in
@@ -20,8 +21,6 @@ so a reload refuses no connection. Portway-managed nginx is restarted if it exit
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import shutil
 import signal
 import time
@@ -29,14 +28,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from portway.drivers import nginx_files as files
+from portway.drivers import file_tree as files
 from portway.drivers import nginx_http
-from portway.drivers.nginx_config import NginxTree, Problem, render
+from portway.drivers.apply_loop import ApplyLoop, Down
+from portway.drivers.daemon import Daemon, run_command
+from portway.drivers.file_tree import FileTree
+from portway.drivers.nginx_config import render
 from portway.drivers.nginx_options import NginxOptions
-from portway.errors import ConfigError, PortwayError
+from portway.drivers.problems import Problem
+from portway.errors import ConfigError
 from portway.router import Snapshot
 
-log = logging.getLogger("portway.drivers.nginx")
 _DIRS = ("conf", "logs", "run", "temp")
 
 
@@ -55,7 +57,9 @@ class NginxSettings:
 
 
 class NginxDriver:
-    """A data plane made of nginx: ``apply`` snapshots, read ``applied_version``."""
+    """A data plane made of nginx: ``apply`` snapshots, read ``loop.applied_version``."""
+
+    name = "nginx"
 
     def __init__(self, settings: NginxSettings) -> None:
         self.settings = settings
@@ -63,24 +67,30 @@ class NginxDriver:
         self.conf = self.prefix / "conf"
         socket_path = str(self.prefix / "run" / "ctl.sock")
         self.options = replace(settings.options, control_socket=socket_path)
-        self.applied_version: int | None = None
-        self.errors: tuple[str, ...] = ()
-        self.problems: tuple[Problem, ...] = ()
         self.reloads = 0
-        self._good: NginxTree | None = None
-        self._latest: Snapshot | None = None
+        self.loop = ApplyLoop(self._round, name="nginx", delay=self._delay)
+        self.daemon = Daemon(
+            "nginx",
+            self._args("-g", "daemon off;"),
+            self.prefix / "logs" / "stderr.log",
+            stop_signal=signal.SIGQUIT,  # graceful: in-flight requests finish
+            backoff=settings.restart_backoff,
+            on_exit=self.loop.report,
+        )
+        self._good: FileTree | None = None
         self._generation = 0
-        self._wake = asyncio.Event()
-        self._applied = asyncio.Condition()
-        self._task: asyncio.Task[None] | None = None
-        self._process: asyncio.subprocess.Process | None = None
-        self._supervisor: asyncio.Task[None] | None = None
-        self._closing = False
-        self._failed: int | None = None  # the last version refused
         self._confirmed = False  # nginx answered the current generation
         self._last_reload = -1e9
 
     # -- the interface ---------------------------------------------------------------
+
+    @property
+    def errors(self) -> tuple[str, ...]:
+        return self.loop.errors  # why the last snapshot was refused; empty once one applies
+
+    @property
+    def problems(self) -> tuple[Problem, ...]:
+        return self.loop.problems  # what the applied render said about the proxies
 
     async def start(self) -> None:
         """Write the empty tree, check it and start (or reload) nginx."""
@@ -93,76 +103,49 @@ class NginxDriver:
         if not ok:
             raise ConfigError(f"nginx -t refused Portway's base configuration: {output}")
         self._good = tree
-        self._task = asyncio.create_task(self._run(), name="nginx-driver")
+        self.loop.start()
         if not self.settings.external:
-            await self._spawn()
+            await self.daemon.spawn()
             await self._confirm()
-            self._supervisor = asyncio.create_task(self._supervise(), name="nginx-supervisor")
+            self.daemon.supervise()
             return
         try:  # the operator's nginx may not run yet: it is reloaded with each snapshot
             await self._reload()
             await self._confirm()
         except ConfigError as err:
-            self.errors = (err.message,)
+            self.loop.report(err.message)
 
     def apply(self, snapshot: Snapshot, changed_ids: Iterable[str] = ()) -> None:
         """Hand a snapshot over; call it on the driver's event loop (it wakes a task).
         It is applied soon after, once for a whole burst. ``changed_ids`` is accepted
         for the data-plane interface: the tree is diffed file by file, needing no hint."""
-        if self._latest is None or snapshot.version >= self._latest.version:
-            self._latest = snapshot
-            self._wake.set()
+        self.loop.offer(snapshot)
+
+    def set_down(self, down: Down) -> None:
+        """The active checks' verdicts: a reload, coalesced like snapshots (nginx OSS
+        cannot mark a server down at runtime)."""
+        self.loop.set_down(down)
 
     async def wait_applied(self, version: int, timeout: float = 30.0) -> bool:
         """Wait until ``version`` (or a later one) is applied or refused; True if applied."""
-
-        def done() -> bool:
-            return (self.applied_version or 0) >= version or (self._failed or 0) >= version
-
-        async with self._applied:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._applied.wait_for(done), timeout)
-        return (self.applied_version or 0) >= version
+        return await self.loop.wait_applied(version, timeout)
 
     async def close(self) -> None:
-        self._closing = True
-        for task in (self._task, self._supervisor):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        await self._stop_process()
+        await self.loop.close()
+        await self.daemon.stop()
 
     # -- one round -------------------------------------------------------------------
 
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            # The rest of the burst joins in; under a stream of changes, reloads are also
-            # spaced, since each one retires workers and their keep-alive connections.
-            spacing = self._last_reload + self.settings.reload_interval - time.monotonic()
-            await asyncio.sleep(max(self.settings.coalesce, spacing))
-            self._wake.clear()
-            snapshot = self._latest
-            if snapshot is None or (self.applied_version or -1) >= snapshot.version:
-                continue
-            try:
-                await self._round(snapshot)
-            except PortwayError as err:
-                self._refused(snapshot, err.message)
-            except OSError as err:
-                self._refused(snapshot, f"nginx tree could not be written: {err}")
-            except Exception as err:  # a bug must not end the only task that applies
-                log.exception("applying snapshot %s to nginx failed", snapshot.version)
-                self._refused(snapshot, f"applying to nginx failed: {err!r}")
-            async with self._applied:
-                self._applied.notify_all()
+    def _delay(self) -> float:
+        # The rest of the burst joins in; under a stream of changes, reloads are also
+        # spaced, since each one retires workers and their keep-alive connections.
+        spacing = self._last_reload + self.settings.reload_interval - time.monotonic()
+        return max(self.settings.coalesce, spacing)
 
-    async def _round(self, snapshot: Snapshot) -> None:
-        tree = await asyncio.to_thread(render, snapshot, self.options)
+    async def _round(self, snapshot: Snapshot, down: Down) -> tuple[Problem, ...]:
+        tree = await asyncio.to_thread(render, snapshot, self.options, down)
         if files.same(self._good, tree) and self._confirmed:
-            self._accepted(snapshot, tree)
-            return
+            return tree.problems
         change = files.diff(self._good, tree)
         await asyncio.to_thread(files.carry_out, self.conf, change)
         ok, output = await self._test()
@@ -175,17 +158,7 @@ class NginxDriver:
         old = await asyncio.to_thread(self._workers)
         await self._reload()
         await self._confirm(old)
-        self._accepted(snapshot, tree)
-
-    def _accepted(self, snapshot: Snapshot, tree: NginxTree) -> None:
-        self.applied_version = snapshot.version
-        self.problems = tree.problems
-        self.errors = ()
-
-    def _refused(self, snapshot: Snapshot, message: str) -> None:
-        log.error("%s", message)
-        self._failed = snapshot.version
-        self.errors = (message,)
+        return tree.problems
 
     # -- nginx -----------------------------------------------------------------------
 
@@ -216,8 +189,8 @@ class NginxDriver:
     async def _reload(self) -> None:
         self.reloads += 1
         self._last_reload = time.monotonic()
-        process = self._process
-        if process is not None and process.returncode is None:
+        process = self.daemon.process
+        if self.daemon.running and process is not None:
             process.send_signal(signal.SIGHUP)
             return
         if self.settings.external:
@@ -239,9 +212,8 @@ class NginxDriver:
                 await asyncio.sleep(0.005)  # the title changes just before the close
                 self._confirmed = True
                 return
-            process = self._process
-            if process is not None and process.returncode is not None and not self._supervisor:
-                raise ConfigError(f"nginx exited at start: {self._stderr_tail()}")
+            if self.daemon.failed_at_start:
+                raise ConfigError(f"nginx exited at start: {self.daemon.log_tail()}")
             await asyncio.sleep(0.01)
         raise ConfigError(f"nginx did not take generation {want} within the reload timeout")
 
@@ -252,66 +224,6 @@ class NginxDriver:
         except (OSError, ValueError, IndexError):
             return frozenset()
         return frozenset(_accepting_children(master))
-
-    async def _spawn(self) -> None:
-        stderr = open(self.prefix / "logs" / "stderr.log", "ab")  # noqa: SIM115 (child owns it)
-        try:
-            self._process = await asyncio.create_subprocess_exec(
-                *self._args("-g", "daemon off;"),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=stderr,
-            )
-        except OSError as err:
-            raise ConfigError(f"cannot start {self.settings.binary}: {err}") from err
-        finally:
-            stderr.close()
-
-    async def _supervise(self) -> None:
-        while True:
-            process = self._process
-            assert process is not None
-            code = await process.wait()
-            if self._closing:
-                return
-            message = f"nginx exited with {code}; restarting: {self._stderr_tail()}"
-            log.error("%s", message)
-            self.errors = (message,)
-            await asyncio.sleep(self.settings.restart_backoff)
-            with contextlib.suppress(ConfigError):
-                await self._spawn()
-
-    def _stderr_tail(self) -> str:
-        path = self.prefix / "logs" / "stderr.log"
-        try:
-            return path.read_text(errors="replace")[-500:].strip()
-        except OSError:
-            return ""
-
-    async def _stop_process(self) -> None:
-        process = self._process
-        if process is None or process.returncode is not None:
-            return
-        process.send_signal(signal.SIGQUIT)  # graceful: in-flight requests finish
-        try:
-            await asyncio.wait_for(process.wait(), 10)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-
-
-async def run_command(args: list[str]) -> tuple[int, str]:
-    try:
-        process = await asyncio.create_subprocess_exec(
-            *args,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-    except OSError as err:
-        raise ConfigError(f"cannot run {args[0]}: {err}") from err
-    out, _ = await process.communicate()
-    return process.returncode or 0, out.decode(errors="replace").strip()
 
 
 def _accepting_children(master: int) -> list[int]:

@@ -32,12 +32,15 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from portway.drivers import nginx_http as http
 from portway.drivers import nginx_limits
+from portway.drivers.addresses import listen_addresses
+from portway.drivers.file_tree import FileTree
 from portway.drivers.nginx_options import NginxOptions
 from portway.drivers.nginx_syntax import comment, file_name, quote, upstream_name, var_suffix
+from portway.drivers.problems import Problem
 from portway.errors import ConfigError, PortwayError
 from portway.model import Backend, Certificate, Proxy
 from portway.router import Snapshot
@@ -46,28 +49,7 @@ from portway.service import validation
 MAIN = "nginx.conf"
 AVAILABLE, ENABLED, SERVERS, CERTS = "sites-available", "sites-enabled", "servers", "certs"
 _HASHED = ("source_ip", "consistent_hash")
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """A rule a proxy breaks for nginx. ``served`` False: left out; True: served
-    without the feature ``field`` names."""
-
-    proxy_id: str
-    field: str
-    message: str
-    served: bool
-
-
-@dataclass(frozen=True, slots=True)
-class NginxTree:
-    """Files (relative path → text), symlinks (path → target) and which files are
-    private keys (written 0600)."""
-
-    files: Mapping[str, str]
-    links: Mapping[str, str]
-    secrets: frozenset[str] = frozenset()
-    problems: tuple[Problem, ...] = ()
+Down = frozenset[tuple[str, str]]  # (proxy id, backend id) the active checks declare down
 
 
 @dataclass(slots=True)
@@ -78,11 +60,13 @@ class _Plan:
     problems: list[Problem] = field(default_factory=list)
 
 
-def render(snapshot: Snapshot, options: NginxOptions) -> NginxTree:
-    """The whole tree for ``snapshot``. Raises ConfigError only for bad ``options``."""
+def render(snapshot: Snapshot, options: NginxOptions, down: Down = frozenset()) -> FileTree:
+    """The whole tree for ``snapshot``, with the members in ``down`` (the active checks'
+    verdicts) marked ``down``. Raises ConfigError only for bad ``options``."""
     if options.https and options.default_certificate is None:
         raise ConfigError("nginx HTTPS listeners need a default certificate")
-    plan = _screen((route.proxy for route in snapshot.routes.routes()), options)
+    proxies = (_with_verdicts(route.proxy, down) for route in snapshot.routes.routes())
+    plan = _screen(proxies, options)
     files: dict[str, str] = {}
     links: dict[str, str] = {}
     for proxy in plan.proxies:
@@ -107,7 +91,7 @@ def render(snapshot: Snapshot, options: NginxOptions) -> NginxTree:
     servers = sum(len(p.backends) for p in plan.proxies)
     files[MAIN] = http.main(options, server_names=len(files) + 1, upstream_servers=servers)
     files.update(http.includes(options))
-    return NginxTree(files, links, frozenset(secrets), tuple(plan.problems))
+    return FileTree(files, links, frozenset(secrets), tuple(plan.problems))
 
 
 def proxy_file(proxy: Proxy) -> str:
@@ -118,6 +102,16 @@ def _live(proxy: Proxy) -> bool:
     return any(b.weight > 0 for b in proxy.backends)
 
 
+def _with_verdicts(proxy: Proxy, down: Down) -> Proxy:
+    """The proxy with the members the active checks declare down at weight 0: nginx
+    renders both as ``down`` (no request reaches them), and a proxy left with none
+    answers the 503 page, as the built-in plane does."""
+    if not any((proxy.id, b.id) in down for b in proxy.backends):
+        return proxy
+    members = tuple(replace(b, weight=0) if (proxy.id, b.id) in down else b for b in proxy.backends)
+    return replace(proxy, backends=members)
+
+
 def _screen(proxies: Iterable[Proxy], options: NginxOptions) -> _Plan:
     plan = _Plan()
     for proxy in sorted(proxies, key=lambda p: p.id):
@@ -125,6 +119,8 @@ def _screen(proxies: Iterable[Proxy], options: NginxOptions) -> _Plan:
         # Client limits (drivers/nginx_limits.py) depend on the node's trusted proxies.
         for name, message in nginx_limits.refusals(proxy, options.trusted_proxies):
             refused.append(Problem(proxy.id, name, message, False))
+        if options.upstream_ca_file is not None:
+            refused += _unverifiable(proxy)
         if refused:
             plan.problems.extend(refused)
             continue
@@ -160,6 +156,32 @@ def _refusals(proxy: Proxy) -> Iterable[Problem]:
         # send requests to a path the tenant did not configure.
         message = "nginx cannot replace the path prefix byte for byte: rewrite is refused"
         yield Problem(proxy.id, "rewrite.backend_prefix", message, False)
+
+
+def _unverifiable(proxy: Proxy) -> list[Problem]:
+    """With ``--upstream-ca-file`` a TLS backend must be checked against its address as
+    configured (tls/upstream.py). nginx checks one DNS name per proxy (``proxy_ssl_name``,
+    X509_check_host: never an IP address), so a proxy it cannot check that way is left
+    out rather than served unverified."""
+    tls = [b for b in proxy.backends if b.tls]
+    if not tls:
+        return []
+    names = _tls_names(proxy)
+    if len(names) == 1 and all(_named(b) for b in tls):
+        return []
+    message = (
+        "nginx verifies a TLS backend by one DNS name per proxy: backends addressed by IP,"
+        " or by several names, cannot be verified with --upstream-ca-file"
+    )
+    return [Problem(proxy.id, "backends.tls", message, False)]
+
+
+def _named(backend: Backend) -> bool:
+    try:
+        ipaddress.ip_address(backend.address)
+    except ValueError:
+        return True
+    return False
 
 
 def _degradations(proxy: Proxy) -> Iterable[Problem]:
@@ -311,8 +333,8 @@ def _server(
     options: NginxOptions,
 ) -> str:
     lines = ["server {\n"]
-    lines += [f"    listen {a};\n" for a in http.listen_addresses(options.http)]
-    lines += [f"    listen {a} ssl;\n" for a in http.listen_addresses(options.https)]
+    lines += [f"    listen {a};\n" for a in listen_addresses(options.http, "nginx")]
+    lines += [f"    listen {a} ssl;\n" for a in listen_addresses(options.https, "nginx")]
     lines.append(f"    server_name {quote(_server_name(host))};\n")
     if cert is not None:
         chain, key = _cert_paths(cert)
@@ -363,7 +385,7 @@ def _location_body(proxy: Proxy, options: NginxOptions) -> str:
     lines.append(f"{pad}proxy_pass {'https' if tls else 'http'}://{upstream_name(proxy.id)};\n")
     lines.extend(nginx_limits.location_lines(proxy, pad))
     if tls:
-        lines.extend(_tls_lines(proxy, pad))
+        lines.extend(_tls_lines(proxy, pad, options.upstream_ca_file))
     lines += [
         f"{pad}client_max_body_size {0 if size is None else max(size, 1)};\n",
         f"{pad}proxy_connect_timeout {_secs(timeouts.connect)};\n",
@@ -386,10 +408,15 @@ def _tls_names(proxy: Proxy) -> set[str]:
     return names
 
 
-def _tls_lines(proxy: Proxy, pad: str) -> list[str]:
+def _tls_lines(proxy: Proxy, pad: str, ca_file: str | None) -> list[str]:
     """``proxy_ssl_*`` for TLS backends: TLS 1.2+, the backend's hostname as SNI when
-    they share one (nginx's default is no SNI, as for an IP address); not verified."""
+    they share one (nginx's default is no SNI, as for an IP address); verified against
+    ``ca_file`` and that name when there is one (``_unverifiable`` left out the rest)."""
     lines = [f"{pad}proxy_ssl_protocols TLSv1.2 TLSv1.3;\n"]
+    if ca_file is not None:
+        lines.append(f"{pad}proxy_ssl_verify on;\n")
+        lines.append(f"{pad}proxy_ssl_trusted_certificate {quote(ca_file)};\n")
+        lines.append(f"{pad}proxy_ssl_verify_depth 5;\n")
     names = _tls_names(proxy)
     if len(names) == 1:
         name = quote(names.pop())

@@ -14,9 +14,9 @@ WebSocket handshake (``Connection: upgrade`` and ``Upgrade: websocket``).
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Final
 
+from portway.drivers.addresses import listen_addresses
 from portway.drivers.nginx_options import NginxOptions
 from portway.drivers.nginx_syntax import quote
 from portway.errors import ConfigError
@@ -39,19 +39,6 @@ HSTS_VALUE: Final = redirect_rules.HSTS_LINE.split(b": ", 1)[1].strip().decode()
 # nginx answers an oversized header block with its own code 494; the client sees 431.
 _NGINX_CODES: Final = {431: 494}
 _TEMP: Final = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-
-
-def listen_addresses(pairs: tuple[tuple[str, int], ...]) -> list[str]:
-    out = []
-    for host, port in pairs:
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            raise ConfigError(f"nginx listen address {host!r} is not an IP address") from None
-        if not 0 < port < 65536:
-            raise ConfigError(f"nginx listen port {port} is out of range")
-        out.append(f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}")
-    return out
 
 
 def redirect(options: NginxOptions) -> str:
@@ -78,6 +65,8 @@ def main(options: NginxOptions, *, server_names: int, upstream_servers: int = 0)
     lines += [
         f"    access_log {'logs/access.log' if options.access_log else 'off'};\n",
         "    server_tokens off;\n",
+        f"    keepalive_timeout {max(1, round(options.keepalive_timeout * 1000))}ms;\n",
+        f"    keepalive_requests {options.keepalive_requests};\n",
         "    default_type application/octet-stream;\n",
         "    server_names_hash_bucket_size 256;\n",
         f"    server_names_hash_max_size {_power_of_two(max(1024, 2 * server_names))};\n",
@@ -129,8 +118,13 @@ def _tls(options: NginxOptions) -> list[str]:
 def _default_server(options: NginxOptions) -> str:
     """Unknown hosts get the 404 page (``noproxy``), on both listeners."""
     lines = ["    server {\n"]
-    lines += [f"        listen {a} default_server;\n" for a in listen_addresses(options.http)]
-    lines += [f"        listen {a} ssl default_server;\n" for a in listen_addresses(options.https)]
+    lines += [
+        f"        listen {a} default_server;\n" for a in listen_addresses(options.http, "nginx")
+    ]
+    lines += [
+        f"        listen {a} ssl default_server;\n"
+        for a in listen_addresses(options.https, "nginx")
+    ]
     lines += [
         '        server_name "";\n',
         f"        include {ERRORS};\n",

@@ -23,3 +23,8 @@ class NginxOptions:
     passive_backoff: float = 10.0  # nginx fail_timeout, seconds
     upstream_keepalive: int = 32
     shutdown_timeout: float | None = None  # old workers' grace after a reload
+    keepalive_timeout: float = 75.0  # idle client keep-alive (--keepalive-timeout)
+    # Requests per client connection before nginx closes it (its default, 1000, would cost
+    # a TLS client a new handshake every 1000 requests; the built-in plane has no limit).
+    keepalive_requests: int = 100_000
+    upstream_ca_file: str | None = None  # --upstream-ca-file: verify TLS backends by it

@@ -31,13 +31,14 @@ from portway.reconciler.reconciler import Reconciler
 from portway.router import Snapshot
 from portway.runtime.config import Listen, ServeConfig, TlsListen, name_of_node
 from portway.runtime.datadir import prepare_data_dir
-from portway.runtime.haproxy_plane import HaproxyPlane
+from portway.runtime.driver_plane import DriverPlane
+from portway.runtime.haproxy_plane import haproxy_plane
 from portway.runtime.inprocess import InProcessPlane
-from portway.runtime.nginx_plane import NginxPlane
+from portway.runtime.nginx_plane import nginx_plane
 from portway.runtime.node_reports import NodeReporter
 from portway.runtime.plane_handle import DataPlaneHandle
 from portway.runtime.reload import Reloader
-from portway.runtime.report import NodeReport
+from portway.runtime.report import Gauge, NodeReport
 from portway.runtime.worker_process import settle_heap
 from portway.runtime.workers import WorkerPool
 from portway.service import Actor, Service
@@ -119,11 +120,19 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
     api_sock = _bind(config.api)
     metrics_sock = _bind(config.metrics) if config.metrics is not None else None
     sources = build_sources(config, service, snapshot=lambda: reconciler.snapshot or first)
-    report = NodeReport(reconciler, monitor, handle, extra=sources.gauges, propagation=propagation)
+    driven = handle if isinstance(handle, DriverPlane) else None  # nginx or HAProxy
+    report = NodeReport(
+        reconciler,
+        monitor,
+        handle,
+        extra=_gauges(sources.gauges, driven),
+        propagation=propagation,
+    )
     app = create_app(
         service,
         extra_routes=report.admin_routes(service),
         backend_health=report.backend_health,
+        dataplane_status=driven.proxy_status if driven is not None else None,
         authenticate=authenticate,
         health_details=lambda: {"sources": sources.states()},
         readiness=report.readiness,
@@ -189,7 +198,7 @@ def _data_plane(
     if config.plane_kind == "nginx":
         if config.workers:
             raise ConfigError("--workers: nginx has its own worker processes; leave it 0")
-        return NginxPlane(
+        return nginx_plane(
             config.http,
             config.dataplane,
             prefix=config.nginx_prefix or config.data_dir / "nginx",
@@ -201,7 +210,7 @@ def _data_plane(
     if config.plane_kind == "haproxy":
         if config.workers:
             raise ConfigError("--workers: HAProxy has its own threads; leave it 0")
-        return HaproxyPlane(
+        return haproxy_plane(
             config.http,
             config.dataplane,
             prefix=config.haproxy_prefix or config.data_dir / "haproxy",
@@ -243,6 +252,15 @@ def _identity(config: ServeConfig) -> Node:
         last_seen=started,
         report_interval=config.node_report_interval,
     )
+
+
+def _gauges(
+    sources: Callable[[], Mapping[str, Gauge]], driven: DriverPlane | None
+) -> Callable[[], Mapping[str, Gauge]]:
+    """The sources' gauges, and an external data plane's."""
+    if driven is None:
+        return sources
+    return lambda: {**sources(), **driven.gauges()}
 
 
 def _rereader(reload: Callable[[], ServeConfig]) -> Callable[[], ServeConfig]:

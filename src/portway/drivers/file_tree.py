@@ -1,9 +1,10 @@
-"""Writing an nginx tree to disk: a pure diff between two trees, and the I/O that carries
-it out (blocking; the driver runs it in a thread).
+"""A daemon's configuration tree (nginx's, HAProxy's) and writing it to disk: a pure diff
+between two trees, and the I/O that carries it out (blocking; the drivers run it in a
+thread).
 
 Each file is written to a temporary name in its directory and renamed over the old one,
-so nginx (or an operator's ``nginx -t``) never reads half a file; private keys are
-created 0600 before a byte is written. Only what changed is touched, so one proxy's
+so the daemon (or an operator's ``nginx -t``, ``haproxy -c``) never reads half a file;
+private keys are created 0600 before a byte is written. Only what changed is touched, so one proxy's
 change costs a few files however many proxies there are, and undoing a refused tree is
 the reverse diff.
 """
@@ -15,9 +16,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from portway.drivers.nginx_config import NginxTree
+from portway.drivers.problems import Problem
 
-_EMPTY = NginxTree(files={}, links={})
+
+@dataclass(frozen=True, slots=True)
+class FileTree:
+    """Files (relative path → text), symlinks (path → target), which files are private
+    keys (written 0600), and what the render reported about the proxies."""
+
+    files: Mapping[str, str]
+    links: Mapping[str, str]
+    secrets: frozenset[str] = frozenset()
+    problems: tuple[Problem, ...] = ()
+
+
+_EMPTY = FileTree(files={}, links={})
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +46,7 @@ class TreeDiff:
         return bool(self.write or self.link or self.remove)
 
 
-def diff(old: NginxTree | None, new: NginxTree) -> TreeDiff:
+def diff(old: FileTree | None, new: FileTree) -> TreeDiff:
     before = old or _EMPTY
     write = {p: t for p, t in new.files.items() if before.files.get(p) != t}
     link = {p: t for p, t in new.links.items() if before.links.get(p) != t}
@@ -41,7 +54,7 @@ def diff(old: NginxTree | None, new: NginxTree) -> TreeDiff:
     return TreeDiff(write, link, tuple(sorted(gone)), new.secrets)
 
 
-def same(a: NginxTree | None, b: NginxTree) -> bool:
+def same(a: FileTree | None, b: FileTree) -> bool:
     return a is not None and (a.files, a.links, a.secrets) == (b.files, b.links, b.secrets)
 
 
