@@ -65,6 +65,9 @@ def proxy_out(proxy: Proxy, health: HealthFn) -> dict[str, Any]:
         value = fields[option.name]
         fields[option.name] = None if value is None else dataclasses.asdict(value)
     fields["backends"] = []
+    # The purge key is a secret: it is written, never read back (only whether one is set).
+    purge = fields["purge"]
+    purge["key_set"] = purge.pop("key") is not None
     # The rules the snapshot builder applies: a proxy that breaks one is not served.
     problems = proxy_problems(proxy)
     fields["status"] = "error" if problems else "active"

@@ -18,11 +18,13 @@ from portway.health.expect import MAX_EXPECTED_CODES
 from portway.model import (
     ALGORITHMS,
     Backend,
+    CacheKey,
     CacheSettings,
     HealthCheck,
     Limits,
     Privacy,
     Proxy,
+    PurgeSettings,
     Rewrite,
     Role,
     SessionPersistence,
@@ -30,7 +32,15 @@ from portway.model import (
     TlsSettings,
 )
 from portway.model.hostname import MAX_HOSTNAME
-from portway.model.proxy import FORWARDED_FOR, PERSISTENCE_TYPES, defaults
+from portway.model.proxy import (
+    FORWARDED_FOR,
+    MAX_CACHE_BYTES,
+    MAX_CACHE_TTL,
+    MAX_KEY_HEADERS,
+    MAX_PURGE_CIDRS,
+    PERSISTENCE_TYPES,
+    defaults,
+)
 from portway.router.patterns import MAX_PATTERN
 from portway.service import MAX_BACKENDS, MAX_CERTIFICATE_NAME, MAX_PEM, MAX_WEIGHT
 
@@ -92,6 +102,8 @@ _HEALTH = defaults(HealthCheck)
 _PERSISTENCE = defaults(SessionPersistence)
 _TLS = defaults(TlsSettings)
 _CACHE = defaults(CacheSettings)
+_CACHE_KEY = defaults(CacheKey)
+_PURGE = defaults(PurgeSettings)
 _TIMEOUTS = defaults(Timeouts)
 _LIMITS = defaults(Limits)
 _PRIVACY = defaults(Privacy)
@@ -129,8 +141,25 @@ class TlsIn(StrictIn):
     hsts: bool = _TLS["hsts"]
 
 
+class CacheKeyIn(StrictIn):
+    query: bool = _CACHE_KEY["query"]
+    headers: list[Annotated[str, Field(min_length=1, max_length=TOKEN)]] = Field(
+        default_factory=list, max_length=MAX_KEY_HEADERS
+    )
+
+
 class CacheIn(StrictIn):
     enabled: bool = _CACHE["enabled"]
+    max_bytes: Int = Field(_CACHE["max_bytes"], ge=1, le=MAX_CACHE_BYTES)
+    default_ttl: float | None = Field(_CACHE["default_ttl"], ge=0, le=MAX_CACHE_TTL)
+    key: CacheKeyIn = Field(default_factory=CacheKeyIn)
+
+
+class PurgeIn(StrictIn):
+    allow_from: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=MAX_PURGE_CIDRS
+    )
+    key: str | None = Field(_PURGE["key"], min_length=16, max_length=256)
 
 
 class TimeoutsIn(StrictIn):
@@ -203,6 +232,7 @@ class ProxyCreate(StrictIn):
     health_check: HealthCheckIn | None = None
     tls: TlsIn | None = None
     cache: CacheIn | None = None
+    purge: PurgeIn | None = None
     timeouts: TimeoutsIn | None = None
     limits: LimitsIn | None = None
     privacy: PrivacyIn | None = None
@@ -228,6 +258,7 @@ class ProxyUpdate(StrictIn):
     health_check: HealthCheckIn | None = None
     tls: TlsIn = _optional()
     cache: CacheIn = _optional()
+    purge: PurgeIn = _optional()
     timeouts: TimeoutsIn = _optional()
     limits: LimitsIn = _optional()
     privacy: PrivacyIn = _optional()
@@ -335,6 +366,7 @@ class ProxyOut(BaseModel):
     health_check: dict[str, Any] | None
     tls: dict[str, Any]
     cache: dict[str, Any]
+    purge: dict[str, Any]
     timeouts: dict[str, Any]
     limits: dict[str, Any]
     privacy: dict[str, Any]
