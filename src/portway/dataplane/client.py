@@ -23,13 +23,14 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from functools import partial
-from time import monotonic
+from time import monotonic, time
 from typing import cast
 
 import httptools
 
-from portway.dataplane import answers, forwarding, switching
+from portway.dataplane import answers, caching, forwarding, switching
 from portway.dataplane import conn_state as cs
+from portway.dataplane.caching import Flow
 from portway.dataplane.conn_state import CLOSE, FEED_STASH, WAIT, ConnState
 from portway.dataplane.exchange import Exchange
 from portway.dataplane.picking import sticky_lines
@@ -53,6 +54,7 @@ from portway.protocol.response import ResponseHead
 from portway.router import Snapshot
 
 _HTTP11_END = b" HTTP/1.1\r\n"
+_JOIN_BELOW = 16384  # a cached body up to this size is joined with its head (one send)
 
 
 def _status_of(exc: Exception) -> int:
@@ -411,6 +413,15 @@ class ClientConnection(asyncio.Protocol):
         if plan.max_body != NO_LIMIT and forwarding.body_too_large(plan, head, ex.received):
             self._fail(413)  # before reading the body: we never ask for it
             return
+        if plan.cache is not None:  # decided once per plan: None unless cache.enabled
+            ex.cache = Flow(plan.cache)
+            if self._cached(ex, ex.cache):
+                return
+        self._forward(ex, plan)
+
+    def _forward(self, ex: Exchange, plan: Plan) -> None:
+        """Pick a backend and send the request to it."""
+        head = ex.head
         if plan.plain:  # forwarding.choose(), inlined: this runs once per request
             backend = plan.balancer.pick(plan.live(), self.peer)
         else:
@@ -437,10 +448,91 @@ class ClientConnection(asyncio.Protocol):
             lines = fwd.untrusted_lines(head.host)
         if plan.tool:  # Toolforge backends also get the URI as the client sent it
             lines += b"X-Original-URI: " + head.url + b"\r\n"
+        if ex.cache is not None and ex.cache.conditional:  # revalidating a stored answer
+            lines += ex.cache.conditional
         # The client's target stays in head.url (the access log's, the route cache's).
         target = head.url if plan.rewrite is None else plan.rewrite.target(head.url)
         ex.encoded = head.encode(lines + ws.UPGRADE_LINES if ex.ws_key else lines, target)
         self._bind(ex, backend)
+
+    # -- the cache (caching.py decides; these write) ---------------------------------
+
+    def _cached(self, ex: Exchange, flow: Flow) -> bool:
+        """Answer from the cache, wait for a fill, or refuse a PURGE: True when done
+        here; False when the request goes to a backend."""
+        action = caching.lookup(flow, ex.head, self.peer, time())
+        if action == caching.FORWARD:
+            return False
+        if action == caching.SERVE:
+            self._serve_entry(ex, flow)
+        elif action == caching.WAIT:
+            plan = ex.plan
+            assert plan is not None
+            self.state.expect_backend(plan.first_byte, plan.idle, plan.total)
+            caching.wait_on(flow, partial(self._woken, ex))
+        elif not flow.cache.may_purge(self.peer, ex.head):
+            self._fail(403)  # never reaches the backend
+        else:
+            gone = caching.purge_one(flow.cache, ex.head)
+            close = self.state.must_close(ex.head.keep_alive, ex.body_done, self.dp.draining)
+            self._answered(ex, 200 if gone else 404, caching.purged_answer(gone, close), close)
+        return True
+
+    def _woken(self, ex: Exchange) -> None:
+        """The fill this exchange waited on ended: look up again (a hit, or forward)."""
+        if ex is not self.current or self.state.closing or ex.cache is None:
+            return
+        plan = ex.plan
+        assert plan is not None
+        if not self._cached(ex, ex.cache):
+            self._forward(ex, plan)
+        self._update_reading()
+        self.flush()
+
+    def _serve_entry(self, ex: Exchange, flow: Flow) -> None:
+        entry = flow.entry
+        assert entry is not None
+        head = ex.head
+        now = time()
+        close = self.state.must_close(head.keep_alive, ex.body_done, self.dp.draining)
+        if caching.not_modified(entry, head):
+            self._answered(ex, 304, caching.not_modified_head(entry, flow, now, close), close)
+            return
+        answer = caching.hit_head(entry, flow, now, close, head.http10)
+        self._write_entry(answer, () if head.method == b"HEAD" else entry.body, entry.body_size)
+        ex.status = entry.status
+        ex.bytes_out = len(answer) + entry.body_size
+        ex.response_started = True
+        ex.close_after = close
+        self._finish(ex)
+
+    def _write_entry(self, head: bytes, body: tuple[bytes, ...], size: int) -> None:
+        self.out.append(head)
+        if size <= _JOIN_BELOW or self.transport is None:
+            self.out.extend(body)  # small: head and body leave in one send
+            return
+        self.flush()
+        self.transport.writelines(body)  # the stored chunks themselves, never joined
+
+    def _cache_head(self, ex: Exchange, flow: Flow, head: ResponseHead, close: bool) -> bool:
+        """A backend head of a caching proxy: True when it was a 304 to our validators,
+        answered here as the refreshed entry (RFC 9111 §4.3.4)."""
+        now = time()
+        if head.status == 304 and flow.entry is not None and flow.conditional:
+            entry = flow.entry = caching.refreshed(flow, head, now)
+            answer = caching.hit_head(entry, flow, now, close, ex.head.http10)
+            body = () if ex.head.method == b"HEAD" else entry.body
+            self._write_entry(answer, body, entry.body_size)
+            ex.status = entry.status
+            ex.bytes_out = len(answer) + entry.body_size
+            ex.response_started = True
+            ex.close_after = close
+            return True
+        caching.on_response(flow, head, ex.head, now)
+        fill = flow.fill
+        if fill is not None and fill.storing and ex.upstream is not None:
+            ex.upstream.tee = fill.append  # the body streams into the fill as it goes out
+        return False
 
     def _route(self, ex: Exchange) -> Plan | None:
         """The plan for ``ex``, or None after answering (and then nothing is cached)."""
@@ -608,6 +700,11 @@ class ClientConnection(asyncio.Protocol):
         fwd = self.fwd
         assert fwd is not None
         extra = b""
+        flow = ex.cache
+        if flow is not None:
+            if self._cache_head(ex, flow, head, close):
+                return
+            extra = caching.status_header(flow.word)
         if plan.sticky is not None:
             extra = self._sticky(ex, head)
         if self.tls is not None and plan.proxy.tls.hsts and not has_hsts(head.pieces):
@@ -634,6 +731,8 @@ class ClientConnection(asyncio.Protocol):
             return
         ex.upstream = None
         ex.bytes_out += conn.body_bytes
+        if ex.cache is not None:
+            ex.cache.complete = True  # the whole body arrived: the fill may commit
         if reusable and ex.body_done:  # conn.release(), inlined: once per request
             if conn.pool.release(conn.bucket, conn) is not None:
                 conn.close()  # no longer usable

@@ -174,6 +174,7 @@ class UpstreamConnection(asyncio.Protocol):
         "response_started",
         "reused",
         "switched",
+        "tee",
         "transport",
         "usable",
     )
@@ -191,6 +192,9 @@ class UpstreamConnection(asyncio.Protocol):
         self.response_started = False
         self.switched = False
         self.body_bytes = 0
+        # The cache's fill of this response (ClientConnection sets it): body chunks go
+        # to it as well as to the client, so they are stored while they stream.
+        self.tee: Callable[[bytes], None] | None = None
         self._head_request = False
         self._interim = False
         self._keep_alive = True
@@ -278,6 +282,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.got_bytes = False
         self.response_started = False
         self.body_bytes = 0
+        self.tee = None
         self._head_request = head_request
         assert self.transport is not None
         # write() of one buffer takes uvloop's immediate-send fast path (see flush()).
@@ -344,6 +349,9 @@ class UpstreamConnection(asyncio.Protocol):
         client = self.client
         assert client is not None
         self.body_bytes += len(data)
+        tee = self.tee
+        if tee is not None:
+            tee(data)
         if self.head.rechunk:
             client.out.extend(chunked.encode_chunk(data))
         else:

@@ -11,7 +11,6 @@ in ``api/schemas.py``, which a test holds to these fields).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -239,10 +238,15 @@ class Option:
         return self.default if values is None else _build(self.type, values)
 
 
-@functools.cache
+_HINTS: dict[type[Any], Mapping[str, Any]] = {}
+
+
 def _hints(cls: type[Any]) -> Mapping[str, Any]:
     # Looked up once per option class: rows are decoded by the thousand.
-    return typing.get_type_hints(cls)
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls)
+    return hints
 
 
 def _build(cls: type[Any], values: Mapping[str, Any]) -> Any:

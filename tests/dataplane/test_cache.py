@@ -1,0 +1,317 @@
+"""The built-in data plane's HTTP cache against a real origin that sets each header
+(RFC 9111 as a shared cache; docs/caching.md)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from email.utils import formatdate
+from typing import Any
+
+import pytest
+
+from portway.model import Backend, CacheKey, CacheSettings, PurgeSettings
+from tests.dataplane.cache_origin import CacheOrigin, cache_origin, get
+from tests.dataplane.conftest import ProxyRunner, proxy_for
+
+__all__ = ["cache_origin"]  # the fixture, imported so this module's tests can use it
+HOST = "cache.example.org"
+PURGE_KEY = "purge-secret-0123456789"
+
+
+def _serve(
+    make_proxy: Callable[..., ProxyRunner], origin: CacheOrigin, **cache: Any
+) -> ProxyRunner:
+    runner = make_proxy()
+    purge = cache.pop("purge", PurgeSettings())
+    settings = CacheSettings(enabled=True, **cache)
+    backend = Backend(id="o", address="127.0.0.1", port=origin.port)
+    runner.route(proxy_for(HOST, backend, cache=settings, purge=purge))
+    return runner
+
+
+@pytest.fixture
+def cached(make_proxy: Callable[..., ProxyRunner], cache_origin: CacheOrigin) -> ProxyRunner:
+    return _serve(make_proxy, cache_origin)
+
+
+def test_a_fresh_response_is_served_from_the_cache(
+    cached: ProxyRunner, cache_origin: CacheOrigin
+) -> None:
+    cache_origin.add("/a", headers={"Cache-Control": "max-age=60"}, body=b"one")
+    first = get(cached.port, "/a")
+    second = get(cached.port, "/a")
+    assert first[0] == second[0] == 200 and first[2] == second[2] == b"one"
+    assert first[1]["cache-status"] == "portway; fwd=uri-miss; fwd-status=200; stored"
+    assert second[1]["cache-status"] == "portway; hit"
+    assert "age" in second[1]
+    assert cache_origin.count("/a") == 1
+
+
+def test_head_is_served_from_a_cached_get(cached: ProxyRunner, cache_origin: CacheOrigin) -> None:
+    cache_origin.add("/h", headers={"Cache-Control": "max-age=60"}, body=b"12345")
+    get(cached.port, "/h")
+    status, headers, body = get(cached.port, "/h", method="HEAD")
+    assert status == 200 and body == b"" and headers["content-length"] == "5"
+    assert headers["cache-status"] == "portway; hit"
+    assert cache_origin.count("/h") == 1
+
+
+def test_an_expired_entry_is_revalidated_and_a_304_becomes_a_200(
+    cached: ProxyRunner, cache_origin: CacheOrigin
+) -> None:
+    cache_origin.add("/r", headers={"Cache-Control": "max-age=0", "ETag": '"v1"'}, body=b"body")
+    get(cached.port, "/r")
+    status, headers, body = get(cached.port, "/r")
+    assert (status, body) == (200, b"body")
+    assert headers["cache-status"] == "portway; fwd=stale; fwd-status=304"
+    revalidation = cache_origin.resources["/r"].requests[1]
+    assert revalidation.get("If-None-Match") == '"v1"'
+
+
+def test_the_query_is_in_the_key_unless_the_tenant_says_otherwise(
+    make_proxy: Callable[..., ProxyRunner], cache_origin: CacheOrigin
+) -> None:
+    cache_origin.add("/q", headers={"Cache-Control": "max-age=60"})
+    with_query = _serve(make_proxy, cache_origin)
+    get(with_query.port, "/q?a=1")
+    get(with_query.port, "/q?a=2")
+    assert cache_origin.count("/q") == 2
+    without = _serve(make_proxy, cache_origin, key=CacheKey(query=False))
+    get(without.port, "/q?a=1")
+    assert get(without.port, "/q?a=2")[1]["cache-status"] == "portway; hit"
+    assert cache_origin.count("/q") == 3
+
+
+def test_vary_keeps_one_variant_per_header_value(
+    cached: ProxyRunner, cache_origin: CacheOrigin
+) -> None:
+    cache_origin.add("/v", headers={"Cache-Control": "max-age=60", "Vary": "Accept-Language"})
+    get(cached.port, "/v", {"Accept-Language": "en"})
+    de = get(cached.port, "/v", {"Accept-Language": "de"})
+    assert de[1]["cache-status"].startswith("portway; fwd=vary-miss")
+    assert get(cached.port, "/v", {"Accept-Language": "en"})[1]["cache-status"] == "portway; hit"
+    assert get(cached.port, "/v", {"Accept-Language": "de"})[1]["cache-status"] == "portway; hit"
+    assert cache_origin.count("/v") == 2
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Cache-Control": "no-store, max-age=60"},
+        {"Cache-Control": "private, max-age=60"},
+        {"Cache-Control": "max-age=60", "Set-Cookie": "sid=alice"},
+        {"Cache-Control": "max-age=60", "Vary": "*"},
+    ],
+    ids=["no-store", "private", "set-cookie", "vary-star"],
+)
+def test_responses_a_shared_cache_must_not_store_go_to_the_origin_every_time(
+    cached: ProxyRunner, cache_origin: CacheOrigin, headers: dict[str, str]
+) -> None:
+    cache_origin.add("/n", headers=headers)
+    for _ in range(3):
+        status, got, _ = get(cached.port, "/n")
+        assert status == 200 and "stored" not in got["cache-status"]
+    assert cache_origin.count("/n") == 3
+
+
+def test_a_request_with_authorization_is_not_served_from_nor_stored_in_the_cache(
+    cached: ProxyRunner, cache_origin: CacheOrigin
+) -> None:
+    cache_origin.add("/auth", headers={"Cache-Control": "max-age=60"}, body=b"alice's")
+    auth = {"Authorization": "Bearer alice"}
+    get(cached.port, "/auth", auth)
+    get(cached.port, "/auth", auth)
+    assert cache_origin.count("/auth") == 2
+    # Stored for an anonymous request, still not handed to an authorized one (§3.5).
+    get(cached.port, "/auth")
+    assert get(cached.port, "/auth", auth)[1]["cache-status"] == "portway; fwd=request"
+    assert cache_origin.count("/auth") == 4
+
+
+def test_authorization_with_public_is_cached(
+    cached: ProxyRunner, cache_origin: CacheOrigin
+) -> None:
+    cache_origin.add("/pub", headers={"Cache-Control": "public, max-age=60"})
+    auth = {"Authorization": "Bearer alice"}
+    get(cached.port, "/pub")
+    assert get(cached.port, "/pub", auth)[1]["cache-status"] == "portway; hit"
+
+
+def test_stale_while_revalidate_serves_the_stale_answer(
+    cached: ProxyRunner, cache_origin: CacheOrigin
+) -> None:
+    cache_origin.add(
+        "/swr", headers={"Cache-Control": "max-age=1, stale-while-revalidate=30"}, body=b"old"
+    )
+    get(cached.port, "/swr")
+    time.sleep(2.1)
+    status, headers, body = get(cached.port, "/swr")
+    assert (status, body) == (200, b"old")
+    assert headers["cache-status"] == "portway; hit; detail=stale-while-revalidate"
+    assert int(headers["age"]) >= 2
+
+
+def test_must_revalidate_is_never_served_stale(
+    cached: ProxyRunner, cache_origin: CacheOrigin
+) -> None:
+    cache_origin.add(
+        "/mr",
+        headers={"Cache-Control": "max-age=1, must-revalidate, stale-while-revalidate=30"},
+    )
+    get(cached.port, "/mr")
+    time.sleep(2.1)
+    assert get(cached.port, "/mr")[1]["cache-status"].startswith("portway; fwd=stale")
+    assert cache_origin.count("/mr") == 2
+
+
+def test_expires_and_heuristic_freshness(cached: ProxyRunner, cache_origin: CacheOrigin) -> None:
+    now = time.time()
+    cache_origin.add(
+        "/exp",
+        headers={
+            "Date": formatdate(now, usegmt=True),
+            "Expires": formatdate(now + 60, usegmt=True),
+        },
+    )
+    cache_origin.add(
+        "/lm",
+        headers={
+            "Date": formatdate(now, usegmt=True),
+            "Last-Modified": formatdate(now - 86400, usegmt=True),
+        },
+    )
+    cache_origin.add("/none")  # no freshness, no validator: nothing to guess from
+    for path in ("/exp", "/lm", "/none"):
+        get(cached.port, path)
+    assert get(cached.port, "/exp")[1]["cache-status"] == "portway; hit"
+    assert get(cached.port, "/lm")[1]["cache-status"] == "portway; hit"
+    assert get(cached.port, "/none")[1]["cache-status"] != "portway; hit"
+
+
+def test_default_ttl_gives_silent_responses_a_lifetime(
+    make_proxy: Callable[..., ProxyRunner], cache_origin: CacheOrigin
+) -> None:
+    runner = _serve(make_proxy, cache_origin, default_ttl=60.0)
+    cache_origin.add("/quiet")
+    get(runner.port, "/quiet")
+    assert get(runner.port, "/quiet")[1]["cache-status"] == "portway; hit"
+
+
+def test_a_post_invalidates_the_stored_response(
+    cached: ProxyRunner, cache_origin: CacheOrigin
+) -> None:
+    cache_origin.add("/p", headers={"Cache-Control": "max-age=60"})
+    get(cached.port, "/p")
+    get(cached.port, "/p", method="POST")
+    assert get(cached.port, "/p")[1]["cache-status"].startswith("portway; fwd=uri-miss")
+
+
+def test_concurrent_misses_make_one_origin_request(
+    cached: ProxyRunner, cache_origin: CacheOrigin
+) -> None:
+    cache_origin.add("/c", headers={"Cache-Control": "max-age=60"}, body=b"once", delay=0.5)
+    with ThreadPoolExecutor(100) as pool:
+        results = list(pool.map(lambda _: get(cached.port, "/c"), range(100)))
+    assert all(r[0] == 200 and r[2] == b"once" for r in results)
+    assert cache_origin.count("/c") == 1
+
+
+def test_the_cache_bound_evicts_least_recently_used_entries(
+    make_proxy: Callable[..., ProxyRunner], cache_origin: CacheOrigin
+) -> None:
+    runner = _serve(make_proxy, cache_origin, max_bytes=10_000)
+    for name in ("a", "b", "c"):
+        cache_origin.add(f"/e{name}", headers={"Cache-Control": "max-age=60"}, body=b"x" * 3000)
+    get(runner.port, "/ea")
+    get(runner.port, "/eb")
+    get(runner.port, "/ea")  # a is now the most recently used
+    get(runner.port, "/ec")  # over 10 000 bytes: b goes
+    assert get(runner.port, "/ea")[1]["cache-status"] == "portway; hit"
+    assert get(runner.port, "/eb")[1]["cache-status"].startswith("portway; fwd=uri-miss")
+    counters = runner.on_loop(lambda: runner.dp.plans.cache_counters["p"])
+    assert counters.evictions >= 1 and counters.stored_bytes <= 10_000
+
+
+def test_a_50_mib_body_streams_to_the_client_while_it_is_stored(
+    make_proxy: Callable[..., ProxyRunner], cache_origin: CacheOrigin
+) -> None:
+    runner = _serve(make_proxy, cache_origin, max_bytes=64 << 20)
+    gate = threading.Event()
+    cache_origin.add("/big", headers={"Cache-Control": "max-age=60"}, stream=50, gate=gate)
+    with socket.create_connection(("127.0.0.1", runner.port), timeout=10) as sock:
+        sock.sendall(f"GET /big HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+        received = b""
+        while b"\r\n\r\n" not in received:
+            received += sock.recv(65536)
+        got = len(received.partition(b"\r\n\r\n")[2])
+        while got < (1 << 20):  # the first MiB arrives while the origin holds the rest
+            got += len(sock.recv(1 << 20))
+        assert not gate.is_set()
+        gate.set()
+        total = 50 << 20
+        while got < total:
+            part = sock.recv(1 << 20)
+            assert part
+            got += len(part)
+    time.sleep(0.2)
+    status, headers, body = get(runner.port, "/big")
+    assert status == 200 and len(body) == total
+    assert headers["cache-status"] == "portway; hit"
+    assert cache_origin.count("/big") == 1
+    stored = runner.on_loop(lambda: runner.dp.plans.cache_counters["p"].stored_bytes)
+    assert total <= stored < total + 4096  # the body once, plus the head
+
+
+def test_a_body_over_the_bound_is_forwarded_whole_and_not_stored(
+    make_proxy: Callable[..., ProxyRunner], cache_origin: CacheOrigin
+) -> None:
+    runner = _serve(make_proxy, cache_origin, max_bytes=1 << 20)
+    cache_origin.add("/huge", headers={"Cache-Control": "max-age=60"}, stream=3)
+    for _ in range(2):
+        status, _, body = get(runner.port, "/huge")
+        assert status == 200 and len(body) == 3 << 20
+    assert cache_origin.count("/huge") == 2
+
+
+def test_purge_method_from_an_allowed_address_drops_the_url(
+    make_proxy: Callable[..., ProxyRunner], cache_origin: CacheOrigin
+) -> None:
+    runner = _serve(make_proxy, cache_origin, purge=PurgeSettings(allow_from=("127.0.0.0/8",)))
+    cache_origin.add("/x", headers={"Cache-Control": "max-age=60"})
+    get(runner.port, "/x")
+    status, _, body = get(runner.port, "/x", method="PURGE")
+    assert status == 200 and body == b'{"purged": 1}\n'
+    assert get(runner.port, "/x", method="PURGE")[0] == 404
+    assert get(runner.port, "/x")[1]["cache-status"].startswith("portway; fwd=uri-miss")
+    assert all("PURGE" not in str(r) for r in cache_origin.resources["/x"].requests)
+
+
+def test_purge_method_is_refused_from_a_foreign_address_and_without_the_key(
+    make_proxy: Callable[..., ProxyRunner], cache_origin: CacheOrigin
+) -> None:
+    purge = PurgeSettings(allow_from=("192.0.2.0/24",), key=PURGE_KEY)
+    runner = _serve(make_proxy, cache_origin, purge=purge)
+    cache_origin.add("/x", headers={"Cache-Control": "max-age=60"})
+    get(runner.port, "/x")
+    assert get(runner.port, "/x", method="PURGE")[0] == 403
+    assert get(runner.port, "/x", {"X-Purge-Key": "wrong-" + PURGE_KEY}, method="PURGE")[0] == 403
+    assert cache_origin.count("/x") == 1  # a refused PURGE never reaches the backend
+    assert get(runner.port, "/x")[1]["cache-status"] == "portway; hit"
+    assert get(runner.port, "/x", {"X-Purge-Key": PURGE_KEY}, method="PURGE")[0] == 200
+    assert get(runner.port, "/x")[1]["cache-status"].startswith("portway; fwd=uri-miss")
+
+
+def test_a_proxy_without_the_cache_sends_no_cache_status(
+    make_proxy: Callable[..., ProxyRunner], cache_origin: CacheOrigin
+) -> None:
+    runner = make_proxy()
+    backend = Backend(id="o", address="127.0.0.1", port=cache_origin.port)
+    runner.route(proxy_for(HOST, backend))
+    cache_origin.add("/off", headers={"Cache-Control": "max-age=60"})
+    get(runner.port, "/off")
+    assert "cache-status" not in get(runner.port, "/off")[1]
+    assert cache_origin.count("/off") == 2
