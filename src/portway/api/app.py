@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute, Route
 
 from portway.api import params, schemas
 from portway.api.certificates import CertificateHandlers
+from portway.api.convert import PurgeFn
 from portway.api.dns import dns_table
 from portway.api.dynamicproxy import dynamicproxy_operations, dynamicproxy_routes
 from portway.api.endpoint import Handler, endpoint
@@ -21,6 +22,7 @@ from portway.api.openapi import Operation, build_openapi
 from portway.api.proxies import ProxyHandlers
 from portway.api.v1 import AdminHandlers
 from portway.auth.tokens import TokenValidator
+from portway.cache.store import Purge
 from portway.service import Service
 
 HealthFn = Callable[[str, str], dict[str, Any]]
@@ -30,6 +32,10 @@ PX = P + "/proxies/{proxy}"
 
 def _unknown_health(_proxy_id: str, _backend_id: str) -> dict[str, Any]:
     return {"health": "unknown"}
+
+
+def _no_cache(_proxy_id: str, _purge: Purge) -> int:
+    return 0  # an API without a data plane (tests, tools) holds no cache
 
 
 def _version() -> str:
@@ -60,6 +66,7 @@ def _table(
         s.envelope("backends", s.BackendOut, many=True),
     )
     cert = s.envelope("certificate", s.CertificateOut)
+    purged = s.envelope("purge", s.PurgedOut)
     certs_out = s.envelope("certificates", s.CertificateOut, many=True)
     return [
         ("/v1/projects", [
@@ -101,6 +108,10 @@ def _table(
              proxies.update),
             (o("DELETE", "delete a proxy", status=204), proxies.delete),
         ]),
+        (PX + "/purge", [
+            (o("POST", "drop cached responses (urls, prefixes, surrogate keys)",
+               s.PurgeRequest, response=purged), proxies.purge),
+        ]),
         (PX + "/backends", [
             (o("GET", "list backends with health", response=backends), proxies.list_backends),
             (o("POST", "associate a backend", s.BackendRequest, 201, backend),
@@ -132,6 +143,7 @@ def create_app(
     *,
     extra_routes: Sequence[BaseRoute] = (),
     backend_health: HealthFn | None = None,
+    purge: PurgeFn | None = None,
     authenticate: TokenValidator | None = None,
     health_details: Callable[[], Mapping[str, Any]] | None = None,
 ) -> Starlette:
@@ -142,7 +154,7 @@ def create_app(
     auth: TokenValidator = authenticate or service
     table = _table(
         AdminHandlers(service),
-        ProxyHandlers(service, backend_health or _unknown_health),
+        ProxyHandlers(service, backend_health or _unknown_health, purge or _no_cache),
         CertificateHandlers(service),
     ) + dns_table(service)
     routes: list[BaseRoute] = [

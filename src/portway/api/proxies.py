@@ -7,15 +7,16 @@ from typing import Any
 from starlette.responses import JSONResponse, Response
 
 from portway.api import convert, schemas
-from portway.api.convert import HealthFn
+from portway.api.convert import HealthFn, PurgeFn
 from portway.api.endpoint import Call
 from portway.service import ProxyBackend, Service
 
 
 class ProxyHandlers:
-    def __init__(self, service: Service, health: HealthFn) -> None:
+    def __init__(self, service: Service, health: HealthFn, purge: PurgeFn) -> None:
         self.service = service
         self.health = health
+        self.purger = purge
 
     def _proxy(self, proxy: Any, status: int = 200) -> JSONResponse:
         return JSONResponse({"proxy": convert.proxy_out(proxy, self.health)}, status_code=status)
@@ -47,6 +48,13 @@ class ProxyHandlers:
     def delete(self, call: Call) -> Response:
         self.service.delete_proxy(call.actor, call.params["project"], call.params["proxy"])
         return Response(status_code=204)
+
+    def purge(self, call: Call) -> Response:
+        """Drop cached responses of this proxy on every data plane (member role)."""
+        wanted = convert.purge(call.parse(schemas.PurgeRequest).purge)
+        p = call.params
+        proxy = self.service.purgeable_proxy(call.actor, p["project"], p["proxy"])
+        return JSONResponse({"purge": {"purged": self.purger(proxy.id, wanted)}})
 
     def _get(self, call: Call) -> Any:
         return self.service.get_proxy(call.actor, call.params["project"], call.params["proxy"])

@@ -155,7 +155,7 @@ class CacheIn(StrictIn):
     key: CacheKeyIn = Field(default_factory=CacheKeyIn)
 
 
-class PurgeIn(StrictIn):
+class PurgeSettingsIn(StrictIn):
     allow_from: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
         default_factory=list, max_length=MAX_PURGE_CIDRS
     )
@@ -232,7 +232,7 @@ class ProxyCreate(StrictIn):
     health_check: HealthCheckIn | None = None
     tls: TlsIn | None = None
     cache: CacheIn | None = None
-    purge: PurgeIn | None = None
+    purge: PurgeSettingsIn | None = None
     timeouts: TimeoutsIn | None = None
     limits: LimitsIn | None = None
     privacy: PrivacyIn | None = None
@@ -258,7 +258,7 @@ class ProxyUpdate(StrictIn):
     health_check: HealthCheckIn | None = None
     tls: TlsIn = _optional()
     cache: CacheIn = _optional()
-    purge: PurgeIn = _optional()
+    purge: PurgeSettingsIn = _optional()
     timeouts: TimeoutsIn = _optional()
     limits: LimitsIn = _optional()
     privacy: PrivacyIn = _optional()
@@ -301,6 +301,31 @@ class CertificateIn(StrictIn):
 
 
 # Envelopes: {"proxy": {...}} and friends.
+MAX_PURGE_ITEMS = 256  # urls, prefixes and keys each, per purge request
+
+
+class PurgeIn(StrictIn):
+    """What to drop from a proxy's cache (docs/caching.md); checked by convert.purge."""
+
+    urls: list[Annotated[str, Field(min_length=1, max_length=PATH)]] = Field(
+        default_factory=list, max_length=MAX_PURGE_ITEMS
+    )
+    prefixes: list[Annotated[str, Field(min_length=1, max_length=PATH)]] = Field(
+        default_factory=list, max_length=MAX_PURGE_ITEMS
+    )
+    keys: list[Annotated[str, Field(min_length=1, max_length=TEXT)]] = Field(
+        default_factory=list, max_length=MAX_PURGE_ITEMS
+    )
+
+
+class PurgeRequest(StrictIn):
+    purge: PurgeIn
+
+
+class PurgedOut(BaseModel):
+    purged: int  # entries dropped, summed over every worker's cache
+
+
 class ProxyCreateRequest(StrictIn):
     proxy: ProxyCreate
 

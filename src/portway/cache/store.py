@@ -190,20 +190,30 @@ class ProxyCache:
         self._remove(list(self._lru))
 
 
+def host_only(host: bytes) -> bytes:
+    """``name:port`` → ``name`` (an IPv6 literal keeps its brackets)."""
+    name, colon, port = host.rpartition(b":")
+    return name if colon and port.isdigit() and not name.endswith(b":") else host
+
+
 @dataclass(frozen=True, slots=True)
 class Purge:
-    """What to drop: exact URLs (host and request target, query included), path
-    prefixes (of the target), and surrogate keys; empty fields match nothing."""
+    """What to drop: exact URLs (host without its port, or None for any host of the
+    proxy, and the request target, query included), path prefixes (of the target), and
+    surrogate keys; empty fields match nothing."""
 
-    urls: tuple[tuple[bytes, bytes], ...] = ()
+    urls: tuple[tuple[bytes | None, bytes], ...] = ()
     prefixes: tuple[bytes, ...] = ()
     tags: tuple[str, ...] = ()
 
     def apply(self, cache: ProxyCache) -> int:
         gone = 0
         if self.urls:
-            urls = {(h.lower(), t) for h, t in self.urls}
-            gone += cache.purge_where(lambda e: (e.host, e.target) in urls)
+            exact = {(h.lower(), t) for h, t in self.urls if h is not None}
+            anywhere = {t for h, t in self.urls if h is None}
+            gone += cache.purge_where(
+                lambda e: e.target in anywhere or (host_only(e.host), e.target) in exact
+            )
         if self.prefixes:
             prefixes = self.prefixes
             gone += cache.purge_where(lambda e: e.target.startswith(prefixes))

@@ -29,7 +29,7 @@ from portway.cache.entry import (
     surrogate_keys,
     vary_values,
 )
-from portway.cache.store import Fill, ProxyCache, Purge, Waiter
+from portway.cache.store import Fill, ProxyCache, Purge, Waiter, host_only
 from portway.protocol.response import status_line
 
 if TYPE_CHECKING:
@@ -338,4 +338,4 @@ def purged_answer(gone: int, close: bool) -> bytes:
 
 def purge_one(cache: PlanCache, head: RequestHead) -> int:
     """The PURGE method: the entries of this one URL; how many went."""
-    return Purge(urls=((head.host, head.url),)).apply(cache.store)
+    return Purge(urls=((host_only(head.host), head.url),)).apply(cache.store)

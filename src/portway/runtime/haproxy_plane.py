@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from portway.cache.store import Purge
 from portway.dataplane.settings import DataPlaneSettings
 from portway.drivers.haproxy import HaproxyDriver, HaproxySettings
 from portway.drivers.haproxy_options import HaproxyOptions
@@ -80,6 +81,9 @@ class HaproxyPlane:
 
     def set_health(self, down: frozenset[Target]) -> None:
         pass  # see the module docstring: HAProxy's own checks apply
+
+    async def purge(self, proxy_id: str, purge: Purge) -> int:
+        return 0  # this data plane keeps no cache (cache.enabled is reported, docs/caching.md)
 
     def reconfigure(self, settings: DataPlaneSettings, access_log: str | None) -> None:
         log.warning("SIGHUP: data-plane settings of --dataplane haproxy need a restart")

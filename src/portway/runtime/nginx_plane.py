@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from portway.cache.store import Purge
 from portway.dataplane.settings import DataPlaneSettings
 from portway.drivers.nginx import NginxDriver, NginxSettings
 from portway.drivers.nginx_options import NginxOptions
@@ -77,6 +78,9 @@ class NginxPlane:
 
     def set_health(self, down: frozenset[Target]) -> None:
         pass  # see the module docstring: nginx's own passive check applies
+
+    async def purge(self, proxy_id: str, purge: Purge) -> int:
+        return 0  # this data plane keeps no cache (cache.enabled is reported, docs/caching.md)
 
     def reconfigure(self, settings: DataPlaneSettings, access_log: str | None) -> None:
         log.warning("SIGHUP: data-plane settings of --dataplane nginx need a restart")
