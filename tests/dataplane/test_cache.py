@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from portway.model import Backend, CacheKey, CacheSettings, PurgeSettings
+from portway.observability.metrics import merge, render
 from tests.dataplane.cache_origin import CacheOrigin, cache_origin, get
 from tests.dataplane.conftest import ProxyRunner, proxy_for
 
@@ -315,3 +316,18 @@ def test_a_proxy_without_the_cache_sends_no_cache_status(
     get(runner.port, "/off")
     assert "cache-status" not in get(runner.port, "/off")[1]
     assert cache_origin.count("/off") == 2
+
+
+def test_hits_misses_and_stored_bytes_reach_the_metrics_page(
+    cached: ProxyRunner, cache_origin: CacheOrigin
+) -> None:
+    cache_origin.add("/m", headers={"Cache-Control": "max-age=60"}, body=b"x" * 1000)
+    get(cached.port, "/m")
+    get(cached.port, "/m")
+    get(cached.port, "/m")
+    export = cached.on_loop(cached.dp.metrics.export)
+    text = render(merge([export, export]), {})  # two workers' worth
+    assert 'portway_cache_hits_total{project="p"} 4' in text
+    assert 'portway_cache_misses_total{project="p"} 2' in text
+    stored = int(text.split('portway_cache_stored_bytes{project="p"} ')[1].split()[0])
+    assert 2000 < stored < 4000

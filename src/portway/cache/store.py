@@ -20,19 +20,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from portway.cache.entry import OVERHEAD, Entry
+from portway.observability.metrics import CacheCounters
+
+__all__ = ["CacheCounters", "Fill", "ProxyCache", "Purge", "host_only"]
 
 Waiter = Callable[[], None]
 VariantKey = tuple[bytes, tuple[bytes, ...]]
-
-
-@dataclass(slots=True)
-class CacheCounters:
-    """What /metrics shows, per project (the data plane sums its proxies' caches)."""
-
-    hits: int = 0
-    misses: int = 0
-    evictions: int = 0
-    stored_bytes: int = 0
 
 
 class Fill:

@@ -60,6 +60,7 @@ class DataPlane:
         self.pool: UpstreamPool[UpstreamConnection] = UpstreamPool(self.settings.upstream_pool_size)
         self.plans = Plans(self.pool, self.settings)
         self.metrics = RequestMetrics()  # updated once per finished request
+        self.plans.cache_counters = self.metrics.cache  # the caches count into /metrics
         self.access_log = access_log
         self.connections: set[Tracked] = set()
         self.listener_connections: dict[int, int] = {}  # listening port → open connections

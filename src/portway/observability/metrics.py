@@ -19,9 +19,31 @@ Key = tuple[str, str]  # (project, proxy hostname+prefix)
 
 
 @dataclass(slots=True)
+class CacheCounters:
+    """One project's HTTP cache figures in one worker (its proxies' caches add up here)."""
+
+    hits: int = 0
+    misses: int = 0
+    evictions: int = 0
+    stored_bytes: int = 0
+
+    def row(self) -> list[int]:
+        return [self.hits, self.misses, self.evictions, self.stored_bytes]
+
+
+_CACHE_SERIES = (
+    ("portway_cache_hits_total", "Requests answered from the HTTP cache, by project."),
+    ("portway_cache_misses_total", "Cacheable requests the cache could not answer, by project."),
+    ("portway_cache_evictions_total", "Entries evicted to keep the cache in its bound."),
+    ("portway_cache_stored_bytes", "Bytes held by the HTTP cache, by project (all workers)."),
+)
+
+
+@dataclass(slots=True)
 class RequestMetrics:
     requests: dict[tuple[str, str, str], int] = field(default_factory=dict)
     latency: dict[Key, list[float]] = field(default_factory=dict)  # bucket counts..., sum
+    cache: dict[str, CacheCounters] = field(default_factory=dict)  # by project
 
     def observe(self, project: str, proxy: str, status: int, seconds: float) -> None:
         klass = _CLASSES[min(max(status // 100, 1), 5) - 1]
@@ -38,6 +60,7 @@ class RequestMetrics:
         return {
             "requests": dict(self.requests),
             "latency": {k: list(v) for k, v in self.latency.items()},
+            "cache": {project: c.row() for project, c in self.cache.items()},
         }
 
 
@@ -53,6 +76,15 @@ def merge(exports: Iterable[Mapping[str, object]]) -> RequestMetrics:
             mine = total.latency.setdefault(k, [0.0] * (len(BUCKETS) + 2))
             for i, v in enumerate(row):
                 mine[i] += v
+        cache = export.get("cache", {})
+        assert isinstance(cache, dict)
+        for project, figures in cache.items():
+            counters = total.cache.setdefault(project, CacheCounters())
+            hits, misses, evictions, stored = figures
+            counters.hits += hits
+            counters.misses += misses
+            counters.evictions += evictions
+            counters.stored_bytes += stored
     return total
 
 
@@ -89,6 +121,13 @@ def render(
         labels = _labels(project=project)
         out.append(f"portway_request_duration_seconds_sum{labels} {row[-1]:.6f}")
         out.append(f"portway_request_duration_seconds_count{labels} {cumulative:g}")
+    for i, (name, help_text) in enumerate(_CACHE_SERIES):
+        if not metrics.cache:
+            break
+        kind = "counter" if name.endswith("_total") else "gauge"
+        out += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+        for project, counters in sorted(metrics.cache.items()):
+            out.append(f"{name}{_labels(project=project)} {counters.row()[i]}")
     for name, (help_text, samples) in sorted(gauges.items()):
         # Prometheus naming: a "_total" metric only ever grows, and is typed so.
         kind = "counter" if name.endswith("_total") else "gauge"
