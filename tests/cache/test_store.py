@@ -109,3 +109,11 @@ def test_the_key_holds_host_target_and_the_tenants_headers() -> None:
     headers = {b"accept-language": b"en"}
     key = CacheKey(query=False, headers=("Accept-Language",))
     assert request_key(b"H.test", b"/p?q=1", key, headers.get) == b"h.test\0/p\0en"
+
+
+def test_replacing_an_entry_keeps_it_findable() -> None:
+    store = ProxyCache(10_000, CacheCounters())
+    store.put(_entry(b"/r"))
+    newer = _entry(b"/r")
+    store.put(newer)
+    assert store.get(newer.key, ()) is newer and len(store) == 1

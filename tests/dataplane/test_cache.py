@@ -71,6 +71,8 @@ def test_an_expired_entry_is_revalidated_and_a_304_becomes_a_200(
     assert headers["cache-status"] == "portway; fwd=stale; fwd-status=304"
     revalidation = cache_origin.resources["/r"].requests[1]
     assert revalidation.get("If-None-Match") == '"v1"'
+    # The refreshed entry stays stored (max-age=0: revalidated again, never refetched).
+    assert get(cached.port, "/r")[1]["cache-status"] == "portway; fwd=stale; fwd-status=304"
 
 
 def test_the_query_is_in_the_key_unless_the_tenant_says_otherwise(
@@ -150,10 +152,19 @@ def test_stale_while_revalidate_serves_the_stale_answer(
     )
     get(cached.port, "/swr")
     time.sleep(2.1)
+    cache_origin.resources["/swr"].body = b"new"
     status, headers, body = get(cached.port, "/swr")
     assert (status, body) == (200, b"old")
     assert headers["cache-status"] == "portway; hit; detail=stale-while-revalidate"
     assert int(headers["age"]) >= 2
+    # The stale answer started one refresh in the background; its answer is stored.
+    deadline = time.monotonic() + 5
+    while cache_origin.count("/swr") < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.1)
+    status, headers, body = get(cached.port, "/swr")
+    assert (status, body, headers["cache-status"]) == (200, b"new", "portway; hit")
+    assert cache_origin.count("/swr") == 2
 
 
 def test_must_revalidate_is_never_served_stale(

@@ -118,11 +118,11 @@ class ProxyCache:
         names = self._vary.get(entry.key)
         if names is not None and names != entry.vary:
             self.remove_key(entry.key)  # the resource changed its Vary: old variants go
-        self._vary[entry.key] = entry.vary
         variant = (entry.key, entry.vary_values)
         old = self._lru.pop(variant, None)
         if old is not None:
             self._forget(variant, old)
+        self._vary[entry.key] = entry.vary  # after _forget, which drops it with the last
         self._lru[variant] = entry
         self._count[entry.key] = self._count.get(entry.key, 0) + 1
         self._account(entry.size)

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from portway.protocol.response import ResponseHead
 
 PURGE_KEY_HEADER: Final = b"x-purge-key"
+SWR_WORD: Final = b"hit; detail=stale-while-revalidate"
 # Methods that make a cache drop what it holds for the target (RFC 9111 §4.4).
 _UNSAFE: Final = frozenset({b"POST", b"PUT", b"DELETE", b"PATCH"})
 _CONDITIONALS: Final = (b"if-none-match", b"if-modified-since", b"if-match", b"if-range")
@@ -148,7 +149,7 @@ def lookup(flow: Flow, head: RequestHead, peer: str, now: float) -> int:
         if verdict == policy.HIT:
             return _serve(flow, entry, b"hit")
         if verdict == policy.STALE_WHILE_REVALIDATE:
-            return _serve(flow, entry, b"hit; detail=stale-while-revalidate")
+            return _serve(flow, entry, SWR_WORD)
         flow.entry = entry
         flow.word = b"fwd=stale"
         if not any(head.header(c) is not None for c in _CONDITIONALS):
@@ -189,6 +190,30 @@ def _serve(flow: Flow, entry: Entry, word: bytes) -> int:
     flow.action = SERVE
     flow.cache.store.counters.hits += 1
     return SERVE
+
+
+def refresh_flow(served: Flow, head: RequestHead) -> Flow | None:
+    """The flow of a background refresh of the stale entry ``served`` answers with, or
+    None: a HEAD (a GET is what is stored), or a fetch of the key already under way."""
+    store = served.cache.store
+    entry = served.entry
+    if head.method != b"GET" or entry is None or store.filling(served.key) is not None:
+        return None
+    flow = Flow(served.cache)
+    flow.key = served.key
+    flow.request = served.request
+    flow.requested_at = served.requested_at
+    flow.entry = entry
+    flow.conditional = entry.conditional_lines()
+    flow.word = b"fwd=stale"
+    flow.fill = store.start_fill(served.key)
+    return flow
+
+
+def finish(flow: Flow) -> None:
+    """End a flow that belongs to no exchange (a refresh): commit or abandon, wake."""
+    for waiter in flow.end():
+        waiter()
 
 
 def wait_on(flow: Flow, waiter: Waiter) -> None:

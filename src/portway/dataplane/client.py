@@ -37,6 +37,7 @@ from portway.dataplane.picking import sticky_lines
 from portway.dataplane.plans import NO_LIMIT, Plan
 from portway.dataplane.pool import UpstreamPool
 from portway.dataplane.recording import record, unbind
+from portway.dataplane.refresh import Refresh
 from portway.dataplane.shared import Shared
 from portway.dataplane.tls import Handshake, handshake_of
 from portway.dataplane.tunnel import Tunnel
@@ -429,6 +430,11 @@ class ClientConnection(asyncio.Protocol):
         if backend is None:
             self._fail(503)
             return
+        ex.encoded = self._encode(ex.head, plan, ex.cache, ex.ws_key is not None)
+        self._bind(ex, backend)
+
+    def _encode(self, head: RequestHead, plan: Plan, flow: Flow | None, websocket: bool) -> bytes:
+        """The request head for the backend, with the forwarding lines Portway adds."""
         fwd = self.fwd
         assert fwd is not None
         if not plan.forward_for:  # the proxy keeps the client's address to itself
@@ -448,12 +454,11 @@ class ClientConnection(asyncio.Protocol):
             lines = fwd.untrusted_lines(head.host)
         if plan.tool:  # Toolforge backends also get the URI as the client sent it
             lines += b"X-Original-URI: " + head.url + b"\r\n"
-        if ex.cache is not None and ex.cache.conditional:  # revalidating a stored answer
-            lines += ex.cache.conditional
+        if flow is not None and flow.conditional:  # revalidating a stored answer
+            lines += flow.conditional
         # The client's target stays in head.url (the access log's, the route cache's).
         target = head.url if plan.rewrite is None else plan.rewrite.target(head.url)
-        ex.encoded = head.encode(lines + ws.UPGRADE_LINES if ex.ws_key else lines, target)
-        self._bind(ex, backend)
+        return head.encode(lines + ws.UPGRADE_LINES if websocket else lines, target)
 
     # -- the cache (caching.py decides; these write) ---------------------------------
 
@@ -464,6 +469,8 @@ class ClientConnection(asyncio.Protocol):
         if action == caching.FORWARD:
             return False
         if action == caching.SERVE:
+            if flow.word == caching.SWR_WORD:
+                self._refresh(ex, flow)  # before serving: the flow is the exchange's
             self._serve_entry(ex, flow)
         elif action == caching.WAIT:
             plan = ex.plan
@@ -477,6 +484,23 @@ class ClientConnection(asyncio.Protocol):
             close = self.state.must_close(ex.head.keep_alive, ex.body_done, self.dp.draining)
             self._answered(ex, 200 if gone else 404, caching.purged_answer(gone, close), close)
         return True
+
+    def _refresh(self, ex: Exchange, flow: Flow) -> None:
+        """Stale-while-revalidate: fetch the entry again in the background (once per key
+        at a time), while this client gets the stale answer."""
+        plan = ex.plan
+        assert plan is not None
+        refresh = caching.refresh_flow(flow, ex.head)
+        backend = forwarding.choose(plan, ex.head, self.peer) if refresh is not None else None
+        if refresh is None or backend is None:
+            if refresh is not None:
+                caching.finish(refresh)
+            return
+        request = self._encode(ex.head, plan, refresh, False)
+        dp = self.dp
+        Refresh(refresh, ex.head, plan, backend, request).start(
+            dp.pool, dp.backend_policy, dp.upstream_tls
+        )
 
     def _woken(self, ex: Exchange) -> None:
         """The fill this exchange waited on ended: look up again (a hit, or forward)."""
