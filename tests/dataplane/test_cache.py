@@ -342,3 +342,15 @@ def test_hits_misses_and_stored_bytes_reach_the_metrics_page(
     assert 'portway_cache_misses_total{project="p"} 2' in text
     stored = int(text.split('portway_cache_stored_bytes{project="p"} ')[1].split()[0])
     assert 2000 < stored < 4000
+
+
+def test_a_clients_own_validator_against_a_hit_gets_304(
+    cached: ProxyRunner, cache_origin: CacheOrigin
+) -> None:
+    cache_origin.add("/etag", headers={"Cache-Control": "max-age=60", "ETag": '"e1"'})
+    get(cached.port, "/etag")
+    status, headers, body = get(cached.port, "/etag", {"If-None-Match": 'W/"e1"'})
+    assert (status, body, headers["etag"]) == (304, b"", '"e1"')
+    assert headers["cache-status"] == "portway; hit"
+    assert get(cached.port, "/etag", {"If-None-Match": '"other"'})[0] == 200
+    assert cache_origin.count("/etag") == 1
