@@ -354,3 +354,30 @@ def test_a_clients_own_validator_against_a_hit_gets_304(
     assert headers["cache-status"] == "portway; hit"
     assert get(cached.port, "/etag", {"If-None-Match": '"other"'})[0] == 200
     assert cache_origin.count("/etag") == 1
+
+
+def test_stale_if_error_answers_a_5xx_with_the_stale_entry(
+    cached: ProxyRunner, cache_origin: CacheOrigin
+) -> None:
+    resource = cache_origin.add(
+        "/sie", headers={"Cache-Control": "max-age=1, stale-if-error=60"}, body=b"good"
+    )
+    get(cached.port, "/sie")
+    time.sleep(2.1)
+    resource.status, resource.body = 503, b"origin down " * 1000
+    status, headers, body = get(cached.port, "/sie")
+    assert (status, body) == (200, b"good")
+    assert headers["cache-status"] == "portway; fwd=stale; fwd-status=503; detail=stale-if-error"
+    # The 5xx's body was read to its end: the next exchange on the connection is intact.
+    resource.status, resource.body = 200, b"back"
+    assert get(cached.port, "/sie")[2] == b"back"
+
+
+def test_without_stale_if_error_the_5xx_goes_to_the_client(
+    cached: ProxyRunner, cache_origin: CacheOrigin
+) -> None:
+    resource = cache_origin.add("/e5", headers={"Cache-Control": "max-age=1"}, body=b"good")
+    get(cached.port, "/e5")
+    time.sleep(2.1)
+    resource.status = 503
+    assert get(cached.port, "/e5")[0] == 503

@@ -255,6 +255,16 @@ def on_response(flow: Flow, head: ResponseHead, request: RequestHead, now: float
     fill.begin()
 
 
+def stale_on_error(flow: Flow, status: int, now: float) -> bool:
+    """RFC 5861 ``stale-if-error``: the origin answered a revalidation with a 5xx and
+    the stale entry may stand in for it (sets the Cache-Status words when so)."""
+    entry = flow.entry
+    if status < 500 or entry is None or not policy.usable_on_error(entry.fresh, now):
+        return False
+    flow.word = b"fwd=stale; fwd-status=%d; detail=stale-if-error" % status
+    return True
+
+
 def refreshed(flow: Flow, head: ResponseHead, now: float) -> Entry:
     """A 304 answered our validators: the stored entry with the 304's fields merged in
     and its freshness restarted (RFC 9111 §4.3.4), stored in place of the old one."""

@@ -28,6 +28,7 @@ from typing import cast
 
 import httptools
 
+from portway.cache.entry import Entry
 from portway.dataplane import answers, caching, forwarding, switching
 from portway.dataplane import conn_state as cs
 from portway.dataplane.caching import Flow
@@ -522,12 +523,7 @@ class ClientConnection(asyncio.Protocol):
         if caching.not_modified(entry, head):
             self._answered(ex, 304, caching.not_modified_head(entry, flow, now, close), close)
             return
-        answer = caching.hit_head(entry, flow, now, close, head.http10)
-        self._write_entry(answer, () if head.method == b"HEAD" else entry.body, entry.body_size)
-        ex.status = entry.status
-        ex.bytes_out = len(answer) + entry.body_size
-        ex.response_started = True
-        ex.close_after = close
+        self._answer_stored(ex, entry, flow, now, close)
         self._finish(ex)
 
     def _write_entry(self, head: bytes, body: tuple[bytes, ...], size: int) -> None:
@@ -539,24 +535,36 @@ class ClientConnection(asyncio.Protocol):
         self.transport.writelines(body)  # the stored chunks themselves, never joined
 
     def _cache_head(self, ex: Exchange, flow: Flow, head: ResponseHead, close: bool) -> bool:
-        """A backend head of a caching proxy: True when it was a 304 to our validators,
-        answered here as the refreshed entry (RFC 9111 §4.3.4)."""
+        """A backend head of a caching proxy: True when the stored entry answers instead,
+        refreshed by a 304 to our validators (RFC 9111 §4.3.4) or standing in for a 5xx
+        (stale-if-error, whose body is then read and dropped)."""
         now = time()
         if head.status == 304 and flow.entry is not None and flow.conditional:
-            entry = flow.entry = caching.refreshed(flow, head, now)
-            answer = caching.hit_head(entry, flow, now, close, ex.head.http10)
-            body = () if ex.head.method == b"HEAD" else entry.body
-            self._write_entry(answer, body, entry.body_size)
-            ex.status = entry.status
-            ex.bytes_out = len(answer) + entry.body_size
-            ex.response_started = True
-            ex.close_after = close
+            self._answer_stored(ex, caching.refreshed(flow, head, now), flow, now, close)
+            return True
+        if caching.stale_on_error(flow, head.status, now) and ex.upstream is not None:
+            assert flow.entry is not None
+            ex.upstream.drop_body()
+            self._answer_stored(ex, flow.entry, flow, now, close)
             return True
         caching.on_response(flow, head, ex.head, now)
         fill = flow.fill
         if fill is not None and fill.storing and ex.upstream is not None:
             ex.upstream.tee = fill.append  # the body streams into the fill as it goes out
         return False
+
+    def _answer_stored(
+        self, ex: Exchange, entry: Entry, flow: Flow, now: float, close: bool
+    ) -> None:
+        """``entry`` as the answer to ``ex`` (the exchange ends when the backend's does)."""
+        flow.entry = entry
+        answer = caching.hit_head(entry, flow, now, close, ex.head.http10)
+        body = () if ex.head.method == b"HEAD" else entry.body
+        self._write_entry(answer, body, entry.body_size)
+        ex.status = entry.status
+        ex.bytes_out = len(answer) + entry.body_size
+        ex.response_started = True
+        ex.close_after = close
 
     def _route(self, ex: Exchange) -> Plan | None:
         """The plan for ``ex``, or None after answering (and then nothing is cached)."""
