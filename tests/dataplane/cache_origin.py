@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import http.server
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ class Resource:
     delay: float = 0.0  # seconds before answering (to hold concurrent misses together)
     stream: int = 0  # >0: send this many 1 MiB chunks, waiting on ``gate`` halfway
     gate: threading.Event | None = None
+    cut: int = 0  # >0: declare the whole body, send this many bytes of it, then close
 
 
 class CacheOrigin:
@@ -87,6 +89,12 @@ class CacheOrigin:
             return
         h.send_header("Content-Length", str(len(resource.body)))
         h.end_headers()
+        if resource.cut:
+            h.wfile.write(resource.body[: resource.cut])
+            h.wfile.flush()
+            h.close_connection = True
+            h.connection.shutdown(socket.SHUT_RDWR)
+            return
         if h.command != "HEAD":
             h.wfile.write(resource.body)
 

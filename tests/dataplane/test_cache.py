@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import http.client
 import socket
 import threading
 import time
@@ -381,3 +382,18 @@ def test_without_stale_if_error_the_5xx_goes_to_the_client(
     time.sleep(2.1)
     resource.status = 503
     assert get(cached.port, "/e5")[0] == 503
+
+
+def test_a_body_cut_short_by_the_origin_is_never_served_from_the_cache(
+    cached: ProxyRunner, cache_origin: CacheOrigin
+) -> None:
+    resource = cache_origin.add(
+        "/cut", headers={"Cache-Control": "max-age=60"}, body=b"y" * 100_000, cut=50_000
+    )
+    with pytest.raises(http.client.IncompleteRead):
+        get(cached.port, "/cut")
+    resource.cut = 0
+    status, headers, body = get(cached.port, "/cut")
+    assert (status, len(body)) == (200, 100_000)
+    assert headers["cache-status"].startswith("portway; fwd=uri-miss")
+    assert get(cached.port, "/cut")[1]["cache-status"] == "portway; hit"

@@ -42,6 +42,21 @@ SWR_WORD: Final = b"hit; detail=stale-while-revalidate"
 # Methods that make a cache drop what it holds for the target (RFC 9111 §4.4).
 _UNSAFE: Final = frozenset({b"POST", b"PUT", b"DELETE", b"PATCH"})
 _CONDITIONALS: Final = (b"if-none-match", b"if-modified-since", b"if-match", b"if-range")
+# The request fields the rules read, gathered in one pass over the head (Flow.fields).
+_READ: Final = frozenset({b"range", b"cache-control", b"pragma", b"authorization", *_CONDITIONALS})
+
+
+def _fields(head: RequestHead) -> dict[bytes, bytes]:
+    """The first value of each field of ``_READ`` the request has (one pass, not one
+    search per field: a hit reads six of them)."""
+    found: dict[bytes, bytes] = {}
+    pieces = head.pieces
+    for i in range(0, len(pieces), 4):
+        name = pieces[i].lower()
+        if name in _READ and name not in found:
+            found[name] = pieces[i + 2].rstrip(b" \t")
+    return found
+
 
 # What lookup() decides (Flow.action).
 FORWARD: Final = 0  # to the backend (with a fill, validators, or neither)
@@ -85,6 +100,7 @@ class Flow:
         "conditional",
         "entry",
         "facts",
+        "fields",
         "fill",
         "key",
         "request",
@@ -108,6 +124,7 @@ class Flow:
         self.stored: Entry | None = None  # the entry the response will become
         self.complete = False  # the whole response body arrived
         self.waited = False  # woken from a collapsed wait once already
+        self.fields: dict[bytes, bytes] = {}  # the request's fields of _READ
 
     def end(self) -> list[Waiter]:
         """The exchange is over: commit a complete fill, abandon any other."""
@@ -134,13 +151,14 @@ def lookup(flow: Flow, head: RequestHead, peer: str, now: float) -> int:
         # §4.4: the response will change the target; dropping it now is always allowed.
         cache.store.remove_key(_key(cache, head))
         return FORWARD
-    if method not in (b"GET", b"HEAD") or head.header(b"range") is not None:
+    fields = flow.fields = _fields(head)
+    if method not in (b"GET", b"HEAD") or b"range" in fields:
         flow.word = b"fwd=bypass"
         return FORWARD
     request = flow.request = policy.request_directives(
-        head.header(b"cache-control"), head.header(b"pragma")
+        fields.get(b"cache-control"), fields.get(b"pragma")
     )
-    authorized = head.header(b"authorization") is not None
+    authorized = b"authorization" in fields
     key = flow.key = _key(cache, head)
     flow.requested_at = now
     entry = _stored(cache.store, key, head)
@@ -152,7 +170,7 @@ def lookup(flow: Flow, head: RequestHead, peer: str, now: float) -> int:
             return _serve(flow, entry, SWR_WORD)
         flow.entry = entry
         flow.word = b"fwd=stale"
-        if not any(head.header(c) is not None for c in _CONDITIONALS):
+        if not any(c in fields for c in _CONDITIONALS):
             flow.conditional = entry.conditional_lines()
     elif entry is None:
         flow.word = b"fwd=uri-miss" if cache.store.vary_names(key) is None else b"fwd=vary-miss"
@@ -202,6 +220,7 @@ def refresh_flow(served: Flow, head: RequestHead) -> Flow | None:
     flow = Flow(served.cache)
     flow.key = served.key
     flow.request = served.request
+    flow.fields = served.fields
     flow.requested_at = served.requested_at
     flow.entry = entry
     flow.conditional = entry.conditional_lines()
@@ -231,7 +250,7 @@ def on_response(flow: Flow, head: ResponseHead, request: RequestHead, now: float
         return
     fields = header_map(head.pieces)
     facts = response_facts(head.status, fields)
-    authorized = request.header(b"authorization") is not None
+    authorized = b"authorization" in flow.fields
     if not policy.storable(
         b"GET", flow.request, facts, authorized=authorized, default_ttl=flow.cache.default_ttl
     ):
@@ -301,15 +320,18 @@ def _pieces(block: bytes) -> list[bytes]:
     return out
 
 
-def not_modified(entry: Entry, head: RequestHead) -> bool:
+def not_modified(entry: Entry, flow: Flow) -> bool:
     """Whether the client's own conditional makes a hit a 304 (RFC 9110 §13.2.2)."""
-    inm = head.header(b"if-none-match")
+    fields = flow.fields
+    if not fields:
+        return False
+    inm = fields.get(b"if-none-match")
     if inm is not None:
         if entry.etag is None:
             return False
         tags = [t.strip().removeprefix(b"W/") for t in inm.split(b",")]
         return b"*" in tags or entry.etag.removeprefix(b"W/") in tags
-    ims = policy.http_date(head.header(b"if-modified-since"))
+    ims = policy.http_date(fields.get(b"if-modified-since"))
     modified = policy.http_date(entry.last_modified)
     return ims is not None and modified is not None and modified <= ims
 

@@ -520,7 +520,7 @@ class ClientConnection(asyncio.Protocol):
         head = ex.head
         now = time()
         close = self.state.must_close(head.keep_alive, ex.body_done, self.dp.draining)
-        if caching.not_modified(entry, head):
+        if caching.not_modified(entry, flow):
             self._answered(ex, 304, caching.not_modified_head(entry, flow, now, close), close)
             return
         self._answer_stored(ex, entry, flow, now, close)
