@@ -26,6 +26,13 @@ class Resource:
     cut: int = 0  # >0: declare the whole body, send this many bytes of it, then close
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    # A class attribute: listen() runs in the constructor. The default backlog of 5
+    # drops the SYNs of a burst of new connections (each then waits a 1 s retry).
+    request_queue_size = 256
+    daemon_threads = True
+
+
 class CacheOrigin:
     def __init__(self) -> None:
         self.resources: dict[str, Resource] = {}
@@ -44,9 +51,7 @@ class CacheOrigin:
 
             do_HEAD = do_POST = do_PURGE = do_DELETE = do_GET
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.server.request_queue_size = 256
+        self.server = _Server(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 
     @property

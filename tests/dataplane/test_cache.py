@@ -18,6 +18,7 @@ from portway.model import Backend, CacheKey, CacheSettings, PurgeSettings
 from portway.observability.metrics import merge, render
 from tests.dataplane.cache_origin import CacheOrigin, cache_origin, get
 from tests.dataplane.conftest import ProxyRunner, proxy_for
+from tests.dataplane.wsorigin import WsOrigin, ws_connect
 
 __all__ = ["cache_origin"]  # the fixture, imported so this module's tests can use it
 HOST = "cache.example.org"
@@ -400,3 +401,29 @@ def test_a_body_cut_short_by_the_origin_is_never_served_from_the_cache(
     assert (status, len(body)) == (200, 100_000)
     assert headers["cache-status"].startswith("portway; fwd=uri-miss")
     assert get(cached.port, "/cut")[1]["cache-status"] == "portway; hit"
+
+
+def test_an_open_websocket_does_not_hold_its_url_for_other_requests(
+    make_proxy: Callable[..., ProxyRunner], ws_origin: WsOrigin
+) -> None:
+    runner = make_proxy()
+    proxy = proxy_for(HOST, ws_origin.backend(), cache=CacheSettings(enabled=True))
+    runner.route(proxy)
+    with ws_connect(runner.port, "/", host=HOST) as ws:
+        ws.send("ping")
+        assert ws.recv(timeout=5) == "ping"
+        started = time.monotonic()
+        status, headers, _ = get(runner.port, "/")  # a plain GET of the tunnel's URL
+        # Had the handshake opened a fill, this GET would wait on it until its timeout.
+        assert time.monotonic() - started < 0.5 and status != 504
+        assert headers["cache-status"].startswith("portway; fwd=uri-miss")
+
+
+def test_waiters_on_a_response_that_is_not_stored_go_to_the_origin_at_once(
+    cached: ProxyRunner, cache_origin: CacheOrigin
+) -> None:
+    cache_origin.add("/priv", headers={"Cache-Control": "private"}, body=b"mine", delay=0.3)
+    with ThreadPoolExecutor(10) as pool:
+        results = list(pool.map(lambda _: get(cached.port, "/priv"), range(10)))
+    assert [(r[0], r[2]) for r in results] == [(200, b"mine")] * 10
+    assert cache_origin.count("/priv") == 10

@@ -230,7 +230,8 @@ def refresh_flow(served: Flow, head: RequestHead) -> Flow | None:
 
 
 def finish(flow: Flow) -> None:
-    """End a flow that belongs to no exchange (a refresh): commit or abandon, wake."""
+    """End ``flow``'s fill now (a refresh that is over, or a response that will not be
+    stored): commit or abandon it, and wake whoever waits on it."""
     for waiter in flow.end():
         waiter()
 
@@ -244,7 +245,9 @@ def wait_on(flow: Flow, waiter: Waiter) -> None:
 
 
 def on_response(flow: Flow, head: ResponseHead, request: RequestHead, now: float) -> None:
-    """The backend's final head arrived: decide whether its body goes into the fill."""
+    """The backend's final head arrived: decide whether its body goes into the fill. A
+    response that will not be stored ends the fill at once, so that requests waiting on
+    it go to the backend now rather than after this body."""
     fill = flow.fill
     if fill is None:
         return
@@ -255,6 +258,7 @@ def on_response(flow: Flow, head: ResponseHead, request: RequestHead, now: float
         b"GET", flow.request, facts, authorized=authorized, default_ttl=flow.cache.default_ttl
     ):
         flow.word += b"; fwd-status=%d" % head.status
+        finish(flow)  # abandoned now: the waiters are woken (they forward on their own)
         return
     flow.word += b"; fwd-status=%d; stored" % head.status
     flow.stored = Entry(

@@ -415,7 +415,9 @@ class ClientConnection(asyncio.Protocol):
         if plan.max_body != NO_LIMIT and forwarding.body_too_large(plan, head, ex.received):
             self._fail(413)  # before reading the body: we never ask for it
             return
-        if plan.cache is not None:  # decided once per plan: None unless cache.enabled
+        # Decided once per plan: None unless cache.enabled. A WebSocket handshake is no
+        # cacheable GET: its fill would hold the key for the tunnel's whole life.
+        if plan.cache is not None and ex.ws_key is None:
             ex.cache = Flow(plan.cache)
             if self._cached(ex, ex.cache):
                 return
