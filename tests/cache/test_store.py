@@ -117,3 +117,17 @@ def test_replacing_an_entry_keeps_it_findable() -> None:
     newer = _entry(b"/r")
     store.put(newer)
     assert store.get(newer.key, ()) is newer and len(store) == 1
+
+
+def test_fills_under_way_share_the_bound() -> None:
+    store = ProxyCache(10_000, CacheCounters())
+    first, second = store.start_fill(b"a"), store.start_fill(b"b")
+    first.begin()
+    second.begin()
+    first.append(b"x" * 6000)
+    second.append(b"x" * 6000)  # 12 000 held by fills at once: the second lets go
+    assert first.storing and not second.storing and second.overflow
+    assert store.filling_bytes == 6000
+    store.commit(first, None)
+    store.commit(second, None)
+    assert store.filling_bytes == 0

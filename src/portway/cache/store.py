@@ -49,12 +49,22 @@ class Fill:
         chunks = self.chunks
         if chunks is None:
             return
+        store = self._store
         self.size += len(data)
-        if self.size + OVERHEAD > self._store.max_bytes:
-            self.overflow = True
-            self.chunks = None  # free what was kept: the entry can never fit
+        store.filling_bytes += len(data)
+        # Past the bound alone, or with the other fills under way: many large misses at
+        # once must not hold many times max_bytes between them.
+        if self.size + OVERHEAD > store.max_bytes or store.filling_bytes > store.max_bytes:
+            self.drop()
             return
         chunks.append(data)
+
+    def drop(self) -> None:
+        """Keep nothing more (the body still streams to its client)."""
+        if self.chunks is not None:
+            self._store.filling_bytes -= self.size
+            self.chunks = None
+        self.overflow = True
 
     @property
     def storing(self) -> bool:
@@ -64,12 +74,23 @@ class Fill:
 class ProxyCache:
     """The cache of one proxy (one per worker); ``max_bytes`` bounds its entries."""
 
-    __slots__ = ("_count", "_fills", "_lru", "_tags", "_vary", "bytes", "counters", "max_bytes")
+    __slots__ = (
+        "_count",
+        "_fills",
+        "_lru",
+        "_tags",
+        "_vary",
+        "bytes",
+        "counters",
+        "filling_bytes",
+        "max_bytes",
+    )
 
     def __init__(self, max_bytes: int, counters: CacheCounters) -> None:
         self.max_bytes = max_bytes
         self.counters = counters
         self.bytes = 0
+        self.filling_bytes = 0  # body bytes held by fills under way (not yet entries)
         self._lru: OrderedDict[VariantKey, Entry] = OrderedDict()
         self._vary: dict[bytes, tuple[str, ...]] = {}  # primary key → its Vary names
         self._count: dict[bytes, int] = {}  # primary key → variants stored
@@ -104,6 +125,8 @@ class ProxyCache:
         """End ``fill``: store ``entry`` (None: abandoned); the waiters to call back."""
         if self._fills.get(fill.key) is fill:
             del self._fills[fill.key]
+        if fill.chunks is not None:
+            self.filling_bytes -= fill.size  # now stored, or let go
         if entry is not None and not fill.overflow:
             self.put(entry)
         waiters, fill.waiters = fill.waiters, []
