@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import http.client
+import os
 import socket
 import threading
 import time
@@ -259,6 +260,7 @@ def test_a_50_mib_body_streams_to_the_client_while_it_is_stored(
     runner = _serve(make_proxy, cache_origin, max_bytes=64 << 20)
     gate = threading.Event()
     cache_origin.add("/big", headers={"Cache-Control": "max-age=60"}, stream=50, gate=gate)
+    before = _rss()
     with socket.create_connection(("127.0.0.1", runner.port), timeout=10) as sock:
         sock.sendall(f"GET /big HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
         received = b""
@@ -275,12 +277,23 @@ def test_a_50_mib_body_streams_to_the_client_while_it_is_stored(
             assert part
             got += len(part)
     time.sleep(0.2)
+    grown = _rss() - before
+    print(f"resident memory grew by {grown / 2**20:.1f} MiB while 50 MiB were cached")
+    # The body is held once (the stored chunks are the ones that went to the client),
+    # never joined or buffered whole on top of that.
+    assert grown < total + (24 << 20)
     status, headers, body = get(runner.port, "/big")
     assert status == 200 and len(body) == total
     assert headers["cache-status"] == "portway; hit"
     assert cache_origin.count("/big") == 1
     stored = runner.on_loop(lambda: runner.dp.plans.cache_counters["p"].stored_bytes)
     assert total <= stored < total + 4096  # the body once, plus the head
+
+
+def _rss() -> int:
+    """This process's resident memory in bytes (the data plane runs in a thread of it)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def test_a_body_over_the_bound_is_forwarded_whole_and_not_stored(
