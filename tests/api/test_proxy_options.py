@@ -146,3 +146,45 @@ def test_a_path_rewrite_round_trips(api: Api) -> None:
     assert _create(api, hostname="two.alpha.example.org").json()["proxy"]["rewrite"] == {
         "backend_prefix": None
     }
+
+
+def test_cache_and_purge_round_trip_and_the_purge_key_is_never_shown(api: Api) -> None:
+    created = _create(
+        api,
+        cache={"enabled": True, "max_bytes": 1 << 20, "key": {"headers": ["Accept-Language"]}},
+        purge={"allow_from": ["10.0.0.0/8"], "key": "s3cret-purge-key-123"},
+    )
+    assert created.status_code == 201, created.text
+    proxy = created.json()["proxy"]
+    assert proxy["cache"] == {
+        "enabled": True,
+        "max_bytes": 1 << 20,
+        "default_ttl": None,
+        "key": {"query": True, "headers": ["Accept-Language"]},
+    }
+    assert proxy["purge"] == {"allow_from": ["10.0.0.0/8"], "key_set": True}
+    shown = api.client.get(f"/v1/alpha/proxies/{proxy['id']}", headers=api.reader).text
+    assert "s3cret-purge-key-123" not in shown
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        # A header name with CR LF or a space would be no field name at all.
+        ({"cache": {"key": {"headers": ["X-A\r\nX-Evil: 1"]}}}, "cache.key.headers"),
+        ({"cache": {"key": {"headers": ["bad name"]}}}, "cache.key.headers"),
+        ({"cache": {"key": {"headers": ["x"] * 17}}}, "cache.key.headers"),
+        ({"cache": {"max_bytes": 0}}, "cache.max_bytes"),
+        ({"cache": {"max_bytes": 1 << 41}}, "cache.max_bytes"),
+        ({"cache": {"default_ttl": -1}}, "cache.default_ttl"),
+        ({"purge": {"allow_from": ["10.0.0.0/33"]}}, "purge.allow_from"),
+        ({"purge": {"allow_from": ["example.org"]}}, "purge.allow_from"),
+        ({"purge": {"key": "short"}}, "purge.key"),
+        ({"purge": {"key": "sixteen chars  with spaces"}}, "purge.key"),
+        ({"purge": {"key": "a-long-enough-key\r\nX-Evil: 1"}}, "purge.key"),
+    ],
+)
+def test_bad_cache_and_purge_options_are_422_naming_the_field(
+    api: Api, fields: dict[str, Any], field: str
+) -> None:
+    assert_error(_create(api, **fields), 422, field)

@@ -208,3 +208,16 @@ def test_format_from_environment(api, cli):
     api.reply("GET", f"{BASE}/px1", 200, {"proxy": PROXY})
     result = cli("proxy", "show", "px1", "-p", "alpha", env={"PORTWAY_FORMAT": "json"})
     assert json.loads(result.stdout) == PROXY
+
+
+def test_proxy_purge_posts_urls_prefixes_and_keys(api, cli):
+    api.reply("POST", BASE + "/wiki.alpha.example.org/purge", 200, {"purge": {"purged": 4}})
+    result = cli(
+        "proxy", "purge", "wiki.alpha.example.org", "-p", "alpha",
+        "--uri", "/a?x=1", "--prefix", "/static/", "--key", "k1", "--key", "k2",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "purged 4 entries\n"
+    assert api.last.body == {
+        "purge": {"urls": ["/a?x=1"], "prefixes": ["/static/"], "keys": ["k1", "k2"]}
+    }

@@ -16,10 +16,12 @@ from tests.conftest import TEST_POLICY
 from tests.dataplane.conftest import FAST, Origin, proxy_for
 from tests.runtime.conftest import ControlLoop
 
-from portway.model import Backend, Proxy
+from portway.cache.store import Purge
+from portway.model import Backend, CacheSettings, Proxy
 from portway.observability.metrics import merge
 from portway.router import RouteTable, Snapshot
 from portway.runtime.config import Listen
+from portway.runtime.control import purger
 from portway.runtime.inprocess import InProcessPlane
 from portway.runtime.plane_handle import DataPlaneHandle
 from portway.runtime.workers import WorkerPool
@@ -197,3 +199,21 @@ def test_close_stops_the_listeners(
     plane.control.call(plane.handle.close())
     with pytest.raises(httpx.ConnectError):
         plane.get("a.seam.test")
+
+
+def test_a_purge_through_the_apis_purger_reaches_the_cache(
+    make_plane: Callable[..., Running], make_origin: Callable[[str], Origin]
+) -> None:
+    """The control process's purge (control.purger: an API thread → the control loop →
+    the handle) drops the entry, whichever kind of plane serves it."""
+    origin = make_origin("one")
+    plane = make_plane()
+    cache = CacheSettings(enabled=True, default_ttl=60.0)
+    plane.start(proxy_for("c.seam.test", origin.backend(), pid="c", cache=cache))
+    plane.get("c.seam.test", "/page")
+    assert plane.get("c.seam.test", "/page").headers["cache-status"] == "portway; hit"
+    purge = purger(plane.handle, plane.control.loop)  # called from this (non-loop) thread
+    assert purge("c", Purge(urls=((None, b"/page"),))) == 1
+    assert purge("c", Purge(urls=((None, b"/page"),))) == 0
+    assert plane.get("c.seam.test", "/page").headers["cache-status"].startswith("portway; fwd")
+    assert len(origin.seen) == 2

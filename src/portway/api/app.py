@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute, Route
 
 from portway.api import params, schemas
 from portway.api.certificates import CertificateHandlers
-from portway.api.convert import HealthFn, PlaneFn, no_plane_status
+from portway.api.convert import HealthFn, PlaneFn, PurgeFn, no_plane_status
 from portway.api.dns import dns_table
 from portway.api.dynamicproxy import dynamicproxy_operations, dynamicproxy_routes
 from portway.api.endpoint import Handler, endpoint
@@ -23,6 +23,7 @@ from portway.api.proxies import ProxyHandlers
 from portway.api.quotas import QuotaHandlers
 from portway.api.v1 import AdminHandlers
 from portway.auth.tokens import TokenValidator
+from portway.cache.store import Purge
 from portway.observability.readiness import Readiness
 from portway.service import Service
 
@@ -32,6 +33,10 @@ PX = P + "/proxies/{proxy}"
 
 def _unknown_health(_proxy_id: str, _backend_id: str) -> dict[str, Any]:
     return {"health": "unknown"}
+
+
+def _no_cache(_proxy_id: str, _purge: Purge) -> int:
+    return 0  # an API without a data plane (tests, tools) holds no cache
 
 
 def _version() -> str:
@@ -65,6 +70,7 @@ def _table(
         s.envelope("backends", s.BackendOut, many=True),
     )
     cert = s.envelope("certificate", s.CertificateOut)
+    purged = s.envelope("purge", s.PurgedOut)
     certs_out = s.envelope("certificates", s.CertificateOut, many=True)
     quota = s.envelope("quota", s.QuotaOut)
     return [
@@ -116,6 +122,10 @@ def _table(
              proxies.update),
             (o("DELETE", "delete a proxy", status=204), proxies.delete),
         ]),
+        (PX + "/purge", [
+            (o("POST", "drop cached responses (urls, prefixes, surrogate keys)",
+               s.PurgeRequest, response=purged), proxies.purge),
+        ]),
         (PX + "/backends", [
             (o("GET", "list backends with health", response=backends), proxies.list_backends),
             (o("POST", "associate a backend", s.BackendRequest, 201, backend),
@@ -148,6 +158,7 @@ def create_app(
     extra_routes: Sequence[BaseRoute] = (),
     backend_health: HealthFn | None = None,
     dataplane_status: PlaneFn | None = None,
+    purge: PurgeFn | None = None,
     authenticate: TokenValidator | None = None,
     health_details: Callable[[], Mapping[str, Any]] | None = None,
     readiness: Callable[[], Readiness] | None = None,
@@ -163,7 +174,10 @@ def create_app(
     table = _table(
         AdminHandlers(service),
         ProxyHandlers(
-            service, backend_health or _unknown_health, dataplane_status or no_plane_status
+            service,
+            backend_health or _unknown_health,
+            dataplane_status or no_plane_status,
+            purge or _no_cache,
         ),
         CertificateHandlers(service),
         QuotaHandlers(service),

@@ -8,10 +8,12 @@ from datetime import datetime
 from typing import Any
 
 from portway.api import schemas
+from portway.cache.store import Purge, host_only
 from portway.errors import ValidationError
 from portway.model import Backend, Change, Project, Proxy, Role, Token, Zone
 from portway.model.node import Node
 from portway.model.proxy import OPTION_BY_NAME, OPTIONS, SETTINGS
+from portway.protocol import grammar
 from portway.service import BackendSpec, proxy_problems
 
 HealthFn = Callable[[str, str], dict[str, Any]]
@@ -20,6 +22,51 @@ PlaneFn = Callable[[str, int], dict[str, Any]]  # (proxy id, revision) → ``dat
 
 def no_plane_status(_proxy_id: str, _revision: int) -> dict[str, Any]:
     return {"applied": None, "error": None, "problems": []}
+
+
+# Drops what a Purge matches from a proxy's cache on every data plane; entries dropped.
+PurgeFn = Callable[[str, Purge], int]
+
+
+def purge(body: schemas.PurgeIn) -> Purge:
+    """A purge request as the data plane's ``Purge``. URLs are ``http(s)://host/target``
+    or a bare target (any host of the proxy); targets and prefixes are origin-form, keys
+    are the origin's tokens (visible ASCII, no spaces): none of it reaches the wire, but
+    nothing else could match a stored response either."""
+    urls = tuple(_purge_url(u) for u in body.urls)
+    for prefix in body.prefixes:
+        if not grammar.is_origin_form(prefix):
+            raise ValidationError(
+                "purge.prefixes must be paths such as /static/", field="purge.prefixes"
+            )
+    for key in body.keys:
+        if not all(33 <= ord(c) < 127 and c != "," for c in key):
+            raise ValidationError(
+                "purge.keys must be visible ASCII without spaces or commas", field="purge.keys"
+            )
+    if not (urls or body.prefixes or body.keys):
+        raise ValidationError("purge needs urls, prefixes or keys", field="purge")
+    return Purge(
+        urls=urls,
+        prefixes=tuple(p.encode("ascii") for p in body.prefixes),
+        tags=tuple(body.keys),
+    )
+
+
+def _purge_url(url: str) -> tuple[bytes | None, bytes]:
+    host: str | None = None
+    target = url
+    for scheme in ("http://", "https://"):
+        if url.lower().startswith(scheme):
+            authority, slash, rest = url[len(scheme) :].partition("/")
+            host, target = authority.rpartition("@")[2], slash + rest
+    if (host is not None and not host) or not grammar.is_origin_form(target):
+        raise ValidationError(
+            "purge.urls must be http(s)://host/path or /path (origin-form)", field="purge.urls"
+        )
+    if host is None:
+        return None, target.encode("ascii")
+    return host_only(host.lower().encode("ascii", "replace")), target.encode("ascii")
 
 
 def backend_spec(body: schemas.BackendIn) -> BackendSpec:
@@ -72,6 +119,9 @@ def proxy_out(proxy: Proxy, health: HealthFn, plane: PlaneFn = no_plane_status) 
         value = fields[option.name]
         fields[option.name] = None if value is None else dataclasses.asdict(value)
     fields["backends"] = []
+    # The purge key is a secret: it is written, never read back (only whether one is set).
+    purge = fields["purge"]
+    purge["key_set"] = purge.pop("key") is not None
     # The rules the snapshot builder applies: a proxy that breaks one is not served.
     problems = proxy_problems(proxy)
     fields["status"] = "error" if problems else "active"

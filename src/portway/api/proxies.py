@@ -7,16 +7,17 @@ from typing import Any
 from starlette.responses import JSONResponse, Response
 
 from portway.api import convert, schemas
-from portway.api.convert import HealthFn, PlaneFn
+from portway.api.convert import HealthFn, PlaneFn, PurgeFn
 from portway.api.endpoint import Call
 from portway.service import ProxyBackend, Service
 
 
 class ProxyHandlers:
-    def __init__(self, service: Service, health: HealthFn, plane: PlaneFn) -> None:
+    def __init__(self, service: Service, health: HealthFn, plane: PlaneFn, purge: PurgeFn) -> None:
         self.service = service
         self.health = health
         self.plane = plane
+        self.purger = purge
 
     def _proxy(self, proxy: Any, status: int = 200) -> JSONResponse:
         out = convert.proxy_out(proxy, self.health, self.plane)
@@ -49,6 +50,13 @@ class ProxyHandlers:
     def delete(self, call: Call) -> Response:
         self.service.delete_proxy(call.actor, call.params["project"], call.params["proxy"])
         return Response(status_code=204)
+
+    def purge(self, call: Call) -> Response:
+        """Drop cached responses of this proxy on every data plane (member role)."""
+        wanted = convert.purge(call.parse(schemas.PurgeRequest).purge)
+        p = call.params
+        proxy = self.service.purgeable_proxy(call.actor, p["project"], p["proxy"])
+        return JSONResponse({"purge": {"purged": self.purger(proxy.id, wanted)}})
 
     def _get(self, call: Call) -> Any:
         return self.service.get_proxy(call.actor, call.params["project"], call.params["proxy"])

@@ -18,11 +18,13 @@ from portway.health.expect import MAX_EXPECTED_CODES
 from portway.model import (
     ALGORITHMS,
     Backend,
+    CacheKey,
     CacheSettings,
     HealthCheck,
     Limits,
     Privacy,
     Proxy,
+    PurgeSettings,
     Rewrite,
     Role,
     SessionPersistence,
@@ -30,7 +32,15 @@ from portway.model import (
     TlsSettings,
 )
 from portway.model.hostname import MAX_HOSTNAME
-from portway.model.proxy import FORWARDED_FOR, PERSISTENCE_TYPES, defaults
+from portway.model.proxy import (
+    FORWARDED_FOR,
+    MAX_CACHE_BYTES,
+    MAX_CACHE_TTL,
+    MAX_KEY_HEADERS,
+    MAX_PURGE_CIDRS,
+    PERSISTENCE_TYPES,
+    defaults,
+)
 from portway.model.quota import QUOTA_NAMES, UNLIMITED
 from portway.router.patterns import MAX_PATTERN
 from portway.service import (
@@ -101,6 +111,8 @@ _HEALTH = defaults(HealthCheck)
 _PERSISTENCE = defaults(SessionPersistence)
 _TLS = defaults(TlsSettings)
 _CACHE = defaults(CacheSettings)
+_CACHE_KEY = defaults(CacheKey)
+_PURGE = defaults(PurgeSettings)
 _TIMEOUTS = defaults(Timeouts)
 _LIMITS = defaults(Limits)
 _PRIVACY = defaults(Privacy)
@@ -138,8 +150,25 @@ class TlsIn(StrictIn):
     hsts: bool = _TLS["hsts"]
 
 
+class CacheKeyIn(StrictIn):
+    query: bool = _CACHE_KEY["query"]
+    headers: list[Annotated[str, Field(min_length=1, max_length=TOKEN)]] = Field(
+        default_factory=list, max_length=MAX_KEY_HEADERS
+    )
+
+
 class CacheIn(StrictIn):
     enabled: bool = _CACHE["enabled"]
+    max_bytes: Int = Field(_CACHE["max_bytes"], ge=1, le=MAX_CACHE_BYTES)
+    default_ttl: float | None = Field(_CACHE["default_ttl"], ge=0, le=MAX_CACHE_TTL)
+    key: CacheKeyIn = Field(default_factory=CacheKeyIn)
+
+
+class PurgeSettingsIn(StrictIn):
+    allow_from: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=MAX_PURGE_CIDRS
+    )
+    key: str | None = Field(_PURGE["key"], min_length=16, max_length=256)
 
 
 class TimeoutsIn(StrictIn):
@@ -225,6 +254,7 @@ class ProxyCreate(StrictIn):
     health_check: HealthCheckIn | None = None
     tls: TlsIn | None = None
     cache: CacheIn | None = None
+    purge: PurgeSettingsIn | None = None
     timeouts: TimeoutsIn | None = None
     limits: LimitsIn | None = None
     privacy: PrivacyIn | None = None
@@ -250,6 +280,7 @@ class ProxyUpdate(StrictIn):
     health_check: HealthCheckIn | None = None
     tls: TlsIn = _optional()
     cache: CacheIn = _optional()
+    purge: PurgeSettingsIn = _optional()
     timeouts: TimeoutsIn = _optional()
     limits: LimitsIn = _optional()
     privacy: PrivacyIn = _optional()
@@ -292,6 +323,31 @@ class CertificateIn(StrictIn):
 
 
 # Envelopes: {"proxy": {...}} and friends.
+MAX_PURGE_ITEMS = 256  # urls, prefixes and keys each, per purge request
+
+
+class PurgeIn(StrictIn):
+    """What to drop from a proxy's cache (docs/caching.md); checked by convert.purge."""
+
+    urls: list[Annotated[str, Field(min_length=1, max_length=PATH)]] = Field(
+        default_factory=list, max_length=MAX_PURGE_ITEMS
+    )
+    prefixes: list[Annotated[str, Field(min_length=1, max_length=PATH)]] = Field(
+        default_factory=list, max_length=MAX_PURGE_ITEMS
+    )
+    keys: list[Annotated[str, Field(min_length=1, max_length=TEXT)]] = Field(
+        default_factory=list, max_length=MAX_PURGE_ITEMS
+    )
+
+
+class PurgeRequest(StrictIn):
+    purge: PurgeIn
+
+
+class PurgedOut(BaseModel):
+    purged: int  # entries dropped, summed over every worker's cache
+
+
 class ProxyCreateRequest(StrictIn):
     proxy: ProxyCreate
 
@@ -377,6 +433,7 @@ class ProxyOut(BaseModel):
     health_check: dict[str, Any] | None
     tls: dict[str, Any]
     cache: dict[str, Any]
+    purge: dict[str, Any]
     timeouts: dict[str, Any]
     limits: dict[str, Any]
     privacy: dict[str, Any]

@@ -87,6 +87,32 @@ def show(proxy: str, *, settings: Settings) -> None:
     emit(unwrap(reply, "proxy"), settings.fmt)
 
 
+@proxy.command("purge")
+@click.argument("proxy")
+@click.option("--uri", "urls", multiple=True, help="https://host/path?q or /path?q; repeatable.")
+@click.option("--prefix", "prefixes", multiple=True, help="A path prefix; repeatable.")
+@click.option("--key", "keys", multiple=True, help="A surrogate key (Surrogate-Key, Cache-Tag).")
+@client_command
+def purge(
+    proxy: str,
+    urls: tuple[str, ...],
+    prefixes: tuple[str, ...],
+    keys: tuple[str, ...],
+    *,
+    settings: Settings,
+) -> None:
+    """Drop cached responses of PROXY on every worker (docs/caching.md)."""
+    project = settings.need_project()
+    body = {"urls": list(urls), "prefixes": list(prefixes), "keys": list(keys)}
+    with settings.client() as api:
+        reply = api.post(f"{proxies_path(project, proxy)}/purge", {"purge": body})
+    result = unwrap(reply, "purge")
+    if settings.fmt == "table":
+        click.echo(f"purged {result.get('purged', 0)} entries")
+    else:
+        emit(result, settings.fmt)
+
+
 @proxy.command("delete")
 @click.argument("proxy")
 @client_command

@@ -23,13 +23,15 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from functools import partial
-from time import monotonic
+from time import monotonic, time
 from typing import cast
 
 import httptools
 
-from portway.dataplane import answers, forwarding, switching
+from portway.cache.entry import Entry
+from portway.dataplane import answers, caching, forwarding, switching
 from portway.dataplane import conn_state as cs
+from portway.dataplane.caching import Flow
 from portway.dataplane.conn_state import CLOSE, FEED_STASH, WAIT, ConnState
 from portway.dataplane.exchange import Exchange
 from portway.dataplane.guard import DENIED, PASS, ClientGuard
@@ -37,6 +39,7 @@ from portway.dataplane.picking import sticky_lines
 from portway.dataplane.plans import NO_LIMIT, Plan
 from portway.dataplane.pool import UpstreamPool
 from portway.dataplane.recording import record, unbind
+from portway.dataplane.refresh import Refresh
 from portway.dataplane.shared import Shared
 from portway.dataplane.tls import Handshake, handshake_of
 from portway.dataplane.tunnel import Tunnel
@@ -54,6 +57,7 @@ from portway.protocol.response import ResponseHead
 from portway.router import Snapshot
 
 _HTTP11_END = b" HTTP/1.1\r\n"
+_JOIN_BELOW = 16384  # a cached body up to this size is joined with its head (one send)
 
 
 def _status_of(exc: Exception) -> int:
@@ -414,6 +418,17 @@ class ClientConnection(asyncio.Protocol):
             return
         if plan.guard is not None and self._refused(ex, plan.guard):
             return
+        # Decided once per plan: None unless cache.enabled. A WebSocket handshake is no
+        # cacheable GET: its fill would hold the key for the tunnel's whole life.
+        if plan.cache is not None and ex.ws_key is None:
+            ex.cache = Flow(plan.cache)
+            if self._cached(ex, ex.cache):
+                return
+        self._forward(ex, plan)
+
+    def _forward(self, ex: Exchange, plan: Plan) -> None:
+        """Pick a backend and send the request to it."""
+        head = ex.head
         if plan.plain:  # forwarding.choose(), inlined: this runs once per request
             backend = plan.balancer.pick(plan.live(), self.peer)
         else:
@@ -421,6 +436,11 @@ class ClientConnection(asyncio.Protocol):
         if backend is None:
             self._fail(503)
             return
+        ex.encoded = self._encode(ex.head, plan, ex.cache, ex.ws_key is not None)
+        self._bind(ex, backend)
+
+    def _encode(self, head: RequestHead, plan: Plan, flow: Flow | None, websocket: bool) -> bytes:
+        """The request head for the backend, with the forwarding lines Portway adds."""
         fwd = self.fwd
         assert fwd is not None
         if not plan.forward_for:  # the proxy keeps the client's address to itself
@@ -440,10 +460,116 @@ class ClientConnection(asyncio.Protocol):
             lines = fwd.untrusted_lines(head.host)
         if plan.tool:  # Toolforge backends also get the URI as the client sent it
             lines += b"X-Original-URI: " + head.url + b"\r\n"
+        if flow is not None and flow.conditional:  # revalidating a stored answer
+            lines += flow.conditional
         # The client's target stays in head.url (the access log's, the route cache's).
         target = head.url if plan.rewrite is None else plan.rewrite.target(head.url)
-        ex.encoded = head.encode(lines + ws.UPGRADE_LINES if ex.ws_key else lines, target)
-        self._bind(ex, backend)
+        return head.encode(lines + ws.UPGRADE_LINES if websocket else lines, target)
+
+    # -- the cache (caching.py decides; these write) ---------------------------------
+
+    def _cached(self, ex: Exchange, flow: Flow) -> bool:
+        """Answer from the cache, wait for a fill, or refuse a PURGE: True when done
+        here; False when the request goes to a backend."""
+        action = caching.lookup(flow, ex.head, self.peer, time())
+        if action == caching.FORWARD:
+            return False
+        if action == caching.SERVE:
+            if flow.word == caching.SWR_WORD:
+                self._refresh(ex, flow)  # before serving: the flow is the exchange's
+            self._serve_entry(ex, flow)
+        elif action == caching.WAIT:
+            plan = ex.plan
+            assert plan is not None
+            self.state.expect_backend(plan.first_byte, plan.idle, plan.total)
+            caching.wait_on(flow, partial(self._woken, ex))
+        elif not flow.cache.may_purge(self.peer, ex.head):
+            self._fail(403)  # never reaches the backend
+        else:
+            gone = caching.purge_one(flow.cache, ex.head)
+            close = self.state.must_close(ex.head.keep_alive, ex.body_done, self.dp.draining)
+            self._answered(ex, 200 if gone else 404, caching.purged_answer(gone, close), close)
+        return True
+
+    def _refresh(self, ex: Exchange, flow: Flow) -> None:
+        """Stale-while-revalidate: fetch the entry again in the background (once per key
+        at a time), while this client gets the stale answer."""
+        plan = ex.plan
+        assert plan is not None
+        refresh = caching.refresh_flow(flow, ex.head)
+        backend = forwarding.choose(plan, ex.head, self.peer) if refresh is not None else None
+        if refresh is None or backend is None:
+            if refresh is not None:
+                caching.finish(refresh)
+            return
+        request = self._encode(ex.head, plan, refresh, False)
+        dp = self.dp
+        Refresh(refresh, ex.head, plan, backend, request).start(
+            dp.pool, dp.backend_policy, dp.upstream_tls
+        )
+
+    def _woken(self, ex: Exchange) -> None:
+        """The fill this exchange waited on ended: look up again (a hit, or forward)."""
+        if ex is not self.current or self.state.closing or ex.cache is None:
+            return
+        plan = ex.plan
+        assert plan is not None
+        if not self._cached(ex, ex.cache):
+            self._forward(ex, plan)
+        self._update_reading()
+        self.flush()
+
+    def _serve_entry(self, ex: Exchange, flow: Flow) -> None:
+        entry = flow.entry
+        assert entry is not None
+        head = ex.head
+        now = time()
+        close = self.state.must_close(head.keep_alive, ex.body_done, self.dp.draining)
+        if caching.not_modified(entry, flow):
+            self._answered(ex, 304, caching.not_modified_head(entry, flow, now, close), close)
+            return
+        self._answer_stored(ex, entry, flow, now, close)
+        self._finish(ex)
+
+    def _write_entry(self, head: bytes, body: tuple[bytes, ...], size: int) -> None:
+        self.out.append(head)
+        if size <= _JOIN_BELOW or self.transport is None:
+            self.out.extend(body)  # small: head and body leave in one send
+            return
+        self.flush()
+        self.transport.writelines(body)  # the stored chunks themselves, never joined
+
+    def _cache_head(self, ex: Exchange, flow: Flow, head: ResponseHead, close: bool) -> bool:
+        """A backend head of a caching proxy: True when the stored entry answers instead,
+        refreshed by a 304 to our validators (RFC 9111 §4.3.4) or standing in for a 5xx
+        (stale-if-error, whose body is then read and dropped)."""
+        now = time()
+        if head.status == 304 and flow.entry is not None and flow.conditional:
+            self._answer_stored(ex, caching.refreshed(flow, head, now), flow, now, close)
+            return True
+        if caching.stale_on_error(flow, head.status, now) and ex.upstream is not None:
+            assert flow.entry is not None
+            ex.upstream.drop_body()
+            self._answer_stored(ex, flow.entry, flow, now, close)
+            return True
+        caching.on_response(flow, head, ex.head, now)
+        fill = flow.fill
+        if fill is not None and fill.storing and ex.upstream is not None:
+            ex.upstream.tee = fill.append  # the body streams into the fill as it goes out
+        return False
+
+    def _answer_stored(
+        self, ex: Exchange, entry: Entry, flow: Flow, now: float, close: bool
+    ) -> None:
+        """``entry`` as the answer to ``ex`` (the exchange ends when the backend's does)."""
+        flow.entry = entry
+        answer = caching.hit_head(entry, flow, now, close, ex.head.http10)
+        body = () if ex.head.method == b"HEAD" else entry.body
+        self._write_entry(answer, body, entry.body_size)
+        ex.status = entry.status
+        ex.bytes_out = len(answer) + entry.body_size
+        ex.response_started = True
+        ex.close_after = close
 
     def _refused(self, ex: Exchange, guard: ClientGuard) -> bool:
         """Answer 403 (a banned range) or 429 (over the rate) when the proxy's limits
@@ -632,6 +758,11 @@ class ClientConnection(asyncio.Protocol):
         fwd = self.fwd
         assert fwd is not None
         extra = b""
+        flow = ex.cache
+        if flow is not None:
+            if self._cache_head(ex, flow, head, close):
+                return
+            extra = caching.status_header(flow.word)
         if plan.sticky is not None:
             extra = self._sticky(ex, head)
         if self.tls is not None and plan.proxy.tls.hsts and not has_hsts(head.pieces):
@@ -658,6 +789,8 @@ class ClientConnection(asyncio.Protocol):
             return
         ex.upstream = None
         ex.bytes_out += conn.body_bytes
+        if ex.cache is not None:
+            ex.cache.complete = True  # the whole body arrived: the fill may commit
         if reusable and ex.body_done:  # conn.release(), inlined: once per request
             if conn.pool.release(conn.bucket, conn) is not None:
                 conn.close()  # no longer usable

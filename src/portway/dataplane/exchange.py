@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from portway.protocol.request import RequestHead
 
 if TYPE_CHECKING:
+    from portway.dataplane.caching import Flow
     from portway.dataplane.plans import Plan
     from portway.dataplane.pool import Bucket
     from portway.dataplane.upstream import UpstreamConnection
@@ -27,6 +28,7 @@ class Exchange:
         "body_sent",
         "bucket",
         "bytes_out",
+        "cache",
         "close_after",
         "connect_task",
         "counted",
@@ -69,3 +71,4 @@ class Exchange:
         self.status = 0
         self.upstream_at = 0.0  # when the first response byte arrived
         self.ws_key: bytes | None = None  # a validated WebSocket handshake's key
+        self.cache: Flow | None = None  # only on proxies with cache.enabled

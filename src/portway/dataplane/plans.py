@@ -20,12 +20,14 @@ from functools import partial
 from typing import TYPE_CHECKING, Final
 
 from portway.balance import Balancer, Stickiness, make_balancer
+from portway.cache.store import CacheCounters, ProxyCache
+from portway.dataplane.caching import PlanCache
 from portway.dataplane.guard import ClientGuard
 from portway.dataplane.settings import DataPlaneSettings
 from portway.health.passive import Key, Outcome, OutlierDetector, Verdict, may_eject, verdict
 from portway.limits.bucket import Buckets, Rate
 from portway.limits.ranges import Ranges
-from portway.model import Backend, Proxy, SessionPersistence
+from portway.model import Backend, CacheSettings, Proxy, SessionPersistence
 from portway.observability.metrics import BUCKETS, RequestMetrics
 from portway.router.rewrite import path_rewrite
 
@@ -64,6 +66,7 @@ class Plan:
         "_plans",
         "balancer",
         "buckets",
+        "cache",
         "candidates",
         "connect",
         "counts_load",
@@ -91,8 +94,10 @@ class Plan:
         plans: Plans,
         balancer: Balancer,
         sticky: Stickiness | None,
+        cache: PlanCache | None = None,
     ) -> None:
         self.proxy = proxy
+        self.cache = cache  # None unless cache.enabled: one test per request
         self._plans = plans
         self.balancer = balancer
         self.sticky = sticky
@@ -195,9 +200,11 @@ class Plans:
     __slots__ = (
         "_balancers",
         "_buckets",
+        "_caches",
         "_node_deny",
         "_plans",
         "_sticky",
+        "cache_counters",
         "down",
         "gen",
         "inflight",
@@ -214,6 +221,9 @@ class Plans:
         self._sticky: dict[str, tuple[SessionPersistence, Stickiness]] = {}
         self._buckets: dict[str, Buckets] = {}  # proxy id → its clients' buckets
         self._node_deny = Ranges(settings.deny_clients)
+        # A proxy's stored responses survive swaps that keep its cache settings.
+        self._caches: dict[str, tuple[CacheSettings, ProxyCache]] = {}
+        self.cache_counters: dict[str, CacheCounters] = {}  # by project (metrics)
         self.inflight: dict[str, int] = {}  # backend id → requests in flight (live view)
         self.down: frozenset[Key] = frozenset()
         self.outliers = OutlierDetector(
@@ -231,8 +241,29 @@ class Plans:
         if kept is None or kept[0] != proxy.algorithm:
             balancer = make_balancer(proxy.algorithm, inflight=self.inflight)
             kept = self._balancers[proxy.id] = (proxy.algorithm, balancer)
-        plan = self._plans[proxy.id] = Plan(proxy, self, kept[1], self._stickiness(proxy))
+        plan = self._plans[proxy.id] = Plan(
+            proxy, self, kept[1], self._stickiness(proxy), self._cache(proxy)
+        )
         return plan
+
+    def _cache(self, proxy: Proxy) -> PlanCache | None:
+        settings = proxy.cache
+        if not settings.enabled:
+            gone = self._caches.pop(proxy.id, None)
+            if gone is not None:
+                gone[1].clear()  # its bytes leave the project's stored_bytes
+            return None
+        kept = self._caches.get(proxy.id)
+        if kept is None or kept[0] != settings:
+            if kept is not None:
+                kept[1].clear()
+            counters = self.cache_counters.setdefault(proxy.project, CacheCounters())
+            kept = self._caches[proxy.id] = (settings, ProxyCache(settings.max_bytes, counters))
+        return PlanCache(settings, proxy.purge, kept[1])
+
+    def caches(self) -> dict[str, ProxyCache]:
+        """Every caching proxy's store, by proxy id (purges go through these)."""
+        return {pid: kept[1] for pid, kept in self._caches.items()}
 
     def _stickiness(self, proxy: Proxy) -> Stickiness | None:
         config = proxy.session_persistence
@@ -279,6 +310,8 @@ class Plans:
         for table in (self._plans, self._balancers, self._sticky, self._buckets):
             for proxy_id in [k for k in table if k not in live_ids]:
                 del table[proxy_id]
+        for proxy_id in [k for k in self._caches if k not in live_ids]:
+            self._caches.pop(proxy_id)[1].clear()
 
     # -- health ------------------------------------------------------------
 

@@ -27,6 +27,10 @@ def record(dp: Shared, ex: Exchange, peer: str) -> None:
     ex.recorded = True
     if ex.counted:
         unbind(dp, ex)
+    flow = ex.cache
+    if flow is not None:  # the one end of every exchange: commit or abandon its fill
+        for waiter in flow.end():
+            waiter()
     plan = ex.plan
     seconds = monotonic() - ex.started
     if plan is not None:  # per-proxy keys built once (MetricKeys): this runs per request

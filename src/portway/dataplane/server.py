@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
+from portway.cache.store import Purge
 from portway.dataplane.client import ClientConnection
 from portway.dataplane.plans import Plans
 from portway.dataplane.pool import UpstreamPool
@@ -59,6 +60,7 @@ class DataPlane:
         self.pool: UpstreamPool[UpstreamConnection] = UpstreamPool(self.settings.upstream_pool_size)
         self.plans = Plans(self.pool, self.settings)
         self.metrics = RequestMetrics()  # updated once per finished request
+        self.plans.cache_counters = self.metrics.cache  # the caches count into /metrics
         self.access_log = access_log
         self.connections: set[Tracked] = set()
         self.listener_connections: dict[int, int] = {}  # listening port → open connections
@@ -104,6 +106,11 @@ class DataPlane:
         """The (proxy id, backend id) pairs the active checks declare down, as a whole set;
         it takes effect from the next request."""
         self.plans.set_down(down)
+
+    def purge(self, proxy_id: str, purge: Purge) -> int:
+        """Drop what ``purge`` matches from proxy ``proxy_id``'s cache; how many entries."""
+        cache = self.plans.caches().get(proxy_id)
+        return 0 if cache is None else purge.apply(cache)
 
     def ejected(self) -> frozenset[tuple[str, str]]:
         """The (proxy id, backend id) pairs passive checks have ejected right now."""

@@ -140,6 +140,10 @@ def _refused(loop: asyncio.AbstractEventLoop, bucket: Bucket[Any], reason: str) 
     raise RefusedAddressError(reason, field="address")
 
 
+def _ignore(_data: bytes) -> None:
+    pass
+
+
 class _HeadBodySkipped(Exception):
     """Raised from the head callback of a HEAD response: llhttp cannot be told that the
     response has no body, so parsing stops there and the parser is replaced."""
@@ -168,12 +172,14 @@ class UpstreamConnection(asyncio.Protocol):
         "body_bytes",
         "bucket",
         "client",
+        "dropping",
         "got_bytes",
         "head",
         "pool",
         "response_started",
         "reused",
         "switched",
+        "tee",
         "transport",
         "usable",
     )
@@ -191,6 +197,10 @@ class UpstreamConnection(asyncio.Protocol):
         self.response_started = False
         self.switched = False
         self.body_bytes = 0
+        # The cache's fill of this response (ClientConnection sets it): body chunks go
+        # to it as well as to the client, so they are stored while they stream.
+        self.tee: Callable[[bytes], None] | None = None
+        self.dropping = False  # the body is read to its end but goes nowhere
         self._head_request = False
         self._interim = False
         self._keep_alive = True
@@ -278,10 +288,19 @@ class UpstreamConnection(asyncio.Protocol):
         self.got_bytes = False
         self.response_started = False
         self.body_bytes = 0
+        self.tee = None
+        self.dropping = False
         self._head_request = head_request
         assert self.transport is not None
         # write() of one buffer takes uvloop's immediate-send fast path (see flush()).
         self.transport.write(data)
+
+    def drop_body(self) -> None:
+        """Read this response's body to its end without passing it on (the client got
+        another answer: a stale cached one, under stale-if-error); the connection stays
+        reusable."""
+        self.tee = _ignore
+        self.dropping = True
 
     def pause_reading(self) -> None:
         """The client reads slower than the backend sends: stop reading the backend."""
@@ -344,6 +363,11 @@ class UpstreamConnection(asyncio.Protocol):
         client = self.client
         assert client is not None
         self.body_bytes += len(data)
+        tee = self.tee
+        if tee is not None:
+            tee(data)
+            if self.dropping:
+                return
         if self.head.rechunk:
             client.out.extend(chunked.encode_chunk(data))
         else:

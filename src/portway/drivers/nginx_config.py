@@ -185,6 +185,9 @@ def _named(backend: Backend) -> bool:
 
 
 def _degradations(proxy: Proxy) -> Iterable[Problem]:
+    if proxy.cache.enabled:  # proxy_cache is not rendered yet (docs/caching.md)
+        message = "the nginx data plane does not cache yet: served without cache.enabled"
+        yield Problem(proxy.id, "cache.enabled", message, True)
     persistence = proxy.session_persistence
     if persistence is not None and persistence.type != "source_ip":
         message = "nginx OSS has no cookie stickiness: served without session persistence"

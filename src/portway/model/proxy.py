@@ -114,9 +114,44 @@ class Limits:
         object.__setattr__(self, "deny", tuple(self.deny))
 
 
+DEFAULT_CACHE_BYTES = 64 << 20  # CacheSettings.max_bytes
+MAX_CACHE_BYTES = 1 << 40  # the largest max_bytes a tenant may ask for (1 TiB)
+MAX_CACHE_TTL = 365 * 86400.0  # default_ttl's bound, in seconds
+MAX_KEY_HEADERS = 16  # CacheKey.headers
+MAX_PURGE_CIDRS = 64  # PurgeSettings.allow_from
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CacheKey:
+    """What, besides method-independent host and path, tells two cached responses apart:
+    the query string (``query``), and the values of the request headers named in
+    ``headers`` (lower-case field names; the origin's ``Vary`` adds its own)."""
+
+    query: bool = True
+    headers: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class CacheSettings:
+    """The built-in data plane's HTTP cache for this proxy (RFC 9111, as a shared
+    cache; docs/caching.md). ``max_bytes`` bounds the memory this proxy's entries take
+    in each worker; ``default_ttl`` (seconds) is the freshness of a response that says
+    nothing of its own (None: only what RFC 9111 §4.2.2 lets a cache guess)."""
+
     enabled: bool = False
+    max_bytes: int = DEFAULT_CACHE_BYTES
+    default_ttl: float | None = None
+    key: CacheKey = field(default_factory=CacheKey)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PurgeSettings:
+    """Who may send the data plane's ``PURGE`` method for one URL of this proxy: a
+    client whose address is in ``allow_from`` (CIDRs), or one that sends ``key`` in the
+    ``X-Purge-Key`` header (None: no key opens it). Nobody else, by default."""
+
+    allow_from: tuple[str, ...] = ()
+    key: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -176,6 +211,7 @@ class Proxy:
     health_check: HealthCheck | None = None
     tls: TlsSettings = field(default_factory=TlsSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
+    purge: PurgeSettings = field(default_factory=PurgeSettings)
     timeouts: Timeouts = field(default_factory=Timeouts)
     limits: Limits = field(default_factory=Limits)
     privacy: Privacy = field(default_factory=Privacy)
@@ -212,7 +248,34 @@ class Option:
 
     def build(self, values: Mapping[str, Any] | None) -> Any:
         """The option object from its fields' values; None gives the default."""
-        return self.default if values is None else self.type(**values)
+        return self.default if values is None else _build(self.type, values)
+
+
+_HINTS: dict[type[Any], Mapping[str, Any]] = {}
+
+
+def _hints(cls: type[Any]) -> Mapping[str, Any]:
+    # Looked up once per option class: rows are decoded by the thousand.
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls)
+    return hints
+
+
+def _build(cls: type[Any], values: Mapping[str, Any]) -> Any:
+    """``cls(**values)``, with nested option objects (``CacheSettings.key``) built from
+    their dicts and JSON lists made tuples, so that stored and wire values compare equal
+    to the model's."""
+    hints = _hints(cls)
+    built: dict[str, Any] = {}
+    for name, value in values.items():
+        kind = _option_type(hints.get(name))
+        if kind is not None and isinstance(value, Mapping):
+            value = _build(kind, value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        built[name] = value
+    return cls(**built)
 
 
 def _option_type(hint: Any) -> type[Any] | None:

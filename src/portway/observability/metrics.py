@@ -19,6 +19,27 @@ Key = tuple[str, str]  # (project, proxy hostname+prefix)
 
 
 @dataclass(slots=True)
+class CacheCounters:
+    """One project's HTTP cache figures in one worker (its proxies' caches add up here)."""
+
+    hits: int = 0
+    misses: int = 0
+    evictions: int = 0
+    stored_bytes: int = 0
+
+    def row(self) -> list[int]:
+        return [self.hits, self.misses, self.evictions, self.stored_bytes]
+
+
+_CACHE_SERIES = (
+    ("portway_cache_hits_total", "Requests answered from the HTTP cache, by project."),
+    ("portway_cache_misses_total", "Cacheable requests the cache could not answer, by project."),
+    ("portway_cache_evictions_total", "Entries evicted to keep the cache in its bound."),
+    ("portway_cache_stored_bytes", "Bytes held by the HTTP cache, by project (all workers)."),
+)
+
+
+@dataclass(slots=True)
 class RequestMetrics:
     requests: dict[tuple[str, str, str], int] = field(default_factory=dict)
     latency: dict[Key, list[float]] = field(default_factory=dict)  # bucket counts..., sum
@@ -28,6 +49,8 @@ class RequestMetrics:
     def refuse(self, project: str, reason: str) -> None:
         key = (project, reason)
         self.refused[key] = self.refused.get(key, 0) + 1
+
+    cache: dict[str, CacheCounters] = field(default_factory=dict)  # by project
 
     def observe(self, project: str, proxy: str, status: int, seconds: float) -> None:
         klass = _CLASSES[min(max(status // 100, 1), 5) - 1]
@@ -44,6 +67,7 @@ class RequestMetrics:
             "requests": dict(self.requests),
             "latency": {k: list(v) for k, v in self.latency.items()},
             "refused": dict(self.refused),
+            "cache": {project: c.row() for project, c in self.cache.items()},
         }
 
 
@@ -63,6 +87,15 @@ def merge(exports: Iterable[Mapping[str, object]]) -> RequestMetrics:
         assert isinstance(refused, dict)
         for k, n in refused.items():
             total.refused[k] = total.refused.get(k, 0) + n
+        cache = export.get("cache", {})
+        assert isinstance(cache, dict)
+        for project, figures in cache.items():
+            counters = total.cache.setdefault(project, CacheCounters())
+            hits, misses, evictions, stored = figures
+            counters.hits += hits
+            counters.misses += misses
+            counters.evictions += evictions
+            counters.stored_bytes += stored
     return total
 
 
@@ -128,6 +161,13 @@ def render(
     ]
     for (project, reason), n in sorted(metrics.refused.items()):
         out.append(f"portway_requests_refused_total{_labels(project=project, reason=reason)} {n}")
+    for i, (name, help_text) in enumerate(_CACHE_SERIES):
+        if not metrics.cache:
+            break
+        kind = "counter" if name.endswith("_total") else "gauge"
+        out += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+        for project, counters in sorted(metrics.cache.items()):
+            out.append(f"{name}{_labels(project=project)} {counters.row()[i]}")
     for name, (help_text, samples) in sorted(gauges.items()):
         # Prometheus naming: a "_total" metric only ever grows, and is typed so.
         kind = "counter" if name.endswith("_total") else "gauge"

@@ -10,7 +10,7 @@ from typing import Final
 
 _TEXT: Final[dict[int, tuple[str, str]]] = {
     400: ("Bad Request", "The request could not be understood."),
-    403: ("Forbidden", "Requests from your address are not accepted here."),
+    403: ("Forbidden", "This request is not allowed here."),
     404: ("Not Found", "There is no such proxy on this address (noproxy)."),
     405: ("Method Not Allowed", "This method cannot be proxied."),
     408: ("Request Timeout", "The request head took too long to arrive."),

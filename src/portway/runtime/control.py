@@ -18,7 +18,9 @@ from starlette.applications import Starlette
 
 from portway import __version__
 from portway.api.app import create_app
+from portway.api.convert import PurgeFn
 from portway.auth.provision import api_tokens
+from portway.cache.store import Purge
 from portway.dns.node import DnsCheckJob, node_records
 from portway.drivers import client_limits
 from portway.errors import ConfigError
@@ -133,6 +135,7 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
         extra_routes=report.admin_routes(service),
         backend_health=report.backend_health,
         dataplane_status=driven.proxy_status if driven is not None else None,
+        purge=purger(handle, asyncio.get_running_loop()),
         authenticate=authenticate,
         health_details=lambda: {"sources": sources.states()},
         readiness=report.readiness,
@@ -307,3 +310,14 @@ def _banner(config: ServeConfig, secret: str | None, first: Snapshot) -> None:
         print(f"  admin token (shown once, store it): {secret}", file=out)
         print(f"    export PORTWAY_TOKEN={secret}", file=out)
     out.flush()
+
+
+def purger(handle: DataPlaneHandle, loop: asyncio.AbstractEventLoop) -> PurgeFn:
+    """The API's purge (its handlers run in threads) as a call on the control loop,
+    where the handle lives; the handle bounds the wait for its workers."""
+
+    def purge(proxy_id: str, wanted: Purge) -> int:
+        future = asyncio.run_coroutine_threadsafe(handle.purge(proxy_id, wanted), loop)
+        return future.result(timeout=30)
+
+    return purge

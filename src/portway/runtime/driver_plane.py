@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from portway.cache.store import Purge
 from portway.dataplane.settings import DataPlaneSettings
 from portway.drivers.apply_loop import ApplyLoop, Down
 from portway.errors import ConfigError
@@ -71,6 +72,9 @@ class DriverPlane:
 
     def set_health(self, down: frozenset[Target]) -> None:
         self.driver.set_down(down)
+
+    async def purge(self, proxy_id: str, purge: Purge) -> int:
+        return 0  # the daemons keep no cache (cache.enabled is reported, docs/caching.md)
 
     def reconfigure(self, settings: DataPlaneSettings, access_log: str | None) -> None:
         log.warning("SIGHUP: data-plane settings of --dataplane %s need a restart", self.kind)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from portway.cache.store import Purge
 from portway.dataplane.server import DataPlane
 from portway.dataplane.settings import DataPlaneSettings
 from portway.model.backend_policy import BackendPolicy
@@ -62,6 +63,9 @@ class InProcessPlane:
                 ejected=plane.ejected(),
             )
         ]
+
+    async def purge(self, proxy_id: str, purge: Purge) -> int:
+        return self.plane.purge(proxy_id, purge)
 
     def is_ejected(self, target: Target) -> bool:
         # No metrics copy: this is asked once per backend of an API listing.

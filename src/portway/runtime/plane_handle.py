@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from portway.cache.store import Purge
 from portway.dataplane.settings import DataPlaneSettings
 from portway.router import Snapshot
 
@@ -53,6 +54,10 @@ class DataPlaneHandle(Protocol):
         """SIGHUP: switch to ``settings`` and reopen the access log (a path, ``-`` for
         standard output, None for none). Raises OSError, having changed nothing, when
         the access log cannot be opened."""
+
+    async def purge(self, proxy_id: str, purge: Purge) -> int:
+        """Drop what ``purge`` matches from proxy ``proxy_id``'s cache in every serving
+        process, in order after the snapshots published before; the entries dropped."""
 
     def stats(self) -> Sequence[PlaneStats]:
         """The latest figures, one entry per serving process (may lag by a second)."""

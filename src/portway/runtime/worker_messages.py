@@ -1,9 +1,11 @@
 """Everything the control process and a worker say to each other over their pipe.
 
 control → worker: ``FullSnapshot`` (replace everything), ``SnapshotDelta`` (upserts and
-removals), ``HealthUpdate`` (the active checks' verdicts), ``SettingsUpdate`` (SIGHUP).
+removals), ``HealthUpdate`` (the active checks' verdicts), ``SettingsUpdate`` (SIGHUP),
+``Purges`` (cache purges, in order behind the snapshots sent before them).
 worker → control: ``Applied`` (a snapshot version is being served), ``PlaneStats`` (the
-worker's figures, pushed every second so that ``/metrics`` never waits on a worker).
+worker's figures, pushed every second so that ``/metrics`` never waits on a worker),
+``Purged`` (how many entries each purge dropped in that worker).
 
 A worker that falls behind is sent one ``SnapshotPlan`` merged from all the snapshots it
 missed (``SnapshotPlan.merged``), never each of them in turn.
@@ -14,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from portway.cache.store import Purge
 from portway.dataplane.settings import DataPlaneSettings
 from portway.model import Certificate, Proxy
 from portway.router import RouteTable, Snapshot
@@ -51,8 +54,40 @@ class Applied:
     version: int
 
 
-ToWorker = FullSnapshot | SnapshotDelta | HealthUpdate | SettingsUpdate
-FromWorker = Applied | PlaneStats
+@dataclass(frozen=True, slots=True)
+class PurgeRequest:
+    id: int  # the control's number for it, echoed in ``Purged``
+    proxy_id: str
+    purge: Purge
+
+
+@dataclass(frozen=True, slots=True)
+class Purges:
+    """Purges for one worker; several not yet sent travel as one (``joined``): unlike a
+    snapshot, no purge may replace another."""
+
+    requests: tuple[PurgeRequest, ...]
+
+    @staticmethod
+    def joined(waiting: object, newer: object) -> object:
+        assert isinstance(waiting, Purges) and isinstance(newer, Purges)
+        return Purges(waiting.requests + newer.requests)
+
+
+@dataclass(frozen=True, slots=True)
+class Purged:
+    """(request id, entries dropped) for each purge of one ``Purges``."""
+
+    counts: tuple[tuple[int, int], ...]
+
+    @staticmethod
+    def joined(waiting: object, newer: object) -> object:
+        assert isinstance(waiting, Purged) and isinstance(newer, Purged)
+        return Purged(waiting.counts + newer.counts)
+
+
+ToWorker = FullSnapshot | SnapshotDelta | HealthUpdate | SettingsUpdate | Purges
+FromWorker = Applied | PlaneStats | Purged
 
 
 def full_message(snapshot: Snapshot) -> FullSnapshot:

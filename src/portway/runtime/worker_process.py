@@ -28,6 +28,8 @@ from portway.runtime.worker_messages import (
     Applied,
     FullSnapshot,
     HealthUpdate,
+    Purged,
+    Purges,
     SettingsUpdate,
     SnapshotDelta,
     apply_message,
@@ -110,6 +112,9 @@ class _ControlLink:
             self.plane.set_health(message.down)
         elif isinstance(message, SettingsUpdate):
             reconfigure(self.plane, message)
+        elif isinstance(message, Purges):
+            counts = tuple((r.id, self.plane.purge(r.proxy_id, r.purge)) for r in message.requests)
+            self.channel.send("purged", Purged(counts), Purged.joined)
         else:
             log.error("unknown message from the control process: %s", type(message).__name__)
 

@@ -28,6 +28,7 @@ from dataclasses import replace
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
+from portway.cache.store import Purge
 from portway.dataplane.settings import DataPlaneSettings
 from portway.model.backend_policy import BackendPolicy
 from portway.router import Snapshot
@@ -39,6 +40,9 @@ from portway.runtime.plane_handle import PlaneStats, Target
 from portway.runtime.worker_messages import (
     Applied,
     HealthUpdate,
+    Purged,
+    PurgeRequest,
+    Purges,
     SettingsUpdate,
     SnapshotPlan,
 )
@@ -46,6 +50,7 @@ from portway.runtime.worker_process import WorkerSpec, reuseport_socket, worker_
 
 log = logging.getLogger("portway.workers")
 
+PURGE_TIMEOUT = 5.0  # seconds a purge waits for each worker's count
 STALL_TIMEOUT = 20.0  # a 100 000-proxy full snapshot takes a worker a few seconds to apply
 
 
@@ -97,7 +102,7 @@ class _Encoder:
 class _Worker:
     """The control's end of one worker: its process, its pipe, what it last reported."""
 
-    __slots__ = ("_on_applied", "applied", "channel", "process", "stats")
+    __slots__ = ("_on_applied", "applied", "channel", "process", "purges", "stats")
 
     def __init__(
         self,
@@ -110,6 +115,8 @@ class _Worker:
         self.applied = 0
         self.stats: PlaneStats | None = None
         self._on_applied = on_applied
+        # Purges sent and not yet answered, by request id.
+        self.purges: dict[int, asyncio.Future[int]] = {}
         self.channel = PipeChannel(conn, self._on_message, encoder=encoder)
 
     def _on_message(self, message: object) -> None:
@@ -118,6 +125,16 @@ class _Worker:
             self._on_applied()
         elif isinstance(message, PlaneStats):
             self.stats = message
+        elif isinstance(message, Purged):
+            for request_id, count in message.counts:
+                waiter = self.purges.pop(request_id, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(count)
+
+    def purge(self, request: PurgeRequest) -> asyncio.Future[int]:
+        waiter = self.purges[request.id] = asyncio.get_running_loop().create_future()
+        self.channel.send("purge", Purges((request,)), Purges.joined)
+        return waiter
 
 
 def _shared(settings: DataPlaneSettings, count: int) -> DataPlaneSettings:
@@ -164,6 +181,7 @@ class WorkerPool:
         self.last_apply_seconds = 0.0  # published → applied by every worker
         # Called with the version every worker serves, each time a worker reports.
         self.on_applied: Callable[[int], None] | None = None
+        self._purge_ids = 0
 
     # -- DataPlaneHandle ------------------------------------------------------
 
@@ -204,6 +222,18 @@ class WorkerPool:
 
     def stats(self) -> Sequence[PlaneStats]:
         return [w.stats for w in self._workers if w.stats is not None]
+
+    async def purge(self, proxy_id: str, purge: Purge) -> int:
+        """Every worker drops what ``purge`` matches (each has a cache of its own); the
+        entries dropped, summed. A worker that does not answer in PURGE_TIMEOUT (it is
+        stuck, and will be replaced with an empty cache) counts as none."""
+        self._purge_ids += 1
+        request = PurgeRequest(self._purge_ids, proxy_id, purge)
+        waiters = [w.purge(request) for w in self._workers]
+        done, _ = await asyncio.wait(waiters, timeout=PURGE_TIMEOUT) if waiters else (set(), set())
+        for worker in self._workers:
+            worker.purges.pop(request.id, None)
+        return sum(w.result() for w in done)
 
     def is_ejected(self, target: Target) -> bool:
         return any(w.stats is not None and target in w.stats.ejected for w in self._workers)

@@ -16,7 +16,7 @@ from portway.errors import ConflictError, NotFoundError, PortwayError, Validatio
 from portway.model import Proxy, normalize_hostname
 from portway.model.proxy import SETTINGS
 from portway.service import validation
-from portway.service.auth import Actor, require_read
+from portway.service.auth import Actor, require_read, require_write
 from portway.service.backends import BackendSpec, build_backends
 from portway.service.base import ServiceBase, new_id
 from portway.service.certificates import check_proxy_tls
@@ -143,6 +143,16 @@ class ProxyOps(ServiceBase):
 
     def get_proxy(self, actor: Actor, project: str, ref: str) -> Proxy:
         return self._read(lambda reader: readable_proxy(reader, actor, project, ref))
+
+    def purgeable_proxy(self, actor: Actor, project: str, ref: str) -> Proxy:
+        """The proxy whose cache ``actor`` wants purged: a write (member or admin), though
+        it changes no configuration, so nothing is recorded in the change log."""
+
+        def query(reader: Reader) -> Proxy:
+            require_write(reader, actor, project)
+            return resolve_proxy(reader, project, ref)
+
+        return self._read(query)
 
     def update_proxy(
         self, actor: Actor, project: str, ref: str, changes: Mapping[str, Any]

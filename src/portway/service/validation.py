@@ -26,9 +26,11 @@ from portway.health.expect import parse_expected_codes
 from portway.model import (
     ALGORITHMS,
     Backend,
+    CacheSettings,
     HealthCheck,
     Limits,
     Proxy,
+    PurgeSettings,
     Rewrite,
     SessionPersistence,
     Timeouts,
@@ -36,7 +38,15 @@ from portway.model import (
     normalize_hostname,
     normalize_path_prefix,
 )
-from portway.model.proxy import FORWARDED_FOR, PERSISTENCE_TYPES, Privacy
+from portway.model.proxy import (
+    FORWARDED_FOR,
+    MAX_CACHE_BYTES,
+    MAX_CACHE_TTL,
+    MAX_KEY_HEADERS,
+    MAX_PURGE_CIDRS,
+    PERSISTENCE_TYPES,
+    Privacy,
+)
 from portway.protocol import grammar
 from portway.router.patterns import compile_pattern
 
@@ -256,6 +266,78 @@ def privacy(value: Privacy) -> Privacy:
     return value
 
 
+def _whole_number(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def cache(value: CacheSettings) -> CacheSettings:
+    """Sizes and times bounded; key header names RFC 9110 tokens (they are looked up in
+    requests and written into ``Vary``-like keys, never echoed, but a name that is not a
+    token could never match a real field anyway)."""
+    if not isinstance(value.enabled, bool):
+        raise ValidationError("cache.enabled must be true or false", field="cache.enabled")
+    if not _whole_number(value.max_bytes) or not 0 < value.max_bytes <= MAX_CACHE_BYTES:
+        raise ValidationError(
+            f"cache.max_bytes must be an integer from 1 to {MAX_CACHE_BYTES}",
+            field="cache.max_bytes",
+        )
+    ttl = value.default_ttl
+    if ttl is not None and (
+        isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 0 <= ttl <= MAX_CACHE_TTL
+    ):
+        raise ValidationError(
+            f"cache.default_ttl must be null or from 0 to {MAX_CACHE_TTL:.0f} seconds",
+            field="cache.default_ttl",
+        )
+    key = value.key
+    if not isinstance(key.query, bool):
+        raise ValidationError("cache.key.query must be true or false", field="cache.key.query")
+    names = key.headers
+    if not isinstance(names, tuple) or len(names) > MAX_KEY_HEADERS:
+        raise ValidationError(
+            f"cache.key.headers must be a list of at most {MAX_KEY_HEADERS} names",
+            field="cache.key.headers",
+        )
+    for name in names:
+        if not isinstance(name, str) or not grammar.is_token(name) or len(name) > MAX_TOKEN:
+            raise ValidationError(
+                "cache.key.headers must hold RFC 9110 field names (tokens)",
+                field="cache.key.headers",
+            )
+    return value
+
+
+def purge(value: PurgeSettings) -> PurgeSettings:
+    """``allow_from`` CIDRs as ``ipaddress`` reads them; the key a visible-ASCII field
+    value of 16 to 256 characters (short keys are guessable)."""
+    cidrs = value.allow_from
+    if not isinstance(cidrs, tuple) or len(cidrs) > MAX_PURGE_CIDRS:
+        raise ValidationError(
+            f"purge.allow_from must be a list of at most {MAX_PURGE_CIDRS} CIDRs",
+            field="purge.allow_from",
+        )
+    for cidr in cidrs:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except (TypeError, ValueError):
+            raise ValidationError(
+                f"purge.allow_from: {str(cidr)[:64]!r} is not an address or CIDR",
+                field="purge.allow_from",
+            ) from None
+    key = value.key
+    if key is not None and (
+        not isinstance(key, str)
+        or not 16 <= len(key) <= 256
+        or not key.isascii()
+        or not all(33 <= ord(c) < 127 for c in key)
+    ):
+        raise ValidationError(
+            "purge.key must be null or 16 to 256 visible ASCII characters",
+            field="purge.key",
+        )
+    return value
+
+
 def rewrite(value: Rewrite) -> Rewrite:
     """The backend prefix is a canonical RFC 3986 path prefix: it is written verbatim
     into the request target, so nothing a backend could read otherwise gets in."""
@@ -318,6 +400,8 @@ _PROXY_RULES: tuple[tuple[str, Callable[[Any], object]], ...] = (
     ("backends", backend_patterns),
     ("privacy", privacy),
     ("rewrite", rewrite),
+    ("cache", cache),
+    ("purge", purge),
 )
 
 

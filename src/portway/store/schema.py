@@ -59,6 +59,7 @@ proxies = sa.Table(
     sa.Column("toolforge", sa.JSON),  # migration 0007: a Toolforge tool's proxy
     sa.Column("privacy", sa.JSON),  # migration 0009: whether the client address goes upstream
     sa.Column("rewrite", sa.JSON),  # migration 0010: the backend path prefix
+    sa.Column("purge", sa.JSON),  # migration 0012: who may PURGE cached URLs
     sa.Column("source", sa.String(64), nullable=False),
     sa.Column("created_at", _TS, nullable=False),
     sa.Column("updated_at", _TS, nullable=False),
