@@ -46,6 +46,7 @@ from portway.runtime.config import (
     parse_endpoint_types,
     parse_healthz_path,
     parse_listen,
+    parse_listen_ports,
     parse_optional_listen,
     parse_optional_zone,
     parse_plane_kind,
@@ -328,6 +329,15 @@ SETTINGS: tuple[Setting, ...] = (
         "CIDR backends may not use (repeatable); wins over --backend-allow.",
         parse=parse_cidrs,
         metavar="CIDR",
+    ),
+    Setting(
+        "listen_ports",
+        tuple,
+        (),
+        "Extra ports tenants' proxies may claim, PORT, LOW-HIGH or ADDRESS:PORT[-HIGH] "
+        "(repeatable or comma-separated; default address: --http's); opened on demand.",
+        parse=parse_listen_ports,
+        metavar="PORTS",
     ),
     _tunable("connect_timeout", "Ceiling on connecting to a backend (seconds; → 502)."),
     Setting(
