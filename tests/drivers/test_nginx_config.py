@@ -279,3 +279,15 @@ def test_a_proxy_with_a_path_rewrite_is_refused_not_forwarded_with_the_clients_p
         ("rw", "rewrite.backend_prefix", False)
     ]
     assert len([path for path in tree.files if path.startswith(AVAILABLE)]) == 1  # "fine" only
+
+
+@pytest.mark.parametrize("protocol", ["http", "https", "tcp", "tls-passthrough"])
+def test_a_proxy_on_a_port_of_its_own_is_refused_not_served_on_the_shared_ones(
+    protocol: str,
+) -> None:
+    on_port = _proxy("lp", listen_port=8772, protocol=protocol)
+    tree = _render(on_port, _proxy("fine", hostname="f.example.org"))
+    assert [(p.proxy_id, p.field, p.served) for p in tree.problems] == [
+        ("lp", "listen_port", False)
+    ]
+    assert len([path for path in tree.files if path.startswith(AVAILABLE)]) == 1  # "fine" only
