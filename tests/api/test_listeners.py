@@ -135,6 +135,7 @@ def test_one_hostname_on_the_shared_listeners_and_on_two_ports(api: Api) -> None
         ({"protocol": "tcp", "listen_port": 8001, "algorithm": "consistent_hash"}, "algorithm"),
         ({"protocol": "tls-passthrough", "listen_port": 8001, "tls": {"hsts": True}}, "tls"),
         ({"listen_port": 8001, "stream": {"proxy_protocol": True}}, "stream"),
+        ({"listen_port": 8001, "tls": {"redirect_http": True}}, "tls.redirect_http"),
         (
             {"protocol": "tcp", "listen_port": 8001, "stream": {"max_connections": 0}},
             "stream.max_connections",

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ import uvloop
 from portway.dataplane import DataPlane, DataPlaneSettings
 from portway.model import Backend, Proxy
 from portway.model.backend_policy import BackendPolicy
+from portway.model.listen_policy import ListenPolicy
 from portway.observability.access_log import AccessLog
 from portway.router import RouteTable, Snapshot
 from tests.conftest import TEST_POLICY
@@ -258,7 +260,11 @@ class ProxyRunner:
         *,
         backend_policy: BackendPolicy = TEST_POLICY,
         port: int = 0,
+        listen_policy: ListenPolicy | None = None,
+        default_cert: tuple[Path, Path] | None = None,
     ) -> None:
+        self.listen_policy = listen_policy
+        self.default_cert = default_cert
         self.loop = uvloop.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -272,7 +278,14 @@ class ProxyRunner:
         self.version = 0
 
     async def _start(self, settings: DataPlaneSettings, access_log: AccessLog | None) -> DataPlane:
-        dp = DataPlane(settings, access_log=access_log, backend_policy=self.backend_policy)
+        dp = DataPlane(
+            settings,
+            access_log=access_log,
+            backend_policy=self.backend_policy,
+            listen_policy=self.listen_policy,
+        )
+        if self.default_cert is not None:
+            dp.tls.load_default(*self.default_cert)
         await dp.listen_http("127.0.0.1", self.listen_port)
         return dp
 
@@ -281,11 +294,13 @@ class ProxyRunner:
         return fut.result(timeout=30)
 
     def route(self, *proxies: Proxy) -> None:
+        """Apply a snapshot of ``proxies``; back once its per-port listeners are open."""
         self.version += 1
         snapshot = Snapshot(version=self.version, routes=RouteTable.build(proxies))
 
         async def apply() -> None:
             self.dp.apply(snapshot)
+            await self.dp.sync_listeners()
 
         self.call(apply())
 
@@ -333,8 +348,9 @@ def make_proxy() -> Iterator[Callable[..., ProxyRunner]]:
         *,
         backend_policy: BackendPolicy = TEST_POLICY,
         port: int = 0,
+        **kw: Any,
     ) -> ProxyRunner:
-        runner = ProxyRunner(settings, access_log, backend_policy=backend_policy, port=port)
+        runner = ProxyRunner(settings, access_log, backend_policy=backend_policy, port=port, **kw)
         runners.append(runner)
         return runner
 

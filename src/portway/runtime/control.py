@@ -193,6 +193,7 @@ def _data_plane(
             tls=tls,
             access_log=config.access_log,
             backend_policy=policy,
+            listen_policy=config.listen_policy,
         )
     return WorkerPool(
         config.workers,
@@ -202,6 +203,7 @@ def _data_plane(
         tls=tls,
         access_log=config.access_log,
         backend_policy=policy,
+        listen_policy=config.listen_policy,
     )
 
 

@@ -290,6 +290,11 @@ def listener(value: Proxy) -> None:
         return  # the shared listeners, as every proxy before issue 13: the hot case
     if listen is not None:
         port(listen, "listen_port")
+        if value.tls.redirect_http:  # to the shared HTTPS listener, where it is not served
+            raise ValidationError(
+                "tls.redirect_http needs the shared listeners (use an https listen_port)",
+                field="tls.redirect_http",
+            )
     if protocol not in PROTOCOLS:
         raise ValidationError(f"protocol must be one of {', '.join(PROTOCOLS)}", field="protocol")
     if listen is None and protocol != "http":
