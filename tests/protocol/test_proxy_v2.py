@@ -6,7 +6,7 @@ from portway.protocol.proxy_v2 import LOCAL_HEADER, SIGNATURE, header
 
 
 def test_the_signature_is_the_specifications_twelve_bytes() -> None:
-    assert SIGNATURE == bytes.fromhex("0D0A0D0A000D0A515549540A")
+    assert bytes.fromhex("0D0A0D0A000D0A515549540A") == SIGNATURE
 
 
 def test_an_ipv4_connection() -> None:

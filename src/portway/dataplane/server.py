@@ -29,11 +29,14 @@ from portway.dataplane.pool import UpstreamPool
 from portway.dataplane.settings import DataPlaneSettings
 from portway.dataplane.shared import Tracked
 from portway.dataplane.sockets import reuseport_socket
+from portway.dataplane.stream import StreamConnection
 from portway.dataplane.tls import TlsContexts
 from portway.dataplane.upstream import UpstreamConnection
 from portway.errors import ConfigError
+from portway.model import Proxy
 from portway.model.backend_policy import BackendPolicy
 from portway.model.listen_policy import ListenPolicy
+from portway.model.proxy import STREAM_PROTOCOLS
 from portway.observability.access_log import AccessLog
 from portway.observability.metrics import RequestMetrics
 from portway.protocol.forwarded import ForwardedContexts, parse_networks
@@ -88,6 +91,8 @@ class DataPlane:
         self._serving = False  # the shared listeners are open: per-port ones may follow
         self._syncing: asyncio.Task[None] | None = None
         self._resync = False
+        self.streams: set[StreamConnection] = set()  # relayed (tcp, tls-passthrough)
+        self._per_proxy: dict[str, int] = {}  # proxy id → its relayed connections
         self.tls = TlsContexts()  # call tls.load_default(...) before listen_https
         self.https_port = 0  # where plain-HTTP requests are redirected (0: 443)
         self._tick = _tick_of(self.settings)
@@ -151,6 +156,38 @@ class DataPlane:
         if conn in self.connections:
             self.connections.discard(conn)
             self.listener_connections[port] -= 1
+
+    def admit_stream(self, conn: StreamConnection) -> bool:
+        """Count a relayed connection on its listener; False when the listener is full."""
+        counts = self.listener_connections
+        count = counts.get(conn.port, 0)
+        if count >= self.settings.max_connections or self.draining:
+            return False
+        counts[conn.port] = count + 1
+        self.streams.add(conn)
+        return True
+
+    def admit_to_proxy(self, conn: StreamConnection, proxy: Proxy) -> bool:
+        """Count ``conn`` on ``proxy``; False when its ``stream.max_connections`` is reached."""
+        count = self._per_proxy.get(proxy.id, 0)
+        limit = proxy.stream.max_connections
+        if limit is not None and count >= limit:
+            return False
+        self._per_proxy[proxy.id] = count + 1
+        return True
+
+    def forget_stream(self, conn: StreamConnection) -> None:
+        if conn not in self.streams:
+            return  # refused before it was counted
+        self.streams.discard(conn)
+        self.listener_connections[conn.port] -= 1
+        if conn.plan is not None:
+            pid = conn.plan.proxy.id
+            left = self._per_proxy.get(pid, 1) - 1
+            if left > 0:
+                self._per_proxy[pid] = left
+            else:
+                self._per_proxy.pop(pid, None)
 
     def host_key(self, raw: bytes) -> str | None:
         """Host header → route-table key, cached per raw spelling (clients repeat it)."""
@@ -258,7 +295,9 @@ class DataPlane:
         self.port_servers[key] = server
 
     def _port_factory(self, key: ListenerKey) -> Callable[[], asyncio.Protocol]:
-        port = key.port
+        port, protocol = key.port, key.protocol
+        if protocol in STREAM_PROTOCOLS:
+            return lambda: StreamConnection(self, port, protocol)
 
         def factory() -> ClientConnection:
             return ClientConnection(self, dedicated=port)
@@ -293,13 +332,15 @@ class DataPlane:
         self.port_servers.clear()
         loop = asyncio.get_running_loop()
         end = loop.time() + drain_timeout
-        while self.connections and loop.time() < end:
+        while (self.connections or self.streams) and loop.time() < end:
             for conn in list(self.connections):
                 conn.close_if_idle()
             await asyncio.sleep(0.02)
         for conn in list(self.connections):
             conn.abort()
         self.connections.clear()
+        for stream in list(self.streams):  # a relay has no request boundary to drain at
+            stream.abort()
         for up in self.pool.drain():
             up.close()
         if self._ticker is not None:

@@ -22,6 +22,16 @@ Key = tuple[str, str]  # (project, proxy hostname+prefix)
 class RequestMetrics:
     requests: dict[tuple[str, str, str], int] = field(default_factory=dict)
     latency: dict[Key, list[float]] = field(default_factory=dict)  # bucket counts..., sum
+    # Relayed connections of tcp and tls-passthrough proxies (issue 13), by (project,
+    # proxy, what): "connections", "bytes_in" (client → backend), "bytes_out".
+    relayed: dict[tuple[str, str, str], int] = field(default_factory=dict)
+
+    def relay(self, project: str, proxy: str, bytes_in: int, bytes_out: int) -> None:
+        """One relayed connection ended, having carried these bytes."""
+        counts = self.relayed
+        for what, n in (("connections", 1), ("bytes_in", bytes_in), ("bytes_out", bytes_out)):
+            key = (project, proxy, what)
+            counts[key] = counts.get(key, 0) + n
 
     def observe(self, project: str, proxy: str, status: int, seconds: float) -> None:
         klass = _CLASSES[min(max(status // 100, 1), 5) - 1]
@@ -38,6 +48,7 @@ class RequestMetrics:
         return {
             "requests": dict(self.requests),
             "latency": {k: list(v) for k, v in self.latency.items()},
+            "relayed": dict(self.relayed),
         }
 
 
@@ -53,6 +64,10 @@ def merge(exports: Iterable[Mapping[str, object]]) -> RequestMetrics:
             mine = total.latency.setdefault(k, [0.0] * (len(BUCKETS) + 2))
             for i, v in enumerate(row):
                 mine[i] += v
+        relayed = export.get("relayed", {})
+        assert isinstance(relayed, dict)
+        for k, n in relayed.items():
+            total.relayed[k] = total.relayed.get(k, 0) + n
     return total
 
 
@@ -62,6 +77,25 @@ def _labels(**labels: str) -> str:
         for k, v in labels.items()
     )
     return "{" + inner + "}"
+
+
+_RELAYED = {
+    "connections": ("portway_relayed_connections_total", "Relayed connections that ended"),
+    "bytes_in": ("portway_relayed_bytes_in_total", "Bytes relayed from clients to backends"),
+    "bytes_out": ("portway_relayed_bytes_out_total", "Bytes relayed from backends to clients"),
+}
+
+
+def _relayed(metrics: RequestMetrics) -> list[str]:
+    """The tcp and tls-passthrough counters, by project and proxy (``host:port/``)."""
+    out: list[str] = []
+    for what, (name, help_text) in _RELAYED.items():
+        rows = sorted((k, n) for k, n in metrics.relayed.items() if k[2] == what)
+        if not rows:
+            continue
+        out += [f"# HELP {name} {help_text}.", f"# TYPE {name} counter"]
+        out += [f"{name}{_labels(project=k[0], proxy=k[1])} {n}" for k, n in rows]
+    return out
 
 
 def render(
@@ -89,6 +123,7 @@ def render(
         labels = _labels(project=project)
         out.append(f"portway_request_duration_seconds_sum{labels} {row[-1]:.6f}")
         out.append(f"portway_request_duration_seconds_count{labels} {cumulative:g}")
+    out += _relayed(metrics)
     for name, (help_text, samples) in sorted(gauges.items()):
         # Prometheus naming: a "_total" metric only ever grows, and is typed so.
         kind = "counter" if name.endswith("_total") else "gauge"
