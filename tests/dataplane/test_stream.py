@@ -225,6 +225,19 @@ def test_tls_passthrough_routes_by_sni_and_the_backends_own_certificate_reaches_
             assert ask(port, sock=tls) == name.split(".")[0].encode() + b":hello\n"
 
 
+def passthrough(
+    make_proxy: Callable[..., ProxyRunner], make_echo: Callable[..., EchoServer]
+) -> tuple[EchoServer, ProxyRunner, int]:
+    """A passthrough port routing secure.example.org to a plain echo server (whatever
+    reaches it was relayed)."""
+    echo = make_echo("e1")
+    (port,) = free_ports(1)
+    runner = make_proxy(listen_policy=policy_for(port))
+    base = proxy_for("secure.example.org", echo.backend())
+    runner.route(dataclasses.replace(base, listen_port=port, protocol="tls-passthrough"))
+    return echo, runner, port
+
+
 @pytest.mark.parametrize(
     "first",
     [
@@ -235,16 +248,7 @@ def test_tls_passthrough_routes_by_sni_and_the_backends_own_certificate_reaches_
 def test_tls_passthrough_closes_what_is_not_a_client_hello(
     make_proxy: Callable[..., ProxyRunner], make_echo: Callable[..., EchoServer], first: bytes
 ) -> None:
-    echo = make_echo("e1")
-    (port,) = free_ports(1)
-    runner = make_proxy(listen_policy=policy_for(port))
-    runner.route(
-        dataclasses.replace(
-            proxy_for("secure.example.org", echo.backend()),
-            listen_port=port,
-            protocol="tls-passthrough",
-        )
-    )
+    echo, _, port = passthrough(make_proxy, make_echo)
     with socket.create_connection(("127.0.0.1", port), timeout=3) as sock:
         sock.sendall(first)
         assert closed_soon(sock)
@@ -254,16 +258,7 @@ def test_tls_passthrough_closes_what_is_not_a_client_hello(
 def test_tls_passthrough_closes_an_unknown_server_name(
     make_proxy: Callable[..., ProxyRunner], make_echo: Callable[..., EchoServer], ca: trustme.CA
 ) -> None:
-    echo = make_echo("e1")
-    (port,) = free_ports(1)
-    runner = make_proxy(listen_policy=policy_for(port))
-    runner.route(
-        dataclasses.replace(
-            proxy_for("secure.example.org", echo.backend()),
-            listen_port=port,
-            protocol="tls-passthrough",
-        )
-    )
+    echo, runner, port = passthrough(make_proxy, make_echo)
     client = ssl.create_default_context()
     ca.configure_trust(client)
     with pytest.raises((ssl.SSLError, ConnectionError, OSError)):

@@ -9,9 +9,7 @@ and closed while other ports carry load, with no failed request, and a port outs
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -21,7 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.harness import VENV_BIN, Backend, BackendProcess, Portway, free_ports
+from tests.dataplane.test_listeners import refused
+from tests.integration.harness import VENV_BIN, Backend, BackendProcess, Load, Portway, free_ports
 
 HOST = "ec2.portway.test"  # under the default zone: the generated certificate covers it
 
@@ -68,14 +67,6 @@ def wait_answers(scheme: str, port: int, timeout: float = 10) -> None:
             pass
         assert time.monotonic() < deadline, f"{scheme} port {port} never answered"
         time.sleep(0.02)
-
-
-def refused(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=2).close()
-    except ConnectionRefusedError:
-        return True
-    return False
 
 
 def test_seed_001_the_ec2_api_on_an_http_and_an_https_port(node: Portway, ports: list[int]) -> None:
@@ -146,34 +137,6 @@ def test_a_port_outside_listen_ports_and_portways_own_are_refused(
         assert r.status_code == 403, r.text
         assert r.json()["error"]["field"] == "listen_port"
     assert refused(ports[3])
-
-
-class Load:
-    """Keep-alive GETs on one URL in a loop on a thread; every answer not 200 is kept."""
-
-    def __init__(self, base: str, host: str) -> None:
-        self.ok = 0
-        self.failed: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(base, host), daemon=True)
-        self._thread.start()
-
-    def _run(self, base: str, host: str) -> None:
-        with httpx.Client(base_url=base, headers={"Host": host}, timeout=10) as client:
-            while not self._stop.is_set():
-                try:
-                    status = client.get("/").status_code
-                except httpx.HTTPError as exc:
-                    self.failed.append(repr(exc))
-                    continue
-                if status == 200:
-                    self.ok += 1
-                else:
-                    self.failed.append(str(status))
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(15)
 
 
 def test_a_listener_opened_and_closed_under_load_fails_no_request(
