@@ -106,8 +106,13 @@ def start_portway(directory: Path, listen: int, origin: int) -> Server:
     headers = {"X-Auth-Token": token}
     base = f"http://127.0.0.1:{api}"
     httpx.post(f"{base}/v1/projects", json={"project": {"name": "bench"}}, headers=headers)
-    proxy = {"hostname": "relay.bench.test", "listen_port": listen, "protocol": "tcp",
-             "timeouts": {"idle": 600}, "backends": [{"address": "127.0.0.1", "port": origin}]}  # fmt: skip
+    proxy = {
+        "hostname": "relay.bench.test",
+        "listen_port": listen,
+        "protocol": "tcp",
+        "timeouts": {"idle": 600},
+        "backends": [{"address": "127.0.0.1", "port": origin}],
+    }
     r = httpx.post(f"{base}/v1/bench/proxies", json={"proxy": proxy}, headers=headers)
     r.raise_for_status()
     deadline = time.monotonic() + 30
