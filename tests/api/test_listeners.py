@@ -167,3 +167,12 @@ def test_a_tcp_proxy_round_trips(api: Api) -> None:
         f"/v1/alpha/proxies/{made['id']}", json={"proxy": {"listen_port": 8501}}, headers=api.member
     )
     assert moved.json()["proxy"]["listen_port"] == 8501
+
+
+def test_a_port_proxy_is_no_dynamicproxy_mapping(api: Api) -> None:
+    """The original API had no ports: its mappings are the shared listeners' root proxies."""
+    host = "wiki.alpha.example.org"
+    assert _create(api, {"hostname": host, "listen_port": 8773}).status_code == 201
+    base = "/dynamicproxy-api/v1/alpha/mapping"
+    assert api.client.get(base, headers=api.member).json() == {"routes": []}
+    assert api.client.get(f"{base}/{host}", headers=api.member).status_code == 404
