@@ -269,3 +269,19 @@ def test_tls_passthrough_closes_an_unknown_server_name(
     assert echo.connections == 0
     runner.route()
     assert refused(port)
+
+
+def test_a_client_that_sends_and_shuts_its_side_still_gets_the_answer(
+    make_proxy: Callable[..., ProxyRunner], make_echo: Callable[..., EchoServer]
+) -> None:
+    echo = make_echo("e1")
+    (port,) = free_ports(1)
+    runner = make_proxy(listen_policy=policy_for(port))
+    runner.route(tcp_proxy(port, echo))
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as sock:
+        sock.sendall(b"bye\n")
+        sock.shutdown(socket.SHUT_WR)  # as nc -N: the request, then EOF at once
+        data = b""
+        while part := sock.recv(65536):
+            data += part
+    assert data == b"e1:bye\n"  # and then the relay ended (EOF both ways)

@@ -88,6 +88,7 @@ class StreamConnection(asyncio.Protocol):
     __slots__ = (
         "_early",
         "_ended",
+        "_eof_early",
         "_hello",
         "_idle",
         "_last",
@@ -128,6 +129,7 @@ class StreamConnection(asyncio.Protocol):
         self._last = monotonic()
         self._timer: asyncio.TimerHandle | None = None
         self._ended = 0  # directions that saw their EOF: at 2, the relay is over
+        self._eof_early = False  # the client ended its side before the backend was there
 
     # -- client side --------------------------------------------------------------
 
@@ -158,8 +160,11 @@ class StreamConnection(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         up = self.upstream
         if up is None or up.transport is None:
-            self.close()
-            return None
+            if self.plan is None:
+                self.close()  # not routed yet (a passthrough port's hello never came)
+                return None
+            self._eof_early = True  # passed on once the backend is connected
+            return True
         if up.transport.can_write_eof():
             up.transport.write_eof()
             return self._half_closed()  # keep the backend's direction open
@@ -233,10 +238,9 @@ class StreamConnection(asyncio.Protocol):
 
     async def _open(self, plan: Plan, backend: Backend) -> asyncio.Transport:
         loop = asyncio.get_running_loop()
-        addresses = await allowed_addresses(
-            loop, backend.address, backend.port, self.dp.backend_policy
-        )
-        async with asyncio.timeout(plan.connect):
+        async with asyncio.timeout(plan.connect):  # the name's resolution included
+            policy = self.dp.backend_policy
+            addresses = await allowed_addresses(loop, backend.address, backend.port, policy)
             for ip in addresses[:-1]:
                 try:
                     return await self._dial(loop, ip, backend.port)
@@ -258,7 +262,10 @@ class StreamConnection(asyncio.Protocol):
         self.bytes_in += len(early)
         if early:
             upstream.write(early)
-        if self.transport is not None and not self.transport.is_closing():
+        if self._eof_early and upstream.can_write_eof():
+            upstream.write_eof()  # e.g. a request then shutdown(SHUT_WR), as nc -N does
+            self._half_closed()
+        elif self.transport is not None and not self.transport.is_closing():
             self.transport.resume_reading()
 
     # -- backend side ---------------------------------------------------------------
