@@ -27,7 +27,7 @@ from portway.dataplane.listeners import ListenerKey
 from portway.dataplane.plans import Plans
 from portway.dataplane.pool import UpstreamPool
 from portway.dataplane.settings import DataPlaneSettings
-from portway.dataplane.shared import Tracked
+from portway.dataplane.shared import Relayed, Tracked
 from portway.dataplane.sockets import reuseport_socket
 from portway.dataplane.stream import StreamConnection
 from portway.dataplane.tls import TlsContexts
@@ -91,7 +91,7 @@ class DataPlane:
         self._serving = False  # the shared listeners are open: per-port ones may follow
         self._syncing: asyncio.Task[None] | None = None
         self._resync = False
-        self.streams: set[StreamConnection] = set()  # relayed (tcp, tls-passthrough)
+        self.streams: set[Relayed] = set()  # relayed (tcp, tls-passthrough)
         self._per_proxy: dict[str, int] = {}  # proxy id → its relayed connections
         self.tls = TlsContexts()  # call tls.load_default(...) before listen_https
         self.https_port = 0  # where plain-HTTP requests are redirected (0: 443)
@@ -157,7 +157,7 @@ class DataPlane:
             self.connections.discard(conn)
             self.listener_connections[port] -= 1
 
-    def admit_stream(self, conn: StreamConnection) -> bool:
+    def admit_stream(self, conn: Relayed) -> bool:
         """Count a relayed connection on its listener; False when the listener is full."""
         counts = self.listener_connections
         count = counts.get(conn.port, 0)
@@ -167,7 +167,7 @@ class DataPlane:
         self.streams.add(conn)
         return True
 
-    def admit_to_proxy(self, conn: StreamConnection, proxy: Proxy) -> bool:
+    def admit_to_proxy(self, conn: Relayed, proxy: Proxy) -> bool:
         """Count ``conn`` on ``proxy``; False when its ``stream.max_connections`` is reached."""
         count = self._per_proxy.get(proxy.id, 0)
         limit = proxy.stream.max_connections
@@ -176,7 +176,7 @@ class DataPlane:
         self._per_proxy[proxy.id] = count + 1
         return True
 
-    def forget_stream(self, conn: StreamConnection) -> None:
+    def forget_stream(self, conn: Relayed) -> None:
         if conn not in self.streams:
             return  # refused before it was counted
         self.streams.discard(conn)

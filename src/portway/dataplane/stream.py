@@ -32,7 +32,7 @@ from portway.protocol.client_hello import NEED_MORE, NO_NAME, SniReader
 
 if TYPE_CHECKING:
     from portway.dataplane.plans import Plan
-    from portway.dataplane.server import DataPlane
+    from portway.dataplane.shared import Relays
     from portway.router import Snapshot
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ class StreamConnection(asyncio.Protocol):
         "upstream",
     )
 
-    def __init__(self, dp: DataPlane, port: int, protocol: str) -> None:
+    def __init__(self, dp: Relays, port: int, protocol: str) -> None:
         self.dp = dp
         self.port = port
         self.protocol = protocol
