@@ -3,8 +3,8 @@
 :class:`Shared` is what a connection uses of the data plane it belongs to (settings,
 clock, snapshot, plans, pool, metrics); :class:`Tracked` is what the data plane's sweep
 and drain use of a connection. :class:`Relays` and :class:`Relayed` are the same pair
-for the relayed connections of tcp and tls-passthrough ports (``stream``). ``DataPlane`` and ``ClientConnection`` implement them
-structurally, so ``client`` never imports ``server`` and ``server`` never reaches into a
+for the relayed connections of tcp and tls-passthrough ports (``stream``).
+``DataPlane`` and ``ClientConnection`` implement them structurally, so ``client`` never imports ``server`` and ``server`` never reaches into a
 connection's fields: imports point one way (``server`` → ``client`` → ``shared``).
 """
 
@@ -16,12 +16,11 @@ if TYPE_CHECKING:
     import ssl
 
     from portway.dataplane.conn_state import ConnState
-    from portway.dataplane.plans import Plan
-    from portway.model import Proxy
-    from portway.dataplane.plans import Plans
+    from portway.dataplane.plans import Plan, Plans
     from portway.dataplane.pool import UpstreamPool
     from portway.dataplane.settings import DataPlaneSettings
     from portway.dataplane.upstream import UpstreamConnection
+    from portway.model import Proxy
     from portway.model.backend_policy import BackendPolicy
     from portway.observability.access_log import AccessLog
     from portway.observability.metrics import RequestMetrics

@@ -146,10 +146,12 @@ class StreamConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._last = monotonic()
-        up = self.upstream
-        if up is not None and up.transport is not None:
+        # ``backend`` is set when the splice starts (after the PROXY header and the early
+        # bytes), not when the backend's socket connects: nothing may overtake those.
+        up = self._backend_transport() if self.backend is not None else None
+        if up is not None:
             self.bytes_in += len(data)
-            up.transport.write(data)
+            up.write(data)
             return
         self._early.append(data)
         if self._hello is not None and self.plan is None:
@@ -158,15 +160,15 @@ class StreamConnection(asyncio.Protocol):
             self.transport.pause_reading()  # resumed once the backend is connected
 
     def eof_received(self) -> bool | None:
-        up = self.upstream
-        if up is None or up.transport is None:
+        if self.backend is None:  # not spliced yet
             if self.plan is None:
                 self.close()  # not routed yet (a passthrough port's hello never came)
                 return None
-            self._eof_early = True  # passed on once the backend is connected
+            self._eof_early = True  # passed on once the splice starts
             return True
-        if up.transport.can_write_eof():
-            up.transport.write_eof()
+        up = self._backend_transport()
+        if up is not None and up.can_write_eof():
+            up.write_eof()
             return self._half_closed()  # keep the backend's direction open
         self.close()
         return None
