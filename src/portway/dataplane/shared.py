@@ -1,11 +1,13 @@
-"""The two plug points between the data plane and its client connections.
+"""The plug points between the data plane and its connections.
 
 :class:`Shared` is what a connection uses of the data plane it belongs to (settings,
 clock, snapshot, plans, pool, metrics); :class:`Tracked` is what the data plane's sweep
 and drain use of a connection. :class:`Relays` and :class:`Relayed` are the same pair
 for the relayed connections of tcp and tls-passthrough ports (``stream``).
-``DataPlane`` and ``ClientConnection`` implement them structurally, so ``client`` never imports ``server`` and ``server`` never reaches into a
-connection's fields: imports point one way (``server`` → ``client`` → ``shared``).
+``DataPlane``, ``ClientConnection`` and ``StreamConnection`` implement them
+structurally, so ``client`` and ``stream`` never import ``server`` and ``server`` never
+reaches into a connection's fields: imports point one way (``server`` → ``client``,
+``stream`` → ``shared``).
 """
 
 from __future__ import annotations
