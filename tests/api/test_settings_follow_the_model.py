@@ -23,6 +23,7 @@ from portway.model import (
     PurgeSettings,
     Rewrite,
     SessionPersistence,
+    StreamSettings,
     Timeouts,
     TlsSettings,
     ToolSettings,
@@ -66,6 +67,9 @@ SAMPLE = Proxy(
     privacy=Privacy(forwarded_for="off"),
     rewrite=Rewrite(backend_prefix="/inner"),
     toolforge=ToolSettings(canonical=True),
+    listen_port=8772,
+    protocol="tcp",
+    stream=StreamSettings(proxy_protocol=True, max_connections=10),
     source="api",
     created_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
     updated_at=datetime(2026, 1, 2, 3, 4, 6, tzinfo=UTC),
@@ -118,6 +122,7 @@ def test_the_model_derives_settings_and_options_from_proxys_fields() -> None:
         "privacy": Privacy,
         "rewrite": Rewrite,
         "toolforge": ToolSettings,
+        "stream": StreamSettings,
     }
     bare = Proxy(id="", project="", hostname="x.test")
     assert all(getattr(bare, o.name) == o.default for o in OPTIONS)

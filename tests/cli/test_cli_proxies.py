@@ -75,11 +75,43 @@ def test_proxy_list_table_summarizes_backends(api, cli):
         "ID",
         "HOSTNAME",
         "PATH_PREFIX",
+        "LISTENER",
         "BACKEND_PORT",
         "ALGORITHM",
         "BACKENDS",
     ]
     assert row.endswith("10.0.0.5:8080 [fd00::7]:8081")
+    assert row.split()[3] == "shared"
+
+
+def test_proxy_create_on_a_port_of_its_own(api, cli):
+    """The issue's example: the EC2 API's HTTPS port in front of one backend."""
+    api.reply("POST", BASE, 201, {"proxy": {**PROXY, "listen_port": 8772, "protocol": "https"}})
+    result = cli(
+        "proxy", "create", "api.example.org", "-p", "alpha",
+        "--listen-port", "8772", "--protocol", "https", "--backend", "10.0.0.5:8774",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert api.last.body == {
+        "proxy": {
+            "hostname": "api.example.org",
+            "listen_port": 8772,
+            "protocol": "https",
+            "backends": [{"address": "10.0.0.5", "port": 8774}],
+        }
+    }
+
+
+def test_proxy_list_shows_the_port_and_protocol(api, cli):
+    on_port = {**PROXY, "listen_port": 8772, "protocol": "https"}
+    api.reply("GET", BASE, 200, {"proxies": [on_port]})
+    result = cli("proxy", "list", "-p", "alpha")
+    assert result.stdout.splitlines()[1].split()[3] == "8772/https"
+
+
+def test_proxy_create_rejects_an_unknown_protocol_before_calling_api(api, cli):
+    result = cli("proxy", "create", "h.example.org", "-p", "alpha", "--protocol", "udp")
+    assert result.exit_code == 2 and api.requests == []
 
 
 def test_proxy_list_json_keeps_full_objects(api, cli):

@@ -24,6 +24,7 @@ import uvloop
 from portway.dataplane import DataPlane, DataPlaneSettings
 from portway.model import Backend, Certificate, Proxy
 from portway.model.backend_policy import BackendPolicy
+from portway.model.listen_policy import ListenPolicy
 from portway.observability.access_log import AccessLog
 from portway.router import RouteTable, Snapshot
 from tests.conftest import TEST_POLICY
@@ -260,7 +261,9 @@ class ProxyRunner:
         backend_policy: BackendPolicy = TEST_POLICY,
         port: int = 0,
         default_certificate: tuple[Path, Path] | None = None,
+        listen_policy: ListenPolicy | None = None,
     ) -> None:
+        self.listen_policy = listen_policy
         self.loop = uvloop.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -280,7 +283,12 @@ class ProxyRunner:
         access_log: AccessLog | None,
         default_certificate: tuple[Path, Path] | None,
     ) -> DataPlane:
-        dp = DataPlane(settings, access_log=access_log, backend_policy=self.backend_policy)
+        dp = DataPlane(
+            settings,
+            access_log=access_log,
+            backend_policy=self.backend_policy,
+            listen_policy=self.listen_policy,
+        )
         await dp.listen_http("127.0.0.1", self.listen_port)
         if default_certificate:
             dp.tls.load_default(*default_certificate)
@@ -305,6 +313,7 @@ class ProxyRunner:
 
         async def swap() -> None:
             self.dp.apply(snapshot)
+            await self.dp.sync_listeners()
 
         self.call(swap())
         return bool(self.dp.applied_version == snapshot.version)
@@ -359,8 +368,9 @@ def make_proxy() -> Iterator[Callable[..., ProxyRunner]]:
         *,
         backend_policy: BackendPolicy = TEST_POLICY,
         port: int = 0,
+        **kw: Any,
     ) -> ProxyRunner:
-        runner = ProxyRunner(settings, access_log, backend_policy=backend_policy, port=port)
+        runner = ProxyRunner(settings, access_log, backend_policy=backend_policy, port=port, **kw)
         runners.append(runner)
         return runner
 

@@ -355,3 +355,16 @@ def test_a_proxy_backend_is_rendered_as_expected() -> None:
         "haproxy.cfg"
     ]
     assert text[text.index("backend pw_") :] == GOLDEN_BACKEND
+
+
+@pytest.mark.parametrize("protocol", ["http", "https", "tcp", "tls-passthrough"])
+def test_a_proxy_on_a_port_of_its_own_is_refused_not_served_on_the_shared_ones(
+    protocol: str,
+) -> None:
+    config = _render(
+        _proxy("lp", listen_port=8772, protocol=protocol), _proxy("fine", hostname="f.example.org")
+    )
+    assert [(p.proxy_id, p.field, p.served) for p in config.problems] == [
+        ("lp", "listen_port", False)
+    ]
+    assert len(config.sections) == 1  # "fine" only

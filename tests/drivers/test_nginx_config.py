@@ -312,3 +312,15 @@ def test_a_tls_backend_addressed_by_ip_is_left_out_when_backends_are_verified() 
     assert "proxy_ssl_verify on;" in server
     assert 'proxy_ssl_trusted_certificate "/ca.pem";' in server or "/ca.pem;" in server
     assert "proxy_ssl_name" in server
+
+
+@pytest.mark.parametrize("protocol", ["http", "https", "tcp", "tls-passthrough"])
+def test_a_proxy_on_a_port_of_its_own_is_refused_not_served_on_the_shared_ones(
+    protocol: str,
+) -> None:
+    on_port = _proxy("lp", listen_port=8772, protocol=protocol)
+    tree = _render(on_port, _proxy("fine", hostname="f.example.org"))
+    assert [(p.proxy_id, p.field, p.served) for p in tree.problems] == [
+        ("lp", "listen_port", False)
+    ]
+    assert len([path for path in tree.files if path.startswith(AVAILABLE)]) == 1  # "fine" only

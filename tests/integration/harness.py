@@ -252,6 +252,35 @@ class Portway:
         return httpx.get(f"{self.http_url}{path}", headers=headers, timeout=10, **kw)
 
 
+class Load:
+    """Keep-alive GETs of ``path`` on ``base`` in a loop on a thread, counting answers
+    that are not 200."""
+
+    def __init__(self, base: str, host: str, path: str = "/") -> None:
+        self.ok = 0
+        self.failed: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(base, host, path), daemon=True)
+        self._thread.start()
+
+    def _run(self, base: str, host: str, path: str) -> None:
+        with httpx.Client(base_url=base, headers={"Host": host}, timeout=10) as client:
+            while not self._stop.is_set():
+                try:
+                    status = client.get(path).status_code
+                except httpx.HTTPError as exc:
+                    self.failed.append(repr(exc))
+                    continue
+                if status == 200:
+                    self.ok += 1
+                else:
+                    self.failed.append(str(status))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(15)
+
+
 def create_project_and_proxy(
     pw: Portway, project: str, hostname: str, ports: list[int], **proxy: Any
 ) -> dict[str, Any]:

@@ -18,38 +18,11 @@ from tests.dataplane.wsorigin import WsOrigin, ws_connect
 from tests.integration.harness import (
     Backend,
     BackendProcess,
+    Load,
     Portway,
     create_project_and_proxy,
     wait_routed,
 )
-
-
-class Load:
-    """Keep-alive GETs in a loop on a thread, counting answers that are not 200."""
-
-    def __init__(self, pw: Portway, host: str, path: str = "/") -> None:
-        self.ok = 0
-        self.failed: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(pw, host, path), daemon=True)
-        self._thread.start()
-
-    def _run(self, pw: Portway, host: str, path: str) -> None:
-        with httpx.Client(base_url=pw.http_url, headers={"Host": host}, timeout=10) as client:
-            while not self._stop.is_set():
-                try:
-                    status = client.get(path).status_code
-                except httpx.HTTPError as exc:
-                    self.failed.append(repr(exc))
-                    continue
-                if status == 200:
-                    self.ok += 1
-                else:
-                    self.failed.append(str(status))
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(15)
 
 
 @pytest.fixture
@@ -73,7 +46,7 @@ def test_killed_backend_is_ejected_under_load_with_no_failed_get(
             health_check={"interval": interval, "timeout": 0.5, "rise": 1, "fall": fall},
         )
         wait_routed(portway, "kill.alpha.test")
-        load = Load(portway, "kill.alpha.test")
+        load = Load(portway.http_url, "kill.alpha.test")
         time.sleep(0.5)
         victim.kill()
         killed = time.monotonic()
@@ -110,7 +83,10 @@ def test_api_changes_under_load_are_hitless(
         sockets = [
             stack.enter_context(ws_connect(pw.http_port, host="ws.alpha.test")) for _ in range(3)
         ]
-        steady, changing = Load(pw, "steady.alpha.test"), Load(pw, "busy.alpha.test")
+        steady, changing = (
+            Load(pw.http_url, "steady.alpha.test"),
+            Load(pw.http_url, "busy.alpha.test"),
+        )
         slow: list[int] = []
         in_flight = threading.Thread(
             target=lambda: slow.append(pw.get("steady.alpha.test", "/slow/2").status_code)

@@ -79,3 +79,16 @@ def test_a_total_is_typed_as_a_counter() -> None:
     )
     assert "# TYPE portway_source_events_total counter" in text
     assert 'portway_source_events_total{source="toolforge"} 3' in text
+
+
+def test_relayed_connections_and_bytes_merge_and_render_by_proxy() -> None:
+    one, two = RequestMetrics(), RequestMetrics()
+    one.relay("alpha", "db.example.org:8500/", 10, 20)
+    two.relay("alpha", "db.example.org:8500/", 1, 2)
+    total = merge([one.export(), two.export(), {"requests": {}, "latency": {}}])
+    text = render(total, {})
+    labels = '{project="alpha",proxy="db.example.org:8500/"}'
+    assert f"portway_relayed_connections_total{labels} 2" in text
+    assert f"portway_relayed_bytes_in_total{labels} 11" in text
+    assert f"portway_relayed_bytes_out_total{labels} 22" in text
+    assert "# TYPE portway_relayed_bytes_in_total counter" in text

@@ -28,6 +28,7 @@ from portway.model import (
     Rewrite,
     Role,
     SessionPersistence,
+    StreamSettings,
     Timeouts,
     TlsSettings,
 )
@@ -39,6 +40,7 @@ from portway.model.proxy import (
     MAX_KEY_HEADERS,
     MAX_PURGE_CIDRS,
     PERSISTENCE_TYPES,
+    PROTOCOLS,
     defaults,
 )
 from portway.model.quota import QUOTA_NAMES, UNLIMITED
@@ -51,6 +53,7 @@ from portway.service import (
     MAX_RATE,
     MAX_WEIGHT,
 )
+from portway.service.validation import MAX_STREAM_CONNECTIONS
 
 # Length limits (the API's own: every string is bounded before any rule looks at it).
 HOSTNAME = MAX_HOSTNAME + 1  # one trailing dot is allowed, and dropped
@@ -117,6 +120,7 @@ _TIMEOUTS = defaults(Timeouts)
 _LIMITS = defaults(Limits)
 _PRIVACY = defaults(Privacy)
 _REWRITE = defaults(Rewrite)
+_STREAM = defaults(StreamSettings)
 _PROXY = defaults(Proxy)
 _BACKEND = defaults(Backend)
 
@@ -215,6 +219,21 @@ class RewriteIn(StrictIn):
     )
 
 
+class StreamIn(StrictIn):
+    proxy_protocol: bool = Field(
+        _STREAM["proxy_protocol"], description="send a PROXY protocol v2 header to the backend"
+    )
+    max_connections: Int | None = Field(
+        _STREAM["max_connections"],
+        ge=1,
+        le=MAX_STREAM_CONNECTIONS,
+        description="connections relayed at once per data plane (null: the node's limit)",
+    )
+
+
+_LISTEN_PORT_DOC = "the proxy's own port, one --listen-ports allows (null: the shared listeners)"
+
+
 class BackendIn(StrictIn):
     address: str = Field(min_length=1, max_length=TEXT, description="IP address or hostname")
     port: Int | None = Field(None, ge=1, le=MAX_PORT, description="null: the proxy's backend_port")
@@ -266,6 +285,11 @@ class ProxyCreate(StrictIn):
         _PROXY["toolforge"],
         description="a Toolforge tool's proxy: routed by its backends' patterns",
     )
+    listen_port: Int | None = Field(
+        _PROXY["listen_port"], ge=1, le=MAX_PORT, description=_LISTEN_PORT_DOC
+    )
+    protocol: str = Field(_PROXY["protocol"], max_length=SHORT, json_schema_extra=_enum(PROTOCOLS))
+    stream: StreamIn | None = None
     backends: list[BackendIn] = Field(default_factory=list, max_length=MAX_BACKENDS)
 
 
@@ -287,6 +311,9 @@ class ProxyUpdate(StrictIn):
     rewrite: RewriteIn = _optional()
     hash_key: str | None = Field(None, max_length=TEXT)
     toolforge: ToolforgeIn | None = None
+    listen_port: Int | None = Field(None, ge=1, le=MAX_PORT, description=_LISTEN_PORT_DOC)
+    protocol: str = _optional(max_length=SHORT, doc=_enum(PROTOCOLS))
+    stream: StreamIn = _optional()
 
 
 class BackendUpdate(StrictIn):
@@ -440,6 +467,9 @@ class ProxyOut(BaseModel):
     rewrite: dict[str, Any]
     hash_key: str | None
     toolforge: dict[str, Any] | None = None
+    listen_port: int | None
+    protocol: str
+    stream: dict[str, Any]
     backends: list[BackendOut]
     source: str
     created_at: datetime | None

@@ -93,7 +93,15 @@ def _is_rows(value: Any) -> bool:
 # Column choices shared by the commands and by nested tables in records.
 PROJECT_COLUMNS = ("id", "name", "created_at")
 TOKEN_COLUMNS = ("id", "project", "role", "description", "secret", "created_at")
-PROXY_COLUMNS = ("id", "hostname", "path_prefix", "backend_port", "algorithm", "backends")
+PROXY_COLUMNS = (
+    "id",
+    "hostname",
+    "path_prefix",
+    "listener",
+    "backend_port",
+    "algorithm",
+    "backends",
+)
 BACKEND_COLUMNS = ("id", "address", "port", "tls", "weight", "backup", "health", "source")
 NODE_COLUMNS = ("name", "addresses", "version", "applied_revision", "digest", "last_seen", "lost")
 ZONE_COLUMNS = ("name", "project", "shared", "shared_host", "default", "deprecated")

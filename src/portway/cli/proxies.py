@@ -9,7 +9,7 @@ import click
 from portway.cli.client import JSONObject, segment, unwrap, unwrap_list
 from portway.cli.options import ADDRESS, Address, Settings, client_command
 from portway.cli.output import PROXY_COLUMNS, emit
-from portway.model.proxy import ALGORITHMS, FORWARDED_FOR
+from portway.model.proxy import ALGORITHMS, FORWARDED_FOR, PROTOCOLS
 
 
 @click.group("proxy")
@@ -37,6 +37,17 @@ def proxies_path(project: str, proxy: str | None = None) -> str:
     help="Send the client's address to the backends (inherit: the node's default).",
 )
 @click.option(
+    "--listen-port",
+    type=click.IntRange(1, 65535),
+    help="Serve on this port of its own (one the operator's --listen-ports allows) "
+    "instead of the shared listeners.",
+)
+@click.option(
+    "--protocol",
+    type=click.Choice(PROTOCOLS),
+    help="What the --listen-port speaks (default http); tcp and tls-passthrough relay bytes.",
+)
+@click.option(
     "--backend", "backends", type=ADDRESS, multiple=True, help="A backend; may be repeated."
 )
 @client_command
@@ -46,6 +57,8 @@ def create(
     backend_port: int | None,
     algorithm: str | None,
     forwarded_for: str | None,
+    listen_port: int | None,
+    protocol: str | None,
     backends: tuple[Address, ...],
     *,
     settings: Settings,
@@ -53,7 +66,13 @@ def create(
     """Create a proxy for HOSTNAME."""
     project = settings.need_project()
     body: dict[str, Any] = {"hostname": hostname}
-    optional = {"path_prefix": path_prefix, "backend_port": backend_port, "algorithm": algorithm}
+    optional = {
+        "path_prefix": path_prefix,
+        "backend_port": backend_port,
+        "algorithm": algorithm,
+        "listen_port": listen_port,
+        "protocol": protocol,
+    }
     body.update({k: v for k, v in optional.items() if v is not None})
     if forwarded_for is not None:
         body["privacy"] = {"forwarded_for": forwarded_for}
@@ -126,11 +145,15 @@ def delete(proxy: str, *, settings: Settings) -> None:
 
 
 def summarize(proxy: JSONObject) -> JSONObject:
-    """A proxy for one table row: its backends as a short 'addr:port' list."""
+    """A proxy for one table row: its listener as 'shared' or 'PORT/PROTOCOL', its
+    backends as a short 'addr:port' list."""
+    port = proxy.get("listen_port")
+    listener = "shared" if port is None else f"{port}/{proxy.get('protocol', 'http')}"
     backends = proxy.get("backends")
     if not isinstance(backends, list):
-        return proxy
-    return {**proxy, "backends": " ".join(endpoint(b) for b in backends if isinstance(b, dict))}
+        return {**proxy, "listener": listener}
+    shown = " ".join(endpoint(b) for b in backends if isinstance(b, dict))
+    return {**proxy, "listener": listener, "backends": shown}
 
 
 def endpoint(backend: JSONObject) -> str:

@@ -78,6 +78,7 @@ class ClientConnection(asyncio.Protocol):
         "_stash",
         "_trailer_bytes",
         "current",
+        "dedicated",
         "dp",
         "fwd",
         "head",
@@ -92,8 +93,11 @@ class ClientConnection(asyncio.Protocol):
         "tunnel",
     )
 
-    def __init__(self, dp: Shared) -> None:
+    def __init__(self, dp: Shared, dedicated: int | None = None) -> None:
         self.dp = dp
+        # The port of its own this connection came in on (its proxies' table), or None
+        # for the shared listeners.
+        self.dedicated = dedicated
         self.state = ConnState(dp, dp.settings)
         self.transport: asyncio.Transport | None = None
         self._parser = httptools.HttpRequestParser(self)
@@ -606,7 +610,7 @@ class ClientConnection(asyncio.Protocol):
             return None
         host = dp.host_key(head.host)
         snapshot = dp.snapshot
-        found = forwarding.route(snapshot, dp.plans, head, host, self.tls)
+        found = forwarding.route(snapshot, dp.plans, head, host, self.tls, self.dedicated)
         if isinstance(found, Plan):
             self._last_route = (snapshot, head.url, head.host, found)
             return found

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from portway.dataplane.picking import pick
+from portway.model.proxy import STREAM_PROTOCOLS
 from portway.protocol import request as req
 from portway.router.tools import legacy_split, redirect_location
 
@@ -42,15 +43,23 @@ ANSWER: Final = 3  # the backend had answered something: the error page, or a cu
 
 
 def route(
-    snapshot: Snapshot, plans: Plans, head: RequestHead, host: str | None, tls: Handshake | None
+    snapshot: Snapshot,
+    plans: Plans,
+    head: RequestHead,
+    host: str | None,
+    tls: Handshake | None,
+    port: int | None = None,
 ) -> Plan | int:
     """Host and path → the proxy's plan, or the status to answer (see the constants).
     ``host`` is the normalised Host header (None when it is not a valid host), ``tls``
-    what the TLS handshake chose (None on plain HTTP)."""
+    what the TLS handshake chose (None on plain HTTP), ``port`` the port of its own the
+    request came in on (None: the shared listeners)."""
     if host is None:
         return BAD_HOST
     if tls is not None and not tls.allows(host):
         return WRONG_CERTIFICATE  # another certificate's name on this TLS connection
+    if port is not None:
+        return _on_port(snapshot, plans, head, host, port)
     tools = plans.settings.toolforge
     if tools is not None and host == tools.legacy:
         return _legacy(snapshot, plans, head.path, tools, tls)
@@ -63,6 +72,18 @@ def route(
         return TO_HTTPS
     if found.tool is not None:
         return _tool_path(plans, found, head.path, tools, tls)
+    return plans.get(found.proxy)
+
+
+def _on_port(
+    snapshot: Snapshot, plans: Plans, head: RequestHead, host: str, port: int
+) -> Plan | int:
+    """A port of its own routes its own proxies by host and path, nothing else: no
+    Toolforge names, no redirect to the shared HTTPS listener."""
+    table = snapshot.routes.on_port(port)
+    found = None if table is None else table.match(host, head.path)
+    if found is None or found.proxy.protocol in STREAM_PROTOCOLS:
+        return NO_ROUTE
     return plans.get(found.proxy)
 
 

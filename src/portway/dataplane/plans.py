@@ -102,7 +102,9 @@ class Plan:
         self.balancer = balancer
         self.sticky = sticky
         self.counts_load = proxy.algorithm in _LOAD_AWARE
-        self.label = f"{proxy.hostname}{proxy.path_prefix}"
+        # A proxy on a port of its own is labelled with it (metrics, access log).
+        port = "" if proxy.listen_port is None else f":{proxy.listen_port}"
+        self.label = f"{proxy.hostname}{port}{proxy.path_prefix}"
         self.tool = proxy.toolforge is not None  # adds X-Original-URI (compat.md §2)
         self.rewrite = path_rewrite(proxy)  # None for almost every proxy: one test per request
         self.metric_keys = MetricKeys(proxy.project, self.label)

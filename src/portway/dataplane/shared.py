@@ -1,10 +1,13 @@
-"""The two plug points between the data plane and its client connections.
+"""The plug points between the data plane and its connections.
 
 :class:`Shared` is what a connection uses of the data plane it belongs to (settings,
 clock, snapshot, plans, pool, metrics); :class:`Tracked` is what the data plane's sweep
-and drain use of a connection. ``DataPlane`` and ``ClientConnection`` implement them
-structurally, so ``client`` never imports ``server`` and ``server`` never reaches into a
-connection's fields: imports point one way (``server`` → ``client`` → ``shared``).
+and drain use of a connection. :class:`Relays` and :class:`Relayed` are the same pair
+for the relayed connections of tcp and tls-passthrough ports (``stream``).
+``DataPlane``, ``ClientConnection`` and ``StreamConnection`` implement them
+structurally, so ``client`` and ``stream`` never import ``server`` and ``server`` never
+reaches into a connection's fields: imports point one way (``server`` → ``client``,
+``stream`` → ``shared``).
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ if TYPE_CHECKING:
     import ssl
 
     from portway.dataplane.conn_state import ConnState
-    from portway.dataplane.plans import Plans
+    from portway.dataplane.plans import Plan, Plans
     from portway.dataplane.pool import UpstreamPool
     from portway.dataplane.settings import DataPlaneSettings
     from portway.dataplane.upstream import UpstreamConnection
+    from portway.model import Proxy
     from portway.model.backend_policy import BackendPolicy
     from portway.observability.access_log import AccessLog
     from portway.observability.metrics import RequestMetrics
@@ -65,4 +69,32 @@ class Shared(Protocol):
         """Count ``conn`` on listener ``port``; False when the listener is full."""
 
     def forget(self, conn: Tracked, port: int) -> None:
+        """Stop counting ``conn`` (idempotent; refused connections were never counted)."""
+
+
+class Relayed(Protocol):
+    """A relayed connection as its data plane counts it."""
+
+    @property
+    def port(self) -> int:
+        """The listener it came in on."""
+
+    @property
+    def plan(self) -> Plan | None:
+        """Its proxy's plan, once routed (None before)."""
+
+    def abort(self) -> None:
+        """Drop both sides now (the end of a drain)."""
+
+
+class Relays(Shared, Protocol):
+    """What a relayed connection uses of its data plane, beyond ``Shared``."""
+
+    def admit_stream(self, conn: Relayed) -> bool:
+        """Count ``conn`` on its listener; False when the listener is full."""
+
+    def admit_to_proxy(self, conn: Relayed, proxy: Proxy) -> bool:
+        """Count ``conn`` on ``proxy``; False at its ``stream.max_connections``."""
+
+    def forget_stream(self, conn: Relayed) -> None:
         """Stop counting ``conn`` (idempotent; refused connections were never counted)."""

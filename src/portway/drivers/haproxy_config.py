@@ -165,6 +165,11 @@ def _refusals(proxy: Proxy) -> Iterable[Problem]:
         yield Problem(proxy.id, "rewrite.backend_prefix", message, False)
     for name, message in client_limits.refusals(proxy, "HAProxy"):
         yield Problem(proxy.id, name, message, False)
+    if proxy.listen_port is not None:
+        # Serving it on the shared listeners instead would publish a tcp or TLS service
+        # as HTTP, or on ports the tenant never chose (docs/listeners.md).
+        message = "the HAProxy data plane does not open ports per proxy: listen_port is refused"
+        yield Problem(proxy.id, "listen_port", message, False)
 
 
 def _degradations(proxy: Proxy, options: HaproxyOptions) -> Iterable[Problem]:

@@ -156,6 +156,11 @@ def _refusals(proxy: Proxy) -> Iterable[Problem]:
         # send requests to a path the tenant did not configure.
         message = "nginx cannot replace the path prefix byte for byte: rewrite is refused"
         yield Problem(proxy.id, "rewrite.backend_prefix", message, False)
+    if proxy.listen_port is not None:
+        # Serving it on the shared listeners instead would publish a tcp or TLS service
+        # as HTTP, or on ports the tenant never chose (docs/listeners.md).
+        message = "the nginx data plane does not open ports per proxy: listen_port is refused"
+        yield Problem(proxy.id, "listen_port", message, False)
 
 
 def _unverifiable(proxy: Proxy) -> list[Problem]:

@@ -28,6 +28,11 @@ ALGORITHMS = (
 )
 PERSISTENCE_TYPES = ("cookie", "app_cookie", "source_ip")
 FORWARDED_FOR = ("inherit", "on", "off")  # Privacy.forwarded_for
+# Proxy.protocol (docs/listeners.md). On the shared listeners a proxy is "http": served
+# on both the HTTP and the HTTPS listener. On a port of its own (listen_port) it is one
+# of these; "tcp" and "tls-passthrough" relay bytes instead of speaking HTTP.
+PROTOCOLS = ("http", "https", "tcp", "tls-passthrough")
+STREAM_PROTOCOLS = frozenset({"tcp", "tls-passthrough"})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -180,6 +185,18 @@ class Rewrite:
     backend_prefix: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StreamSettings:
+    """What a ``tcp`` or ``tls-passthrough`` proxy does with a relayed connection (the
+    connect and idle timeouts are ``Timeouts.connect`` and ``Timeouts.idle``).
+    ``proxy_protocol``: send a PROXY protocol v2 header to the backend first, so it
+    learns the client's address. ``max_connections``: client connections this proxy
+    relays at once per data plane (None: the node's --max-connections)."""
+
+    proxy_protocol: bool = False
+    max_connections: int | None = None
+
+
 # Fields the service and the store fill in; a proxy's owner sets the others directly
 # (backends have operations of their own).
 _NOT_SET = MappingProxyType({"setting": False})
@@ -217,6 +234,11 @@ class Proxy:
     privacy: Privacy = field(default_factory=Privacy)
     rewrite: Rewrite = field(default_factory=Rewrite)
     toolforge: ToolSettings | None = None  # None: routed by path prefix, as usual
+    # The spec's "from port" (issue 13): None serves the proxy on the shared listeners;
+    # a port is one the operator allows with --listen-ports, opened on demand.
+    listen_port: int | None = None
+    protocol: str = "http"  # one of PROTOCOLS
+    stream: StreamSettings = field(default_factory=StreamSettings)
     backends: tuple[Backend, ...] = field(default=(), metadata=_NOT_SET)
     source: str = field(default="api", metadata=_NOT_SET)
     created_at: datetime | None = field(default=None, metadata=_NOT_SET)

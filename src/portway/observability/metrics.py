@@ -52,6 +52,17 @@ class RequestMetrics:
 
     cache: dict[str, CacheCounters] = field(default_factory=dict)  # by project
 
+    # Relayed connections of tcp and tls-passthrough proxies (issue 13), by (project,
+    # proxy, what): "connections", "bytes_in" (client → backend), "bytes_out".
+    relayed: dict[tuple[str, str, str], int] = field(default_factory=dict)
+
+    def relay(self, project: str, proxy: str, bytes_in: int, bytes_out: int) -> None:
+        """One relayed connection ended, having carried these bytes."""
+        counts = self.relayed
+        for what, n in (("connections", 1), ("bytes_in", bytes_in), ("bytes_out", bytes_out)):
+            key = (project, proxy, what)
+            counts[key] = counts.get(key, 0) + n
+
     def observe(self, project: str, proxy: str, status: int, seconds: float) -> None:
         klass = _CLASSES[min(max(status // 100, 1), 5) - 1]
         key3 = (project, proxy, klass)
@@ -68,6 +79,7 @@ class RequestMetrics:
             "latency": {k: list(v) for k, v in self.latency.items()},
             "refused": dict(self.refused),
             "cache": {project: c.row() for project, c in self.cache.items()},
+            "relayed": dict(self.relayed),
         }
 
 
@@ -96,6 +108,10 @@ def merge(exports: Iterable[Mapping[str, object]]) -> RequestMetrics:
             counters.misses += misses
             counters.evictions += evictions
             counters.stored_bytes += stored
+        relayed = export.get("relayed", {})
+        assert isinstance(relayed, dict)
+        for k, n in relayed.items():
+            total.relayed[k] = total.relayed.get(k, 0) + n
     return total
 
 
@@ -128,6 +144,25 @@ def histogram_lines(name: str, row: list[float], **labels: str) -> list[str]:
     tail = _labels(**labels) if labels else ""
     out.append(f"{name}_sum{tail} {row[-1]:.6f}")
     out.append(f"{name}_count{tail} {cumulative:g}")
+    return out
+
+
+_RELAYED = {
+    "connections": ("portway_relayed_connections_total", "Relayed connections that ended"),
+    "bytes_in": ("portway_relayed_bytes_in_total", "Bytes relayed from clients to backends"),
+    "bytes_out": ("portway_relayed_bytes_out_total", "Bytes relayed from backends to clients"),
+}
+
+
+def _relayed(metrics: RequestMetrics) -> list[str]:
+    """The tcp and tls-passthrough counters, by project and proxy (``host:port/``)."""
+    out: list[str] = []
+    for what, (name, help_text) in _RELAYED.items():
+        rows = sorted((k, n) for k, n in metrics.relayed.items() if k[2] == what)
+        if not rows:
+            continue
+        out += [f"# HELP {name} {help_text}.", f"# TYPE {name} counter"]
+        out += [f"{name}{_labels(project=k[0], proxy=k[1])} {n}" for k, n in rows]
     return out
 
 
@@ -168,6 +203,7 @@ def render(
         out += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
         for project, counters in sorted(metrics.cache.items()):
             out.append(f"{name}{_labels(project=project)} {counters.row()[i]}")
+    out += _relayed(metrics)
     for name, (help_text, samples) in sorted(gauges.items()):
         # Prometheus naming: a "_total" metric only ever grows, and is typed so.
         kind = "counter" if name.endswith("_total") else "gauge"

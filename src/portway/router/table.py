@@ -12,6 +12,11 @@ that several projects route by path (an operator's shared host, docs/dataplane.m
 no owner and never falls back to a wildcard. Each exact host keeps its owner next to its
 routes, so the rule costs one comparison per lookup and stays O(1).
 
+Proxies on ports of their own (``listen_port``, issue 13) are routed by a table per
+port, held by the table of the shared listeners: ``on_port`` gives it, ``listeners``
+says which ports have one and what they speak, and ``get``/``routes`` cover every proxy
+of every port. A proxy on one port never answers on another, nor on the shared ones.
+
 A table is never mutated after it is built: ``with_changes`` returns a new table that
 shares every untouched host entry with the old one, which is what keeps a single change
 on a 100 000-proxy table cheap (dict copies, no re-sort of unaffected hosts).
@@ -99,17 +104,21 @@ def normalize_request_host(raw: str) -> str | None:
 class RouteTable:
     """Immutable mapping from (host, path) to a Route."""
 
-    __slots__ = ("_by_id", "_exact", "_wildcard")
+    __slots__ = ("_by_id", "_exact", "_port", "_ports", "_wildcard")
 
     def __init__(
         self,
         exact: Mapping[str, HostRoutes],
         wildcard: Mapping[str, HostRoutes],
         by_id: Mapping[str, Route],
+        ports: Mapping[int, RouteTable] | None = None,
+        port: int | None = None,
     ) -> None:
         self._exact = exact
         self._wildcard = wildcard
         self._by_id = by_id
+        self._ports: Mapping[int, RouteTable] = ports or {}
+        self._port = port  # the listen_port of the proxies this table routes by host
 
     @classmethod
     def build(cls, proxies: Iterable[Proxy]) -> RouteTable:
@@ -126,6 +135,15 @@ class RouteTable:
 
     def routes(self) -> Iterable[Route]:
         return self._by_id.values()
+
+    def on_port(self, port: int) -> RouteTable | None:
+        """The table of the proxies on ``port`` of their own, or None when none are."""
+        return self._ports.get(port)
+
+    def listeners(self) -> Mapping[int, str]:
+        """Each port some proxy claims → its protocol: that of the port's proxy with the
+        smallest id, so every data plane agrees (the service keeps a port to one)."""
+        return {port: _protocol(table) for port, table in self._ports.items()}
 
     def match(self, host: str, path: str) -> Route | None:
         """Find the route for a normalized host and a path (no query string)."""
@@ -162,20 +180,31 @@ class RouteTable:
         if exact is not None:
             return exact
         dot = host.find(".")
-        return self._wildcard.get(host[dot + 1 :]) if dot >= 0 else None
+        found = self._wildcard.get(host[dot + 1 :]) if dot >= 0 else None
+        # A hostname routed only on ports of its own still has its owner (zones give a
+        # hostname to one project on every port); a few ports, looked at per handshake.
+        for table in self._ports.values() if found is None else ():
+            found = table.answering(host)
+            if found is not None:
+                break
+        return found
 
     def with_changes(
         self, *, upserts: Iterable[Proxy] = (), removed: Iterable[str] = ()
     ) -> RouteTable:
         """A new table with ``upserts`` added or replaced and ``removed`` ids dropped."""
+        upserts = list(upserts)
+        removed = list(removed)
         by_id = dict(self._by_id)
+        here = self._port
+        ports = self._port_changes(upserts, removed) if here is None else self._ports
         exact = dict(self._exact)
         wildcard = dict(self._wildcard)
         touched: dict[tuple[bool, str], list[Route]] = {}
 
         def drop(proxy_id: str) -> None:
             old = by_id.pop(proxy_id, None)
-            if old is not None:
+            if old is not None and old.proxy.listen_port == here:
                 key = _host_key(old.proxy.hostname)
                 bucket = touched.get(key)
                 if bucket is None:
@@ -187,6 +216,10 @@ class RouteTable:
             drop(proxy_id)
         for proxy in upserts:
             drop(proxy.id)
+            port = proxy.listen_port
+            if port != here and port is not None:  # its port's table routes it (root only)
+                by_id[proxy.id] = ports[port]._by_id[proxy.id]
+                continue
             route = Route(proxy=proxy, prefix=proxy.path_prefix, tool=tool_paths(proxy))
             by_id[proxy.id] = route
             key = _host_key(proxy.hostname)
@@ -202,7 +235,35 @@ class RouteTable:
                 target[host] = HostRoutes.of(bucket)
             else:
                 target.pop(host, None)
-        return RouteTable(exact, wildcard, by_id)
+        return RouteTable(exact, wildcard, by_id, ports, here)
+
+    def _port_changes(self, upserts: list[Proxy], removed: list[str]) -> Mapping[int, RouteTable]:
+        """The per-port tables once the changes apply; untouched ports are shared."""
+        gone: dict[int, list[str]] = {}
+        added: dict[int, list[Proxy]] = {}
+        for proxy_id in [*removed, *(p.id for p in upserts)]:
+            old = self._by_id.get(proxy_id)
+            if old is not None and old.proxy.listen_port is not None:
+                gone.setdefault(old.proxy.listen_port, []).append(proxy_id)
+        for proxy in upserts:
+            if proxy.listen_port is not None:
+                added.setdefault(proxy.listen_port, []).append(proxy)
+        if not gone and not added:
+            return self._ports
+        ports = dict(self._ports)
+        for port in gone.keys() | added.keys():
+            table = ports.get(port, RouteTable({}, {}, {}, port=port)).with_changes(
+                upserts=added.get(port, ()), removed=gone.get(port, ())
+            )
+            if len(table):
+                ports[port] = table
+            else:
+                ports.pop(port, None)
+        return ports
+
+
+def _protocol(table: RouteTable) -> str:
+    return min(table.routes(), key=lambda r: r.proxy.id).proxy.protocol
 
 
 def _host_key(hostname: str) -> tuple[bool, str]:

@@ -17,6 +17,7 @@ from portway.dataplane.settings import DataPlaneSettings
 from portway.dns import defaults as dns_defaults
 from portway.errors import ConfigError, PortwayError
 from portway.model.backend_policy import BackendPolicy
+from portway.model.listen_policy import ListenPolicy, PortRange, parse_ranges
 from portway.model.quota import QUOTA_NAMES, UNLIMITED, Quota
 
 
@@ -92,6 +93,8 @@ class ServeConfig:
     quota_backends_per_proxy: int = UNLIMITED
     quota_certificates: int = UNLIMITED
     quota_cache_bytes: int = UNLIMITED
+    # Extra ports tenants may claim (issue 13); an address "" is the --http listener's.
+    listen_ports: tuple[PortRange, ...] = ()
     openshift_stomp: StompUrl | None = None  # None: no OpenShift routing-event source
     openshift_stomp_password_file: Path | None = None
     openshift_domain: str | None = None
@@ -146,6 +149,21 @@ class ServeConfig:
             deny=self.backend_deny,
             listeners=[(x.host, x.port) for x in listeners if x is not None],
         )
+
+    @property
+    def own_listeners(self) -> list[Listen]:
+        """Every listener this node opens for itself: tenants may claim none of them."""
+        mine = [self.api, self.http, self.https, self.metrics]
+        mine += [self.toolforge_listen, self.toolforge_list]
+        return [x for x in mine if x is not None]
+
+    @property
+    def listen_policy(self) -> ListenPolicy:
+        """The ports tenants may claim (``--listen-ports``), never one of this node's own."""
+        ranges = tuple(
+            PortRange(r.address or self.http.host, r.low, r.high) for r in self.listen_ports
+        )
+        return ListenPolicy(ranges, frozenset(x.port for x in self.own_listeners))
 
     # Keys that seal tenants' private keys in the store; None: <data_dir>/secret.key,
     # made on first start (SQLite only: PostgreSQL nodes must share one file).
@@ -262,6 +280,12 @@ def parse_cidrs(values: tuple[str, ...], *, flag: str) -> tuple[str, ...]:
             except ValueError:
                 raise ConfigError(f"{flag}: {item!r} is not a CIDR", field=flag) from None
     return tuple(out)
+
+
+def parse_listen_ports(values: tuple[str, ...], *, flag: str) -> tuple[PortRange, ...]:
+    """``8000-8999,8772,0.0.0.0:8773`` → ranges; those without an address get "" (the
+    address of the --http listener, which ServeConfig.listen_policy fills in)."""
+    return parse_ranges(values, default_address="", flag=flag)
 
 
 def default_workers() -> int:

@@ -86,7 +86,13 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
     # Only a lone SQLite node may make its own key: PostgreSQL nodes must share one.
     may_create = config.secret_key_file is None and store.dialect == "sqlite"
     await asyncio.to_thread(prepare_keys, store, keys, may_create=may_create)
-    service = Service(store, backend_policy=policy, dns=dns, quota_defaults=config.quota_defaults)
+    service = Service(
+        store,
+        backend_policy=policy,
+        dns=dns,
+        quota_defaults=config.quota_defaults,
+        listen_policy=config.listen_policy,
+    )
     authenticate, close_auth = api_tokens(config, service)  # [keystone]: its tokens too
     secret = await asyncio.to_thread(service.ensure_admin_token, config.admin_token)
     tls = await asyncio.to_thread(_tls_listen, config)
@@ -229,6 +235,7 @@ def _data_plane(
             tls=tls,
             access_log=config.access_log,
             backend_policy=policy,
+            listen_policy=config.listen_policy,
         )
     return WorkerPool(
         config.workers,
@@ -238,6 +245,7 @@ def _data_plane(
         tls=tls,
         access_log=config.access_log,
         backend_policy=policy,
+        listen_policy=config.listen_policy,
     )
 
 

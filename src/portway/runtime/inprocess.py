@@ -9,6 +9,7 @@ from portway.cache.store import Purge
 from portway.dataplane.server import DataPlane
 from portway.dataplane.settings import DataPlaneSettings
 from portway.model.backend_policy import BackendPolicy
+from portway.model.listen_policy import ListenPolicy
 from portway.router import Snapshot
 from portway.runtime.access_logs import open_access_log, switch
 from portway.runtime.config import Listen, TlsListen
@@ -28,12 +29,16 @@ class InProcessPlane:
         tls: TlsListen | None = None,
         access_log: str | None = None,
         backend_policy: BackendPolicy | None = None,
+        listen_policy: ListenPolicy | None = None,
     ) -> None:
         self._listen = listen
         self._tls = tls
         self._drain = drain_timeout
         self.plane = DataPlane(
-            settings, access_log=open_access_log(access_log), backend_policy=backend_policy
+            settings,
+            access_log=open_access_log(access_log),
+            backend_policy=backend_policy,
+            listen_policy=listen_policy,
         )
 
     async def start(self, snapshot: Snapshot) -> None:

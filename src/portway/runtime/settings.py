@@ -47,6 +47,7 @@ from portway.runtime.config import (
     parse_endpoint_types,
     parse_healthz_path,
     parse_listen,
+    parse_listen_ports,
     parse_node_name,
     parse_optional_listen,
     parse_optional_zone,
@@ -400,6 +401,15 @@ SETTINGS: tuple[Setting, ...] = (
             metavar="N",
         )
         for name in QUOTA_NAMES
+    ),
+    Setting(
+        "listen_ports",
+        tuple,
+        (),
+        "Extra ports tenants' proxies may claim, PORT, LOW-HIGH or ADDRESS:PORT[-HIGH] "
+        "(repeatable or comma-separated; default address: --http's); opened on demand.",
+        parse=parse_listen_ports,
+        metavar="PORTS",
     ),
     _tunable("connect_timeout", "Ceiling on connecting to a backend (seconds; → 502)."),
     Setting(

@@ -16,9 +16,11 @@ import socket
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 
+from portway.dataplane import sockets
 from portway.dataplane.server import DataPlane
 from portway.dataplane.settings import DataPlaneSettings
 from portway.model.backend_policy import BackendPolicy
+from portway.model.listen_policy import ListenPolicy
 from portway.router import Snapshot
 from portway.runtime.access_logs import open_access_log, switch
 from portway.runtime.channel import PipeChannel
@@ -50,18 +52,12 @@ class WorkerSpec:
     tls: TlsListen | None = None
     access_log: str | None = None  # path, "-" for stdout, None for none
     backend_policy: BackendPolicy = field(default_factory=BackendPolicy)
+    listen_policy: ListenPolicy = field(default_factory=ListenPolicy)
 
 
 def reuseport_socket(listen: Listen) -> socket.socket:
     """A listening socket that other workers can bind too."""
-    family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((listen.host, listen.port))
-    sock.listen(4096)
-    sock.setblocking(False)
-    return sock
+    return sockets.reuseport_socket(listen.host, listen.port)
 
 
 def settle_heap() -> None:
@@ -148,6 +144,7 @@ async def _worker(conn: Connection, spec: WorkerSpec) -> None:
         spec.settings,
         access_log=open_access_log(spec.access_log),
         backend_policy=spec.backend_policy,
+        listen_policy=spec.listen_policy,
     )
     stop = asyncio.Event()
     link = _ControlLink(plane, conn, stop)

@@ -31,6 +31,7 @@ from multiprocessing.process import BaseProcess
 from portway.cache.store import Purge
 from portway.dataplane.settings import DataPlaneSettings
 from portway.model.backend_policy import BackendPolicy
+from portway.model.listen_policy import ListenPolicy
 from portway.router import Snapshot
 from portway.runtime.access_logs import check_access_log
 from portway.runtime.channel import PipeChannel
@@ -156,6 +157,7 @@ class WorkerPool:
         tls: TlsListen | None = None,
         access_log: str | None = None,
         backend_policy: BackendPolicy | None = None,
+        listen_policy: ListenPolicy | None = None,
         stall_timeout: float = STALL_TIMEOUT,
         supervise_interval: float = 0.5,
     ) -> None:
@@ -166,6 +168,7 @@ class WorkerPool:
             tls=tls,
             access_log=access_log,
             backend_policy=backend_policy or BackendPolicy(),
+            listen_policy=listen_policy or ListenPolicy(),
         )
         self._count = count
         self._stall_timeout = stall_timeout

@@ -10,6 +10,7 @@ from typing import TypeVar
 from portway.dns.guard import dns_changes
 from portway.dns.seam import DnsRecords, NoDns
 from portway.model.backend_policy import BackendPolicy
+from portway.model.listen_policy import ListenPolicy
 from portway.model.quota import NO_LIMITS, Quota
 from portway.service.auth import Actor, require_admin, require_write
 from portway.service.hostnames import ProxyRows
@@ -36,11 +37,14 @@ class ServiceBase:
         backend_policy: BackendPolicy | None = None,
         dns: DnsRecords | None = None,
         quota_defaults: Quota = NO_LIMITS,
+        listen_policy: ListenPolicy | None = None,
     ) -> None:
         self.store = store
         self.backend_policy = backend_policy or BackendPolicy()
         # The node's quotas, for projects that have none of their own (--quota-*).
         self.quota_defaults = quota_defaults
+        # The ports tenants may claim (--listen-ports); none unless told otherwise.
+        self.listen_policy = listen_policy or ListenPolicy()
         self.dns: DnsRecords = NoDns() if dns is None else dns
 
     def _read(self, query: Callable[[Reader], T]) -> T:

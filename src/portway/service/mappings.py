@@ -27,10 +27,16 @@ from portway.store import Reader, Transaction
 ROOT = "/"
 
 
+def is_mapping(proxy: Proxy) -> bool:
+    """A dynamicproxy mapping is a root proxy on the shared listeners (one on a port of
+    its own is not one: the original API had no ports)."""
+    return proxy.path_prefix == ROOT and proxy.listen_port is None
+
+
 def find_mapping(reader: Reader, project: str, domain: str) -> Proxy | None:
-    """The proxy of ``project`` on ``domain`` (normalised) with path prefix ``/``."""
+    """The mapping of ``project`` on ``domain`` (normalised)."""
     found = reader.find_proxies(project=project, hostname=domain)
-    return next((p for p in found if p.path_prefix == ROOT), None)
+    return next((p for p in found if is_mapping(p)), None)
 
 
 def mapping_not_found(domain: str) -> NotFoundError:
@@ -53,7 +59,7 @@ class MappingOps(ProxyOps, ServiceBase):
             if reader.get_project(project) is None and (actor.is_admin or actor.project == project):
                 return []
             require_read(reader, actor, project)
-            return [p for p in reader.find_proxies(project=project) if p.path_prefix == ROOT]
+            return [p for p in reader.find_proxies(project=project) if is_mapping(p)]
 
         return self._read(query)
 

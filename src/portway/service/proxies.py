@@ -14,12 +14,14 @@ from typing import Any
 
 from portway.errors import ConflictError, NotFoundError, PortwayError, ValidationError
 from portway.model import Proxy, normalize_hostname
+from portway.model.listen_policy import ListenPolicy
 from portway.model.proxy import SETTINGS
 from portway.service import validation
 from portway.service.auth import Actor, require_read, require_write
 from portway.service.backends import BackendSpec, build_backends
 from portway.service.base import ServiceBase, new_id
 from portway.service.certificates import check_proxy_tls
+from portway.service.listeners import check_listener
 from portway.service.zones import check_claim
 from portway.store import Reader, Transaction
 
@@ -41,7 +43,9 @@ def resolve_proxy(reader: Reader, project: str, ref: str) -> Proxy:
     except PortwayError:
         raise proxy_not_found(ref) from None
     candidates = reader.find_proxies(project=project, hostname=hostname)
-    root = [p for p in candidates if p.path_prefix == "/"]
+    # The shared listeners' root proxy first; a proxy on a port of its own by hostname
+    # only when it is the hostname's only proxy (else by id).
+    root = [p for p in candidates if p.path_prefix == "/" and p.listen_port is None]
     if root or len(candidates) == 1:
         return (root or candidates)[0]
     raise proxy_not_found(ref)
@@ -59,8 +63,8 @@ def check_route_free(tx: Transaction, proxy: Proxy) -> None:
     # take some of its paths by longest-prefix matching, so each project's prefixes must
     # stay apart from the others'.
     for other in tx.find_proxies(hostname=proxy.hostname):
-        if other.id == proxy.id:
-            continue
+        if other.id == proxy.id or other.listen_port != proxy.listen_port:
+            continue  # routes on another listener never meet this one's
         if other.path_prefix == proxy.path_prefix:
             raise ConflictError(
                 f"a proxy for {proxy.hostname} with path prefix {proxy.path_prefix} already exists",
@@ -79,14 +83,27 @@ def _nested(a: str, b: str) -> bool:
     return a == "/" or b == "/" or a.startswith(b + "/") or b.startswith(a + "/")
 
 
-def _admit(tx: Transaction, proxy: Proxy, *, claim: bool) -> None:
+def _admit(tx: Transaction, proxy: Proxy, *, claim: bool, listen: Listening | None = None) -> None:
     """The rules a proxy passes before it is written, beyond its own fields': its project
-    may claim its hostname (checked when the hostname is new), its route is free, and the
-    certificate it attaches covers it."""
+    may claim its hostname (checked when the hostname is new), its route is free, the
+    certificate it attaches covers it, and its port is one it may claim (``listen``;
+    None for writers that keep a proxy's port as it was, such as the dynamicproxy API)."""
     if claim:
         check_claim(tx, proxy.project, proxy.hostname)
     check_route_free(tx, proxy)
     check_proxy_tls(tx, proxy)
+    if listen is not None:
+        check_listener(tx, listen.actor, proxy, listen.policy, new_port=listen.new_port)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Listening:
+    """What ``check_listener`` needs beyond the proxy: who asks, the operator's policy,
+    and whether the port is new to the proxy."""
+
+    actor: Actor
+    policy: ListenPolicy
+    new_port: bool
 
 
 def _record(
@@ -123,7 +140,7 @@ class ProxyOps(ServiceBase):
             )
             built = build_backends(backends, proxy.backend_port, actor.source, self.backend_policy)
             proxy = dataclasses.replace(proxy, backends=built)
-            _admit(tx, proxy, claim=True)
+            _admit(tx, proxy, claim=True, listen=Listening(actor, self.listen_policy, True))
             rows.insert(proxy)
             created = _stored(tx, proxy.id)
             _record(tx, "create", created, before=None, after=created)
@@ -165,7 +182,9 @@ class ProxyOps(ServiceBase):
             tx = rows.tx
             before = resolve_proxy(tx, project, ref)
             after = validation.proxy(dataclasses.replace(before, **changes))
-            _admit(tx, after, claim=after.hostname != before.hostname)
+            new_port = after.listen_port != before.listen_port
+            listen = Listening(actor, self.listen_policy, new_port)
+            _admit(tx, after, claim=after.hostname != before.hostname, listen=listen)
             rows.update(before, after)
             updated = _stored(tx, before.id)
             _record(tx, "update", before, before=before, after=updated)

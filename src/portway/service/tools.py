@@ -253,8 +253,8 @@ def _tool_proxy(
 
 def _existing_tool_proxy(reader: Reader, tool: str, hostname: str) -> Proxy | None:
     for proxy in reader.find_proxies(hostname=hostname):
-        if proxy.path_prefix != "/":
-            continue
+        if proxy.path_prefix != "/" or proxy.listen_port is not None:
+            continue  # a tool's proxy is the hostname's root on the shared listeners
         if proxy.project != tool or proxy.toolforge is None:
             raise ConflictError(
                 f"hostname {hostname} is routed by a proxy that is not tool {tool}'s",

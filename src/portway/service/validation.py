@@ -45,7 +45,10 @@ from portway.model.proxy import (
     MAX_KEY_HEADERS,
     MAX_PURGE_CIDRS,
     PERSISTENCE_TYPES,
+    PROTOCOLS,
+    STREAM_PROTOCOLS,
     Privacy,
+    StreamSettings,
 )
 from portway.protocol import grammar
 from portway.router.patterns import compile_pattern
@@ -374,6 +377,84 @@ def algorithm(value: str) -> str:
     return value
 
 
+MAX_STREAM_CONNECTIONS = 1_000_000
+# What a relayed connection can be balanced by: no request, so no header, cookie or path.
+STREAM_ALGORITHMS = ("round_robin", "weighted_round_robin", "least_conn", "source_ip", "random")
+_DEFAULT_STREAM = StreamSettings()
+
+
+def stream(value: StreamSettings) -> StreamSettings:
+    if not isinstance(value.proxy_protocol, bool):
+        raise ValidationError(
+            "stream.proxy_protocol must be a boolean", field="stream.proxy_protocol"
+        )
+    most = value.max_connections
+    if most is not None and (
+        isinstance(most, bool)
+        or not isinstance(most, int)
+        or not 1 <= most <= MAX_STREAM_CONNECTIONS
+    ):
+        raise ValidationError(
+            f"stream.max_connections must be 1 to {MAX_STREAM_CONNECTIONS} or null",
+            field="stream.max_connections",
+        )
+    return value
+
+
+def listener(value: Proxy) -> None:
+    """The rules that tie ``listen_port``, ``protocol`` and ``stream`` to the rest of a
+    proxy (docs/listeners.md). Whether the operator allows the port is the service's
+    check (the listen policy is the node's, not the proxy's)."""
+    protocol, listen = value.protocol, value.listen_port
+    if listen is None and protocol == "http" and value.stream == _DEFAULT_STREAM:
+        return  # the shared listeners, as every proxy before issue 13: the hot case
+    if listen is not None:
+        port(listen, "listen_port")
+        if value.tls.redirect_http:  # to the shared HTTPS listener, where it is not served
+            raise ValidationError(
+                "tls.redirect_http needs the shared listeners (use an https listen_port)",
+                field="tls.redirect_http",
+            )
+    if protocol not in PROTOCOLS:
+        raise ValidationError(f"protocol must be one of {', '.join(PROTOCOLS)}", field="protocol")
+    if listen is None and protocol != "http":
+        raise ValidationError(
+            f"protocol {protocol} needs a listen_port (the shared listeners speak HTTP)",
+            field="protocol",
+        )
+    stream(value.stream)
+    if protocol not in STREAM_PROTOCOLS:
+        if value.stream != _DEFAULT_STREAM:
+            raise ValidationError(
+                "stream applies only to tcp and tls-passthrough proxies", field="stream"
+            )
+        return
+    _stream_proxy(value)
+
+
+def _stream_proxy(value: Proxy) -> None:
+    """A relayed proxy sees no request: nothing that needs one may be set."""
+    if value.path_prefix != "/":
+        raise ValidationError(
+            f"a {value.protocol} proxy relays whole connections: path_prefix must be /",
+            field="path_prefix",
+        )
+    if value.algorithm not in STREAM_ALGORITHMS:
+        raise ValidationError(
+            f"a {value.protocol} proxy balances with one of {', '.join(STREAM_ALGORITHMS)}",
+            field="algorithm",
+        )
+    unusable = (
+        ("session_persistence", value.session_persistence is not None),
+        ("toolforge", value.toolforge is not None),
+        ("rewrite", value.rewrite.backend_prefix is not None),
+        ("tls", value.tls.certificate is not None or value.tls.redirect_http or value.tls.hsts),
+    )
+    for name, set_ in unusable:
+        if set_:
+            raise ValidationError(f"{name} cannot be set on a {value.protocol} proxy", field=name)
+
+
 def _health_check_or_none(value: HealthCheck | None) -> object:
     return None if value is None else health_check(value)
 
@@ -403,12 +484,16 @@ _PROXY_RULES: tuple[tuple[str, Callable[[Any], object]], ...] = (
     ("cache", cache),
     ("purge", purge),
 )
+# The rule on the proxy as a whole (listen_port, protocol, stream and what they exclude),
+# reported under the field it names.
+_WHOLE_RULE = ("listen_port", listener)
 
 
 def proxy(value: Proxy) -> Proxy:
     """``value`` with hostname and path prefix normalised, or ValidationError."""
     for name, rule in _PROXY_RULES:
         rule(getattr(value, name))
+    listener(value)
     return dataclasses.replace(
         value,
         hostname=normalize_hostname(value.hostname),
@@ -474,6 +559,9 @@ class Screen:
                 problem = seen[1]
             if problem is not None:
                 found.append(problem)
+        whole = _problem(*_WHOLE_RULE, value)
+        if whole is not None:
+            found.append(whole)
         return tuple(found)
 
 
@@ -481,5 +569,6 @@ def problems(value: Proxy) -> tuple[Problem, ...]:
     """Every rule of ``proxy`` that ``value`` breaks, in field order; empty when it may be
     served. The API shows these as a proxy's ``errors``; the snapshot builder leaves out
     a proxy that has any (through ``Screen``, which runs the same rules)."""
-    found = (_problem(name, rule, getattr(value, name)) for name, rule in _PROXY_RULES)
+    found = [_problem(name, rule, getattr(value, name)) for name, rule in _PROXY_RULES]
+    found.append(_problem(*_WHOLE_RULE, value))
     return tuple(p for p in found if p is not None)

@@ -119,10 +119,17 @@ class Reader:
         ]
 
     def find_proxies(
-        self, *, project: str | None = None, hostname: str | None = None
+        self,
+        *,
+        project: str | None = None,
+        hostname: str | None = None,
+        listen_port: int | None = None,
     ) -> list[Proxy]:
-        """Proxies filtered by project and/or hostname, with backends, sorted by id."""
+        """Proxies filtered by project, hostname and/or their own port (``listen_port``;
+        None: any, including the shared listeners), with backends, sorted by id."""
         query = sa.select(proxies.c.id)
+        if listen_port is not None:
+            query = query.where(proxies.c.listen_port == listen_port)
         if project is not None:
             query = query.where(proxies.c.project == project)
         if hostname is not None:

@@ -125,6 +125,8 @@ def _proxy(
         backend_port=row["backend_port"],
         algorithm=share(row["algorithm"]),
         hash_key=row["hash_key"],
+        listen_port=row["listen_port"] or None,  # 0: the shared listeners (schema.proxies)
+        protocol=share(row["protocol"]),
         backends=backends,
         source=share(row["source"]),
         created_at=utc(row["created_at"]) if timestamps else None,
@@ -141,6 +143,7 @@ def proxy_to_row(proxy: Proxy) -> dict[str, Any]:
     """The proxies row for ``proxy`` (its backends go to their own table)."""
     row = {f.name: getattr(proxy, f.name) for f in dataclasses.fields(proxy)}
     del row["backends"]
+    row["listen_port"] = proxy.listen_port or 0
     for o in OPTIONS:
         value = row[o.name]
         row[o.name] = None if value is None else dataclasses.asdict(value)

@@ -60,11 +60,18 @@ proxies = sa.Table(
     sa.Column("privacy", sa.JSON),  # migration 0009: whether the client address goes upstream
     sa.Column("rewrite", sa.JSON),  # migration 0010: the backend path prefix
     sa.Column("purge", sa.JSON),  # migration 0012: who may PURGE cached URLs
+    # Migration 0011 (issue 13): the proxy's own port; 0 stands for None (the shared
+    # listeners), so the unique constraint below holds there too (NULLs never clash).
+    sa.Column("listen_port", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("protocol", sa.String(32), nullable=False, server_default="http"),
+    sa.Column("stream", sa.JSON),  # migration 0011: tcp and tls-passthrough settings
     sa.Column("source", sa.String(64), nullable=False),
     sa.Column("created_at", _TS, nullable=False),
     sa.Column("updated_at", _TS, nullable=False),
     sa.Column("revision", sa.BigInteger, nullable=False),
-    sa.UniqueConstraint("hostname", "path_prefix", name="uq_proxies_hostname_path_prefix"),
+    sa.UniqueConstraint(
+        "hostname", "path_prefix", "listen_port", name="uq_proxies_hostname_path_prefix_port"
+    ),
 )
 
 backends = sa.Table(

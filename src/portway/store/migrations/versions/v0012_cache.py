@@ -6,7 +6,7 @@ default_ttl, key) live in the existing ``cache`` JSON column, whose old rows
 (``{"enabled": false}``) read as the model's defaults for the missing fields.
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
