@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from tests.conftest import _free_port, _fresh_pg_database
 
 from portway.errors import ConflictError, StoreError
 from portway.model import Backend, HealthCheck, Project, Proxy, SessionPersistence
@@ -225,6 +227,30 @@ def test_listen_reports_writes_made_through_another_store(store_url: str) -> Non
         _add_project(writer)
         assert event.wait(5)
         assert seen[-1] == 1
+    finally:
+        stop()
+        watcher_store.close()
+        writer.close()
+
+
+@pytest.mark.postgres
+def test_listen_works_through_a_multi_host_url(postgres_url: str) -> None:
+    """A primary and its replica in one URL (docs/ha.md): the notification connection
+    must try the hosts as the engine does. The first host here refuses connections; the
+    poll is too slow to hide a LISTEN connection that fails."""
+    server = sa.make_url(_fresh_pg_database(postgres_url))
+    closed = _free_port()
+    url = (
+        f"postgresql+psycopg://postgres@/{server.database}?host=127.0.0.1:{closed}"
+        f"&host={server.host}:{server.port}&target_session_attrs=read-write"
+    )
+    watcher_store, writer = open_store(url), open_store(url)
+    event = threading.Event()
+    stop = watcher_store.listen(lambda rev: rev >= 1 and event.set(), poll_interval=60)
+    try:
+        time.sleep(0.5)  # the watcher's first look (revision 0) comes before the write
+        _add_project(writer)
+        assert event.wait(5), "no notification through the multi-host URL"
     finally:
         stop()
         watcher_store.close()
