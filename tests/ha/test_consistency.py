@@ -8,7 +8,6 @@ import threading
 import time
 from collections import Counter
 
-import httpx
 import psycopg
 
 from tests.ha.tier import (
@@ -79,17 +78,15 @@ def test_concurrent_writers_on_three_nodes_end_with_one_snapshot_and_a_gapless_l
     assert len(digests) == 1 and "" not in digests, view
     deleted = {host for action, _, host in writes if action == "delete"}
     kept = {host for _, _, host in writes} - deleted
-    with httpx.Client(timeout=5) as client:
-        for node in tier.nodes.values():
-            for host in kept:
-                assert status_of(client, node.host, host) == 200, (node.host, host)
-            for host in deleted:
-                assert status_of(client, node.host, host) == 404, (node.host, host)
+    for node in tier.nodes.values():
+        for host in kept:
+            assert status_of(node.host, host) == 200, (node.host, host)
+        for host in deleted:
+            assert status_of(node.host, host) == 404, (node.host, host)
 
 
 def _routed_after(address: str, host: str, since: float, out: list[float]) -> None:
-    with httpx.Client(timeout=5) as client:
-        wait_status(client, address, host, 200)
+    wait_status(address, host, 200)
     out.append(time.monotonic() - since)
 
 

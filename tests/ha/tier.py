@@ -4,13 +4,13 @@ that holds the test's own sockets and the backend."""
 
 from __future__ import annotations
 
+import http.client
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 
 from tests.ha.netns import SUBNET, Net
@@ -104,20 +104,26 @@ class Tier:
         return {"proxy": {"hostname": hostname, "backends": [backend]}}
 
 
-def status_of(client: httpx.Client, address: str, host: str) -> int:
-    """What ``address``'s data plane answers for ``host`` (0: no answer at all)."""
+def status_of(address: str, host: str, timeout: float = 2) -> int:
+    """What ``address``'s data plane answers for ``host`` on a new connection (0: no
+    answer). http.client, not httpx: an httpx client costs tens of milliseconds to make
+    (its TLS context), which would be measured as propagation time."""
+    conn = http.client.HTTPConnection(address, HTTP_PORT, timeout=timeout)
     try:
-        return client.get(f"http://{address}:{HTTP_PORT}/", headers={"Host": host}).status_code
-    except httpx.HTTPError:
+        conn.request("GET", "/", headers={"Host": host})
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    except OSError:
         return 0
+    finally:
+        conn.close()
 
 
-def wait_status(
-    client: httpx.Client, address: str, host: str, status: int, timeout: float = 10
-) -> float:
+def wait_status(address: str, host: str, status: int, timeout: float = 10) -> float:
     """Seconds until ``address`` answers ``status`` for ``host``."""
     start = time.monotonic()
-    while status_of(client, address, host) != status:
+    while status_of(address, host) != status:
         if time.monotonic() - start > timeout:
             raise AssertionError(f"{address} did not answer {status} for {host} in {timeout}s")
         time.sleep(0.002)
