@@ -257,6 +257,19 @@ def test_listen_works_through_a_multi_host_url(postgres_url: str) -> None:
         writer.close()
 
 
+def test_an_unreachable_database_is_a_store_error_that_names_no_server() -> None:
+    """The API shows this message to any client: the database's hosts and the driver's
+    text are for the operator's log, not for tenants."""
+    engine = sa.create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{_free_port()}/x")
+    store = Store(engine)
+    with pytest.raises(StoreError) as raised:
+        store.current_revision()
+    assert raised.value.status == 503
+    assert "unavailable" in raised.value.message
+    assert "127.0.0.1" not in raised.value.message and "psycopg" not in raised.value.message
+    store.close()
+
+
 def test_open_store_rejects_unknown_schemes() -> None:
     from portway.errors import ConfigError
 
