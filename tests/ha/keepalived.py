@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import string
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,7 @@ class Keepalived:
     net: Net
     root: Path
     procs: dict[str, subprocess.Popen[str]] = field(default_factory=dict)
+    monitors: list[subprocess.Popen[str]] = field(default_factory=list)
 
     def config(self, member: str, node_api: str, priority: int) -> Path:
         path = self.root / f"keepalived-{member}.conf"
@@ -82,11 +84,28 @@ class Keepalived:
                 raise NetnsError(f"the floating address is on {held}: {self.logs()}")
             time.sleep(0.02)
 
+    def watch(self, member: str) -> list[float]:
+        """When ``member`` gains the floating address, as the kernel tells (``ip monitor``:
+        each look through ``ip addr`` is a subprocess, too slow to time the move with)."""
+        added: list[float] = []
+        cmd = ["ip", "-n", self.net.ns(member), "monitor", "address", "dev", "eth0"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        self.monitors.append(proc)
+
+        def read() -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if f" {FLOATING}/" in line and not line.startswith("Deleted"):
+                    added.append(time.monotonic())
+
+        threading.Thread(target=read, daemon=True).start()
+        return added
+
     def logs(self) -> str:
         return "\n".join(p.read_text()[-1500:] for p in self.root.glob("keepalived-*.log"))
 
     def stop(self) -> None:
-        for proc in self.procs.values():
+        for proc in [*self.procs.values(), *self.monitors]:
             proc.terminate()
         for proc in self.procs.values():
             try:
@@ -95,3 +114,4 @@ class Keepalived:
                 proc.kill()
                 proc.wait()
         self.procs.clear()
+        self.monitors.clear()
