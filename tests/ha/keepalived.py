@@ -4,6 +4,7 @@ definition: the operator's file and the tested one are the same text)."""
 from __future__ import annotations
 
 import re
+import shutil
 import string
 import subprocess
 import threading
@@ -59,6 +60,8 @@ class Keepalived:
             raise AssertionError(f"keepalived --config-test: {done.stderr}")
 
     def start(self, member: str, conf: Path) -> None:
+        if shutil.which("keepalived") is None:
+            raise NetnsError("keepalived not found: run scripts/test.sh (installs it)")
         run = self.root / f"run-{member}"
         run.mkdir(exist_ok=True)
         cmd = [

@@ -3,6 +3,7 @@ back, catches up, and does not take the address back."""
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -33,6 +34,14 @@ def test_the_tested_keepalived_conf_is_the_docs_block() -> None:
     assert names == {"NODE_API", "INTERFACE", "ROUTER_ID", "PRIORITY", "FLOATING_ADDRESS"}
     conf = render("192.0.2.11:5668", 150)
     assert 'http://192.0.2.11:5668/healthz"' in conf and "track_script" in conf
+    # The doc's own command (envsubst) makes the same file as the tests' rendering.
+    env = {"NODE_API": "192.0.2.11:5668", "INTERFACE": "eth0", "ROUTER_ID": "51"}
+    env |= {"PRIORITY": "150", "FLOATING_ADDRESS": f"{FLOATING}/24", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        ["envsubst"], input=doc_template().template, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == conf
 
 
 @pytest.fixture(scope="module")
