@@ -1,6 +1,6 @@
-"""One tier per test session (PostgreSQL pair and three nodes take some seconds to start):
-the modules run in the order of their names, and the PostgreSQL failover comes last
-because it leaves the replica as the primary."""
+"""One tier for the package (PostgreSQL pair and three nodes take some seconds to start;
+it is gone before the rest of a suite runs): the modules run in the order of their names,
+and the PostgreSQL failover comes last because it leaves the replica as the primary."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from tests.ha.postgres import Postgres
 from tests.ha.tier import CLIENT, Tier
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def tier() -> Iterator[Tier]:
     root = Path(tempfile.mkdtemp(prefix="portway-ha-"))
     root.chmod(0o755)  # PostgreSQL runs as its own user below it
