@@ -119,7 +119,8 @@ class Net:
     @staticmethod
     def _kill_all(ns: str) -> None:
         for _ in range(50):
-            pids = [int(p) for p in sh("ip", "netns", "pids", ns, check=False).stdout.split()]
+            found = sh("ip", "netns", "pids", ns, check=False).stdout.split()
+            pids = [int(p) for p in found if int(p) != os.getpid()]  # never the test itself
             if not pids:
                 return
             for pid in pids:
