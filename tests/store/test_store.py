@@ -270,6 +270,18 @@ def test_an_unreachable_database_is_a_store_error_that_names_no_server() -> None
     store.close()
 
 
+def test_postgresql_connections_get_timeouts_unless_the_url_sets_them() -> None:
+    """A database host that goes silent must not hang API calls (tests/ha shows it)."""
+    from portway.store.engine import PG_TIMEOUTS, create_engine
+
+    default = create_engine("postgresql+psycopg://u@db/portway")
+    assert {k: default.url.query[k] for k in PG_TIMEOUTS} == PG_TIMEOUTS
+    _, kwargs = default.dialect.create_connect_args(default.url)
+    assert kwargs["tcp_user_timeout"] == PG_TIMEOUTS["tcp_user_timeout"]
+    own = create_engine("postgresql+psycopg://u@db/portway?connect_timeout=9")
+    assert own.url.query["connect_timeout"] == "9"
+
+
 def test_open_store_rejects_unknown_schemes() -> None:
     from portway.errors import ConfigError
 
