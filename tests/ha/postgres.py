@@ -98,6 +98,26 @@ class Postgres:
             time.sleep(0.1)
 
 
+def wait_replayed(primary: Postgres, timeout: float = 20) -> None:
+    """Until every standby has replayed all of the primary's WAL. Replication is
+    asynchronous: a primary lost before this loses its last commits on the replica."""
+    import psycopg
+
+    query = (
+        "SELECT count(*) FROM pg_stat_replication"
+        " WHERE replay_lsn IS NOT NULL AND replay_lsn >= pg_current_wal_lsn()"
+    )
+    deadline = time.monotonic() + timeout
+    while True:
+        with psycopg.connect(primary.dsn(), autocommit=True) as conn:
+            row = conn.execute(query).fetchone()
+        if row and row[0] >= 1:
+            return
+        if time.monotonic() > deadline:
+            raise NetnsError("the replica did not catch up with the primary")
+        time.sleep(0.05)
+
+
 def multi_host_url(servers: list[Postgres], database: str) -> str:
     """The URL every node is given: both servers, and only the writable one will do.
     ``connect_timeout`` bounds a connection attempt to a host that does not answer."""

@@ -78,6 +78,7 @@ class Tier:
             bind="0.0.0.0",  # the node's own address and the floating one, when it has it
             wrap=self.net.exec(name),
             loopback_backends=False,
+            log=self.root / f"{name}.log",
             extra=[
                 *("--store", self.url, "--secret-key-file", str(key)),
                 *("--node-name", name, "--node-report-interval", "0.5"),

@@ -146,13 +146,17 @@ class Portway:
         host: str = "127.0.0.1",
         bind: str | None = None,
         wrap: list[str] | None = None,
+        log: Path | None = None,
     ):
         """``loopback_backends``: pass --backend-allow 127.0.0.0/8, since the test
         backends listen on 127.0.0.1 and the production default refuses loopback.
         ``metrics``: a metrics listener on a free port (else --metrics '').
         ``host``: the address the API, metrics and clients use; ``bind``: the data
         plane's listening address (default ``host``); ``wrap``: a command prefix, such
-        as ``ip netns exec NS`` (tests/ha)."""
+        as ``ip netns exec NS`` (tests/ha); ``log``: its output goes to this file instead
+        of a pipe (a pipe nobody reads until stop() blocks a node that logs a lot, such as
+        one that has lost its database)."""
+        self.log = log
         self.host = host
         self.bind = bind or host
         self.wrap = wrap or []
@@ -211,7 +215,7 @@ class Portway:
         self.proc = subprocess.Popen(
             cmd,
             env=self.env(),
-            stdout=subprocess.PIPE,
+            stdout=subprocess.PIPE if self.log is None else self.log.open("a"),
             stderr=subprocess.STDOUT,
             text=True,
         )
@@ -227,7 +231,7 @@ class Portway:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"portway serve exited: {self.proc.stdout.read()}")  # type: ignore[union-attr]
+                raise RuntimeError(f"portway serve exited: {self.read_output()}")
             try:
                 healthy = httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200
                 if healthy and self._data_plane_up():
@@ -254,8 +258,14 @@ class Portway:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             code = self.proc.wait()
-        self.output += self.proc.stdout.read() if self.proc.stdout else ""  # type: ignore[operator]
+        self.output += self.read_output()
         return code
+
+    def read_output(self) -> str:
+        """What the process wrote since the last call (all of its log file)."""
+        if self.log is not None:
+            return self.log.read_text() if self.log.exists() else ""
+        return self.proc.stdout.read() if self.proc and self.proc.stdout else ""
 
     def api(self, method: str, path: str, token: str | None = None, **kw: Any) -> httpx.Response:
         headers = {"X-Auth-Token": token or self.admin_token}
