@@ -2,10 +2,12 @@
 # Set up and run everything CI runs: ruff, mypy (strict on src/), schemathesis and the whole
 # pytest suite. PostgreSQL, ActiveMQ, BIND and oidentd come from Debian's packages, Keystone
 # from PyPI (its own venv); the tests start their own throwaway servers (ActiveMQ needs a
-# Java runtime: Debian's openjdk-17 satisfies it).
+# Java runtime: Debian's openjdk-17 satisfies it). tests/ha (network namespaces, run as root)
+# needs keepalived, iproute2, curl (its check script) and envsubst (gettext-base).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh --dev --system postgresql openssl oidentd activemq bind9 bind9-dnsutils nginx haproxy
+scripts/setup.sh --dev --system postgresql openssl oidentd activemq bind9 bind9-dnsutils nginx haproxy \
+  keepalived iproute2 curl gettext-base
 # A real Keystone for tests/auth, in its own venv (keystone's pins are not Portway's).
 scripts/keystone.sh
 echo "== ruff"

@@ -90,10 +90,10 @@ def _handler_class(name: str, seen: list[dict[str, Any]]) -> type[BaseHTTPReques
     return Handler
 
 
-def start_backend(name: str, tls: ssl.SSLContext | None = None) -> Backend:
-    """A backend on loopback; ``tls``: it speaks only TLS, with that server context."""
+def start_backend(name: str, tls: ssl.SSLContext | None = None, host: str = "127.0.0.1") -> Backend:
+    """A backend on ``host`` (loopback); ``tls``: it speaks only TLS, with that context."""
     seen: list[dict[str, Any]] = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(name, seen))
+    server = ThreadingHTTPServer((host, 0), _handler_class(name, seen))
     if tls is not None:
         server.socket = tls.wrap_socket(server.socket, server_side=True)
     server.daemon_threads = True
@@ -143,10 +143,23 @@ class Portway:
         extra: list[str] | None = None,
         loopback_backends: bool = True,
         metrics: bool = True,
+        host: str = "127.0.0.1",
+        bind: str | None = None,
+        wrap: list[str] | None = None,
+        log: Path | None = None,
     ):
         """``loopback_backends``: pass --backend-allow 127.0.0.0/8, since the test
         backends listen on 127.0.0.1 and the production default refuses loopback.
-        ``metrics``: a metrics listener on a free port (else --metrics '')."""
+        ``metrics``: a metrics listener on a free port (else --metrics '').
+        ``host``: the address the API, metrics and clients use; ``bind``: the data
+        plane's listening address (default ``host``); ``wrap``: a command prefix, such
+        as ``ip netns exec NS`` (tests/ha); ``log``: its output goes to this file instead
+        of a pipe (a pipe nobody reads until stop() blocks a node that logs a lot, such as
+        one that has lost its database)."""
+        self.log = log
+        self.host = host
+        self.bind = bind or host
+        self.wrap = wrap or []
         self.data_dir = data_dir
         self.workers = workers
         self.extra = extra or []
@@ -159,15 +172,15 @@ class Portway:
 
     @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.api_port}"
+        return f"http://{self.host}:{self.api_port}"
 
     @property
     def metrics_url(self) -> str:
-        return f"http://127.0.0.1:{self.metrics_port}"
+        return f"http://{self.host}:{self.metrics_port}"
 
     @property
     def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        return f"http://{self.host}:{self.http_port}"
 
     def env(self, token: str | None = None) -> dict[str, str]:
         env = dict(os.environ)
@@ -179,20 +192,21 @@ class Portway:
     def launch(self) -> None:
         """Start ``portway serve`` and return at once."""
         cmd = [
+            *self.wrap,
             str(VENV_BIN / "portway"),
             "serve",
             "--data-dir",
             str(self.data_dir),
             "--http",
-            f"127.0.0.1:{self.http_port}",
+            f"{self.bind}:{self.http_port}",
             "--https",
-            f"127.0.0.1:{self.https_port}",
+            f"{self.bind}:{self.https_port}",
             "--api",
-            f"127.0.0.1:{self.api_port}",
+            f"{self.host}:{self.api_port}",
             "--workers",
             str(self.workers),
             "--metrics",
-            f"127.0.0.1:{self.metrics_port}" if self.metrics_port else "",
+            f"{self.host}:{self.metrics_port}" if self.metrics_port else "",
             "--drain-timeout",
             "3",
             *(["--backend-allow", "127.0.0.0/8"] if self.loopback_backends else []),
@@ -201,7 +215,7 @@ class Portway:
         self.proc = subprocess.Popen(
             cmd,
             env=self.env(),
-            stdout=subprocess.PIPE,
+            stdout=subprocess.PIPE if self.log is None else self.log.open("a"),
             stderr=subprocess.STDOUT,
             text=True,
         )
@@ -209,11 +223,15 @@ class Portway:
     def start(self) -> None:
         """``launch()``, then wait until /healthz and the data plane both answer."""
         self.launch()
+        self.wait_up()
+
+    def wait_up(self) -> None:
+        """Wait until /healthz and the data plane of a launched node both answer."""
         assert self.proc is not None
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"portway serve exited: {self.proc.stdout.read()}")  # type: ignore[union-attr]
+                raise RuntimeError(f"portway serve exited: {self.read_output()}")
             try:
                 healthy = httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200
                 if healthy and self._data_plane_up():
@@ -226,7 +244,7 @@ class Portway:
 
     def _data_plane_up(self) -> bool:
         try:
-            with socket.create_connection(("127.0.0.1", self.http_port), timeout=1):
+            with socket.create_connection((self.host, self.http_port), timeout=1):
                 return True
         except OSError:
             return False
@@ -240,8 +258,14 @@ class Portway:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             code = self.proc.wait()
-        self.output += self.proc.stdout.read() if self.proc.stdout else ""  # type: ignore[operator]
+        self.output += self.read_output()
         return code
+
+    def read_output(self) -> str:
+        """What the process wrote since the last call (all of its log file)."""
+        if self.log is not None:
+            return self.log.read_text() if self.log.exists() else ""
+        return self.proc.stdout.read() if self.proc and self.proc.stdout else ""
 
     def api(self, method: str, path: str, token: str | None = None, **kw: Any) -> httpx.Response:
         headers = {"X-Auth-Token": token or self.admin_token}

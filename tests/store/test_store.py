@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from tests.conftest import _free_port, _fresh_pg_database
 
 from portway.errors import ConflictError, StoreError
 from portway.model import Backend, HealthCheck, Project, Proxy, SessionPersistence
@@ -229,6 +231,55 @@ def test_listen_reports_writes_made_through_another_store(store_url: str) -> Non
         stop()
         watcher_store.close()
         writer.close()
+
+
+@pytest.mark.postgres
+def test_listen_works_through_a_multi_host_url(postgres_url: str) -> None:
+    """A primary and its replica in one URL (docs/ha.md): the notification connection
+    must try the hosts as the engine does. The first host here refuses connections; the
+    poll is too slow to hide a LISTEN connection that fails."""
+    server = sa.make_url(_fresh_pg_database(postgres_url))
+    closed = _free_port()
+    url = (
+        f"postgresql+psycopg://postgres@/{server.database}?host=127.0.0.1:{closed}"
+        f"&host={server.host}:{server.port}&target_session_attrs=read-write"
+    )
+    watcher_store, writer = open_store(url), open_store(url)
+    event = threading.Event()
+    stop = watcher_store.listen(lambda rev: rev >= 1 and event.set(), poll_interval=60)
+    try:
+        time.sleep(0.5)  # the watcher's first look (revision 0) comes before the write
+        _add_project(writer)
+        assert event.wait(5), "no notification through the multi-host URL"
+    finally:
+        stop()
+        watcher_store.close()
+        writer.close()
+
+
+def test_an_unreachable_database_is_a_store_error_that_names_no_server() -> None:
+    """The API shows this message to any client: the database's hosts and the driver's
+    text are for the operator's log, not for tenants."""
+    engine = sa.create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{_free_port()}/x")
+    store = Store(engine)
+    with pytest.raises(StoreError) as raised:
+        store.current_revision()
+    assert raised.value.status == 503
+    assert "unavailable" in raised.value.message
+    assert "127.0.0.1" not in raised.value.message and "psycopg" not in raised.value.message
+    store.close()
+
+
+def test_postgresql_connections_get_timeouts_unless_the_url_sets_them() -> None:
+    """A database host that goes silent must not hang API calls (tests/ha shows it)."""
+    from portway.store.engine import PG_TIMEOUTS, create_engine
+
+    default = create_engine("postgresql+psycopg://u@db/portway")
+    assert {k: default.url.query[k] for k in PG_TIMEOUTS} == PG_TIMEOUTS
+    _, kwargs = default.dialect.create_connect_args(default.url)
+    assert kwargs["tcp_user_timeout"] == PG_TIMEOUTS["tcp_user_timeout"]
+    own = create_engine("postgresql+psycopg://u@db/portway?connect_timeout=9")
+    assert own.url.query["connect_timeout"] == "9"
 
 
 def test_open_store_rejects_unknown_schemes() -> None:

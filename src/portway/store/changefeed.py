@@ -59,9 +59,11 @@ class Watcher:
         return self._deliver(last, self._current())
 
     def _listen(self, last: int) -> int:
-        url = self._engine.url.set(drivername="postgresql")
-        dsn = url.render_as_string(hide_password=False)
-        with psycopg.connect(dsn, autocommit=True) as conn:
+        # The engine's own connection arguments, not the URL rendered again: a multi-host
+        # URL (?host=a:5432&host=b:5432, for a primary and its replica) has no libpq URI
+        # form, and the dialect is what turns it into host=a,b port=5432,5432.
+        args, kwargs = self._engine.dialect.create_connect_args(self._engine.url)
+        with psycopg.connect(*args, **{**kwargs, "autocommit": True}) as conn:
             conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
             # Catch up on anything committed before LISTEN took effect.
             last = self._deliver(last, self._current())

@@ -22,6 +22,11 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # Any constant will do: it only has to be the same on every node migrating one database.
 _PG_MIGRATION_LOCK = 0x706F7274
+# A PostgreSQL host that stops answering (lost, cut off) must fail a call in seconds, not
+# hang it on the kernel's TCP retransmissions (a pooled connection's ping waited over a
+# minute): libpq's own limits, each one unless the URL sets it. tcp_user_timeout is in
+# milliseconds; it bounds data left unacknowledged, never a slow but living server.
+PG_TIMEOUTS = {"connect_timeout": "3", "tcp_user_timeout": "3000"}
 
 
 def create_engine(url: str) -> Engine:
@@ -32,7 +37,8 @@ def create_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "postgresql":
         if parsed.get_driver_name() != "psycopg":
             raise ConfigError(f"use postgresql+psycopg:// (psycopg 3), not {parsed.drivername}")
-        return sa.create_engine(parsed, pool_pre_ping=True)
+        limits = {k: v for k, v in PG_TIMEOUTS.items() if k not in parsed.query}
+        return sa.create_engine(parsed.update_query_dict(limits), pool_pre_ping=True)
     raise ConfigError(f"unsupported store URL scheme {parsed.drivername!r}")
 
 

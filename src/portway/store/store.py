@@ -35,6 +35,12 @@ def translate_errors() -> Iterator[None]:
         raise
     except sa_exc.IntegrityError as err:
         raise ConflictError(f"conflicts with an existing object: {err.orig}") from err
+    except sa_exc.OperationalError as err:
+        # The database cannot be reached or went away (a primary lost, no writable host
+        # left in a multi-host URL). The driver's text names the database's hosts: it is
+        # for the operator's log; API clients (tenants) get the fact and a retry.
+        log.warning("store unavailable: %s", err.orig)
+        raise StoreError("the configuration store is unavailable; try again later") from err
     except sa_exc.SQLAlchemyError as err:
         raise StoreError(f"store failure: {err}") from err
 
