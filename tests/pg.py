@@ -33,7 +33,7 @@ def as_postgres(args: list[str]) -> list[str]:
     return ["su", "postgres", "-s", "/bin/sh", "-c", " ".join(args)]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -53,7 +53,7 @@ class PostgresCluster:
         if os.geteuid() == 0:
             shutil.chown(self.root, user="postgres")
         self.data = self.root / "data"
-        self.port = _free_port()
+        self.port = free_port()
         subprocess.run(
             as_postgres(
                 [str(bin_dir / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres"]

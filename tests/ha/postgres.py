@@ -9,14 +9,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.conftest import _as_postgres, _pg_bin
 from tests.ha.netns import SUBNET, Net, NetnsError
+from tests.pg import as_postgres, pg_bin
 
 PORT = 5432
 
 
 def _bin(tool: str) -> str:
-    directory = _pg_bin()
+    directory = pg_bin()
     if directory is None:
         raise NetnsError("PostgreSQL binaries not found: run scripts/test.sh (installs them)")
     return str(directory / tool)
@@ -39,7 +39,7 @@ class Postgres:
         return self.root / "data"
 
     def _run(self, *args: str) -> None:
-        cmd = [*self.net.exec(self.member), *_as_postgres(list(args))]
+        cmd = [*self.net.exec(self.member), *as_postgres(list(args))]
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             log = (self.root / "log").read_text() if (self.root / "log").exists() else ""

@@ -10,7 +10,8 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from tests.conftest import _free_port, _fresh_pg_database
+from tests.conftest import _fresh_pg_database
+from tests.pg import free_port
 
 from portway.errors import ConflictError, StoreError
 from portway.model import Backend, HealthCheck, Project, Proxy, SessionPersistence
@@ -239,7 +240,7 @@ def test_listen_works_through_a_multi_host_url(postgres_url: str) -> None:
     must try the hosts as the engine does. The first host here refuses connections; the
     poll is too slow to hide a LISTEN connection that fails."""
     server = sa.make_url(_fresh_pg_database(postgres_url))
-    closed = _free_port()
+    closed = free_port()
     url = (
         f"postgresql+psycopg://postgres@/{server.database}?host=127.0.0.1:{closed}"
         f"&host={server.host}:{server.port}&target_session_attrs=read-write"
@@ -260,7 +261,7 @@ def test_listen_works_through_a_multi_host_url(postgres_url: str) -> None:
 def test_an_unreachable_database_is_a_store_error_that_names_no_server() -> None:
     """The API shows this message to any client: the database's hosts and the driver's
     text are for the operator's log, not for tenants."""
-    engine = sa.create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{_free_port()}/x")
+    engine = sa.create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/x")
     store = Store(engine)
     with pytest.raises(StoreError) as raised:
         store.current_revision()
