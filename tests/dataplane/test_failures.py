@@ -57,7 +57,10 @@ def test_backend_that_never_accepts_times_out_connecting_with_502(
     )
     started = time.monotonic()
     assert get(runner.port).status_code == 502
-    assert time.monotonic() - started >= 0.3  # the timeout, not a refusal
+    # The timeout, not a refusal (which answers within milliseconds). libuv schedules
+    # timers from its cached, millisecond clock, so the timer may fire a few ms before
+    # 0.3 s of this process's clock have passed (0.295 s seen under load).
+    assert time.monotonic() - started >= 0.25
 
 
 class RawOrigin:

@@ -56,10 +56,8 @@ class BackendOps(ServiceBase):
             proxy = resolve_proxy(tx, project, ref)
             wanted = build_backends(specs, proxy.backend_port, actor.source, self.backend_policy)
             merged = merge_backends(proxy.backends, wanted)
-            for old in proxy.backends:
-                tx.delete_backend(old.id)
-            for backend in merged:
-                tx.insert_backend(proxy.id, backend)
+            tx.delete_backends([old.id for old in proxy.backends])
+            tx.insert_backends(proxy.id, merged)
             tx.touch_proxy(proxy.id)
             _record(
                 tx, "replace", proxy, proxy.id, {"backends": proxy.backends}, {"backends": merged}
