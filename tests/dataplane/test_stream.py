@@ -10,11 +10,13 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import trustme
 
 from portway.model import Backend, Proxy, StreamSettings, Timeouts
+from portway.model.listen_policy import ListenPolicy
 from portway.protocol.proxy_v2 import header
 from tests.dataplane.conftest import FAST, ProxyRunner, proxy_for
 from tests.dataplane.echo import EchoServer
@@ -197,13 +199,21 @@ def ca() -> trustme.CA:
 def test_tls_passthrough_routes_by_sni_and_the_backends_own_certificate_reaches_the_client(
     make_proxy: Callable[..., ProxyRunner], make_echo: Callable[..., EchoServer], ca: trustme.CA
 ) -> None:
+    by_sni(lambda policy: make_proxy(listen_policy=policy), make_echo, ca)
+
+
+def by_sni(
+    make_plane: Callable[[ListenPolicy], Any], make_echo: Callable[..., EchoServer], ca: trustme.CA
+) -> int:
+    """Two TLS echo servers behind one passthrough port of the plane ``make_plane``
+    starts: each name reaches its own, whose certificate the client verifies. The port."""
     servers = {}
     for name in ("secure.example.org", "other.example.org"):
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ca.issue_cert(name).configure_cert(ctx)
         servers[name] = make_echo(name.split(".")[0], tls=ctx)
     (port,) = free_ports(1)
-    runner = make_proxy(listen_policy=policy_for(port))
+    runner = make_plane(policy_for(port))
     runner.route(
         *(
             dataclasses.replace(
@@ -223,6 +233,8 @@ def test_tls_passthrough_routes_by_sni_and_the_backends_own_certificate_reaches_
             cert = tls.getpeercert()
             assert ("DNS", name) in cert["subjectAltName"]
             assert ask(port, sock=tls) == name.split(".")[0].encode() + b":hello\n"
+    assert all(e.connections == 1 for e in servers.values())
+    return port
 
 
 def passthrough(

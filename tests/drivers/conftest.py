@@ -14,6 +14,7 @@ import pytest
 from portway.drivers.nginx import NginxDriver, NginxSettings
 from portway.drivers.nginx_options import NginxOptions
 from tests.dataplane.conftest import make_origin, origin, ws_origin  # noqa: F401 (fixtures)
+from tests.dataplane.test_stream import make_echo  # noqa: F401 (fixture)
 from tests.dataplane.tls_origin import ca, certificate, make_tls_origin  # noqa: F401 (fixtures)
 from tests.drivers.driver_runner import DriverRunner, free_port
 

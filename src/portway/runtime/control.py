@@ -226,6 +226,7 @@ def _data_plane(
             binary=config.haproxy_binary,
             external=config.haproxy_external,
             tls=tls,
+            listen_policy=config.listen_policy,
         )
     if config.workers == 0:
         return InProcessPlane(
