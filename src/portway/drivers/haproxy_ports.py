@@ -33,10 +33,7 @@ def hosts_file(port: int) -> str:
 def binds(port: int, options: HaproxyOptions) -> base.Binds:
     """Where ``port`` is opened: the policy's addresses for it, none when it is not
     allowed or is one of Portway's own."""
-    policy = options.listen_policy
-    if port in policy.reserved:
-        return ()
-    return tuple((address, port) for address in policy.addresses(port))
+    return tuple((address, port) for address in options.listen_policy.opens(port))
 
 
 def allowed(port: int, options: HaproxyOptions) -> bool:
