@@ -16,7 +16,6 @@ import pytest
 import trustme
 
 from portway.model import Backend, Proxy, StreamSettings, Timeouts
-from portway.model.listen_policy import ListenPolicy
 from portway.protocol.proxy_v2 import header
 from tests.dataplane.conftest import FAST, ProxyRunner, proxy_for
 from tests.dataplane.echo import EchoServer
@@ -199,21 +198,18 @@ def ca() -> trustme.CA:
 def test_tls_passthrough_routes_by_sni_and_the_backends_own_certificate_reaches_the_client(
     make_proxy: Callable[..., ProxyRunner], make_echo: Callable[..., EchoServer], ca: trustme.CA
 ) -> None:
-    by_sni(lambda policy: make_proxy(listen_policy=policy), make_echo, ca)
+    (port,) = free_ports(1)
+    by_sni(make_proxy(listen_policy=policy_for(port)), port, make_echo, ca)
 
 
-def by_sni(
-    make_plane: Callable[[ListenPolicy], Any], make_echo: Callable[..., EchoServer], ca: trustme.CA
-) -> int:
-    """Two TLS echo servers behind one passthrough port of the plane ``make_plane``
-    starts: each name reaches its own, whose certificate the client verifies. The port."""
+def by_sni(runner: Any, port: int, make_echo: Callable[..., EchoServer], ca: trustme.CA) -> None:
+    """Two TLS echo servers behind passthrough ``port`` of ``runner`` (any plane): each
+    name reaches its own, whose certificate the client verifies (tests/conformance too)."""
     servers = {}
     for name in ("secure.example.org", "other.example.org"):
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ca.issue_cert(name).configure_cert(ctx)
         servers[name] = make_echo(name.split(".")[0], tls=ctx)
-    (port,) = free_ports(1)
-    runner = make_plane(policy_for(port))
     runner.route(
         *(
             dataclasses.replace(
@@ -234,7 +230,6 @@ def by_sni(
             assert ("DNS", name) in cert["subjectAltName"]
             assert ask(port, sock=tls) == name.split(".")[0].encode() + b":hello\n"
     assert all(e.connections == 1 for e in servers.values())
-    return port
 
 
 def passthrough(
