@@ -392,7 +392,7 @@ PORTS = dataclasses.replace(
     [
         ("http", "    bind 127.0.0.1:8772\n    acl portway_trusted"),
         ("https", "    bind 127.0.0.1:8772 ssl crt "),
-        ("tcp", "    mode tcp\n    bind 127.0.0.1:8772\n"),
+        ("tcp", "    bind 127.0.0.1:8772\n    timeout client"),
         ("tls-passthrough", "tcp-request content accept if { req_ssl_hello_type 1 }"),
     ],
 )
@@ -404,6 +404,7 @@ def test_a_port_within_the_policy_is_a_frontend_of_its_own(protocol: str, expect
     assert expected in port_frontend
     hygiene = "http-request set-header X-Forwarded-Proto" in port_frontend
     assert hygiene == (protocol in ("http", "https"))
+    assert ("    mode tcp\n" in port_frontend) == (not hygiene)
     # One of Portway's own ports is never bound, whatever the ranges say.
     own = dataclasses.replace(proxy, listen_port=8080)
     mine = render(Snapshot(version=1, routes=RouteTable.build([own])), PORTS)
@@ -432,3 +433,11 @@ def test_a_tcp_proxys_backend_relays_with_its_limits_and_proxy_protocol() -> Non
         assert line in section
     assert "http-request" not in section
     assert "    timeout client 30000ms\n" in config.front
+
+
+def test_an_https_port_sends_hsts_without_a_shared_https_listener() -> None:
+    proxy = _proxy("s", listen_port=8772, protocol="https", tls=TlsSettings(hsts=True))
+    config = render(Snapshot(version=1, routes=RouteTable.build([proxy])), PORTS)
+    assert PORTS.https == ()
+    (section,) = config.sections.values()
+    assert "Strict-Transport-Security" in section

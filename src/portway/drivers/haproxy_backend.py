@@ -66,7 +66,7 @@ def section(proxy: Proxy, slots: tuple[Slot, ...], options: HaproxyOptions) -> t
     ]
     if proxy.tls.redirect_http and options.https:
         lines.append(base.redirect(options))
-    if proxy.tls.hsts and options.https:
+    if proxy.tls.hsts and (options.https or proxy.protocol == "https"):
         lines.append(base.hsts())
     size = proxy.limits.max_body_bytes
     if size is not None:

@@ -47,7 +47,8 @@ def stream(
     (passthrough only)."""
     where = listen_addresses(binds(port, options), "HAProxy")
     idle = max(p.timeouts.idle for p in proxies)
-    lines = [f"frontend {name(port)}\n", "    mode tcp\n"]
+    # The defaults' idle-close-on-response is an HTTP option: unset, not warned about.
+    lines = [f"frontend {name(port)}\n", "    mode tcp\n", "    no option idle-close-on-response\n"]
     lines += [f"    bind {a}\n" for a in where]
     lines.append(f"    timeout client {base.ms(idle)}\n")
     if protocol == "tcp":
