@@ -68,6 +68,29 @@ def test_tls_passthrough_routes_by_sni_and_the_backends_certificate_reaches_the_
 
 
 @pytest.mark.feature("listen_port")
+def test_tls_passthrough_takes_a_one_level_wildcard_in_any_case(
+    plane: Plane, make_echo: Callable[..., EchoServer], ca: trustme.CA
+) -> None:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("a.w.example.org", "a.b.w.example.org").configure_cert(ctx)
+    echo = make_echo("wild", tls=ctx)
+    port = plane.ports[1]
+    wild = proxy_for("*.w.example.org", echo.backend(), pid="wild")
+    plane.route(on_port(wild, port, "tls-passthrough"))
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    client.check_hostname = False  # the name's case is the point, not its check
+    with client.wrap_socket(
+        socket.create_connection(("127.0.0.1", port), timeout=3), server_hostname="A.W.Example.org"
+    ) as tls:
+        assert ask(port, sock=tls) == b"wild:hello\n"
+    raw = socket.create_connection(("127.0.0.1", port), timeout=3)
+    with raw, pytest.raises((ssl.SSLError, ConnectionError)):  # two labels below: no proxy
+        client.wrap_socket(raw, server_hostname="a.b.w.example.org").close()
+    assert echo.connections == 1
+
+
+@pytest.mark.feature("listen_port")
 def test_an_http_port_and_an_https_port_serve_with_the_shared_hygiene(
     plane: Plane, origin: Origin, ca: trustme.CA
 ) -> None:

@@ -17,7 +17,7 @@ from portway.drivers.nginx_config import AVAILABLE, ENABLED, render
 from portway.drivers.nginx_options import NginxOptions
 from portway.drivers.nginx_syntax import quote
 from portway.errors import ConfigError
-from portway.model import Backend, HealthCheck, Proxy, Rewrite, SessionPersistence
+from portway.model import Backend, HealthCheck, Proxy, Rewrite, SessionPersistence, TlsSettings
 from portway.model.listen_policy import ListenPolicy, PortRange
 from portway.router import RouteTable, Snapshot
 from tests.drivers.conftest import NGINX, free_port
@@ -363,3 +363,11 @@ def test_without_the_stream_module_relayed_ports_are_refused_clearly() -> None:
     assert (field, served) == ("protocol", False)
     assert "libnginx-mod-stream" in message
     assert "stream {" not in tree.files["nginx.conf"]
+
+
+def test_an_https_port_sends_hsts_without_a_shared_https_listener() -> None:
+    proxy = _proxy("s", listen_port=8772, protocol="https", tls=TlsSettings(hsts=True))
+    tree = _render(proxy, options=PORTS)
+    assert PORTS.https == ()
+    server = "".join(t for path, t in tree.files.items() if path.startswith("servers/"))
+    assert "add_header Strict-Transport-Security" in server

@@ -465,7 +465,7 @@ def _location_body(proxy: Proxy, options: NginxOptions) -> str:
     lines = [pad + comment(f"proxy {proxy.id}")]
     if proxy.tls.redirect_http and options.https:
         lines.append(f"{pad}if ($scheme = http) {{\n{pad}    {http.redirect(options)};\n{pad}}}\n")
-    if proxy.tls.hsts and options.https:
+    if proxy.tls.hsts and (options.https or proxy.protocol == "https"):
         lines.append(f"{pad}add_header Strict-Transport-Security $portway_hsts always;\n")
     if not _live(proxy):
         return "".join(lines) + f"{pad}return 503;\n"

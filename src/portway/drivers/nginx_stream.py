@@ -65,6 +65,8 @@ def _server(
         lines.append(f"    map $ssl_preread_server_name {target} {{\n        default {CLOSED};\n")
         for proxy in group:
             name = server_name.get(proxy.hostname, proxy.hostname)
+            if name.startswith("~"):  # the client's spelling: exact keys ignore case, so must this
+                name = "~*" + name[1:]
             lines.append(f"        {quote(name)} {upstream_name(proxy.id)};\n")
         lines.append("    }\n")
     lines += ["    server {\n", "        " + comment(f"port {port} ({protocol})")]
