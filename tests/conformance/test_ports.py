@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import socket
 import ssl
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -18,6 +19,7 @@ import trustme
 from portway.model import Proxy, StreamSettings
 from portway.protocol.proxy_v2 import SIGNATURE
 from tests.conformance.conftest import Plane
+from tests.conformance.test_changes import CLIENTS, _client_loop
 from tests.dataplane.conftest import Origin, proxy_for
 from tests.dataplane.echo import EchoServer
 from tests.dataplane.test_listeners import free_ports, refused
@@ -122,6 +124,34 @@ def test_proxy_protocol_v2_tells_the_backend_who_connected(
     plane.route(tcp(echo, port, stream=StreamSettings(proxy_protocol=True)))
     assert ask(port) == b"e1:hello\n"
     assert echo.preludes and all(p.startswith(SIGNATURE) for p in echo.preludes)
+
+
+@pytest.mark.feature("listen_port")
+def test_a_port_opened_and_closed_under_load_fails_no_request_elsewhere(
+    plane: Plane, make_origin: Callable[[str], Origin], make_echo: Callable[..., EchoServer]
+) -> None:
+    shared = proxy_for("app.example.org", make_origin("a").backend(), make_origin("b").backend())
+    echo, port = make_echo("e1"), plane.ports[0]
+    plane.route(shared)
+    stop, failures, counts = threading.Event(), list[str](), list[int]()
+    clients = [
+        threading.Thread(target=_client_loop, args=(plane.port, stop, failures, counts))
+        for _ in range(CLIENTS)
+    ]
+    for client in clients:
+        client.start()
+    try:
+        for _ in range(3):
+            plane.route(shared, tcp(echo, port))
+            assert ask(port) == b"e1:hello\n"
+            plane.route(shared)
+            assert refused(port)
+    finally:
+        stop.set()
+        for client in clients:
+            client.join(15)
+    assert failures == []
+    assert len(counts) == CLIENTS and min(counts) > 0
 
 
 def status(port: int, host: str, tls: ssl.SSLContext | None = None) -> int:
