@@ -11,6 +11,7 @@ import dataclasses
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -47,6 +48,30 @@ def test_a_tcp_port_relays_a_line_protocol(
     assert echo.preludes == [b"", b""]  # no PROXY header unless asked
     plane.route()  # the last proxy goes: the port closes
     assert refused(port)
+
+
+@pytest.mark.feature("listen_port")
+def test_the_proxys_connection_limit_closes_the_one_too_many(
+    plane: Plane, make_echo: Callable[..., EchoServer]
+) -> None:
+    echo, port = make_echo("e1"), plane.ports[0]
+    plane.route(tcp(echo, port, stream=StreamSettings(max_connections=1)))
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as first:
+        assert ask(port, sock=first) == b"e1:hello\n"
+        with socket.create_connection(("127.0.0.1", port), timeout=3) as second:
+            assert closed_soon(second)
+    deadline = time.monotonic() + 3
+    while answer(port) != b"e1:hello\n":  # room again once the first one ended
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def answer(port: int) -> bytes:
+    """``ask``, with a closed connection as no answer."""
+    try:
+        return ask(port)
+    except ConnectionError:
+        return b""
 
 
 @pytest.mark.feature("listen_port")

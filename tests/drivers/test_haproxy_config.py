@@ -427,7 +427,7 @@ def test_a_tcp_proxys_backend_relays_with_its_limits_and_proxy_protocol() -> Non
         "    balance source\n",
         "    timeout connect 2000ms\n",
         "    timeout server 30000ms\n",
-        "    tcp-request content reject if { be_conn ge 7 }\n",
+        "    tcp-request content reject if { be_conn gt 7 }\n",
         " send-proxy-v2\n",
     ):
         assert line in section

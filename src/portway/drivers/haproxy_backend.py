@@ -99,7 +99,8 @@ def _stream(
     ]
     limit = proxy.stream.max_connections
     if limit is not None:
-        lines.append(f"    tcp-request content reject if {{ be_conn ge {limit} }}\n")
+        # be_conn counts this connection too: the one past the limit is closed.
+        lines.append(f"    tcp-request content reject if {{ be_conn gt {limit} }}\n")
     lines += _health(proxy, options.passive_failures)
     head = "".join(lines)
     extra = " send-proxy-v2" if proxy.stream.proxy_protocol else ""
