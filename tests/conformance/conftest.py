@@ -23,10 +23,13 @@ from portway.dataplane import DataPlaneSettings
 from portway.health.monitor import HealthMonitor, Target
 from portway.health.state import DOWN, Health
 from portway.model import Certificate, Proxy
+from portway.model.listen_policy import ListenPolicy
 from portway.router import Snapshot
 from tests.conformance import table
 from tests.conftest import TEST_POLICY
 from tests.dataplane.conftest import ProxyRunner, make_origin, origin, ws_origin  # noqa: F401
+from tests.dataplane.test_listeners import free_ports, policy_for
+from tests.dataplane.test_stream import make_echo  # noqa: F401 (fixture)
 from tests.dataplane.tls_origin import default_pair, make_tls_origin  # noqa: F401
 from tests.drivers.conftest import NginxRunner
 from tests.drivers.haproxy_runner import HaproxyRunner
@@ -37,6 +40,7 @@ class Plane(Protocol):
 
     port: int
     tls_port: int
+    ports: tuple[int, ...]  # what its --listen-ports allows proxies to claim (PORTS)
 
     def snapshot(self, proxies: Iterable[Proxy], certs: Iterable[Certificate] = ()) -> Snapshot:
         """The next version of the whole configuration."""
@@ -92,8 +96,10 @@ class ActiveChecks:
 
 
 class BuiltinPlane(ProxyRunner):
-    def __init__(self, settings: DataPlaneSettings, pair: tuple[Path, Path]) -> None:
-        super().__init__(settings, default_certificate=pair)
+    def __init__(
+        self, settings: DataPlaneSettings, pair: tuple[Path, Path], listen_policy: ListenPolicy
+    ) -> None:
+        super().__init__(settings, default_certificate=pair, listen_policy=listen_policy)
         self.checks = ActiveChecks(self.call, self.dp.set_health, self.dp.upstream_tls)
 
     def apply(self, snapshot: Snapshot) -> bool:
@@ -121,7 +127,16 @@ class CheckedNginx(NginxRunner):
         super().stop()
 
 
-def start(name: str, directory: Path, ca: trustme.CA, trusted_proxies: tuple[str, ...]) -> Plane:
+PORTS = 4  # ports of their own each plane may open (tests/conformance/test_ports.py)
+
+
+def start(
+    name: str,
+    directory: Path,
+    ca: trustme.CA,
+    trusted_proxies: tuple[str, ...],
+    listen_policy: ListenPolicy,
+) -> Any:
     pair = default_pair(ca, directory)
     if name == "builtin":
         # nginx and HAProxy never verify a TLS backend; the built-in plane verifies
@@ -131,25 +146,31 @@ def start(name: str, directory: Path, ca: trustme.CA, trusted_proxies: tuple[str
         settings = dataclasses.replace(
             BUILTIN, trusted_proxies=trusted_proxies, upstream_ca_file=ca_file
         )
-        return BuiltinPlane(settings, pair)
+        return BuiltinPlane(settings, pair, listen_policy)
     if name == "nginx":
         # nginx OSS has no checks of its own: Portway's verdicts are what hold a member out.
         return CheckedNginx(
             directory / "nginx",
             default_certificate=(str(pair[0]), str(pair[1])),
             trusted_proxies=trusted_proxies,
+            listen_policy=listen_policy,
         )
     return HaproxyRunner(
-        directory / "haproxy", default_certificate=pair, trusted_proxies=trusted_proxies
+        directory / "haproxy",
+        default_certificate=pair,
+        trusted_proxies=trusted_proxies,
+        listen_policy=listen_policy,
     )
 
 
 def started(request: pytest.FixtureRequest, ca: trustme.CA, trusted: tuple[str, ...]) -> Plane:
     factory: pytest.TempPathFactory = request.getfixturevalue("tmp_path_factory")
     directory = factory.mktemp(f"conformance-{request.param}")
-    runner = start(request.param, directory, ca, trusted)
+    ports = tuple(free_ports(PORTS))
+    runner = start(request.param, directory, ca, trusted, policy_for(*ports))
+    runner.ports = ports
     request.addfinalizer(runner.stop)
-    return runner
+    return runner  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="session")

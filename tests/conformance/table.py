@@ -60,6 +60,11 @@ ROWS = {
     "absolute_form": "absolute-form target routed by its authority, forwarded in origin-form",
     "refused_502": "502 page for a backend that refuses the connection",
     "applying": "applying a change",
+    "listen_port": (
+        "`listen_port`, `protocol` (ports of their own: `http`, `https`, `tcp`,"
+        " `tls-passthrough`; [listeners.md](listeners.md))"
+    ),
+    "proxy_protocol": "`stream.proxy_protocol` (PROXY protocol v2 to a relayed backend)",
 }
 
 # (row key, plane) pairs a plane does not pass; the reason is the docs cell.
@@ -77,6 +82,7 @@ GAPS = frozenset(
         ("head_limits", "haproxy"),
         ("refused_502", "haproxy"),
         ("backup_failover", "haproxy"),
+        ("proxy_protocol", "nginx"),
     }
 )
 

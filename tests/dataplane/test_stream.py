@@ -10,6 +10,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import trustme
@@ -197,13 +198,18 @@ def ca() -> trustme.CA:
 def test_tls_passthrough_routes_by_sni_and_the_backends_own_certificate_reaches_the_client(
     make_proxy: Callable[..., ProxyRunner], make_echo: Callable[..., EchoServer], ca: trustme.CA
 ) -> None:
+    (port,) = free_ports(1)
+    by_sni(make_proxy(listen_policy=policy_for(port)), port, make_echo, ca)
+
+
+def by_sni(runner: Any, port: int, make_echo: Callable[..., EchoServer], ca: trustme.CA) -> None:
+    """Two TLS echo servers behind passthrough ``port`` of ``runner`` (any plane): each
+    name reaches its own, whose certificate the client verifies (tests/conformance too)."""
     servers = {}
     for name in ("secure.example.org", "other.example.org"):
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ca.issue_cert(name).configure_cert(ctx)
         servers[name] = make_echo(name.split(".")[0], tls=ctx)
-    (port,) = free_ports(1)
-    runner = make_proxy(listen_policy=policy_for(port))
     runner.route(
         *(
             dataclasses.replace(
@@ -223,6 +229,7 @@ def test_tls_passthrough_routes_by_sni_and_the_backends_own_certificate_reaches_
             cert = tls.getpeercert()
             assert ("DNS", name) in cert["subjectAltName"]
             assert ask(port, sock=tls) == name.split(".")[0].encode() + b":hello\n"
+    assert all(e.connections == 1 for e in servers.values())
 
 
 def passthrough(

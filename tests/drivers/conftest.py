@@ -13,7 +13,9 @@ import pytest
 
 from portway.drivers.nginx import NginxDriver, NginxSettings
 from portway.drivers.nginx_options import NginxOptions
+from portway.model.listen_policy import ListenPolicy
 from tests.dataplane.conftest import make_origin, origin, ws_origin  # noqa: F401 (fixtures)
+from tests.dataplane.test_stream import make_echo  # noqa: F401 (fixture)
 from tests.dataplane.tls_origin import ca, certificate, make_tls_origin  # noqa: F401 (fixtures)
 from tests.drivers.driver_runner import DriverRunner, free_port
 
@@ -31,9 +33,11 @@ class NginxRunner(DriverRunner):
         trusted_proxies: tuple[str, ...] = (),
         forwarded_for: bool = True,
         coalesce: float = 0.05,
+        listen_policy: ListenPolicy | None = None,
     ) -> None:
         port, tls_port = free_port(), free_port() if default_certificate else 0
         options = NginxOptions(
+            listen_policy=listen_policy or ListenPolicy(),
             http=(("127.0.0.1", port),),
             https=(("127.0.0.1", tls_port),) if default_certificate else (),
             default_certificate=default_certificate,

@@ -14,6 +14,7 @@ import pytest
 from portway.drivers import haproxy_runtime as runtime
 from portway.drivers.haproxy import HaproxyDriver, HaproxySettings
 from portway.drivers.haproxy_options import HaproxyOptions
+from portway.model.listen_policy import ListenPolicy
 from tests.dataplane.tls_origin import default_pair  # noqa: F401 (re-export)
 from tests.drivers.driver_runner import DriverRunner, closed_port, free_port  # noqa: F401 (closed_port: re-export)
 
@@ -32,6 +33,7 @@ class HaproxyRunner(DriverRunner):
         coalesce: float = 0.05,
         spare_slots: int = 4,
         external: bool = False,
+        listen_policy: ListenPolicy | None = None,
     ) -> None:
         port, tls_port = free_port(), free_port() if default_certificate else 0
         options = HaproxyOptions(
@@ -41,6 +43,7 @@ class HaproxyRunner(DriverRunner):
             threads=1,
             spare_slots=spare_slots,
             hard_stop_after=5.0,
+            listen_policy=listen_policy or ListenPolicy(),
         )
         settings = HaproxySettings(
             prefix=prefix,

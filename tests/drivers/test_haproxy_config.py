@@ -16,7 +16,16 @@ from portway.drivers.haproxy_options import HaproxyOptions
 from portway.drivers.haproxy_plan import plan
 from portway.drivers.haproxy_syntax import quote, word
 from portway.errors import ConfigError
-from portway.model import Backend, HealthCheck, Proxy, SessionPersistence, TlsSettings
+from portway.model import (
+    Backend,
+    HealthCheck,
+    Proxy,
+    SessionPersistence,
+    StreamSettings,
+    Timeouts,
+    TlsSettings,
+)
+from portway.model.listen_policy import ListenPolicy, PortRange
 from portway.router import RouteTable, Snapshot
 from tests.drivers.conftest import free_port
 from tests.drivers.haproxy_runner import HAPROXY
@@ -358,7 +367,7 @@ def test_a_proxy_backend_is_rendered_as_expected() -> None:
 
 
 @pytest.mark.parametrize("protocol", ["http", "https", "tcp", "tls-passthrough"])
-def test_a_proxy_on_a_port_of_its_own_is_refused_not_served_on_the_shared_ones(
+def test_a_port_outside_the_nodes_policy_is_refused_not_served_on_the_shared_ones(
     protocol: str,
 ) -> None:
     config = _render(
@@ -368,3 +377,67 @@ def test_a_proxy_on_a_port_of_its_own_is_refused_not_served_on_the_shared_ones(
         ("lp", "listen_port", False)
     ]
     assert len(config.sections) == 1  # "fine" only
+    assert "8772" not in config.files["haproxy.cfg"]
+
+
+PORTS = dataclasses.replace(
+    OPTIONS,
+    default_certificate=True,
+    listen_policy=ListenPolicy((PortRange("127.0.0.1", 8000, 8999),), frozenset({8080})),
+)
+
+
+@pytest.mark.parametrize(
+    ("protocol", "expected"),
+    [
+        ("http", "    bind 127.0.0.1:8772\n    acl portway_trusted"),
+        ("https", "    bind 127.0.0.1:8772 ssl crt "),
+        ("tcp", "    bind 127.0.0.1:8772\n    timeout client"),
+        ("tls-passthrough", "tcp-request content accept if { req_ssl_hello_type 1 }"),
+    ],
+)
+def test_a_port_within_the_policy_is_a_frontend_of_its_own(protocol: str, expected: str) -> None:
+    proxy = _proxy("lp", listen_port=8772, protocol=protocol)
+    config = render(Snapshot(version=1, routes=RouteTable.build([proxy])), PORTS)
+    assert config.problems == ()
+    port_frontend = config.front[config.front.index("frontend portway_port_8772") :]
+    assert expected in port_frontend
+    hygiene = "http-request set-header X-Forwarded-Proto" in port_frontend
+    assert hygiene == (protocol in ("http", "https"))
+    assert ("    mode tcp\n" in port_frontend) == (not hygiene)
+    # One of Portway's own ports is never bound, whatever the ranges say.
+    own = dataclasses.replace(proxy, listen_port=8080)
+    mine = render(Snapshot(version=1, routes=RouteTable.build([own])), PORTS)
+    assert [p.field for p in mine.problems] == ["listen_port"]
+
+
+def test_a_tcp_proxys_backend_relays_with_its_limits_and_proxy_protocol() -> None:
+    proxy = _proxy(
+        "t",
+        listen_port=8500,
+        protocol="tcp",
+        algorithm="source_ip",
+        stream=StreamSettings(proxy_protocol=True, max_connections=7),
+        timeouts=Timeouts(connect=2.0, idle=30.0),
+    )
+    config = render(Snapshot(version=1, routes=RouteTable.build([proxy])), PORTS)
+    (section,) = config.sections.values()
+    for line in (
+        "    mode tcp\n",
+        "    balance source\n",
+        "    timeout connect 2000ms\n",
+        "    timeout server 30000ms\n",
+        "    tcp-request content reject if { be_conn gt 7 }\n",
+        " send-proxy-v2\n",
+    ):
+        assert line in section
+    assert "http-request" not in section
+    assert "    timeout client 30000ms\n" in config.front
+
+
+def test_an_https_port_sends_hsts_without_a_shared_https_listener() -> None:
+    proxy = _proxy("s", listen_port=8772, protocol="https", tls=TlsSettings(hsts=True))
+    config = render(Snapshot(version=1, routes=RouteTable.build([proxy])), PORTS)
+    assert PORTS.https == ()
+    (section,) = config.sections.values()
+    assert "Strict-Transport-Security" in section

@@ -17,7 +17,8 @@ from portway.drivers.nginx_config import AVAILABLE, ENABLED, render
 from portway.drivers.nginx_options import NginxOptions
 from portway.drivers.nginx_syntax import quote
 from portway.errors import ConfigError
-from portway.model import Backend, HealthCheck, Proxy, Rewrite, SessionPersistence
+from portway.model import Backend, HealthCheck, Proxy, Rewrite, SessionPersistence, TlsSettings
+from portway.model.listen_policy import ListenPolicy, PortRange
 from portway.router import RouteTable, Snapshot
 from tests.drivers.conftest import NGINX, free_port
 
@@ -315,7 +316,7 @@ def test_a_tls_backend_addressed_by_ip_is_left_out_when_backends_are_verified() 
 
 
 @pytest.mark.parametrize("protocol", ["http", "https", "tcp", "tls-passthrough"])
-def test_a_proxy_on_a_port_of_its_own_is_refused_not_served_on_the_shared_ones(
+def test_a_port_outside_the_nodes_policy_is_refused_not_served_on_the_shared_ones(
     protocol: str,
 ) -> None:
     on_port = _proxy("lp", listen_port=8772, protocol=protocol)
@@ -324,3 +325,49 @@ def test_a_proxy_on_a_port_of_its_own_is_refused_not_served_on_the_shared_ones(
         ("lp", "listen_port", False)
     ]
     assert len([path for path in tree.files if path.startswith(AVAILABLE)]) == 1  # "fine" only
+    assert "8772" not in "".join(tree.files.values())
+
+
+PORTS = NginxOptions(
+    control_socket="/tmp/portway-ctl.sock",
+    default_certificate=("/d.pem", "/d.key"),
+    listen_policy=ListenPolicy((PortRange("127.0.0.1", 8000, 8999),), frozenset({8080})),
+)
+
+
+@pytest.mark.parametrize(
+    ("protocol", "expected"),
+    [
+        ("http", "    listen 127.0.0.1:8772;\n"),
+        ("https", "    listen 127.0.0.1:8772 ssl;\n"),
+        ("tcp", "stream {\n"),
+        ("tls-passthrough", "        ssl_preread on;\n"),
+    ],
+)
+def test_a_port_within_the_policy_is_rendered(protocol: str, expected: str) -> None:
+    tree = _render(_proxy("lp", listen_port=8772, protocol=protocol), options=PORTS)
+    assert tree.problems == ()
+    assert expected in "".join(tree.files.values())
+    main = tree.files["nginx.conf"]
+    assert ("load_module" in main) == (protocol in ("tcp", "tls-passthrough"))
+    own = _render(_proxy("lp", listen_port=8080, protocol=protocol), options=PORTS)
+    assert [p.field for p in own.problems] == ["listen_port"]  # Portway's own: never
+
+
+def test_without_the_stream_module_relayed_ports_are_refused_clearly() -> None:
+    options = dataclasses.replace(PORTS, stream_module=None)
+    tree = _render(_proxy("lp", listen_port=8772, protocol="tcp"), options=options)
+    ((_, field, message, served),) = (
+        (p.proxy_id, p.field, p.message, p.served) for p in tree.problems
+    )
+    assert (field, served) == ("protocol", False)
+    assert "libnginx-mod-stream" in message
+    assert "stream {" not in tree.files["nginx.conf"]
+
+
+def test_an_https_port_sends_hsts_without_a_shared_https_listener() -> None:
+    proxy = _proxy("s", listen_port=8772, protocol="https", tls=TlsSettings(hsts=True))
+    tree = _render(proxy, options=PORTS)
+    assert PORTS.https == ()
+    server = "".join(t for path, t in tree.files.items() if path.startswith("servers/"))
+    assert "add_header Strict-Transport-Security" in server

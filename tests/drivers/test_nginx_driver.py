@@ -4,6 +4,7 @@ external nginx is only written, tested and reloaded, a crashed nginx is restarte
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import os
 import select
@@ -15,8 +16,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from portway.drivers.nginx import NginxDriver, NginxSettings
+from portway.drivers.nginx_config import render
+from portway.drivers.nginx_options import STREAM_MODULE, NginxOptions
 from portway.model import Backend
+from portway.router import RouteTable, Snapshot
 from tests.dataplane.conftest import Origin, proxy_for
+from tests.dataplane.test_listeners import policy_for
 from tests.drivers.conftest import NGINX, NginxRunner
 
 
@@ -220,3 +225,22 @@ def test_body_limit_gets_the_413_page(nginx: NginxRunner, origin: Origin) -> Non
     assert response.status == 413
     assert response.read() == error_response(413, close=True).split(b"\r\n\r\n", 1)[1]
     assert not origin.seen
+
+
+def test_a_missing_stream_module_refuses_relayed_ports_naming_the_package(tmp_path: Path) -> None:
+    """The driver looks for the module's file; the render then refuses tcp and
+    tls-passthrough proxies instead of writing a load_module nginx -t would reject."""
+    missing = str(tmp_path / "ngx_stream_module.so")
+    options = NginxOptions(stream_module=missing, listen_policy=policy_for(8772))
+    driver = NginxDriver(NginxSettings(prefix=tmp_path / "nginx", options=options))
+    assert driver.options.stream_module is None
+    proxy = dataclasses.replace(
+        proxy_for("db.example.org", Backend(id="b", address="127.0.0.1", port=9)),
+        listen_port=8772,
+        protocol="tcp",
+    )
+    tree = render(Snapshot(version=1, routes=RouteTable.build([proxy])), driver.options)
+    assert [(p.field, p.served) for p in tree.problems] == [("protocol", False)]
+    assert "libnginx-mod-stream" in tree.problems[0].message
+    installed = NginxDriver(NginxSettings(prefix=tmp_path / "n2", options=NginxOptions()))
+    assert installed.options.stream_module == STREAM_MODULE  # this machine has it

@@ -61,3 +61,15 @@ def test_a_port_on_two_addresses_opens_on_both() -> None:
     policy = ListenPolicy((PortRange("10.0.0.1", 80, 90), PortRange("10.0.0.2", 85, 85)))
     assert policy.addresses(85) == ("10.0.0.1", "10.0.0.2")
     assert policy.addresses(80) == ("10.0.0.1",)
+
+
+def test_the_nodes_backend_policy_refuses_its_listen_ports_and_toolforge_listeners() -> None:
+    config = _config(
+        listen_ports=("8772", "9000-9010"),
+        toolforge_listen="127.0.0.1:8282",
+        backend_allow=("127.0.0.0/8",),
+    )
+    policy = config.backend_policy
+    for own in (8772, 9005, 8282, 8080):
+        assert "own listener" in (policy.check("127.0.0.1", own) or ""), own
+    assert policy.check("127.0.0.1", 9011) is None

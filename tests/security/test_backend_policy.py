@@ -294,6 +294,34 @@ def test_tenant_cannot_point_a_backend_at_any_other_portway_listener(
     assert_error(r, 422, "backends[0].address")
 
 
+def test_tenant_cannot_point_a_backend_at_a_port_of_listen_ports(tmp_path: Path) -> None:
+    """A port the operator lets proxies claim is one of Portway's own listeners (or will
+    be, when some proxy claims it): a backend there would loop through the node."""
+    single, low = free_port(), free_port()
+    pw = Portway(tmp_path / "data", extra=["--listen-ports", f"{single},{low}-{low + 2}"])
+    pw.start()
+    try:
+        for port, host in ((single, "one.alpha.test"), (low + 1, "range.alpha.test")):
+            r = _attack(pw, port, host)
+            assert_error(r, 422, "backends[0].address")
+            assert "own listener" in r.json()["error"]["message"]
+    finally:
+        pw.stop()
+
+
+def test_listen_ports_are_own_listeners_in_the_nodes_backend_policy() -> None:
+    policy = BackendPolicy.build(
+        allow=["127.0.0.0/8", "10.0.0.0/8"],
+        listeners=[("0.0.0.0", 8080)],
+        port_ranges=[("10.0.0.1", 8000, 8999), ("0.0.0.0", 9000, 9000)],
+    )
+    assert "own listener" in (policy.check("10.0.0.1", 8500) or "")
+    assert "own listener" in (policy.check("127.0.0.2", 9000) or "")  # a wildcard's port
+    assert policy.check("10.0.0.2", 8500) is None  # another host's port is not ours
+    assert policy.check("10.0.0.1", 9001) is None
+    assert policy.check_local(9000) is not None
+
+
 @pytest.mark.parametrize("workers", [0, 2])
 def test_tightened_policy_applies_to_backends_already_stored(
     tmp_path: Path, backends: list[HttpBackend], workers: int

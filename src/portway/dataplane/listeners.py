@@ -41,9 +41,7 @@ def wanted(claimed: Mapping[int, str], policy: ListenPolicy) -> frozenset[Listen
     ``policy`` allows, on each address it gives the port."""
     keys: set[ListenerKey] = set()
     for port, protocol in claimed.items():
-        if port in policy.reserved:
-            continue
-        keys.update(ListenerKey(a, port, protocol) for a in policy.addresses(port))
+        keys.update(ListenerKey(a, port, protocol) for a in policy.opens(port))
     return frozenset(keys)
 
 

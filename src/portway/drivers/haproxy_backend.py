@@ -17,6 +17,7 @@ from portway.drivers.haproxy_options import HaproxyOptions
 from portway.drivers.haproxy_syntax import backend_name, comment, fetch_name, quote
 from portway.health.expect import parse_expected_codes
 from portway.model import Backend, Proxy
+from portway.model.proxy import STREAM_PROTOCOLS
 
 DYNAMIC = "<runtime>"  # what the masked text shows in place of a value the Runtime API sets
 EMPTY_ADDRESS = ("127.0.0.1", 1)  # a spare slot's placeholder (disabled: never used)
@@ -55,6 +56,8 @@ def section(proxy: Proxy, slots: tuple[Slot, ...], options: HaproxyOptions) -> t
     lines = [f"backend {backend_name(proxy.id)}\n", "    " + comment(f"proxy {proxy.id}")]
     lines.append("    " + comment(f"project {proxy.project}"))
     lines += _balance(proxy)
+    if proxy.protocol in STREAM_PROTOCOLS:
+        return _stream(proxy, slots, options, lines)
     timeouts = proxy.timeouts
     lines += [
         f"    timeout connect {base.ms(timeouts.connect)}\n",
@@ -63,7 +66,7 @@ def section(proxy: Proxy, slots: tuple[Slot, ...], options: HaproxyOptions) -> t
     ]
     if proxy.tls.redirect_http and options.https:
         lines.append(base.redirect(options))
-    if proxy.tls.hsts and options.https:
+    if proxy.tls.hsts and (options.https or proxy.protocol == "https"):
         lines.append(base.hsts())
     size = proxy.limits.max_body_bytes
     if size is not None:
@@ -80,6 +83,30 @@ def section(proxy: Proxy, slots: tuple[Slot, ...], options: HaproxyOptions) -> t
     ca = options.upstream_ca_file
     full = "".join(_server(s, cookie, ca, masked=False) for s in slots)
     static = "".join(_server(s, cookie, ca, masked=True) for s in slots)
+    return head + full, head + static
+
+
+def _stream(
+    proxy: Proxy, slots: tuple[Slot, ...], options: HaproxyOptions, lines: list[str]
+) -> tuple[str, str]:
+    """A ``tcp`` or ``tls-passthrough`` proxy's backend (docs/listeners.md): bytes
+    relayed, the connect and idle timeouts, a connection limit that closes at once (as
+    the built-in plane's), PROXY protocol v2 towards the members when asked."""
+    lines.insert(3, "    mode tcp\n")  # after the section line and its comments
+    lines += [
+        f"    timeout connect {base.ms(proxy.timeouts.connect)}\n",
+        f"    timeout server {base.ms(proxy.timeouts.idle)}\n",
+    ]
+    limit = proxy.stream.max_connections
+    if limit is not None:
+        # be_conn counts this connection too: the one past the limit is closed.
+        lines.append(f"    tcp-request content reject if {{ be_conn gt {limit} }}\n")
+    lines += _health(proxy, options.passive_failures)
+    head = "".join(lines)
+    extra = " send-proxy-v2" if proxy.stream.proxy_protocol else ""
+    ca = options.upstream_ca_file
+    full = "".join(_server(s, False, ca, masked=False, extra=extra) for s in slots)
+    static = "".join(_server(s, False, ca, masked=True, extra=extra) for s in slots)
     return head + full, head + static
 
 
@@ -114,13 +141,13 @@ def effective(proxy: Proxy, member: Backend) -> Backend:
     return replace(member, weight=1)
 
 
-def _server(slot: Slot, cookie: bool, ca_file: str | None, *, masked: bool) -> str:
+def _server(slot: Slot, cookie: bool, ca_file: str | None, *, masked: bool, extra: str = "") -> str:
     # The Runtime API sets any slot's weight and state, and an IP member's address.
     address = f"[{slot.address}]" if ":" in slot.address else slot.address
     where = DYNAMIC if masked and slot.by_ip else f"{address}:{slot.port}"
     state = "" if masked or (slot.live and not slot.down) else " disabled"
     weight = DYNAMIC if masked else str(slot.weight)
-    extra = (" backup" if slot.backup else "") + (f" cookie {slot.name}" if cookie else "")
+    extra += (" backup" if slot.backup else "") + (f" cookie {slot.name}" if cookie else "")
     # In the masked text too: a member turning TLS on or off is a reload, not a command.
     extra += _tls(slot, ca_file) if slot.tls else ""
     return f"    server {slot.name} {where} weight {weight}{state}{extra}\n"

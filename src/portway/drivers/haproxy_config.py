@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from portway.drivers import client_limits
 from portway.drivers import haproxy_backend as backend
 from portway.drivers import haproxy_base as base
+from portway.drivers import haproxy_ports as ports
 from portway.drivers.haproxy_backend import Slot
 from portway.drivers.haproxy_options import HaproxyOptions
 from portway.drivers.haproxy_syntax import backend_name, quote, word
@@ -42,6 +43,7 @@ from portway.drivers.nginx_syntax import file_name
 from portway.drivers.problems import Problem
 from portway.errors import ConfigError, PortwayError
 from portway.model import Backend, Certificate, Proxy
+from portway.model.proxy import STREAM_PROTOCOLS
 from portway.router import Snapshot
 from portway.service import validation
 
@@ -92,18 +94,22 @@ def render(
     if options.https and not options.default_certificate:
         raise ConfigError("HAProxy HTTPS listeners need a default certificate")
     parts = _Parts()
+    claimed = snapshot.routes.listeners()
     for proxy in sorted((r.proxy for r in snapshot.routes.routes()), key=lambda p: p.id):
-        _add_proxy(parts, proxy, options, layout or {}, down)
-    hosts, rules = _routing(parts.proxies, options)
-    files: dict[str, str] = {base.HOSTS: "".join(f"{k} {v}\n" for k, v in hosts.items())}
+        _add_proxy(parts, proxy, options, layout or {}, down, claimed)
+    shared = [p for p in parts.proxies if p.listen_port is None]
+    hosts, rules = _routing(shared, options, base.HOSTS)
+    files: dict[str, str] = {base.HOSTS: _map(hosts)}
+    ports = _ports(parts.proxies, claimed, options, files)
     files.update(base.error_files())
     secrets: set[str] = set()
-    if options.https:
+    tls_ports = "https" in {claimed[p] for p in {p.listen_port for p in parts.proxies} if p}
+    if options.https or tls_ports:
         crt_list, certs = _certificates(parts, snapshot.certificates, options)
         files[base.CRT_LIST] = crt_list
         files.update(certs)
         secrets.update(certs)
-    front = _front(rules, options)
+    front = _front(rules, options, tls_ports) + ports
     files[base.CONFIG] = front + "".join(text for text, _ in parts.backends.values())
     return HaproxyConfig(
         files=files,
@@ -117,9 +123,15 @@ def render(
 
 
 def _add_proxy(
-    parts: _Parts, proxy: Proxy, options: HaproxyOptions, layout: Layout, down: Down
+    parts: _Parts,
+    proxy: Proxy,
+    options: HaproxyOptions,
+    layout: Layout,
+    down: Down,
+    claimed: Mapping[int, str],
 ) -> None:
     refused = list(_refusals(proxy))
+    refused += _port_refusals(proxy, options, claimed)
     if not refused:
         name = backend_name(proxy.id)
         members = tuple(backend.effective(proxy, m) for m in proxy.backends)
@@ -165,10 +177,25 @@ def _refusals(proxy: Proxy) -> Iterable[Problem]:
         yield Problem(proxy.id, "rewrite.backend_prefix", message, False)
     for name, message in client_limits.refusals(proxy, "HAProxy"):
         yield Problem(proxy.id, name, message, False)
-    if proxy.listen_port is not None:
-        # Serving it on the shared listeners instead would publish a tcp or TLS service
-        # as HTTP, or on ports the tenant never chose (docs/listeners.md).
-        message = "the HAProxy data plane does not open ports per proxy: listen_port is refused"
+
+
+def _port_refusals(
+    proxy: Proxy, options: HaproxyOptions, claimed: Mapping[int, str]
+) -> Iterable[Problem]:
+    """A port this node may not open, or cannot serve, leaves its proxy out: serving it
+    on the shared listeners instead would publish a tcp or TLS service as HTTP, or on
+    ports the tenant never chose (docs/listeners.md)."""
+    port = proxy.listen_port
+    if port is None:
+        return
+    if not ports.allowed(port, options):
+        message = f"listen_port {port} is not in this node's --listen-ports: not served"
+        yield Problem(proxy.id, "listen_port", message, False)
+    elif claimed.get(port) != proxy.protocol:
+        message = f"listen_port {port} speaks {claimed.get(port)}, not {proxy.protocol}"
+        yield Problem(proxy.id, "protocol", message, False)
+    elif proxy.protocol == "https" and not options.default_certificate:
+        message = "an https port needs the node's default certificate (--tls-cert)"
         yield Problem(proxy.id, "listen_port", message, False)
 
 
@@ -235,7 +262,39 @@ def _slot(name: str, member: Backend | None, down: frozenset[str]) -> Slot:
 # -- routing -----------------------------------------------------------------------------
 
 
-def _routing(proxies: list[Proxy], options: HaproxyOptions) -> tuple[dict[str, str], str]:
+def _ports(
+    proxies: list[Proxy], claimed: Mapping[int, str], options: HaproxyOptions, files: dict[str, str]
+) -> str:
+    """The frontends of the ports of their own, in port order; their host maps go into
+    ``files``."""
+    by_port: dict[int, list[Proxy]] = {}
+    for proxy in proxies:
+        if proxy.listen_port is not None:
+            by_port.setdefault(proxy.listen_port, []).append(proxy)
+    out = []
+    for port, group in sorted(by_port.items()):
+        protocol = claimed[port]
+        map_name = ports.hosts_file(port)
+        hosts, rules = _routing(group, options, map_name)
+        if protocol != "tcp":
+            files[map_name] = _map(hosts)
+        if protocol in STREAM_PROTOCOLS:
+            out.append(ports.stream(port, protocol, group, rules, options))
+            continue
+        binds = ports.binds(port, options)
+        name = ports.name(port)
+        plain, secure = (binds, ()) if protocol == "http" else ((), binds)
+        out.append(base.frontend(options, name, plain, secure) + rules + _NO_ROUTE)
+    return "".join(out)
+
+
+def _map(hosts: Mapping[str, str]) -> str:
+    return "".join(f"{k} {v}\n" for k, v in hosts.items())
+
+
+def _routing(
+    proxies: list[Proxy], options: HaproxyOptions, map_name: str
+) -> tuple[dict[str, str], str]:
     """The host map (hostnames with one proxy at ``/``) and the frontend's rules."""
     groups: dict[str, list[Proxy]] = {}
     for proxy in proxies:
@@ -252,7 +311,7 @@ def _routing(proxies: list[Proxy], options: HaproxyOptions) -> tuple[dict[str, s
         extra = [] if wildcard else _fallbacks(host, group, groups)
         (wild if wildcard else exact).extend(_host_rules(var, host, group + extra))
     lookup = "    use_backend %[var({0}),map({1})] if {{ var({0}),map({1}) -m found }}\n"
-    hosts_path = f"{options.conf_dir}/{base.HOSTS}"
+    hosts_path = f"{options.conf_dir}/{map_name}"
     rules = (
         "".join(exact)
         + lookup.format("txn.host", quote(hosts_path))
@@ -326,12 +385,10 @@ def _certificates(
 # -- the file ----------------------------------------------------------------------------
 
 
-def _front(rules: str, options: HaproxyOptions) -> str:
-    """Everything before the proxies' backends (it holds no runtime field)."""
-    return (
-        base.head(options)
-        + base.frontend(options)
-        + rules
-        + f"    default_backend {base.NOPROXY}\n"
-        + base.noproxy()
-    )
+_NO_ROUTE = f"    default_backend {base.NOPROXY}\n"
+
+
+def _front(rules: str, options: HaproxyOptions, tls: bool) -> str:
+    """Everything before the proxies' backends (it holds no runtime field) but the
+    ports' frontends."""
+    return base.head(options, tls) + base.frontend(options) + rules + _NO_ROUTE + base.noproxy()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from portway.model.listen_policy import ListenPolicy
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -26,3 +28,5 @@ class HaproxyOptions:
     client_timeout: float = 75.0  # idle client keep-alive and slow clients
     header_timeout: float = 10.0  # timeout http-request (slowloris guard → 408)
     upstream_ca_file: str | None = None  # --upstream-ca-file: verify TLS backends by it
+    # --listen-ports: which ports of their own proxies may be served on (haproxy_ports).
+    listen_policy: ListenPolicy = field(default_factory=ListenPolicy)

@@ -13,7 +13,8 @@ commands that make the running HAProxy serve ``new`` without one:
   maintenance; its backend section stays loaded, unreferenced, until the next reload.
 
 Anything else (a new proxy, a path-prefix route, a proxy's settings, a backup flag, a
-hostname member, more members than slots, certificates) changes the masked text of
+hostname member, more members than slots, certificates, a port of its own opened,
+closed or given another proxy: its frontend and ``hosts-PORT.map``) changes the masked text of
 ``haproxy.cfg`` or another file, and needs a reload. Commands leave the
 state in exactly what a reload of the new files would load, since the driver writes
 those files too.

@@ -66,7 +66,10 @@ class NginxDriver:
         self.prefix = settings.prefix.resolve()
         self.conf = self.prefix / "conf"
         socket_path = str(self.prefix / "run" / "ctl.sock")
-        self.options = replace(settings.options, control_socket=socket_path)
+        module = settings.options.stream_module
+        if module is not None and not Path(module).is_file():
+            module = None  # not installed: tcp and tls-passthrough ports are refused
+        self.options = replace(settings.options, control_socket=socket_path, stream_module=module)
         self.reloads = 0
         self.loop = ApplyLoop(self._round, name="nginx", delay=self._delay)
         self.daemon = Daemon(

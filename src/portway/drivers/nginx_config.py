@@ -35,14 +35,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from portway.drivers import nginx_http as http
-from portway.drivers import nginx_limits
+from portway.drivers import nginx_limits, nginx_stream
 from portway.drivers.addresses import listen_addresses
 from portway.drivers.file_tree import FileTree
-from portway.drivers.nginx_options import NginxOptions
+from portway.drivers.nginx_options import STREAM_MODULE, NginxOptions
 from portway.drivers.nginx_syntax import comment, file_name, quote, upstream_name, var_suffix
 from portway.drivers.problems import Problem
 from portway.errors import ConfigError, PortwayError
-from portway.model import Backend, Certificate, Proxy
+from portway.model import Backend, Certificate, Proxy, StreamSettings
+from portway.model.proxy import STREAM_PROTOCOLS
 from portway.router import Snapshot
 from portway.service import validation
 
@@ -66,9 +67,12 @@ def render(snapshot: Snapshot, options: NginxOptions, down: Down = frozenset()) 
     if options.https and options.default_certificate is None:
         raise ConfigError("nginx HTTPS listeners need a default certificate")
     proxies = (_with_verdicts(route.proxy, down) for route in snapshot.routes.routes())
-    plan = _screen(proxies, options)
+    claimed = snapshot.routes.listeners()
+    plan = _screen(proxies, options, claimed)
     files: dict[str, str] = {}
     links: dict[str, str] = {}
+    relayed = [p for p in plan.proxies if p.protocol in STREAM_PROTOCOLS]
+    plan.proxies = [p for p in plan.proxies if p.protocol not in STREAM_PROTOCOLS]
     for proxy in plan.proxies:
         # Every proxy has its file; only one with a backend is linked, so nginx never
         # reads an upstream without servers (which it refuses).
@@ -78,20 +82,58 @@ def render(snapshot: Snapshot, options: NginxOptions, down: Down = frozenset()) 
             links[f"{ENABLED}/{name}"] = f"../{AVAILABLE}/{name}"
     certs = _certificates(snapshot.certificates)
     secrets: set[str] = set()
-    for host, group in _hosts(plan.proxies).items():
-        cert = None
-        if options.https:
-            cert = host_certificate(group, snapshot.certificates, plan.problems)
-        if cert is not None:
-            files.update(certs[cert.id])
-            secrets.add(_cert_paths(cert)[1])
-        extra = _fallbacks(host, group, plan.proxies)
-        text = _server(host, group, extra, cert, options)
-        files[f"{SERVERS}/{file_name('host', host, host)}"] = text
+    by_port: dict[int | None, list[Proxy]] = {}
+    for proxy in plan.proxies:
+        by_port.setdefault(proxy.listen_port, []).append(proxy)
+    defaults = []
+    for port, on_port in sorted(by_port.items(), key=lambda item: item[0] or 0):
+        listens = _listens(port, claimed, options)
+        if port is not None:
+            defaults.append(http.default_server(*listens))
+        for host, group in _hosts(on_port).items():
+            cert = None
+            if listens[1]:
+                cert = host_certificate(group, snapshot.certificates, plan.problems)
+            if cert is not None:
+                files.update(certs[cert.id])
+                secrets.add(_cert_paths(cert)[1])
+            extra = _fallbacks(host, group, on_port)
+            text = _server(host, group, extra, cert, options, listens)
+            where = host if port is None else f"{host}:{port}"
+            files[f"{SERVERS}/{file_name('host', where, where)}"] = text
     servers = sum(len(p.backends) for p in plan.proxies)
-    files[MAIN] = http.main(options, server_names=len(files) + 1, upstream_servers=servers)
+    stream = _stream(relayed, claimed, options)
+    files[MAIN] = http.main(
+        options,
+        server_names=len(files) + 1,
+        upstream_servers=servers,
+        extra_servers="".join(defaults),
+        stream=stream,
+    )
     files.update(http.includes(options))
     return FileTree(files, links, frozenset(secrets), tuple(plan.problems))
+
+
+def _listens(port: int | None, claimed: Mapping[int, str], options: NginxOptions) -> http.Listens:
+    """The plain and TLS addresses of the shared listeners (``port`` None) or of a
+    port of its own."""
+    if port is None:
+        return options.http, options.https
+    where = nginx_stream.binds(port, options)
+    return (where, ()) if claimed[port] == "http" else ((), where)
+
+
+def _stream(relayed: list[Proxy], claimed: Mapping[int, str], options: NginxOptions) -> str:
+    ports: dict[int, list[Proxy]] = {}
+    for proxy in relayed:
+        if proxy.listen_port is not None:
+            ports.setdefault(proxy.listen_port, []).append(proxy)
+    members = {p.id: _members(p, options, " " * 8) for p in relayed}
+    for pid, text in members.items():
+        if "server " not in text:  # nginx refuses an upstream without servers
+            members[pid] = text + f"        server {nginx_stream.NOWHERE} down;\n"
+    names = {p.hostname: _server_name(p.hostname) for p in relayed}
+    return nginx_stream.block(ports, claimed, options, members, names)
 
 
 def proxy_file(proxy: Proxy) -> str:
@@ -112,10 +154,11 @@ def _with_verdicts(proxy: Proxy, down: Down) -> Proxy:
     return replace(proxy, backends=members)
 
 
-def _screen(proxies: Iterable[Proxy], options: NginxOptions) -> _Plan:
+def _screen(proxies: Iterable[Proxy], options: NginxOptions, claimed: Mapping[int, str]) -> _Plan:
     plan = _Plan()
     for proxy in sorted(proxies, key=lambda p: p.id):
         refused = list(_refusals(proxy))
+        refused += _port_refusals(proxy, options, claimed)
         # Client limits (drivers/nginx_limits.py) depend on the node's trusted proxies.
         for name, message in nginx_limits.refusals(proxy, options.trusted_proxies):
             refused.append(Problem(proxy.id, name, message, False))
@@ -156,11 +199,42 @@ def _refusals(proxy: Proxy) -> Iterable[Problem]:
         # send requests to a path the tenant did not configure.
         message = "nginx cannot replace the path prefix byte for byte: rewrite is refused"
         yield Problem(proxy.id, "rewrite.backend_prefix", message, False)
-    if proxy.listen_port is not None:
-        # Serving it on the shared listeners instead would publish a tcp or TLS service
-        # as HTTP, or on ports the tenant never chose (docs/listeners.md).
-        message = "the nginx data plane does not open ports per proxy: listen_port is refused"
+
+
+def _port_refusals(
+    proxy: Proxy, options: NginxOptions, claimed: Mapping[int, str]
+) -> Iterable[Problem]:
+    """A port this node may not open, or nginx cannot serve as asked, leaves its proxy
+    out: serving it on the shared listeners instead would publish a tcp or TLS service
+    as HTTP, or on ports the tenant never chose (docs/listeners.md)."""
+    port = proxy.listen_port
+    if port is None:
+        return
+    if not nginx_stream.binds(port, options):
+        message = f"listen_port {port} is not in this node's --listen-ports: not served"
         yield Problem(proxy.id, "listen_port", message, False)
+    elif claimed.get(port) != proxy.protocol:
+        message = f"listen_port {port} speaks {claimed.get(port)}, not {proxy.protocol}"
+        yield Problem(proxy.id, "protocol", message, False)
+    elif proxy.protocol == "https" and options.default_certificate is None:
+        message = "an https port needs the node's default certificate (--tls-cert)"
+        yield Problem(proxy.id, "listen_port", message, False)
+    elif proxy.protocol in STREAM_PROTOCOLS and options.stream_module is None:
+        message = (
+            f"nginx's stream module is not installed ({STREAM_MODULE}, Debian's"
+            " libnginx-mod-stream): tcp and tls-passthrough ports are refused"
+        )
+        yield Problem(proxy.id, "protocol", message, False)
+    elif proxy.stream.proxy_protocol:
+        # nginx 1.22's stream proxy_protocol sends version 1 (text); a backend that
+        # expects Portway's version 2 would read it as garbage.
+        message = "nginx sends only PROXY protocol version 1: stream.proxy_protocol is refused"
+        yield Problem(proxy.id, "stream.proxy_protocol", message, False)
+    elif proxy.protocol == "tls-passthrough" and proxy.stream != StreamSettings():
+        # One nginx server per port: its proxy_protocol and limit_conn cannot differ
+        # by server name.
+        message = "nginx cannot set stream settings per server name on a passthrough port"
+        yield Problem(proxy.id, "stream", message, False)
 
 
 def _unverifiable(proxy: Proxy) -> list[Problem]:
@@ -232,18 +306,24 @@ def _hash_variable(hash_key: str | None) -> str:
 def _upstream(proxy: Proxy, options: NginxOptions) -> str:
     lines = [comment(f"proxy {proxy.id} of project {proxy.project}")]
     lines.append(f"upstream {upstream_name(proxy.id)} {{\n    zone {http.ZONE};\n")
+    lines.append(_members(proxy, options, "    "))
+    lines.append(f"    keepalive {options.upstream_keepalive};\n}}\n")
+    lines.append(nginx_limits.zone_lines(proxy))  # http level, beside the upstream
+    return "".join(lines)
+
+
+def _members(proxy: Proxy, options: NginxOptions, pad: str) -> str:
+    """An upstream's balancing method and ``server`` lines, in http{} and stream{}."""
+    lines = []
     method = _method(proxy)
     if method:
-        lines.append(f"    {method};\n")
+        lines.append(f"{pad}{method};\n")
     hashed = _hashed(proxy)
     for backend in proxy.backends:
         if backend.backup and hashed:
             continue
-        lines.append(
-            f"    server {quote(_authority(backend))}{_params(proxy, backend, options)};\n"
-        )
-    lines.append(f"    keepalive {options.upstream_keepalive};\n}}\n")
-    lines.append(nginx_limits.zone_lines(proxy))  # http level, beside the upstream
+        params = _params(proxy, backend, options)
+        lines.append(f"{pad}server {quote(_authority(backend))}{params};\n")
     return "".join(lines)
 
 
@@ -339,10 +419,12 @@ def _server(
     fallbacks: list[Proxy],
     cert: Certificate | None,
     options: NginxOptions,
+    listens: http.Listens,
 ) -> str:
+    plain, secure = listens
     lines = ["server {\n"]
-    lines += [f"    listen {a};\n" for a in listen_addresses(options.http, "nginx")]
-    lines += [f"    listen {a} ssl;\n" for a in listen_addresses(options.https, "nginx")]
+    lines += [f"    listen {a};\n" for a in listen_addresses(plain, "nginx")]
+    lines += [f"    listen {a} ssl;\n" for a in listen_addresses(secure, "nginx")]
     lines.append(f"    server_name {quote(_server_name(host))};\n")
     if cert is not None:
         chain, key = _cert_paths(cert)
@@ -383,7 +465,7 @@ def _location_body(proxy: Proxy, options: NginxOptions) -> str:
     lines = [pad + comment(f"proxy {proxy.id}")]
     if proxy.tls.redirect_http and options.https:
         lines.append(f"{pad}if ($scheme = http) {{\n{pad}    {http.redirect(options)};\n{pad}}}\n")
-    if proxy.tls.hsts and options.https:
+    if proxy.tls.hsts and (options.https or proxy.protocol == "https"):
         lines.append(f"{pad}add_header Strict-Transport-Security $portway_hsts always;\n")
     if not _live(proxy):
         return "".join(lines) + f"{pad}return 503;\n"

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Final
+
+from portway.model.listen_policy import ListenPolicy
+
+# Debian's libnginx-mod-stream: nginx's stream {} (tcp and tls-passthrough ports).
+STREAM_MODULE: Final = "/usr/lib/nginx/modules/ngx_stream_module.so"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -28,3 +34,9 @@ class NginxOptions:
     # a TLS client a new handshake every 1000 requests; the built-in plane has no limit).
     keepalive_requests: int = 100_000
     upstream_ca_file: str | None = None  # --upstream-ca-file: verify TLS backends by it
+    # --listen-ports: which ports of their own proxies may be served on.
+    listen_policy: ListenPolicy = field(default_factory=ListenPolicy)
+    # The stream module's file, loaded when a tcp or tls-passthrough port is rendered;
+    # None: not installed (the driver checks the file), such ports are refused.
+    stream_module: str | None = STREAM_MODULE
+    client_header_timeout: float = 10.0  # a passthrough port's wait for the ClientHello

@@ -7,8 +7,9 @@ service (instance credentials), or at services bound to the node's loopback inte
 
 Rules, in the order ``check`` applies them to one IP address and port:
 
-1. Portway's own listeners (API, HTTP, HTTPS, metrics) are refused, whatever else the
-   operator allows. A listener on a wildcard address (``0.0.0.0``, ``::``) is reachable
+1. Portway's own listeners (API, HTTP, HTTPS, metrics, and the ports of
+   ``--listen-ports`` that proxies may claim) are refused, whatever else the operator
+   allows. A listener on a wildcard address (``0.0.0.0``, ``::``) is reachable
    on every loopback address and through ``0.0.0.0``, so its port is refused on those.
 2. ``ALWAYS_DENIED`` (``0.0.0.0/8``, link-local, metadata services, multicast, reserved,
    unspecified) can never be allowed.
@@ -105,13 +106,14 @@ def _within_loopback(net: Network) -> bool:
 class BackendPolicy:
     """The operator's rules for backend addresses; the default is the strict one.
 
-    ``own`` lists Portway's listeners as (address, port); an unspecified address
-    (``0.0.0.0`` or ``::``) stands for a listener on all addresses.
+    ``own`` lists Portway's listeners as (address, first port, last port): a range
+    for ``--listen-ports``, whose thousands of ports cost one comparison; an
+    unspecified address (``0.0.0.0`` or ``::``) stands for a listener on all addresses.
     """
 
     allow: tuple[Network, ...] = ()
     deny: tuple[Network, ...] = ()
-    own: tuple[tuple[Address, int], ...] = ()
+    own: tuple[tuple[Address, int, int], ...] = ()
     _allow: tuple[Span, ...] = field(init=False, repr=False, compare=False)
     _deny: tuple[Span, ...] = field(init=False, repr=False, compare=False)
     _loopback_allowed: tuple[Span, ...] = field(init=False, repr=False, compare=False)
@@ -129,12 +131,15 @@ class BackendPolicy:
         allow: Iterable[str] = (),
         deny: Iterable[str] = (),
         listeners: Iterable[tuple[str, int]] = (),
+        port_ranges: Iterable[tuple[str, int, int]] = (),
     ) -> BackendPolicy:
-        """From CIDR strings and listener (host, port) pairs; bad input is a ConfigError."""
+        """From CIDR strings, listener (host, port) pairs and (host, low, high) port
+        ranges (``--listen-ports``); bad input is a ConfigError."""
+        ranges = [(host, port, port) for host, port in listeners] + list(port_ranges)
         return cls(
             allow=_networks(allow, "--backend-allow"),
             deny=_networks(deny, "--backend-deny"),
-            own=tuple(own for host, port in listeners for own in _listener(host, port)),
+            own=tuple((addr, low, high) for host, low, high in ranges for addr in _listener(host)),
         )
 
     def check(self, ip: str | Address, port: int) -> str | None:
@@ -168,8 +173,8 @@ class BackendPolicy:
         """For a connection that turned out to reach this node itself (its local and
         peer address are equal): refused when a wildcard listener of Portway has that
         port, because the node's own addresses cannot all be known in advance."""
-        for host, own_port in self.own:
-            if own_port == port and host.is_unspecified:
+        for host, low, high in self.own:
+            if low <= port <= high and host.is_unspecified:
                 return f"port {port} on this node is Portway's own listener"
         return None
 
@@ -196,8 +201,8 @@ class BackendPolicy:
         """``local``: ``ip`` is loopback or unspecified, where a wildcard listener
         answers too (and a loopback listener is refused on the whole loopback range:
         harmless, and simpler than knowing which loopback address it bound)."""
-        for host, own_port in self.own:
-            if own_port == port and (
+        for host, low, high in self.own:
+            if low <= port <= high and (
                 ip == host or (local and (host.is_unspecified or host.is_loopback))
             ):
                 return True
@@ -218,14 +223,14 @@ def _networks(cidrs: Iterable[str], flag: str) -> tuple[Network, ...]:
     return tuple(out)
 
 
-def _listener(host: str, port: int) -> tuple[tuple[Address, int], ...]:
-    """A listener's (address, port) pairs: "localhost" is both loopback addresses."""
+def _listener(host: str) -> tuple[Address, ...]:
+    """A listener's addresses: "localhost" is both loopback addresses."""
     if host == "localhost":
-        return ((ipaddress.ip_address("127.0.0.1"), port), (ipaddress.ip_address("::1"), port))
+        return (ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1"))
     addr = parse_ip(host)
     if addr is None:
         raise ConfigError(f"listener {host!r} is not an IP address")
     # A dual-stack "::" listener also takes IPv4: list it under both wildcards.
     if addr == _V6_ANY:
-        return ((_V6_ANY, port), (_V4_ANY, port))
-    return ((addr, port),)
+        return (_V6_ANY, _V4_ANY)
+    return (addr,)

@@ -50,6 +50,11 @@ class ListenPolicy:
         found = (r.address for r in self.ranges if port in r)
         return tuple(dict.fromkeys(found))
 
+    def opens(self, port: int) -> tuple[str, ...]:
+        """The addresses a data plane opens ``port`` on: none for one of Portway's own
+        ports, whatever the ranges say (the second wall behind ``check``)."""
+        return () if port in self.reserved else self.addresses(port)
+
     def check(self, port: int, field: str = "listen_port") -> int:
         """``port`` when a tenant may claim it, else ForbiddenError naming ``field``."""
         if port in self.reserved:

@@ -142,12 +142,13 @@ class ServeConfig:
 
     @property
     def backend_policy(self) -> BackendPolicy:
-        """The backend rules, with every listener of this node refused as a backend."""
-        listeners = [self.api, self.http, self.https, self.metrics]
+        """The backend rules, with every listener of this node refused as a backend: its
+        own and every port of ``--listen-ports`` (a proxy may open it at any time)."""
         return BackendPolicy.build(
             allow=self.backend_allow,
             deny=self.backend_deny,
-            listeners=[(x.host, x.port) for x in listeners if x is not None],
+            listeners=[(x.host, x.port) for x in self.own_listeners],
+            port_ranges=[(r.address, r.low, r.high) for r in self.listen_policy.ranges],
         )
 
     @property

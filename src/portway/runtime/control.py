@@ -215,6 +215,7 @@ def _data_plane(
             external=config.nginx_external,
             tls=tls,
             access_log=config.access_log,
+            listen_policy=config.listen_policy,
         )
     if config.plane_kind == "haproxy":
         if config.workers:
@@ -226,6 +227,7 @@ def _data_plane(
             binary=config.haproxy_binary,
             external=config.haproxy_external,
             tls=tls,
+            listen_policy=config.listen_policy,
         )
     if config.workers == 0:
         return InProcessPlane(

@@ -14,6 +14,7 @@ from pathlib import Path
 from portway.dataplane.settings import DataPlaneSettings
 from portway.drivers.haproxy import HaproxyDriver, HaproxySettings
 from portway.drivers.haproxy_options import HaproxyOptions
+from portway.model.listen_policy import ListenPolicy
 from portway.runtime.config import Listen, TlsListen
 from portway.runtime.driver_plane import DriverPlane, absolute
 
@@ -26,6 +27,7 @@ def haproxy_plane(
     binary: str = "haproxy",
     external: bool = False,
     tls: TlsListen | None = None,
+    listen_policy: ListenPolicy | None = None,
 ) -> DriverPlane:
     options = HaproxyOptions(
         http=((listen.host, listen.port),),
@@ -36,6 +38,7 @@ def haproxy_plane(
         client_timeout=settings.keepalive_timeout,
         header_timeout=settings.client_header_timeout,
         upstream_ca_file=absolute(settings.upstream_ca_file),
+        listen_policy=listen_policy or ListenPolicy(),
     )
     driver = HaproxyDriver(
         HaproxySettings(

@@ -12,6 +12,7 @@ from pathlib import Path
 from portway.dataplane.settings import DataPlaneSettings
 from portway.drivers.nginx import NginxDriver, NginxSettings
 from portway.drivers.nginx_options import NginxOptions
+from portway.model.listen_policy import ListenPolicy
 from portway.runtime.config import Listen, TlsListen
 from portway.runtime.driver_plane import DriverPlane, absolute
 
@@ -25,6 +26,7 @@ def nginx_plane(
     external: bool = False,
     tls: TlsListen | None = None,
     access_log: str | None = None,
+    listen_policy: ListenPolicy | None = None,
 ) -> DriverPlane:
     options = NginxOptions(
         http=((listen.host, listen.port),),
@@ -37,6 +39,8 @@ def nginx_plane(
         passive_backoff=settings.passive_backoff,
         keepalive_timeout=settings.keepalive_timeout,
         upstream_ca_file=absolute(settings.upstream_ca_file),
+        listen_policy=listen_policy or ListenPolicy(),
+        client_header_timeout=settings.client_header_timeout,
     )
     driver = NginxDriver(
         NginxSettings(prefix=prefix, binary=binary, external=external, options=options)
