@@ -11,8 +11,7 @@ cases never see each other's proxies.
 from __future__ import annotations
 
 import dataclasses
-import ssl
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -20,13 +19,11 @@ import pytest
 import trustme
 
 from portway.dataplane import DataPlaneSettings
-from portway.health.monitor import HealthMonitor, Target
-from portway.health.state import DOWN, Health
 from portway.model import Certificate, Proxy
 from portway.model.listen_policy import ListenPolicy
 from portway.router import Snapshot
+from tests.active_checks import ActiveChecks
 from tests.conformance import table
-from tests.conftest import TEST_POLICY
 from tests.dataplane.conftest import ProxyRunner, make_origin, origin, ws_origin  # noqa: F401
 from tests.dataplane.test_listeners import free_ports, policy_for
 from tests.dataplane.test_stream import make_echo  # noqa: F401 (fixture)
@@ -62,37 +59,6 @@ BUILTIN = DataPlaneSettings(
     connect_timeout=1.0, read_timeout=5.0, client_header_timeout=1.0, keepalive_timeout=5.0
 )
 LOOPBACK = ("127.0.0.0/8",)
-
-
-class ActiveChecks:
-    """Portway's active checks beside a plane, as ``portway serve`` runs them whatever
-    the data plane: a HealthMonitor on the plane's loop, its verdicts pushed to
-    ``push`` (the built-in plane's ``set_health``, a driver's ``set_down``)."""
-
-    def __init__(
-        self,
-        call: Callable[[Coroutine[Any, Any, Any]], Any],
-        push: Callable[[frozenset[Target]], None],
-        upstream_tls: ssl.SSLContext | None = None,
-    ) -> None:
-        self._call = call
-
-        def verdicts(health: Mapping[Target, Health]) -> None:
-            push(frozenset(t for t, h in health.items() if h.status == DOWN))
-
-        async def make() -> HealthMonitor:
-            return HealthMonitor(verdicts, backend_policy=TEST_POLICY, upstream_tls=upstream_tls)
-
-        self.monitor: HealthMonitor = call(make())
-
-    def update(self, snapshot: Snapshot) -> None:
-        async def update() -> None:
-            self.monitor.update(snapshot)
-
-        self._call(update())
-
-    def close(self) -> None:
-        self._call(self.monitor.close())
 
 
 class BuiltinPlane(ProxyRunner):

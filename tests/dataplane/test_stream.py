@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 import trustme
 
-from portway.model import Backend, Proxy, StreamSettings, Timeouts
+from portway.health.state import DOWN
+from portway.model import Backend, HealthCheck, Proxy, StreamSettings, Timeouts
 from portway.protocol.proxy_v2 import header
+from tests.active_checks import ActiveChecks
 from tests.dataplane.conftest import FAST, ProxyRunner, proxy_for
 from tests.dataplane.echo import EchoServer
 from tests.dataplane.test_listeners import free_ports, policy_for, refused
@@ -292,3 +294,46 @@ def test_a_client_that_sends_and_shuts_its_side_still_gets_the_answer(
         while part := sock.recv(65536):
             data += part
     assert data == b"e1:bye\n"  # and then the relay ended (EOF both ways)
+
+
+def test_an_active_tcp_check_holds_a_backend_that_never_accepts_out_of_a_tcp_proxy(
+    make_proxy: Callable[..., ProxyRunner],
+    make_echo: Callable[..., EchoServer],
+    silent_port: int,
+) -> None:
+    """A connect to a backend whose SYNs are dropped waits out the connect timeout before
+    the retry on another; once Portway's TCP check has declared it down, none waits."""
+    echo = make_echo("e1")
+    (port,) = free_ports(1)
+    runner = make_proxy(listen_policy=policy_for(port))
+    silent = Backend(id="silent", address="127.0.0.1", port=silent_port)
+    check = HealthCheck(type="tcp", interval=0.2, timeout=0.2, rise=1, fall=1)
+    proxy = dataclasses.replace(
+        tcp_proxy(port, echo),
+        backends=(echo.backend(), silent),
+        health_check=check,
+        timeouts=Timeouts(connect=0.4),
+    )
+    snapshot = runner.snapshot([proxy])
+    assert runner.apply(snapshot)
+    waited = []
+    for _ in range(4):  # round robin: about half of these try the silent one first
+        started = time.monotonic()
+        assert ask(port) == b"e1:hello\n"
+        waited.append(time.monotonic() - started)
+    assert max(waited) >= 0.4, waited  # without the check, a connection waits on it
+    checks = ActiveChecks(runner.call, runner.dp.set_health)
+    try:
+        checks.update(snapshot)
+        target = (proxy.id, "silent")
+        deadline = time.monotonic() + 5
+        while not runner.on_loop(lambda: target in runner.dp.plans.down):
+            assert time.monotonic() < deadline, "the TCP check's verdict never reached the plane"
+            time.sleep(0.05)
+        assert checks.monitor.health[target].status == DOWN
+        for _ in range(10):
+            started = time.monotonic()
+            assert ask(port) == b"e1:hello\n"
+            assert time.monotonic() - started < 0.3, "a connection waited on the silent one"
+    finally:
+        checks.close()
