@@ -337,3 +337,26 @@ def test_an_active_tcp_check_holds_a_backend_that_never_accepts_out_of_a_tcp_pro
             assert time.monotonic() - started < 0.3, "a connection waited on the silent one"
     finally:
         checks.close()
+
+
+def test_a_connect_timeout_longer_than_the_idle_timeout_still_retries_on_another(
+    make_proxy: Callable[..., ProxyRunner],
+    make_echo: Callable[..., EchoServer],
+    silent_port: int,
+) -> None:
+    """The idle timeout counts from when bytes can flow: a connect that times out is
+    retried on another backend even when it took longer than the idle timeout."""
+    echo = make_echo("e1")
+    (port,) = free_ports(1)
+    # The connection's timer first fires at the client header timeout (0.5 s), while
+    # the connect to the silent backend (1.2 s) is still under way.
+    settings = dataclasses.replace(FAST, connect_timeout=1.5, client_header_timeout=0.5)
+    runner = make_proxy(settings, listen_policy=policy_for(port))
+    silent = Backend(id="silent", address="127.0.0.1", port=silent_port)
+    proxy = dataclasses.replace(
+        tcp_proxy(port, echo),
+        backends=(silent, echo.backend()),
+        timeouts=Timeouts(connect=1.2, idle=0.3),
+    )
+    runner.route(proxy)
+    assert [ask(port) for _ in range(4)] == [b"e1:hello\n"] * 4

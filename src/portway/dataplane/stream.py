@@ -321,6 +321,11 @@ class StreamConnection(asyncio.Protocol):
     def _check_idle(self) -> None:
         # One timer per connection, re-armed for the time left: no per-read timer churn.
         left = self._last + self._idle - monotonic()
+        if left <= 0 and self.plan is not None and self.backend is None and not self.closed:
+            # Still connecting: the connect timeout bounds that (and its one retry on
+            # another backend); idleness starts counting once bytes can flow.
+            self._last = monotonic()
+            left = self._idle
         if left <= 0:
             self.status = self.status or 408
             self.close()
