@@ -238,6 +238,22 @@ def test_members_added_and_removed_take_spare_slots_without_reload() -> None:
     assert removed.layout()[name][:2] == (None, "o")  # "o" kept its slot
 
 
+def test_a_replaced_member_is_made_before_the_old_one_breaks() -> None:
+    """A proxy's only member replaced by another: the newcomer takes a spare slot and
+    comes up before the old slot goes to maintenance, so no request finds no server."""
+    before = _render(_proxy("a"))
+    other = Backend(id="o", address="10.0.0.7", port=8080)
+    replaced = _render(_proxy("a", backends=(other,)), layout=before)
+    name = next(iter(replaced.slots))
+    assert replaced.layout()[name][:2] == (None, "o")
+    assert plan(before, replaced, MAP).commands == (
+        f"set server {name}/s2 addr 10.0.0.7 port 8080",
+        f"set server {name}/s2 weight 1",
+        f"set server {name}/s2 state ready",
+        f"set server {name}/s1 state maint",
+    )
+
+
 def test_portway_verdicts_are_maint_and_ready_without_reload() -> None:
     snapshot = Snapshot(version=1, routes=RouteTable.build([_proxy("a")]))
     before = render(snapshot, OPTIONS)

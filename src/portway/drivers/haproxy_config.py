@@ -224,22 +224,30 @@ def _degradations(proxy: Proxy, options: HaproxyOptions) -> Iterable[Problem]:
 def _slots(
     members: tuple[Backend, ...],
     previous: tuple[str | None, ...],
-    spare: int,
+    spares: int,
     down: frozenset[str] = frozenset(),
 ) -> tuple[Slot, ...]:
     """Members keep the slot they had; new ones take free slots, then new slots. The
-    count never shrinks while the layout is kept (a shrink would need a reload)."""
+    count never shrinks while the layout is kept (a shrink would need a reload).
+
+    A new member takes a slot that was already spare before one its old member just
+    left: a replaced member is then made (a spare slot comes up) before it is broken
+    (its own slot goes to maintenance), so a backend whose only member is replaced is
+    never left with none."""
     by_id = {m.id: m for m in members}
     ids: list[str | None] = [i if i in by_id else None for i in previous]
+    spare = [n for n, i in enumerate(previous) if i is None]
+    freed = [n for n, i in enumerate(previous) if i is not None and i not in by_id]
+    free = spare + freed
     for member in members:
         if member.id in ids:
             continue
-        if None in ids:
-            ids[ids.index(None)] = member.id
+        if free:
+            ids[free.pop(0)] = member.id
         else:
             ids.append(member.id)
     if len(ids) > len(previous) or not previous:  # new slots mean a reload: add spares
-        ids += [None] * (len(members) + spare - len(ids))
+        ids += [None] * (len(members) + spares - len(ids))
     return tuple(_slot(f"s{n}", by_id.get(i or ""), down) for n, i in enumerate(ids, 1))
 
 

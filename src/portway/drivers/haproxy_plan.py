@@ -56,7 +56,11 @@ def plan(running: HaproxyConfig | None, new: HaproxyConfig, map_ref: str) -> Pla
         return Plan(True, reason=f"{changed[0]} changed")
     commands = _map_commands(running.hosts, new.hosts, map_ref)
     for backend, slots in new.slots.items():
-        for old, slot in zip(running.slots[backend], slots, strict=True):
+        # Make before break: slots that gain a member come up before slots that lose
+        # one go to maintenance, so a replaced member never leaves a gap with no server.
+        pairs = list(zip(running.slots[backend], slots, strict=True))
+        pairs.sort(key=lambda pair: not pair[1].live)
+        for old, slot in pairs:
             commands += _server_commands(f"{backend}/{slot.name}", old, slot)
     # A deleted proxy's backend stays loaded, unreferenced, until the next reload; its
     # members are put in maintenance so that nothing checks or reaches them.

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from portway.model import Certificate
+from portway.observability.failures import Outage
 from portway.reconciler.builder import (
     Disabled,
     certificate_ids,
@@ -197,6 +198,7 @@ class Reconciler:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._store.add_commit_listener(self.notify)
+        outage = Outage(log, "snapshot build (the last good snapshot keeps serving)")
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_interval)
@@ -205,9 +207,10 @@ class Reconciler:
                 # The store is synchronous; keep its reads off the data plane's loop, but
                 # publish on the loop so the data plane is only ever touched from it.
                 result = await asyncio.to_thread(self.compute)
-            except Exception:  # keep the last good snapshot, retry on the next wake-up
-                log.exception("snapshot build failed; keeping version %s", self._version())
+            except Exception as exc:  # keep the last good snapshot, retry on the next wake-up
+                outage.failed(exc)
                 continue
+            outage.worked()
             if result is not None:
                 self.commit(*result)
 

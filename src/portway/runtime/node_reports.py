@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from portway.errors import PortwayError
 from portway.model.node import Node
+from portway.observability.failures import Outage
 from portway.reconciler.reconciler import Reconciler
 from portway.runtime.plane_handle import DataPlaneHandle
 from portway.store import Store
@@ -38,7 +39,7 @@ class NodeReporter:
         self._handle = handle
         self._identity = identity
         self._now = now
-        self._failing = False
+        self._outage = Outage(log, "node report to the store")
 
     def current(self) -> Node:
         applied = self._handle.applied_version
@@ -53,13 +54,9 @@ class NodeReporter:
         try:
             await asyncio.to_thread(self._store.report_node, self.current())
         except PortwayError as exc:
-            if not self._failing:
-                log.warning("cannot report this node to the store: %s; retrying", exc)
-            self._failing = True
+            self._outage.failed(exc)
         else:
-            if self._failing:
-                log.info("node report written again")
-            self._failing = False
+            self._outage.worked()
 
     async def run(self) -> None:
         while True:

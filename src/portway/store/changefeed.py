@@ -9,6 +9,7 @@ from collections.abc import Callable
 import psycopg
 from sqlalchemy.engine import Engine
 
+from portway.observability.failures import Outage
 from portway.store.transaction import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
@@ -39,14 +40,17 @@ class Watcher:
 
     def _run(self) -> None:
         last = -1
+        outage = Outage(log, "store watcher")
         while not self._stop.is_set():
             try:
                 if self._engine.dialect.name == "postgresql":
                     last = self._listen(last)
                 else:
                     last = self._poll(last)
-            except Exception:  # keep watching through transient database failures
-                log.exception("store watcher failed; retrying")
+            except Exception as exc:  # keep watching through transient database failures
+                outage.failed(exc)
+            else:
+                outage.worked()
             self._stop.wait(self._interval)
 
     def _deliver(self, last: int, revision: int) -> int:
