@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from tests.http_server import TestHTTPServer
+
 
 @dataclass
 class Resource:
@@ -24,13 +26,6 @@ class Resource:
     stream: int = 0  # >0: send this many 1 MiB chunks, waiting on ``gate`` halfway
     gate: threading.Event | None = None
     cut: int = 0  # >0: declare the whole body, send this many bytes of it, then close
-
-
-class _Server(http.server.ThreadingHTTPServer):
-    # A class attribute: listen() runs in the constructor. The default backlog of 5
-    # drops the SYNs of a burst of new connections (each then waits a 1 s retry).
-    request_queue_size = 256
-    daemon_threads = True
 
 
 class CacheOrigin:
@@ -51,7 +46,7 @@ class CacheOrigin:
 
             do_HEAD = do_POST = do_PURGE = do_DELETE = do_GET
 
-        self.server = _Server(("127.0.0.1", 0), Handler)
+        self.server = TestHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 
     @property

@@ -30,6 +30,7 @@ from portway.router import RouteTable, Snapshot
 from tests.conftest import TEST_POLICY
 from tests.dataplane.loopwatch import LoopWatch
 from tests.dataplane.wsorigin import WsOrigin
+from tests.http_server import TestHTTPServer
 
 CHUNK = b"x" * 65536
 
@@ -175,7 +176,7 @@ def make_origin() -> Iterator[Callable[[str], Origin]]:
 
     def make(name: str) -> Origin:
         handler = type("H", (_Handler,), {})
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        server = TestHTTPServer(("127.0.0.1", 0), handler)
         server.daemon_threads = True
         origin = Origin(name, server)
         handler.origin = origin  # type: ignore[attr-defined]

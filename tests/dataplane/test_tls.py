@@ -20,6 +20,7 @@ from portway.tls.policy import TLS12_CIPHERS
 from tests.dataplane import tls_origin
 from tests.dataplane.conftest import FAST, Origin, ProxyRunner, proxy_for, raw, status_of
 from tests.dataplane.tls_origin import certificate, default_pair
+from tests.http_server import TestHTTPServer
 
 ca = tls_origin.ca
 
@@ -235,7 +236,7 @@ class _Redirecting(http.server.BaseHTTPRequestHandler):
 
 
 def test_backend_location_is_rewritten_to_https(ca: trustme.CA, tls_proxy: ProxyRunner) -> None:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Redirecting)
+    server = TestHTTPServer(("127.0.0.1", 0), _Redirecting)
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     try:
         from portway.model import Backend

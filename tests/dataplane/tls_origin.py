@@ -17,9 +17,10 @@ import trustme
 from portway.model import Certificate
 from portway.tls.certs import inspect_certificate
 from tests.dataplane.conftest import Origin, _Handler
+from tests.http_server import TestHTTPServer
 
 
-class _TlsServer(http.server.ThreadingHTTPServer):
+class _TlsServer(TestHTTPServer):
     """A threaded HTTP server whose accepted sockets speak TLS; the handshake runs in
     the handler's thread (on its first read), so a bad client never stalls accept()."""
 

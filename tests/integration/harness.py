@@ -19,6 +19,8 @@ from typing import Any
 
 import httpx
 
+from tests.http_server import TestHTTPServer
+
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -93,7 +95,7 @@ def _handler_class(name: str, seen: list[dict[str, Any]]) -> type[BaseHTTPReques
 def start_backend(name: str, tls: ssl.SSLContext | None = None, host: str = "127.0.0.1") -> Backend:
     """A backend on ``host`` (loopback); ``tls``: it speaks only TLS, with that context."""
     seen: list[dict[str, Any]] = []
-    server = ThreadingHTTPServer((host, 0), _handler_class(name, seen))
+    server = TestHTTPServer((host, 0), _handler_class(name, seen))
     if tls is not None:
         server.socket = tls.wrap_socket(server.socket, server_side=True)
     server.daemon_threads = True
@@ -123,9 +125,9 @@ class BackendProcess:
 
 _PROCESS_MAIN = """
 import sys
-from http.server import ThreadingHTTPServer
+from tests.http_server import TestHTTPServer
 from tests.integration.harness import _handler_class
-server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(sys.argv[1], []))
+server = TestHTTPServer(("127.0.0.1", 0), _handler_class(sys.argv[1], []))
 server.daemon_threads = True
 print(server.server_address[1], flush=True)
 server.serve_forever()

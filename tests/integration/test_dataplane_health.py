@@ -18,6 +18,7 @@ import pytest
 from portway.drivers.haproxy_syntax import backend_name
 from tests.drivers.conftest import NGINX
 from tests.drivers.haproxy_runner import HAPROXY
+from tests.http_server import TestHTTPServer
 from tests.integration.harness import (
     Backend,
     Portway,
@@ -45,7 +46,7 @@ class Restartable:
         self.start()
 
     def start(self) -> None:
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler_class(self.name, self.seen))
+        server = TestHTTPServer(("127.0.0.1", self.port), _handler_class(self.name, self.seen))
         server.daemon_threads = True
         self.port = int(server.server_address[1])
         threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -22,6 +22,7 @@ from portway.dataplane import DataPlaneSettings
 from portway.model import Backend, Timeouts
 from tests.dataplane.conftest import H_APP, ProxyRunner, proxy_for, status_of
 from tests.dataplane.conftest import make_proxy as make_proxy  # the in-process data plane
+from tests.http_server import TestHTTPServer
 
 HOST = {"Host": "app.example.org"}
 STALLED = b"POST /upload HTTP/1.1\r\n" + H_APP + b"Content-Length: 100\r\n\r\nab"
@@ -76,7 +77,7 @@ def make_backend() -> Iterator[Callable[..., Backend]]:
 
     def make(name: str, on_stall: int | None = None, **handler: Any) -> Backend:
         attrs = {"name": name, "on_stall": on_stall, **handler}
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), type("H", (_Handler,), attrs))
+        server = TestHTTPServer(("127.0.0.1", 0), type("H", (_Handler,), attrs))
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
         servers.append(server)

@@ -29,6 +29,7 @@ from portway.sources.tool_service import ServiceToolRoutes
 from portway.store import open_store
 from tests.conftest import TEST_POLICY
 from tests.dataplane.conftest import FAST, ProxyRunner
+from tests.http_server import TestHTTPServer
 
 CANONICAL = "toolforge.org"
 LEGACY = "tools.wmflabs.org"
@@ -55,7 +56,7 @@ class ToolServer:
                 self.wfile.write(body)
 
         self.seen = seen
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = TestHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 
