@@ -107,6 +107,12 @@ class FlakyStore:
             raise RuntimeError("connection lost")
         return self.store.changed_proxy_ids(since_revision)
 
+    def revision_marks(self, revisions: Iterable[int]) -> dict[int, str]:
+        return self.store.revision_marks(revisions)
+
+    def resync_past(self, seen: int, actor: str) -> int:
+        return self.store.resync_past(seen, actor)
+
     def add_commit_listener(self, callback: object) -> None:
         self.store.add_commit_listener(callback)  # type: ignore[arg-type]
 

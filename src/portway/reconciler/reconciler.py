@@ -65,7 +65,10 @@ class Reconciler:
         # Proxies left out of the current snapshot, by id; replaced whole, never mutated.
         self.disabled: Mapping[str, Disabled] = {}
         # What ``disabled`` becomes when the snapshot built with it is committed.
-        self._staged: tuple[Snapshot, Mapping[str, Disabled], int] | None = None
+        self._staged: tuple[Snapshot, Mapping[str, Disabled], int, str | None] | None = None
+        # The store's fingerprint of the write the current snapshot's revision names: a
+        # different one (or none) later means that history was lost (``_diverged``).
+        self._mark: str | None = None
         # Route digests of the last few snapshots, by version: what a node reports is
         # the digest of the version its data plane has applied, which may lag.
         self._digests: dict[int, int] = {}
@@ -85,24 +88,33 @@ class Reconciler:
 
     def load_initial(self) -> Snapshot:
         """The first snapshot, built from the whole store but not yet published."""
+        snap = self._load_all()
+        self.snapshot = snap
+        return snap
+
+    def _load_all(self) -> Snapshot:
         started = time.perf_counter()
         version = self._store.current_revision()
         self._heard(version)
         proxies, rejected = screen(self._store.load_proxies())
         certs = self._load_certificates(certificate_ids(proxies))
         snap = full_snapshot(version, proxies, self._clock(), certs)
-        self.snapshot = snap
-        self._staged = (snap, rejected, digest_of(snap.routes))
+        mark = self._store.revision_marks([version]).get(version)
+        self._staged = (snap, rejected, digest_of(snap.routes), mark)
         self.last_build_seconds = time.perf_counter() - started
         return snap
 
-    def compute(self) -> tuple[Snapshot, set[str]] | None:
+    def compute(self) -> tuple[Snapshot, set[str] | None] | None:
         """Read what changed since the last snapshot and build the next one, without
-        publishing it (blocking store reads: run it off the event loop)."""
+        publishing it (blocking store reads: run it off the event loop). ``None`` for
+        the changed ids: the whole table was loaded again."""
         previous = self.snapshot
         assert previous is not None, "build_initial() first"
         started = time.perf_counter()
         version, changed = self._store.changed_proxy_ids(previous.version)
+        marks = self._store.revision_marks([previous.version, version])
+        if version < previous.version or marks.get(previous.version) != self._mark:
+            return self._resync(previous.version), None
         self._heard(version)
         if version <= previous.version:
             return None
@@ -115,9 +127,30 @@ class Reconciler:
             certs = {**kept, **self._load_certificates(missing)}
             snap = dataclasses.replace(snap, certificates=certs)
         digest = next_digest(self._digests[previous.version], previous.routes, snap.routes, changed)
-        self._staged = (snap, disabled_after(self.disabled, changed, rejected), digest)
+        disabled = disabled_after(self.disabled, changed, rejected)
+        self._staged = (snap, disabled, digest, marks.get(version))
         self.last_build_seconds = time.perf_counter() - started
         return snap, changed
+
+    def _resync(self, applied: int) -> Snapshot:
+        """The store no longer holds revision ``applied`` as this node applied it: a
+        failover to a replica that had not replayed the last commits. Those commits are
+        gone, and new writes may reuse their numbers, so no delta from here is right.
+        Commit an empty write above every revision this node has seen (snapshot
+        versions only grow, and every other node that applied the lost ones does the
+        same), then load the whole store again."""
+        seen = max(applied, self.newest_revision)
+        log.warning(
+            "the store no longer holds revision %d as this node applied it (commits lost"
+            " in a failover?): loading the whole store again above revision %d",
+            applied,
+            seen,
+        )
+        self._store.resync_past(seen, "portway:resync")
+        snap = self._load_all()
+        # Forget revisions heard of from the lost history: readiness compares with it.
+        self.newest_revision = snap.version
+        return snap
 
     def _load_certificates(self, ids: set[str]) -> dict[str, Certificate]:
         if not ids:
@@ -131,6 +164,7 @@ class Reconciler:
         if staged is not None and staged[0] is snapshot:
             self._set_disabled(staged[1])
             self._digests[snapshot.version] = staged[2]
+            self._mark = staged[3]
             while len(self._digests) > _DIGESTS_KEPT:
                 del self._digests[next(iter(self._digests))]
         elif snapshot.version not in self._digests:  # a snapshot made elsewhere (tests)

@@ -216,6 +216,21 @@ class Reader:
         query = query.order_by(changes.c.revision.desc()).limit(min(limit, MAX_REVISION))
         return [rows.change_from_row(r) for r in self.conn.execute(query).mappings()]
 
+    def revision_marks(self, revisions: Iterable[int]) -> dict[int, str]:
+        """A fingerprint of the write committed as each revision (absent: no such write).
+
+        A node compares the mark of the revision it applied with the store's: after a
+        failover to a replica that had not replayed the last commits, the number may
+        exist again for another write, or not at all (docs/ha.md)."""
+        c = changes.c
+        wanted = sorted(set(revisions))
+        query = sa.select(c.revision, c.at, c.kind, c.action, c.object_id)
+        query = query.where(c.revision.in_(wanted))
+        return {
+            int(rev): f"{rows.utc(at)} {kind} {action} {object_id}"
+            for rev, at, kind, action, object_id in self.conn.execute(query)
+        }
+
     def changed_proxy_ids(self, since_revision: int) -> set[str]:
         # Only the revision bound goes to SQL: with "proxy_id IS NOT NULL" as well, SQLite
         # picks the proxy_id index and walks the whole change log on every reconcile.

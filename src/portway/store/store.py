@@ -90,6 +90,18 @@ class Store:
 
         return self.read(query)
 
+    def revision_marks(self, revisions: Iterable[int]) -> dict[int, str]:
+        """Fingerprints of the writes committed as ``revisions`` (see Reader)."""
+        return self.read(lambda r: r.revision_marks(revisions))
+
+    def resync_past(self, seen: int, actor: str) -> int:
+        """Commit an empty write whose revision is above ``seen``; return its revision
+        (a node whose applied revisions were lost in a failover; docs/ha.md)."""
+        with self.transaction(actor) as tx:
+            tx.skip_past(seen)
+            tx.record(kind="store", action="resync", object_id=f"past {seen}", project=None)
+        return tx.revision
+
     @contextmanager
     def transaction(self, actor: str) -> Iterator[Transaction]:
         """One write: lock, bump the revision, yield, commit, then notify listeners.

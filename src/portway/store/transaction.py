@@ -57,11 +57,11 @@ class Transaction(Reader):
         # (quota name, project or proxy id): the service checks the keys that grew.
         self.growth: Counter[tuple[str, str]] = Counter()
 
-    def _bump(self) -> int:
+    def _bump(self, past: int = -1) -> int:
         current = sa.select(revision.c.value).where(revision.c.id == 1)
         if self.conn.dialect.name == "postgresql":
             current = current.with_for_update()
-        new = int(self.conn.execute(current).scalar_one()) + 1
+        new = max(int(self.conn.execute(current).scalar_one()), past) + 1
         self.conn.execute(sa.update(revision).where(revision.c.id == 1).values(value=new))
         if self.conn.dialect.name == "postgresql":
             # Delivered on commit only, so listeners never see an uncommitted revision.
@@ -98,6 +98,18 @@ class Transaction(Reader):
                 at=self.now,
             )
         )
+
+    def skip_past(self, seen: int) -> None:
+        """Give this write a revision above ``seen`` (before it records its change).
+
+        After a failover lost commits, a node has applied revisions the store no longer
+        holds; the next revision must be above every one a node applied, or the node
+        would take it for one it already has. This leaves a gap in the numbers, which
+        is the point: they were used by writes that are gone."""
+        if self._recorded:
+            raise StoreError("skip_past() before the change is recorded")
+        if seen >= self.revision:
+            self.revision = self._bump(seen)
 
     def next_change(self) -> None:
         """Start the next change of a transaction that makes several (a batch of tool
