@@ -4,7 +4,8 @@ a batch of changes, each with its revision: ``next_change``).
 Every write in Portway goes through exactly one ``Transaction``. It takes the global
 revision lock first (``SELECT ... FOR UPDATE`` on PostgreSQL; ``BEGIN IMMEDIATE`` already
 holds SQLite's single write lock), so the service's checks inside the transaction see
-every committed write, and revisions are gap-free and strictly ordered.
+every committed write, and revisions are strictly ordered and gap-free (but for the one
+jump of ``skip_past``, after a failover lost commits).
 """
 
 from __future__ import annotations
