@@ -142,3 +142,31 @@ def _read_all(conn: Connection, into: list[object]) -> None:
         if not data:
             return
         into += decoder.feed(data)
+
+
+def _nice(pid: int) -> int:
+    # /proc/PID/stat: the command is in parentheses and may hold spaces; nice is the
+    # 19th field, the 17th after the parenthesis.
+    with open(f"/proc/{pid}/stat") as f:
+        stat = f.read()
+    return int(stat.rsplit(")", 1)[1].split()[16])
+
+
+def test_workers_run_at_a_lower_priority_than_the_control_process() -> None:
+    """``--worker-nice``: the control process (API, reconciler) gets the CPU first on a
+    saturated node; the workers' nice value is this process's plus the setting."""
+    listen = Listen(host="127.0.0.1", port=free_port())
+
+    async def main() -> list[int]:
+        pool = WorkerPool(
+            2, listen, DataPlaneSettings(), drain_timeout=1, backend_policy=TEST_POLICY, nice=7
+        )
+        await pool.start(Snapshot(version=1))
+        try:
+            await wait_applied(pool, 1)
+            return [_nice(pid) for pid in pool.pids()]
+        finally:
+            await pool.close()
+
+    niced = uvloop.run(main())
+    assert niced == [min(19, _nice(os.getpid()) + 7)] * 2

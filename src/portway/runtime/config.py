@@ -69,6 +69,7 @@ class ServeConfig:
     https: Listen | None = None  # None: no HTTPS listener
     default_zone: str = "portway.test"  # the default certificate covers *.zone and zone
     workers: int = 0
+    worker_nice: int = 5  # --worker-nice: added to the workers' nice value
     plane_kind: str = "builtin"  # --dataplane: builtin, nginx or haproxy
     nginx_binary: str = "nginx"
     nginx_prefix: Path | None = None  # None: <data dir>/nginx

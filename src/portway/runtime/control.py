@@ -248,6 +248,7 @@ def _data_plane(
         access_log=config.access_log,
         backend_policy=policy,
         listen_policy=config.listen_policy,
+        nice=config.worker_nice,
     )
 
 

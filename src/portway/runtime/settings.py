@@ -186,6 +186,17 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="N",
     ),
     Setting(
+        "worker_nice",
+        int,
+        5,
+        "How much lower the worker processes' scheduling priority is than the control "
+        "process's (added to their nice value): on a saturated node the API and the "
+        "reconciler, which publish every change, still get the CPU when they need it.",
+        low=0,
+        high=19,
+        metavar="N",
+    ),
+    Setting(
         "dataplane",
         str,
         "builtin",

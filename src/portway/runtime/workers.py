@@ -160,6 +160,7 @@ class WorkerPool:
         listen_policy: ListenPolicy | None = None,
         stall_timeout: float = STALL_TIMEOUT,
         supervise_interval: float = 0.5,
+        nice: int = 0,
     ) -> None:
         self._spec = WorkerSpec(
             listen=listen,
@@ -169,6 +170,7 @@ class WorkerPool:
             access_log=access_log,
             backend_policy=backend_policy or BackendPolicy(),
             listen_policy=listen_policy or ListenPolicy(),
+            nice=nice,
         )
         self._count = count
         self._stall_timeout = stall_timeout
