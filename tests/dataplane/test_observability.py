@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import http.client
 import io
 import json
 import socket
@@ -73,3 +75,25 @@ def test_open_connections_counts_live_client_connections(
     while count() != 0 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert count() == 0
+
+
+def test_access_log_names_the_client_behind_a_trusted_proxy(
+    make_proxy: Callable[..., ProxyRunner], origin: Origin
+) -> None:
+    """Behind a trusted proxy the log's ``client`` is the address Portway trusts (as
+    its limits and X-Forwarded-For see it), and ``peer`` the proxy; an untrusted peer's
+    X-Forwarded-For is only its claim, so the peer stays the client."""
+    stream = io.StringIO()
+    settings = dataclasses.replace(FAST, trusted_proxies=("127.0.0.2/32",))
+    runner = make_proxy(settings, AccessLog(stream, flush_interval=0.01))
+    runner.route(proxy_for("app.example.org", origin.backend()))
+    claim = {"Host": "app.example.org", "X-Forwarded-For": "6.6.6.6, 198.51.100.7"}
+    for source in ("127.0.0.2", "127.0.0.3"):
+        conn = http.client.HTTPConnection("127.0.0.1", runner.port, source_address=(source, 0))
+        conn.request("GET", "/", headers=claim)
+        assert conn.getresponse().status == 200
+        conn.close()
+    time.sleep(0.1)
+    trusted, untrusted = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert (trusted["client"], trusted["peer"]) == ("198.51.100.7", "127.0.0.2")
+    assert untrusted["client"] == "127.0.0.3" and "peer" not in untrusted

@@ -151,7 +151,7 @@ class ClientConnection(asyncio.Protocol):
             self._drop_upstream(ex)
             if not ex.response_started:
                 ex.status = 499  # nginx's "client closed request"
-            record(self.dp, ex, self.peer)
+            record(self.dp, ex, self.peer, self.fwd)
         self.queue.clear()
 
     def data_received(self, data: bytes) -> None:
@@ -860,7 +860,7 @@ class ClientConnection(asyncio.Protocol):
         if ex is not None:
             ex.received += tunnel.bytes_up
             ex.bytes_out += tunnel.bytes_down
-            record(self.dp, ex, self.peer)
+            record(self.dp, ex, self.peer, self.fwd)
 
     # -- the proxy's own answers ------------------------------------------------------------
 
@@ -870,7 +870,7 @@ class ClientConnection(asyncio.Protocol):
         assert ex is not None
         self._drop_upstream(ex)
         if ex.response_started:
-            record(self.dp, ex, self.peer)
+            record(self.dp, ex, self.peer, self.fwd)
             self._close()
             return
         close = self.state.must_close(ex.head.keep_alive, ex.body_done, self.dp.draining)
@@ -894,7 +894,7 @@ class ClientConnection(asyncio.Protocol):
     # -- ends of exchanges ------------------------------------------------------------
 
     def _finish(self, ex: Exchange) -> None:
-        record(self.dp, ex, self.peer)
+        record(self.dp, ex, self.peer, self.fwd)
         self.current = None
         state = self.state
         close = ex.close_after or not ex.body_done

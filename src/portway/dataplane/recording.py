@@ -18,10 +18,12 @@ from portway.observability.metrics import BUCKETS
 if TYPE_CHECKING:
     from portway.dataplane.exchange import Exchange
     from portway.dataplane.shared import Shared
+    from portway.protocol.forwarded import ForwardedContext
 
 
-def record(dp: Shared, ex: Exchange, peer: str) -> None:
-    """Once per exchange: in-flight count, metrics, access log (``peer``: the client)."""
+def record(dp: Shared, ex: Exchange, peer: str, fwd: ForwardedContext | None) -> None:
+    """Once per exchange: in-flight count, metrics, access log (``peer``: the connection's
+    peer; ``fwd``: its forwarding context, which knows the client behind a trusted proxy)."""
     if ex.recorded:
         return
     ex.recorded = True
@@ -45,7 +47,7 @@ def record(dp: Shared, ex: Exchange, peer: str) -> None:
     else:
         dp.metrics.observe("", "", ex.status, seconds)
     if dp.access_log is not None:
-        _log(dp, ex, seconds, peer)
+        _log(dp, ex, seconds, peer, fwd)
 
 
 def unbind(dp: Shared, ex: Exchange) -> None:
@@ -62,10 +64,14 @@ def unbind(dp: Shared, ex: Exchange) -> None:
             inflight.pop(backend.id, None)
 
 
-def _log(dp: Shared, ex: Exchange, seconds: float, peer: str) -> None:
+def _log(dp: Shared, ex: Exchange, seconds: float, peer: str, fwd: ForwardedContext | None) -> None:
     log = dp.access_log
     assert log is not None
     plan, backend = ex.plan, ex.backend
+    # The client Portway trusts (as the limits and X-Forwarded-For see it), as nginx's
+    # realip module makes $remote_addr; the peer too when it is another (the proxy).
+    client = peer if fwd is None else fwd.client(ex.head.xff)
+    extra = {} if client == peer else {"peer": peer}
     log.log(
         project=plan.proxy.project if plan is not None else "",
         proxy=plan.label if plan is not None else "",
@@ -77,5 +83,6 @@ def _log(dp: Shared, ex: Exchange, seconds: float, peer: str) -> None:
         bytes_out=ex.bytes_out,
         duration_ms=round(seconds * 1000, 3),
         upstream_ms=round((ex.upstream_at - ex.started) * 1000, 3) if ex.upstream_at else None,
-        client=peer,
+        client=client,
+        **extra,
     )
