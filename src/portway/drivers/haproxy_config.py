@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from portway.drivers import client_limits
 from portway.drivers import haproxy_backend as backend
 from portway.drivers import haproxy_base as base
+from portway.drivers import haproxy_limits as limits
 from portway.drivers import haproxy_ports as ports
 from portway.drivers.haproxy_backend import Slot
 from portway.drivers.haproxy_options import HaproxyOptions
@@ -93,6 +94,15 @@ def render(
     in maintenance. Raises ConfigError only for bad ``options``."""
     if options.https and not options.default_certificate:
         raise ConfigError("HAProxy HTTPS listeners need a default certificate")
+    refused = client_limits.node_problem(
+        "HAProxy",
+        rate_limit=options.rate_limit,
+        deny_clients=options.deny_clients,
+        trusted_proxies=options.trusted_proxies,
+    )
+    if refused is not None:
+        raise ConfigError(refused)
+    limits.acl(options.deny_clients)  # the operator's ranges: ConfigError if one is not
     parts = _Parts()
     claimed = snapshot.routes.listeners()
     for proxy in sorted((r.proxy for r in snapshot.routes.routes()), key=lambda p: p.id):
@@ -102,6 +112,7 @@ def render(
     files: dict[str, str] = {base.HOSTS: _map(hosts)}
     ports = _ports(parts.proxies, claimed, options, files)
     files.update(base.error_files())
+    files.update(limits.files(parts.proxies, options))
     secrets: set[str] = set()
     tls_ports = "https" in {claimed[p] for p in {p.listen_port for p in parts.proxies} if p}
     if options.https or tls_ports:
@@ -130,7 +141,7 @@ def _add_proxy(
     down: Down,
     claimed: Mapping[int, str],
 ) -> None:
-    refused = list(_refusals(proxy))
+    refused = list(_refusals(proxy, options))
     refused += _port_refusals(proxy, options, claimed)
     if not refused:
         name = backend_name(proxy.id)
@@ -148,7 +159,7 @@ def _add_proxy(
     parts.problems.extend(refused)
 
 
-def _refusals(proxy: Proxy) -> Iterable[Problem]:
+def _refusals(proxy: Proxy, options: HaproxyOptions) -> Iterable[Problem]:
     for found in validation.problems(proxy):
         yield Problem(proxy.id, found.field, found.message, False)
     for i, member in enumerate(proxy.backends):
@@ -164,6 +175,7 @@ def _refusals(proxy: Proxy) -> Iterable[Problem]:
         ("path_prefix", lambda: quote(proxy.path_prefix)),
         ("hash_key", lambda: backend.hash_fetch(proxy)),
         ("session_persistence.cookie_name", lambda: backend.persistence(proxy)),
+        ("limits.deny", lambda: limits.acl(proxy.limits.deny)),
     )
     for name, check in checks:
         try:
@@ -175,7 +187,7 @@ def _refusals(proxy: Proxy) -> Iterable[Problem]:
         # configure; the built-in plane is the one that rewrites (docs/dataplanes.md).
         message = "the HAProxy data plane does not rewrite paths: rewrite is refused"
         yield Problem(proxy.id, "rewrite.backend_prefix", message, False)
-    for name, message in client_limits.refusals(proxy, "HAProxy"):
+    for name, message in client_limits.refusals(proxy, "HAProxy", options.trusted_proxies):
         yield Problem(proxy.id, name, message, False)
 
 
@@ -200,6 +212,8 @@ def _port_refusals(
 
 
 def _degradations(proxy: Proxy, options: HaproxyOptions) -> Iterable[Problem]:
+    for name, message in limits.degradations(proxy, options):
+        yield Problem(proxy.id, name, message, True)
     if proxy.cache.enabled:  # not yet rendered (docs/caching.md): said, never implied
         message = "the HAProxy data plane does not cache: served without cache.enabled"
         yield Problem(proxy.id, "cache.enabled", message, True)

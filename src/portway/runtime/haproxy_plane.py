@@ -38,6 +38,10 @@ def haproxy_plane(
         client_timeout=settings.keepalive_timeout,
         header_timeout=settings.client_header_timeout,
         upstream_ca_file=absolute(settings.upstream_ca_file),
+        rate_limit=settings.rate_limit,
+        rate_burst=settings.rate_burst,
+        rate_limit_clients=settings.rate_limit_clients,
+        deny_clients=settings.deny_clients,
         listen_policy=listen_policy or ListenPolicy(),
     )
     driver = HaproxyDriver(
