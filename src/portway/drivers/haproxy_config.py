@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from portway.drivers import client_limits
+from portway.drivers import client_limits, haproxy_cache
 from portway.drivers import haproxy_backend as backend
 from portway.drivers import haproxy_base as base
 from portway.drivers import haproxy_limits as limits
@@ -214,9 +214,8 @@ def _port_refusals(
 def _degradations(proxy: Proxy, options: HaproxyOptions) -> Iterable[Problem]:
     for name, message in limits.degradations(proxy, options):
         yield Problem(proxy.id, name, message, True)
-    if proxy.cache.enabled:  # not yet rendered (docs/caching.md): said, never implied
-        message = "the HAProxy data plane does not cache: served without cache.enabled"
-        yield Problem(proxy.id, "cache.enabled", message, True)
+    for name, message in haproxy_cache.degradations(proxy):
+        yield Problem(proxy.id, name, message, True)
     if proxy.timeouts.total is not None:
         message = "HAProxy has no whole-exchange timeout: timeouts.total is not enforced"
         yield Problem(proxy.id, "timeouts.total", message, True)
