@@ -137,3 +137,23 @@ def test_node_wide_limits_an_external_plane_cannot_apply_stop_the_start(
     )
     with pytest.raises(ConfigError, match=flag):
         _data_plane(config, None, config.backend_policy)
+
+
+def test_haproxy_takes_the_node_wide_limits_into_its_options(tmp_path: Path) -> None:
+    change = {
+        "rate_limit": 5.0,
+        "rate_burst": 9,
+        "rate_limit_clients": 50,
+        "deny_clients": ("192.0.2.0/24",),
+    }
+    config = ServeConfig(
+        data_dir=tmp_path,
+        http=Listen(host="127.0.0.1", port=0),
+        api=Listen(host="127.0.0.1", port=0),
+        plane_kind="haproxy",
+        dataplane=dataclasses.replace(DataPlaneSettings(), **change),  # type: ignore[arg-type]
+    )
+    plane = _data_plane(config, None, config.backend_policy)
+    options = plane.driver.options  # type: ignore[attr-defined]
+    assert (options.rate_limit, options.rate_burst, options.rate_limit_clients) == (5.0, 9, 50)
+    assert options.deny_clients == ("192.0.2.0/24",)

@@ -4,10 +4,12 @@ drivers share about when they can apply them, refused where they cannot, never i
 - Both key on the daemon's own peer address (nginx's ``$binary_remote_addr``, HAProxy's
   ``src``). Behind ``--trusted-proxy`` the built-in plane limits the forwarded client
   instead (the X-Forwarded-For chain read past every trusted hop); neither daemon walks
-  that chain as it does (nginx's driver sets no ``real_ip``; HAProxy 2.6 has no loop,
-  and its ``hdr_ip`` reads ``addr:port`` hops the built-in plane stops at), so there a
-  proxy with limits is refused (``refusals``): keyed by the peer, every client of the
-  trusted proxy would share one bucket, and a banned client would pass.
+  that chain as it does (nginx's driver sets no ``real_ip``; HAProxy's configuration has
+  no loop, a fixed unrolled walk would stop early on a longer chain, and its ``hdr_ip``
+  reads ``addr:port`` hops the built-in plane stops at; a Lua fetch could, none is
+  written), so there a proxy with limits is refused (``refusals``): keyed by the peer,
+  every client of the trusted proxy would share one bucket, and a banned client would
+  pass.
 - The node-wide flags follow the same rule at start (``node_problem``), and stop it
   where a plane does not render them at all (``NODE_WIDE``).
 
