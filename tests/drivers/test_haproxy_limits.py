@@ -18,6 +18,7 @@ from portway.drivers import haproxy_limits
 from portway.drivers.haproxy_config import render
 from portway.drivers.haproxy_limits import Window
 from portway.drivers.haproxy_options import HaproxyOptions
+from portway.drivers.haproxy_plan import plan
 from portway.errors import ConfigError
 from portway.limits.bucket import Rate
 from portway.model import Limits, Proxy
@@ -81,6 +82,26 @@ def test_a_rate_whole_milliseconds_change_is_reported(
     assert bool(found) == reported
     if reported:
         assert found[0][0] == "limits.rate" and "applied as" in found[0][1]
+
+
+def test_a_node_rate_haproxy_rounds_is_said_once() -> None:
+    rounded = HaproxyOptions(rate_limit=3, rate_burst=1)
+    message = haproxy_limits.node_degradation(rounded)
+    assert message is not None and message.startswith("--rate-limit:") and "333 ms" in message
+    assert haproxy_limits.node_degradation(HaproxyOptions(rate_limit=2, rate_burst=6)) is None
+    assert haproxy_limits.node_degradation(OPTIONS) is None
+    plain = proxy_for("plain.example.org")
+    assert list(haproxy_limits.degradations(plain, rounded)) == []  # not on every proxy
+
+
+def test_a_changed_range_list_is_a_reload_that_loads_the_new_file() -> None:
+    before = proxy_for("a.example.org", limits=Limits(deny=("192.0.2.0/24",)))
+    after = proxy_for("a.example.org", limits=Limits(deny=("198.51.100.0/24",)))
+    running = render(Snapshot(version=1, routes=RouteTable.build([before])), OPTIONS)
+    new = render(Snapshot(version=2, routes=RouteTable.build([after])), OPTIONS)
+    assert running.static == new.static  # the same file name in haproxy.cfg
+    decision = plan(running, new, OPTIONS.conf_dir + "/hosts.map")
+    assert decision.reload and "deny/" in decision.reason
 
 
 def test_a_proxy_without_its_own_rate_takes_the_nodes_and_counts_its_own_clients() -> None:

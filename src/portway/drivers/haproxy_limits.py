@@ -85,17 +85,30 @@ def window(proxy: Proxy, options: HaproxyOptions) -> Window | None:
     return None if rate is None else Window.of(rate)
 
 
+def _rounded(rate: Rate) -> str | None:
+    found = Window.of(rate)
+    if math.isclose(found.per_second, rate.per_second, rel_tol=1e-9):
+        return None
+    return (
+        f"HAProxy counts over whole milliseconds: applied as {found.count} requests"
+        f" in {found.period_ms} ms ({found.per_second:g} a second)"
+    )
+
+
 def degradations(proxy: Proxy, options: HaproxyOptions) -> Iterable[tuple[str, str]]:
     limits = proxy.limits
-    found = window(proxy, options)
-    if limits.rate is None or found is None:
-        return  # the node's rate is the operator's: said once, not on every proxy
-    if not math.isclose(found.per_second, limits.rate, rel_tol=1e-9):
-        yield (
-            "limits.rate",
-            f"HAProxy counts over whole milliseconds: applied as {found.count} requests"
-            f" in {found.period_ms} ms ({found.per_second:g} a second)",
-        )
+    if limits.rate is None:
+        return  # the node's rate is the operator's: said once (node_degradation)
+    message = _rounded(Rate.of(limits.rate, limits.burst))
+    if message is not None:
+        yield "limits.rate", message
+
+
+def node_degradation(options: HaproxyOptions) -> str | None:
+    """What HAProxy makes of ``--rate-limit``, when it is not the rate given."""
+    rate = Rate.for_proxy(None, None, options.rate_limit, options.rate_burst)
+    message = None if rate is None else _rounded(rate)
+    return None if message is None else f"--rate-limit: {message}"
 
 
 def acl(cidrs: Iterable[str]) -> str:
