@@ -57,6 +57,7 @@ def test_the_cache_section_follows_the_proxys_settings(
         assert f"    {line}\n" in section
     assert problems == []
     assert f"http-request cache-use {haproxy_cache.cache_name(proxy)}\n" in text
+    assert haproxy_cache.total_mib(_proxy(max_bytes=5000 * MIB)) == 4095  # HAProxy's most
 
 
 @pytest.mark.parametrize(
@@ -65,7 +66,7 @@ def test_the_cache_section_follows_the_proxys_settings(
         ({"key": CacheKey(query=False)}, "cache.key.query", False),
         ({"key": CacheKey(headers=("accept-language",))}, "cache.key.headers", False),
         ({"max_bytes": 1000}, "cache.max_bytes", True),  # 1 MiB
-        ({"max_bytes": 5000 * MIB}, "cache.max_bytes", True),  # 4095 MiB, HAProxy's most
+        ({"max_bytes": 2000 * MIB}, "cache.max_bytes", False),  # past the node's 1024 MiB
         ({"default_ttl": 0.4}, "cache.default_ttl", True),  # 1 s
     ],
 )
@@ -178,3 +179,29 @@ def test_purge_is_answered_501_and_never_reaches_the_backend(
     assert "cannot purge" in json.loads(body)["error"]
     assert cache_origin.count("/f") == 1
     assert get(haproxy.port, "/f")[1]["cache-status"] == "portway; hit"  # nothing purged
+
+
+def test_the_caches_together_stay_within_the_nodes_cache_memory() -> None:
+    """HAProxy takes each cache's memory at load: past the node's budget, a proxy (in
+    id order) is served without a cache and reported, whatever its tenant asked."""
+    proxies = [
+        Proxy(
+            id=f"c{i}",
+            project="p",
+            hostname=f"c{i}.example.org",
+            cache=CacheSettings(enabled=True, max_bytes=size * MIB),
+        )
+        for i, size in enumerate((64, 64, 30))
+    ]
+    options = HaproxyOptions(conf_dir="/tmp/pw-hc/conf", run_dir="/tmp/pw-hc/run", cache_memory=100)
+    config = render(Snapshot(version=1, routes=RouteTable.build(proxies)), options)
+    text = config.files["haproxy.cfg"]
+    cached = [p.id for p in proxies if f"cache {haproxy_cache.cache_name(p)}\n" in text]
+    assert cached == ["c0", "c2"]  # 64 + 30 of 100; c1's 64 would not fit
+    assert [(p.proxy_id, p.field, p.served) for p in config.problems] == [
+        ("c1", "cache.max_bytes", True)
+    ]
+    assert "--haproxy-cache-memory 100 MiB" in config.problems[0].message
+    none = HaproxyOptions(conf_dir="/tmp/pw-hc/conf", run_dir="/tmp/pw-hc/run", cache_memory=0)
+    text = render(Snapshot(version=1, routes=RouteTable.build(proxies)), none).files["haproxy.cfg"]
+    assert "cache-use" not in text

@@ -18,7 +18,10 @@ lifetime at the section's ``max-age``. So:
   ``max-object-size`` the smaller of half of it and ``MAX_OBJECT``: the cache is built
   for small objects, and a larger response passes uncached;
 - a key HAProxy cannot build (``cache.key.query`` false, ``cache.key.headers``) leaves
-  the proxy served without a cache, reported; a size it rounds is reported, served.
+  the proxy served without a cache, reported; a size it rounds is reported, served;
+- all caches together stay within ``--haproxy-cache-memory`` (``over_budget``), taken
+  by the proxies in id order: a proxy whose cache would pass it is served without one,
+  reported.
 
 ``PURGE``: HAProxy can purge nothing, so on a caching proxy every ``PURGE`` is answered
 501 with a JSON body saying so and never reaches the backend (a PURGE that reached the
@@ -31,10 +34,12 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Final
 
 from portway.drivers.haproxy_syntax import backend_name, quote
 from portway.model import Proxy
+from portway.model.proxy import STREAM_PROTOCOLS
 
 MIB: Final = 1 << 20
 MAX_OBJECT: Final = MIB  # HAProxy's cache is for small objects: larger ones pass uncached
@@ -59,7 +64,28 @@ _EXPLICIT: Final = (
 def served(proxy: Proxy) -> bool:
     """Whether HAProxy caches for ``proxy``: enabled, with a key it can build."""
     cache = proxy.cache
-    return cache.enabled and cache.key.query and not cache.key.headers
+    relayed = proxy.protocol in STREAM_PROTOCOLS  # no requests: nothing to cache
+    return cache.enabled and cache.key.query and not cache.key.headers and not relayed
+
+
+def memory_mib(proxy: Proxy) -> int:
+    """What the proxy's cache takes of ``--haproxy-cache-memory`` (0 without one)."""
+    return total_mib(proxy) if served(proxy) else 0
+
+
+def over_budget(proxy: Proxy, used_mib: int, budget_mib: int) -> tuple[Proxy, str | None]:
+    """``proxy`` as HAProxy serves it once ``used_mib`` of ``budget_mib`` is taken: as
+    it is, or without its cache (with why) when its cache would not fit. HAProxy takes
+    each cache's memory in full when it loads the configuration, so without this bound
+    tenants' ``max_bytes`` could add up past the host's memory and every reload fail."""
+    need = memory_mib(proxy)
+    if need == 0 or used_mib + need <= budget_mib:
+        return proxy, None
+    off = replace(proxy, cache=replace(proxy.cache, enabled=False))
+    return off, (
+        f"this node's HAProxy caches are full ({used_mib} of --haproxy-cache-memory"
+        f" {budget_mib} MiB taken, {need} MiB asked): served without a cache"
+    )
 
 
 def total_mib(proxy: Proxy) -> int:

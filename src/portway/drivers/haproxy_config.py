@@ -81,6 +81,7 @@ class _Parts:
     slots: dict[str, tuple[Slot, ...]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     proxies: list[Proxy] = field(default_factory=list)
+    cache_mib: int = 0  # of --haproxy-cache-memory, taken by the proxies added so far
 
 
 def render(
@@ -144,6 +145,9 @@ def _add_proxy(
     refused = list(_refusals(proxy, options))
     refused += _port_refusals(proxy, options, claimed)
     if not refused:
+        proxy, full = haproxy_cache.over_budget(proxy, parts.cache_mib, options.cache_memory)
+        if full is not None:
+            parts.problems.append(Problem(proxy.id, "cache.max_bytes", full, True))
         name = backend_name(proxy.id)
         members = tuple(backend.effective(proxy, m) for m in proxy.backends)
         held = frozenset(b for p, b in down if p == proxy.id)
@@ -155,6 +159,7 @@ def _add_proxy(
         else:
             parts.slots[name] = slots
             parts.proxies.append(proxy)
+            parts.cache_mib += haproxy_cache.memory_mib(proxy)
             parts.problems.extend(_degradations(proxy, options))
     parts.problems.extend(refused)
 

@@ -34,5 +34,7 @@ class HaproxyOptions:
     rate_burst: int = 0
     rate_limit_clients: int = 100_000
     deny_clients: tuple[str, ...] = ()
+    # --haproxy-cache-memory: MiB for all proxies' caches together (haproxy_cache).
+    cache_memory: int = 1024
     # --listen-ports: which ports of their own proxies may be served on (haproxy_ports).
     listen_policy: ListenPolicy = field(default_factory=ListenPolicy)

@@ -226,6 +226,7 @@ def _data_plane(
             prefix=config.haproxy_prefix or config.data_dir / "haproxy",
             binary=config.haproxy_binary,
             external=config.haproxy_external,
+            cache_memory=config.haproxy_cache_memory,
             tls=tls,
             listen_policy=config.listen_policy,
         )

@@ -28,6 +28,7 @@ def haproxy_plane(
     external: bool = False,
     tls: TlsListen | None = None,
     listen_policy: ListenPolicy | None = None,
+    cache_memory: int = 1024,
 ) -> DriverPlane:
     options = HaproxyOptions(
         http=((listen.host, listen.port),),
@@ -42,6 +43,7 @@ def haproxy_plane(
         rate_burst=settings.rate_burst,
         rate_limit_clients=settings.rate_limit_clients,
         deny_clients=settings.deny_clients,
+        cache_memory=cache_memory,
         listen_policy=listen_policy or ListenPolicy(),
     )
     driver = HaproxyDriver(
