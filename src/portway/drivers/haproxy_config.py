@@ -146,8 +146,6 @@ def _add_proxy(
     refused += _port_refusals(proxy, options, claimed)
     if not refused:
         proxy, full = haproxy_cache.over_budget(proxy, parts.cache_mib, options.cache_memory)
-        if full is not None:
-            parts.problems.append(Problem(proxy.id, "cache.max_bytes", full, True))
         name = backend_name(proxy.id)
         members = tuple(backend.effective(proxy, m) for m in proxy.backends)
         held = frozenset(b for p, b in down if p == proxy.id)
@@ -160,6 +158,8 @@ def _add_proxy(
             parts.slots[name] = slots
             parts.proxies.append(proxy)
             parts.cache_mib += haproxy_cache.memory_mib(proxy)
+            if full is not None:
+                parts.problems.append(Problem(proxy.id, "cache.max_bytes", full, True))
             parts.problems.extend(_degradations(proxy, options))
     parts.problems.extend(refused)
 
