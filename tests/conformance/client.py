@@ -13,10 +13,16 @@ __all__ = ["get", "names", "page_body", "raw", "status_of"]
 
 
 def get(
-    port: int, host: str, path: str = "/", headers: dict[str, str] | None = None
+    port: int,
+    host: str,
+    path: str = "/",
+    headers: dict[str, str] | None = None,
+    source: str | None = None,
 ) -> tuple[int, bytes, http.client.HTTPResponse]:
-    """One request on a new connection: status, body, and the response for its headers."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    """One request on a new connection: status, body, and the response for its headers;
+    ``source``: the loopback address to send from (a client address of its own)."""
+    bound = None if source is None else (source, 0)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=bound)
     try:
         conn.request("GET", path, headers={"Host": host, **(headers or {})})
         response = conn.getresponse()

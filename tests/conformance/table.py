@@ -65,6 +65,10 @@ ROWS = {
         " `tls-passthrough`; [listeners.md](listeners.md))"
     ),
     "proxy_protocol": "`stream.proxy_protocol` (PROXY protocol v2 to a relayed backend)",
+    "rate_limits": (
+        "`limits.rate`/`burst` (429 with `Retry-After` per client address), `--rate-limit`"
+    ),
+    "deny": "`limits.deny` (403 for client ranges), `--deny-client`",
 }
 
 # (row key, plane) pairs a plane does not pass; the reason is the docs cell.

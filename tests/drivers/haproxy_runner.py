@@ -34,7 +34,9 @@ class HaproxyRunner(DriverRunner):
         spare_slots: int = 4,
         external: bool = False,
         listen_policy: ListenPolicy | None = None,
+        **options: Any,
     ) -> None:
+        """``options``: further HaproxyOptions fields (the node-wide client limits)."""
         port, tls_port = free_port(), free_port() if default_certificate else 0
         options = HaproxyOptions(
             http=(("127.0.0.1", port),),
@@ -44,6 +46,7 @@ class HaproxyRunner(DriverRunner):
             spare_slots=spare_slots,
             hard_stop_after=5.0,
             listen_policy=listen_policy or ListenPolicy(),
+            **options,
         )
         settings = HaproxySettings(
             prefix=prefix,

@@ -1,7 +1,8 @@
 """Client limits on the external planes. nginx applies them (``limit_req``, ``deny``)
-with Portway's pages, from two loopback source addresses, and refuses them behind
-``--trusted-proxy``; HAProxy leaves such a proxy out and reports it; the node-wide flags
-stop the start with one line on both."""
+with Portway's pages, from two loopback source addresses (HAProxy's:
+test_haproxy_limits.py); both refuse them behind ``--trusted-proxy``, leaving such a
+proxy out and reporting it. The node-wide flags stop the start with one line on nginx,
+and on HAProxy behind ``--trusted-proxy``."""
 
 from __future__ import annotations
 
@@ -98,9 +99,10 @@ def test_nginx_rounds_a_rate_it_cannot_write_and_says_so(
     assert status(nginx.port, "app.example.org") == 200
 
 
-def test_haproxy_leaves_out_and_reports_proxies_with_client_limits(
-    haproxy: HaproxyRunner, origin: Origin
+def test_haproxy_refuses_client_limits_behind_a_trusted_proxy(
+    make_haproxy: Callable[..., HaproxyRunner], origin: Origin
 ) -> None:
+    haproxy = make_haproxy(trusted_proxies=("127.0.0.0/8",))
     haproxy.route(*_proxies(origin))
     assert status(haproxy.port, "app.example.org") == 200
     for host, _, _ in LIMITED:
@@ -111,12 +113,19 @@ def test_haproxy_leaves_out_and_reports_proxies_with_client_limits(
     ]
 
 
-@pytest.mark.parametrize("kind", ["nginx", "haproxy"])
+NODE_WIDE = [
+    ({"rate_limit": 5.0}, "--rate-limit"),
+    ({"deny_clients": ("192.0.2.0/24",)}, "--deny-client"),
+]
+TRUSTING = {"trusted_proxies": ("127.0.0.0/8",)}
+
+
 @pytest.mark.parametrize(
-    ("change", "flag"),
-    [({"rate_limit": 5.0}, "--rate-limit"), ({"deny_clients": ("192.0.2.0/24",)}, "--deny-client")],
+    ("kind", "change", "flag"),
+    [("nginx", change, flag) for change, flag in NODE_WIDE]
+    + [("haproxy", {**change, **TRUSTING}, flag) for change, flag in NODE_WIDE],
 )
-def test_node_wide_limits_with_an_external_plane_stop_the_start(
+def test_node_wide_limits_an_external_plane_cannot_apply_stop_the_start(
     tmp_path: Path, kind: str, change: dict[str, object], flag: str
 ) -> None:
     config = ServeConfig(
@@ -128,3 +137,23 @@ def test_node_wide_limits_with_an_external_plane_stop_the_start(
     )
     with pytest.raises(ConfigError, match=flag):
         _data_plane(config, None, config.backend_policy)
+
+
+def test_haproxy_takes_the_node_wide_limits_into_its_options(tmp_path: Path) -> None:
+    change = {
+        "rate_limit": 5.0,
+        "rate_burst": 9,
+        "rate_limit_clients": 50,
+        "deny_clients": ("192.0.2.0/24",),
+    }
+    config = ServeConfig(
+        data_dir=tmp_path,
+        http=Listen(host="127.0.0.1", port=0),
+        api=Listen(host="127.0.0.1", port=0),
+        plane_kind="haproxy",
+        dataplane=dataclasses.replace(DataPlaneSettings(), **change),  # type: ignore[arg-type]
+    )
+    plane = _data_plane(config, None, config.backend_policy)
+    options = plane.driver.options  # type: ignore[attr-defined]
+    assert (options.rate_limit, options.rate_burst, options.rate_limit_clients) == (5.0, 9, 50)
+    assert options.deny_clients == ("192.0.2.0/24",)

@@ -19,6 +19,7 @@ from portway.errors import ConfigError
 from portway.model import (
     Backend,
     HealthCheck,
+    Limits,
     Proxy,
     SessionPersistence,
     StreamSettings,
@@ -82,6 +83,11 @@ def _malicious() -> list[Proxy]:
                 hostname=f"u{i}.example.org",
                 health_check=HealthCheck(path=f"/h{payload}"),
             ),
+            _proxy(
+                f"deny{i}",
+                hostname=f"d{i}.example.org",
+                limits=Limits(rate=5, deny=("192.0.2.0/24", f"10.0.0.0/8{payload}")),
+            ),
         ]
     return out
 
@@ -104,6 +110,7 @@ def test_tenant_strings_cannot_inject_haproxy_syntax() -> None:
     assert fields["addr"] == "backends[0].address" and fields["hash"] == "hash_key"
     assert fields["cook"].startswith("session_persistence")
     assert fields["chck"].startswith("health_check")
+    assert fields["deny"] == "limits.deny"
     everything = "".join(config.files.values())
     for payload in PAYLOADS:
         assert payload not in everything

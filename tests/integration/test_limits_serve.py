@@ -1,6 +1,7 @@
 """``portway serve --workers 2`` with client limits and a node-wide quota, end to end:
 429 for a client over its rate while another passes, 403 for a banned range, both in
-/metrics, and a create over ``--quota-proxies`` refused with the quota's figures."""
+/metrics, and a create over ``--quota-proxies`` refused with the quota's figures; and
+the node's and a proxy's limits on ``--dataplane haproxy``."""
 
 from __future__ import annotations
 
@@ -64,5 +65,37 @@ def test_limits_and_quotas_through_serve_with_two_workers(tmp_path: Path, backen
             time.sleep(0.1)
         assert 'portway_requests_refused_total{project="alpha",reason="deny"} 1' in metrics
         assert 'portway_requests_refused_total{project="alpha",reason="rate"}' in metrics
+    finally:
+        pw.stop()
+
+
+def test_node_wide_and_proxy_limits_through_serve_on_haproxy(
+    tmp_path: Path, backend: Backend
+) -> None:
+    """``--dataplane haproxy`` with ``--rate-limit``/``--deny-client``: the node's rate on
+    a proxy without its own, the proxy's own rate on another, the node's ban on both."""
+    from tests.drivers.haproxy_runner import HAPROXY
+
+    extra = ["--dataplane", "haproxy", "--haproxy-binary", HAPROXY]
+    extra += ["--haproxy-prefix", str(tmp_path / "hap")]
+    extra += ["--rate-limit", "0.5", "--rate-burst", "2", "--deny-client", "127.0.0.5/32"]
+    pw = Portway(tmp_path / "data", extra=extra)
+    pw.start()
+    try:
+        create_project_and_proxy(pw, "alpha", "node.example.org", [backend.port])
+        own = {"limits": {"rate": 100, "burst": 10}}
+        create_project_and_proxy(pw, "beta", "own.example.org", [backend.port], **own)
+        wait_routed(pw, "node.example.org", timeout=20)
+        wait_routed(pw, "own.example.org", timeout=20)
+        node = [get_from(pw, "127.0.0.2", "node.example.org") for _ in range(3)]
+        assert [r.status_code for r in node] == [200, 200, 429]
+        assert node[2].headers["Retry-After"] == "4" and "429 Too Many" in node[2].text
+        assert get_from(pw, "127.0.0.3", "node.example.org").status_code == 200
+        assert [get_from(pw, "127.0.0.2", "own.example.org").status_code for _ in range(5)] == [
+            200
+        ] * 5
+        for host in ("node.example.org", "own.example.org"):
+            banned = get_from(pw, "127.0.0.5", host)
+            assert banned.status_code == 403 and "403 Forbidden" in banned.text
     finally:
         pw.stop()

@@ -281,11 +281,8 @@ class Plans:
         """The client limits of ``proxy`` (its own, else the node's), None when it has
         none; its buckets are kept while its rate stays the same."""
         limits, settings = proxy.limits, self.settings
-        rate = None
-        if limits.rate is not None:
-            rate = Rate.of(limits.rate, limits.burst).share(settings.rate_share)
-        elif settings.rate_limit > 0:
-            rate = Rate.of(settings.rate_limit, settings.rate_burst or None)
+        rate = Rate.for_proxy(limits.rate, limits.burst, settings.rate_limit, settings.rate_burst)
+        if rate is not None:
             rate = rate.share(settings.rate_share)
         buckets = None
         if rate is not None:

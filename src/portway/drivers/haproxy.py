@@ -36,6 +36,7 @@ from pathlib import Path
 
 from portway.drivers import file_tree as files
 from portway.drivers import haproxy_base as base
+from portway.drivers import haproxy_limits
 from portway.drivers import haproxy_runtime as runtime
 from portway.drivers.apply_loop import ApplyLoop, Down
 from portway.drivers.daemon import Daemon, run_command
@@ -123,6 +124,9 @@ class HaproxyDriver:
         """Write the empty configuration, check it and start (or reload) HAProxy."""
         await asyncio.to_thread(self._fresh_tree)
         config = render(Snapshot(version=0), self.options)
+        rounded = haproxy_limits.node_degradation(self.options)
+        if rounded is not None:
+            log.warning("%s", rounded)
         await asyncio.to_thread(files.carry_out, self.conf, files.diff(None, _tree(config)))
         ok, output = await self._test()
         if not ok:

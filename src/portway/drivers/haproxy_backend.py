@@ -1,5 +1,6 @@
 """One proxy's ``backend`` section of ``haproxy.cfg`` (pure): balancing, timeouts,
-redirect and HSTS, the body limit, health checks, stickiness and its server slots.
+redirect and HSTS, the body limit, client limits (haproxy_limits), the cache
+(haproxy_cache), health checks, stickiness and its server slots.
 
 A slot is a ``server`` line: a member, or a disabled spare the Runtime API can fill.
 ``section`` returns the text twice, in full and with what the Runtime API sets masked
@@ -13,6 +14,7 @@ import ipaddress
 from dataclasses import dataclass, replace
 
 from portway.drivers import haproxy_base as base
+from portway.drivers import haproxy_cache, haproxy_limits
 from portway.drivers.haproxy_options import HaproxyOptions
 from portway.drivers.haproxy_syntax import backend_name, comment, fetch_name, quote
 from portway.health.expect import parse_expected_codes
@@ -72,6 +74,9 @@ def section(proxy: Proxy, slots: tuple[Slot, ...], options: HaproxyOptions) -> t
     if size is not None:
         too_large = f"{{ req.hdr_val(content-length) gt {size} }}"
         lines.append(f"    http-request deny deny_status 413 if {too_large}\n")
+    lines += haproxy_limits.rules(proxy, options)  # after the 413, as the built-in plane
+    lines += haproxy_cache.request_rules(proxy)  # refused requests never reach the cache
+    lines += haproxy_cache.response_rules(proxy)
     if not proxy.privacy.sends_client_address(options.forwarded_for):
         # After the frontend's rules: neither ours nor any the client sent (model.Privacy).
         lines += ["    http-request del-header X-Forwarded-For\n"]
@@ -83,7 +88,8 @@ def section(proxy: Proxy, slots: tuple[Slot, ...], options: HaproxyOptions) -> t
     ca = options.upstream_ca_file
     full = "".join(_server(s, cookie, ca, masked=False) for s in slots)
     static = "".join(_server(s, cookie, ca, masked=True) for s in slots)
-    return head + full, head + static
+    tail = haproxy_limits.table(proxy, options) + haproxy_cache.section(proxy)
+    return head + full + tail, head + static + tail
 
 
 def _stream(

@@ -34,7 +34,7 @@ NOPROXY: Final = "portway_noproxy"
 FRONTEND: Final = "portway"
 HSTS_VALUE: Final = redirect_rules.HSTS_LINE.split(b": ", 1)[1].strip().decode()
 # The statuses HAProxy takes an ``errorfile`` for (2.6), among those Portway has a page for.
-_ERRORFILE_CODES: Final = frozenset({400, 404, 405, 408, 413, 429, 502, 503, 504})
+_ERRORFILE_CODES: Final = frozenset({400, 403, 404, 405, 408, 413, 429, 502, 503, 504})
 
 
 def ms(seconds: float) -> str:

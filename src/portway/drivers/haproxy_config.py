@@ -31,9 +31,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from portway.drivers import client_limits
+from portway.drivers import client_limits, haproxy_cache
 from portway.drivers import haproxy_backend as backend
 from portway.drivers import haproxy_base as base
+from portway.drivers import haproxy_limits as limits
 from portway.drivers import haproxy_ports as ports
 from portway.drivers.haproxy_backend import Slot
 from portway.drivers.haproxy_options import HaproxyOptions
@@ -80,6 +81,7 @@ class _Parts:
     slots: dict[str, tuple[Slot, ...]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     proxies: list[Proxy] = field(default_factory=list)
+    cache_mib: int = 0  # of --haproxy-cache-memory, taken by the proxies added so far
 
 
 def render(
@@ -93,6 +95,15 @@ def render(
     in maintenance. Raises ConfigError only for bad ``options``."""
     if options.https and not options.default_certificate:
         raise ConfigError("HAProxy HTTPS listeners need a default certificate")
+    refused = client_limits.node_problem(
+        "HAProxy",
+        rate_limit=options.rate_limit,
+        deny_clients=options.deny_clients,
+        trusted_proxies=options.trusted_proxies,
+    )
+    if refused is not None:
+        raise ConfigError(refused)
+    limits.acl(options.deny_clients)  # the operator's ranges: ConfigError if one is not
     parts = _Parts()
     claimed = snapshot.routes.listeners()
     for proxy in sorted((r.proxy for r in snapshot.routes.routes()), key=lambda p: p.id):
@@ -102,6 +113,7 @@ def render(
     files: dict[str, str] = {base.HOSTS: _map(hosts)}
     ports = _ports(parts.proxies, claimed, options, files)
     files.update(base.error_files())
+    files.update(limits.files(parts.proxies, options))
     secrets: set[str] = set()
     tls_ports = "https" in {claimed[p] for p in {p.listen_port for p in parts.proxies} if p}
     if options.https or tls_ports:
@@ -130,9 +142,10 @@ def _add_proxy(
     down: Down,
     claimed: Mapping[int, str],
 ) -> None:
-    refused = list(_refusals(proxy))
+    refused = list(_refusals(proxy, options))
     refused += _port_refusals(proxy, options, claimed)
     if not refused:
+        proxy, full = haproxy_cache.over_budget(proxy, parts.cache_mib, options.cache_memory)
         name = backend_name(proxy.id)
         members = tuple(backend.effective(proxy, m) for m in proxy.backends)
         held = frozenset(b for p, b in down if p == proxy.id)
@@ -144,11 +157,14 @@ def _add_proxy(
         else:
             parts.slots[name] = slots
             parts.proxies.append(proxy)
+            parts.cache_mib += haproxy_cache.memory_mib(proxy)
+            if full is not None:
+                parts.problems.append(Problem(proxy.id, "cache.max_bytes", full, True))
             parts.problems.extend(_degradations(proxy, options))
     parts.problems.extend(refused)
 
 
-def _refusals(proxy: Proxy) -> Iterable[Problem]:
+def _refusals(proxy: Proxy, options: HaproxyOptions) -> Iterable[Problem]:
     for found in validation.problems(proxy):
         yield Problem(proxy.id, found.field, found.message, False)
     for i, member in enumerate(proxy.backends):
@@ -164,6 +180,7 @@ def _refusals(proxy: Proxy) -> Iterable[Problem]:
         ("path_prefix", lambda: quote(proxy.path_prefix)),
         ("hash_key", lambda: backend.hash_fetch(proxy)),
         ("session_persistence.cookie_name", lambda: backend.persistence(proxy)),
+        ("limits.deny", lambda: limits.acl(proxy.limits.deny)),
     )
     for name, check in checks:
         try:
@@ -175,7 +192,7 @@ def _refusals(proxy: Proxy) -> Iterable[Problem]:
         # configure; the built-in plane is the one that rewrites (docs/dataplanes.md).
         message = "the HAProxy data plane does not rewrite paths: rewrite is refused"
         yield Problem(proxy.id, "rewrite.backend_prefix", message, False)
-    for name, message in client_limits.refusals(proxy, "HAProxy"):
+    for name, message in client_limits.refusals(proxy, "HAProxy", options.trusted_proxies):
         yield Problem(proxy.id, name, message, False)
 
 
@@ -200,9 +217,10 @@ def _port_refusals(
 
 
 def _degradations(proxy: Proxy, options: HaproxyOptions) -> Iterable[Problem]:
-    if proxy.cache.enabled:  # not yet rendered (docs/caching.md): said, never implied
-        message = "the HAProxy data plane does not cache: served without cache.enabled"
-        yield Problem(proxy.id, "cache.enabled", message, True)
+    for name, message in limits.degradations(proxy, options):
+        yield Problem(proxy.id, name, message, True)
+    for name, message in haproxy_cache.degradations(proxy):
+        yield Problem(proxy.id, name, message, True)
     if proxy.timeouts.total is not None:
         message = "HAProxy has no whole-exchange timeout: timeouts.total is not enforced"
         yield Problem(proxy.id, "timeouts.total", message, True)

@@ -28,5 +28,13 @@ class HaproxyOptions:
     client_timeout: float = 75.0  # idle client keep-alive and slow clients
     header_timeout: float = 10.0  # timeout http-request (slowloris guard → 408)
     upstream_ca_file: str | None = None  # --upstream-ca-file: verify TLS backends by it
+    # --rate-limit/--rate-burst for proxies without limits.rate, --rate-limit-clients,
+    # --deny-client (haproxy_limits); taken at start, as every data-plane flag.
+    rate_limit: float = 0.0
+    rate_burst: int = 0
+    rate_limit_clients: int = 100_000
+    deny_clients: tuple[str, ...] = ()
+    # --haproxy-cache-memory: MiB for all proxies' caches together (haproxy_cache).
+    cache_memory: int = 1024
     # --listen-ports: which ports of their own proxies may be served on (haproxy_ports).
     listen_policy: ListenPolicy = field(default_factory=ListenPolicy)

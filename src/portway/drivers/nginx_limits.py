@@ -11,7 +11,8 @@ locations).
   least recently used states (and answers 429 if that does not free room).
 - The key is nginx's peer. Behind ``--trusted-proxy`` the built-in plane limits the
   forwarded client instead; nginx would count every client of the trusted proxy as one,
-  so there such a proxy is refused (``refusals``), as is a rate nginx cannot store.
+  so there such a proxy is refused (``refusals``, the rule client_limits holds for
+  both external planes).
 - nginx sends ``Retry-After: 5`` with every 429 (the page's), not the time to the next
   token; its counters are shared by all its workers, so no share per worker applies.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from portway.drivers import client_limits
 from portway.drivers.nginx_syntax import quote, upstream_name
 from portway.limits.bucket import Rate
 from portway.model import Proxy
@@ -39,17 +41,9 @@ def nginx_rate(rate: float) -> str:
 
 
 def refusals(proxy: Proxy, trusted_proxies: tuple[str, ...]) -> Iterable[tuple[str, str]]:
-    """(field, message) of each client limit nginx cannot apply as Portway would."""
-    limits = proxy.limits
-    if trusted_proxies and (limits.rate is not None or limits.deny):
-        field = "limits.rate" if limits.rate is not None else "limits.deny"
-        yield (
-            field,
-            (
-                "nginx limits its peer, not the client a trusted proxy forwards: with "
-                "--trusted-proxy client limits are refused"
-            ),
-        )
+    """(field, message) of each client limit nginx cannot apply as Portway would: the
+    rule both external planes share (client_limits)."""
+    return client_limits.refusals(proxy, "nginx", trusted_proxies)
 
 
 def degradations(proxy: Proxy) -> Iterable[tuple[str, str]]:

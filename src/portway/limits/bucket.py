@@ -40,6 +40,18 @@ class Rate:
         """``burst`` None: one second's worth (nginx's burst is extra; ours is the total)."""
         return cls(per_second, max(1, math.ceil(per_second) if burst is None else burst))
 
+    @classmethod
+    def for_proxy(
+        cls, rate: float | None, burst: int | None, node_rate: float, node_burst: int
+    ) -> Rate | None:
+        """A proxy's rate: its own (``limits.rate``/``burst``), else the node's
+        (``--rate-limit``, 0: none; ``--rate-burst``, 0: one second's worth), else None."""
+        if rate is not None:
+            return cls.of(rate, burst)
+        if node_rate > 0:
+            return cls.of(node_rate, node_burst or None)
+        return None
+
     def share(self, parts: int) -> Rate:
         """One of ``parts`` equal shares (a worker's, when ``parts`` workers serve)."""
         if parts <= 1:

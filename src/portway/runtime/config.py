@@ -77,6 +77,7 @@ class ServeConfig:
     haproxy_binary: str = "haproxy"
     haproxy_prefix: Path | None = None  # None: <data dir>/haproxy
     haproxy_external: bool = False  # drive an HAProxy the operator runs (its sockets)
+    haproxy_cache_memory: int = 1024  # MiB for all proxies' HAProxy caches together
     store_url: str | None = None
     node_name: str = ""  # "": this machine's host name (see ``name_of_node``)
     node_report_interval: float = 5.0

@@ -201,7 +201,7 @@ def _data_plane(
     """nginx or HAProxy (``--dataplane nginx|haproxy``), the built-in plane in this
     process (``--workers 0``) or the worker processes."""
     if config.plane_kind != "builtin":
-        refused = client_limits.node_problem(config.dataplane, config.plane_kind)
+        refused = client_limits.start_problem(config.dataplane, config.plane_kind)
         if refused is not None:
             raise ConfigError(refused)
     if config.plane_kind == "nginx":
@@ -226,6 +226,7 @@ def _data_plane(
             prefix=config.haproxy_prefix or config.data_dir / "haproxy",
             binary=config.haproxy_binary,
             external=config.haproxy_external,
+            cache_memory=config.haproxy_cache_memory,
             tls=tls,
             listen_policy=config.listen_policy,
         )

@@ -28,6 +28,7 @@ def haproxy_plane(
     external: bool = False,
     tls: TlsListen | None = None,
     listen_policy: ListenPolicy | None = None,
+    cache_memory: int = 1024,
 ) -> DriverPlane:
     options = HaproxyOptions(
         http=((listen.host, listen.port),),
@@ -38,6 +39,11 @@ def haproxy_plane(
         client_timeout=settings.keepalive_timeout,
         header_timeout=settings.client_header_timeout,
         upstream_ca_file=absolute(settings.upstream_ca_file),
+        rate_limit=settings.rate_limit,
+        rate_burst=settings.rate_burst,
+        rate_limit_clients=settings.rate_limit_clients,
+        deny_clients=settings.deny_clients,
+        cache_memory=cache_memory,
         listen_policy=listen_policy or ListenPolicy(),
     )
     driver = HaproxyDriver(

@@ -258,6 +258,16 @@ SETTINGS: tuple[Setting, ...] = (
         metavar="SWITCH",
     ),
     Setting(
+        "haproxy_cache_memory",
+        int,
+        1024,
+        "MiB HAProxy's caches of all proxies may take together (taken in full at load); "
+        "past it a proxy is served without a cache. 0: none.",
+        low=0,
+        high=1_000_000,
+        metavar="MIB",
+    ),
+    Setting(
         "store",
         str,
         "",
