@@ -559,7 +559,8 @@ class QuotaRequest(StrictIn):
 
 class QuotaOut(BaseModel):
     """The limits in force (the project's own, else the node's), the project's own, and
-    what it uses (backends_per_proxy: its largest proxy's; cache_bytes is not counted)."""
+    what it uses (backends_per_proxy: its largest proxy's; cache_bytes: the max_bytes of
+    its enabled caches, summed)."""
 
     project: str
     limits: QuotaLimits

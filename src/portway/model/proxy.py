@@ -148,6 +148,14 @@ class CacheSettings:
     default_ttl: float | None = None
     key: CacheKey = field(default_factory=CacheKey)
 
+    @property
+    def reserved_bytes(self) -> int:
+        """What this cache counts against its project's ``cache_bytes`` quota: the most
+        it may hold (``max_bytes``, the default when unset) when enabled, else nothing.
+        The bound is reserved, not the bytes stored now, so a write is judged on what it
+        asks for and the answer does not change with the traffic."""
+        return self.max_bytes if self.enabled else 0
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class PurgeSettings:

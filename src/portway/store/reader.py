@@ -166,7 +166,8 @@ class Reader:
 
     def quota_use(self, name: str, key: str) -> tuple[str, int] | None:
         """(project, use) of quota ``name`` at ``key`` (a project, or a proxy id for
-        backends_per_proxy); None when ``key`` no longer exists."""
+        backends_per_proxy); None when ``key`` no longer exists. cache_bytes: what the
+        project's caches reserve (``CacheSettings.reserved_bytes``), summed."""
         if name == "backends_per_proxy":
             owner = sa.select(proxies.c.project).where(proxies.c.id == key)
             project = self.conn.execute(owner).scalar_one_or_none()
@@ -179,6 +180,11 @@ class Reader:
         if name == "certificates":
             query = sa.select(sa.func.count()).where(certificates.c.project == key)
             return key, int(self.conn.execute(query).scalar_one())
+        if name == "cache_bytes":
+            query = sa.select(proxies.c.cache).where(proxies.c.project == key)
+            return key, sum(
+                rows.reserved_cache_bytes(c) for c in self.conn.execute(query).scalars()
+            )
         raise StoreError(f"no use is counted for quota {name}")
 
     def token_by_hash(self, secret_hash: str) -> Token | None:
