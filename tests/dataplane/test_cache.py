@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from portway.model import Backend, CacheKey, CacheSettings, PurgeSettings
+from portway.model.purge_key import hash_key
 from portway.observability.metrics import merge, render
 from tests.dataplane.cache_origin import CacheOrigin, cache_origin, get
 from tests.dataplane.conftest import ProxyRunner, proxy_for
@@ -323,12 +324,15 @@ def test_purge_method_from_an_allowed_address_drops_the_url(
 def test_purge_method_is_refused_from_a_foreign_address_and_without_the_key(
     make_proxy: Callable[..., ProxyRunner], cache_origin: CacheOrigin
 ) -> None:
-    purge = PurgeSettings(allow_from=("192.0.2.0/24",), key=PURGE_KEY)
+    purge = PurgeSettings(allow_from=("192.0.2.0/24",), key_hash=hash_key(PURGE_KEY))
     runner = _serve(make_proxy, cache_origin, purge=purge)
     cache_origin.add("/x", headers={"Cache-Control": "max-age=60"})
     get(runner.port, "/x")
     assert get(runner.port, "/x", method="PURGE")[0] == 403
     assert get(runner.port, "/x", {"X-Purge-Key": "wrong-" + PURGE_KEY}, method="PURGE")[0] == 403
+    # Whoever read the stored hash cannot use it as the key, nor the key's first part.
+    for wrong in (purge.key_hash or "", PURGE_KEY[:-1], PURGE_KEY + "x"):
+        assert get(runner.port, "/x", {"X-Purge-Key": wrong}, method="PURGE")[0] == 403
     assert cache_origin.count("/x") == 1  # a refused PURGE never reaches the backend
     assert get(runner.port, "/x")[1]["cache-status"] == "portway; hit"
     assert get(runner.port, "/x", {"X-Purge-Key": PURGE_KEY}, method="PURGE")[0] == 200

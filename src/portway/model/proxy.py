@@ -160,11 +160,12 @@ class CacheSettings:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class PurgeSettings:
     """Who may send the data plane's ``PURGE`` method for one URL of this proxy: a
-    client whose address is in ``allow_from`` (CIDRs), or one that sends ``key`` in the
-    ``X-Purge-Key`` header (None: no key opens it). Nobody else, by default."""
+    client whose address is in ``allow_from`` (CIDRs), or one that sends the key in the
+    ``X-Purge-Key`` header. The key itself is never kept: ``key_hash`` is its salted
+    hash (model/purge_key.py; None: no key opens it). Nobody else, by default."""
 
     allow_from: tuple[str, ...] = ()
-    key: str | None = None
+    key_hash: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
