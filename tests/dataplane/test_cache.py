@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import os
 import socket
@@ -17,6 +18,7 @@ import pytest
 
 from portway.model import Backend, CacheKey, CacheSettings, PurgeSettings
 from portway.model.purge_key import hash_key
+from portway.model.quota import CacheLimits
 from portway.observability.metrics import merge, render
 from tests.dataplane.cache_origin import CacheOrigin, cache_origin, get
 from tests.dataplane.conftest import ProxyRunner, proxy_for
@@ -449,3 +451,38 @@ def test_waiters_on_a_response_that_is_not_stored_go_to_the_origin_at_once(
         results = list(pool.map(lambda _: get(cached.port, "/priv"), range(10)))
     assert [(r[0], r[2]) for r in results] == [(200, b"mine")] * 10
     assert cache_origin.count("/priv") == 10
+
+
+def test_a_projects_cache_quota_bounds_its_proxies_together_and_a_lower_one_trims(
+    make_proxy: Callable[..., ProxyRunner], cache_origin: CacheOrigin
+) -> None:
+    runner = make_proxy()
+    backend = Backend(id="o", address="127.0.0.1", port=cache_origin.port)
+    settings = CacheSettings(enabled=True, max_bytes=100_000)
+    proxies = [
+        proxy_for(HOST, backend, prefix="/one", cache=settings),
+        proxy_for(HOST, backend, prefix="/two", cache=settings),
+    ]
+
+    def publish(limit: int) -> None:
+        snapshot = dataclasses.replace(
+            runner.snapshot(proxies), cache_limits=CacheLimits(own={"p": limit})
+        )
+        assert runner.apply(snapshot)
+
+    def stored() -> int:
+        return int(runner.on_loop(lambda: runner.dp.plans.cache_counters["p"].stored_bytes))
+
+    publish(20_000)
+    for prefix in ("/one", "/two"):
+        for n in range(4):
+            path = f"{prefix}/{n}"
+            cache_origin.add(path, headers={"Cache-Control": "max-age=60"}, body=b"x" * 4000)
+            assert get(runner.port, path)[0] == 200
+    # 8 bodies of 4000 bytes: each proxy's own bound (100 000) holds them all, the
+    # project's 20 000 does not.
+    assert 12_000 < stored() <= 20_000
+    assert get(runner.port, "/two/3")[1]["cache-status"] == "portway; hit"
+    publish(9_000)  # the quota lowered: the caches are trimmed at once
+    assert 0 < stored() <= 9_000
+    assert get(runner.port, "/two/3")[1]["cache-status"] == "portway; hit"  # most recent

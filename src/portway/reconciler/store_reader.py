@@ -1,4 +1,5 @@
-"""What the reconciler needs from a store: revisions, proxies, certificates, a wake-up.
+"""What the reconciler needs from a store: revisions, proxies, certificates, the projects'
+own cache quotas, a wake-up.
 
 (Not a "source": in Portway a source is an outside feed of configuration, such as the
 Toolforge registrations or OpenShift routes in ``portway.sources``, which writes to the
@@ -22,5 +23,7 @@ class StoreReader(Protocol):
     def load_certificates(self, ids: Iterable[str]) -> list[Certificate]: ...
 
     def changed_proxy_ids(self, since_revision: int) -> tuple[int, set[str]]: ...
+
+    def cache_quotas(self) -> dict[str, int]: ...
 
     def add_commit_listener(self, callback: Callable[[int], None]) -> None: ...

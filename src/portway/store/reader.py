@@ -164,6 +164,12 @@ class Reader:
         first = self.conn.execute(query).mappings().first()
         return rows.quota_from_row(first) if first else Quota()
 
+    def cache_quotas(self) -> dict[str, int]:
+        """The projects whose own quota sets cache_bytes, with it (the data plane's)."""
+        c = quotas.c
+        query = sa.select(c.project, c.cache_bytes).where(c.cache_bytes.is_not(None))
+        return {str(p): int(v) for p, v in self.conn.execute(query)}
+
     def quota_use(self, name: str, key: str) -> tuple[str, int] | None:
         """(project, use) of quota ``name`` at ``key`` (a project, or a proxy id for
         backends_per_proxy); None when ``key`` no longer exists. cache_bytes: what the
