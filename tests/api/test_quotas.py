@@ -40,7 +40,12 @@ def test_admins_set_and_show_a_projects_quota_with_its_use(api: Api) -> None:
         "cache_bytes": None,
     }
     assert quota["limits"]["proxies"] == 5 and quota["limits"]["backends_per_proxy"] == -1
-    assert quota["in_use"] == {"proxies": 1, "backends_per_proxy": 2, "certificates": 0}
+    assert quota["in_use"] == {
+        "proxies": 1,
+        "backends_per_proxy": 2,
+        "certificates": 0,
+        "cache_bytes": 0,
+    }
     assert api.client.get("/v1/quotas/alpha", headers=api.admin).json()["quota"] == quota
 
 
@@ -98,3 +103,49 @@ def test_the_dynamicproxy_api_is_held_to_the_same_quotas(api: Api) -> None:
     assert put("other.example.org", ["http://172.16.0.7:80"]).status_code == 403
     routes = api.client.get(base, headers=api.member).json()["routes"]
     assert routes == [{"domain": "wiki.example.org", "backends": ["http://172.16.0.5:80"]}]
+
+
+def _cached(api: Api, name: str, cache: dict[str, Any]) -> Any:
+    body = {"hostname": f"{name}.alpha.example.org", "cache": cache}
+    return api.client.post("/v1/alpha/proxies", json={"proxy": body}, headers=api.member)
+
+
+def test_cache_bytes_counts_the_enabled_caches_max_bytes_and_refuses_growth(api: Api) -> None:
+    # 64 MiB (the default) + 10 MiB; a proxy without the cache reserves nothing.
+    _set(api, "alpha", {"cache_bytes": 80 << 20})
+    assert _cached(api, "one", {"enabled": True}).status_code == 201
+    assert _cached(api, "two", {"enabled": True, "max_bytes": 10 << 20}).status_code == 201
+    assert _proxy(api, "plain").status_code == 201
+    use = api.client.get("/v1/quotas/alpha", headers=api.admin).json()["quota"]["in_use"]
+    assert use["cache_bytes"] == 74 << 20
+    response = _cached(api, "three", {"enabled": True, "max_bytes": 7 << 20})
+    error = assert_error(response, 403, "cache_bytes")
+    assert error["quota"] == {"name": "cache_bytes", "limit": 80 << 20, "in_use": 74 << 20}
+    assert f"quota cache_bytes of project alpha exceeded: limit {80 << 20}" in str(error["message"])
+    # An update that grows a cache past the quota is refused; one that stays under it
+    # passes, and so does enabling the cache within what is left.
+    grow = {"proxy": {"cache": {"enabled": True, "max_bytes": 20 << 20}}}
+    url = "/v1/alpha/proxies/two.alpha.example.org"
+    error = assert_error(api.client.patch(url, json=grow, headers=api.member), 403, "cache_bytes")
+    assert error["quota"] == {"name": "cache_bytes", "limit": 80 << 20, "in_use": 74 << 20}
+    fits = {"proxy": {"cache": {"enabled": True, "max_bytes": 16 << 20}}}
+    assert api.client.patch(url, json=fits, headers=api.member).status_code == 200
+    enable = {"proxy": {"cache": {"enabled": True, "max_bytes": 1 << 20}}}
+    plain = "/v1/alpha/proxies/plain.alpha.example.org"
+    assert api.client.patch(plain, json=enable, headers=api.member).status_code == 403
+
+
+def test_a_lowered_cache_quota_keeps_the_caches_and_lets_them_shrink(api: Api) -> None:
+    assert _cached(api, "one", {"enabled": True, "max_bytes": 8 << 20}).status_code == 201
+    _set(api, "alpha", {"cache_bytes": 1 << 20})
+    url = "/v1/alpha/proxies/one.alpha.example.org"
+    other = {"proxy": {"path_prefix": "/", "cache": {"enabled": True, "max_bytes": 8 << 20}}}
+    assert api.client.patch(url, json=other, headers=api.member).status_code == 200
+    shrink = {"proxy": {"cache": {"enabled": True, "max_bytes": 4 << 20}}}
+    assert api.client.patch(url, json=shrink, headers=api.member).status_code == 200
+    grow = {"proxy": {"cache": {"enabled": True, "max_bytes": 5 << 20}}}
+    error = assert_error(api.client.patch(url, json=grow, headers=api.member), 403, "cache_bytes")
+    assert error["quota"] == {"name": "cache_bytes", "limit": 1 << 20, "in_use": 4 << 20}
+    # Deleting frees what it reserved.
+    assert api.client.delete(url, headers=api.member).status_code == 204
+    assert _cached(api, "two", {"enabled": True, "max_bytes": 1 << 20}).status_code == 201

@@ -29,9 +29,11 @@ from portway.model import (
     ToolSettings,
 )
 from portway.model.proxy import OPTIONS, SETTINGS, defaults
+from portway.model.purge_key import hash_key, matches, parsed
 from portway.store import rows
 from portway.store.schema import proxies
 
+PURGE_KEY = "0123456789abcdef0123456789abcdef"
 # Every setting, and every field of every option object, away from its default, so that
 # a setting a conversion forgets comes back as its default and fails the round trips.
 SAMPLE = Proxy(
@@ -61,7 +63,7 @@ SAMPLE = Proxy(
         default_ttl=30.0,
         key=CacheKey(query=False, headers=("accept-language",)),
     ),
-    purge=PurgeSettings(allow_from=("127.0.0.0/8",), key="k" * 20),
+    purge=PurgeSettings(allow_from=("127.0.0.0/8",), key_hash=hash_key(PURGE_KEY)),
     timeouts=Timeouts(connect=1.0, first_byte=2.0, idle=3.0, total=4.0, websocket_idle=5.0),
     limits=Limits(max_body_bytes=1024, rate=2.5, burst=7, deny=("192.0.2.0/24", "2001:db8::/32")),
     privacy=Privacy(forwarded_for="off"),
@@ -147,13 +149,18 @@ def test_create_schema_defaults_are_the_models() -> None:
             assert field.default is None, name  # absent: the option's default (below)
 
 
+# The one field whose wire name is not the model's: the purge key is written in clear
+# (``key``) and kept only as its hash (``key_hash``).
+WIRE_NAMES = {"key_hash": "key"}
+
+
 @pytest.mark.parametrize("option", OPTIONS, ids=lambda o: o.name)
 def test_option_sub_schemas_have_the_models_fields_and_defaults(option: Any) -> None:
     sub = _sub_schema(schemas.ProxyCreate, option.name)
     assert _sub_schema(schemas.ProxyUpdate, option.name) is sub
-    model_fields = [f.name for f in dataclasses.fields(option.type)]
+    model_fields = [WIRE_NAMES.get(f.name, f.name) for f in dataclasses.fields(option.type)]
     assert list(sub.model_fields) == model_fields
-    model_defaults = defaults(option.type)
+    model_defaults = {WIRE_NAMES.get(k, k): v for k, v in defaults(option.type).items()}
     for name, field in sub.model_fields.items():
         if name in model_defaults:
             assert not field.is_required(), name
@@ -186,11 +193,16 @@ def test_api_conversions_round_trip_every_setting() -> None:
     sent = {name: out[name] for name in SETTINGS}
     # The purge key is never read back (only key_set): a client sends it again to keep it.
     assert out["purge"] == {"allow_from": ["127.0.0.0/8"], "key_set": True}
-    sent["purge"] = {"allow_from": ["127.0.0.0/8"], "key": SAMPLE.purge.key}
+    sent["purge"] = {"allow_from": ["127.0.0.0/8"], "key": PURGE_KEY}
     draft, _ = convert.proxy_draft(schemas.ProxyCreate.model_validate(sent))
-    assert _settings(draft) == _settings(SAMPLE)
     changes = convert.proxy_changes(schemas.ProxyUpdate.model_validate(sent))
-    assert changes == _settings(SAMPLE)
+    for got in (_settings(draft), changes):
+        # The key comes back as a hash of its own (a fresh salt) that the key matches.
+        key_hash = got["purge"].key_hash
+        assert key_hash != SAMPLE.purge.key_hash and PURGE_KEY not in key_hash
+        assert matches(*parsed(key_hash), PURGE_KEY.encode())
+        got["purge"] = SAMPLE.purge
+        assert got == _settings(SAMPLE)
 
 
 def test_row_mapping_has_the_tables_columns_and_round_trips() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from portway.cache import policy
 from portway.cache.entry import Entry, merged_head, request_key, surrogate_keys
-from portway.cache.store import CacheCounters, ProxyCache, Purge
+from portway.cache.store import CacheCounters, ProjectCache, ProxyCache, Purge
 from portway.model import CacheKey
 
 
@@ -131,3 +131,60 @@ def test_fills_under_way_share_the_bound() -> None:
     store.commit(first, None)
     store.commit(second, None)
     assert store.filling_bytes == 0
+
+
+SIZE = _entry(b"/x", 500).size  # 500 bytes of body, the overhead, a 2-byte target
+
+
+def test_a_projects_caches_together_stay_under_its_bound_the_largest_giving_way() -> None:
+    counters = CacheCounters()
+    project = ProjectCache(4 * SIZE)
+    big, small = ProxyCache(10 * SIZE, counters, project), ProxyCache(10 * SIZE, counters, project)
+    for name in (b"/a", b"/b", b"/c"):
+        big.put(_entry(name, 500))
+    small.put(_entry(b"/s", 500))
+    assert project.bytes == big.bytes + small.bytes == 4 * SIZE
+    assert len(big) == 3 and len(small) == 1 and counters.evictions == 0
+    # The next entry takes the project past its bound: the largest cache (big) gives up
+    # its least recently used entry, not the small one its only one.
+    small.put(_entry(b"/t", 500))
+    assert project.bytes == 4 * SIZE and len(small) == 2 and len(big) == 2
+    assert big.get(_entry(b"/a").key, ()) is None
+    assert counters.evictions == 1 and counters.stored_bytes == project.bytes
+
+
+def test_a_lowered_project_bound_trims_at_once_and_refuses_larger_entries() -> None:
+    project = ProjectCache()
+    cache = ProxyCache(10 * SIZE, CacheCounters(), project)
+    for name in (b"/a", b"/b", b"/c", b"/d"):
+        cache.put(_entry(name, 500))
+    assert project.set_limit(2 * SIZE + 1) == 2  # the two least recently used go
+    assert project.bytes == cache.bytes == 2 * SIZE and len(cache) == 2
+    assert cache.get(_entry(b"/a").key, ()) is None and cache.get(_entry(b"/d").key, ())
+    assert cache.put(_entry(b"/big", 3 * SIZE)) == 0 and cache.get(_entry(b"/big").key, ()) is None
+    project.set_limit(None)
+    cache.put(_entry(b"/big", 3 * SIZE))
+    assert project.bytes > 3 * SIZE
+
+
+def test_fills_are_held_to_the_project_bound_too() -> None:
+    project = ProjectCache(1000)
+    one, two = (
+        ProxyCache(10_000, CacheCounters(), project),
+        ProxyCache(10_000, CacheCounters(), project),
+    )
+    first, second = one.start_fill(b"k1"), two.start_fill(b"k2")
+    first.begin()
+    second.begin()
+    first.append(b"x" * 600)
+    second.append(b"x" * 600)  # 1200 filling in the project: this one stops keeping
+    assert first.storing and not second.storing and second.overflow
+    assert project.filling_bytes == 600
+
+
+def test_a_closed_cache_leaves_its_project_with_its_bytes() -> None:
+    project = ProjectCache(10_000)
+    cache = ProxyCache(10_000, CacheCounters(), project)
+    cache.put(_entry(b"/a", 500))
+    cache.close()
+    assert project.bytes == 0 and project.members == []

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import os
 import socket
@@ -16,6 +17,8 @@ from typing import Any
 import pytest
 
 from portway.model import Backend, CacheKey, CacheSettings, PurgeSettings
+from portway.model.purge_key import hash_key
+from portway.model.quota import CacheLimits
 from portway.observability.metrics import merge, render
 from tests.dataplane.cache_origin import CacheOrigin, cache_origin, get
 from tests.dataplane.conftest import ProxyRunner, proxy_for
@@ -323,12 +326,15 @@ def test_purge_method_from_an_allowed_address_drops_the_url(
 def test_purge_method_is_refused_from_a_foreign_address_and_without_the_key(
     make_proxy: Callable[..., ProxyRunner], cache_origin: CacheOrigin
 ) -> None:
-    purge = PurgeSettings(allow_from=("192.0.2.0/24",), key=PURGE_KEY)
+    purge = PurgeSettings(allow_from=("192.0.2.0/24",), key_hash=hash_key(PURGE_KEY))
     runner = _serve(make_proxy, cache_origin, purge=purge)
     cache_origin.add("/x", headers={"Cache-Control": "max-age=60"})
     get(runner.port, "/x")
     assert get(runner.port, "/x", method="PURGE")[0] == 403
     assert get(runner.port, "/x", {"X-Purge-Key": "wrong-" + PURGE_KEY}, method="PURGE")[0] == 403
+    # Whoever read the stored hash cannot use it as the key, nor the key's first part.
+    for wrong in (purge.key_hash or "", PURGE_KEY[:-1], PURGE_KEY + "x"):
+        assert get(runner.port, "/x", {"X-Purge-Key": wrong}, method="PURGE")[0] == 403
     assert cache_origin.count("/x") == 1  # a refused PURGE never reaches the backend
     assert get(runner.port, "/x")[1]["cache-status"] == "portway; hit"
     assert get(runner.port, "/x", {"X-Purge-Key": PURGE_KEY}, method="PURGE")[0] == 200
@@ -445,3 +451,38 @@ def test_waiters_on_a_response_that_is_not_stored_go_to_the_origin_at_once(
         results = list(pool.map(lambda _: get(cached.port, "/priv"), range(10)))
     assert [(r[0], r[2]) for r in results] == [(200, b"mine")] * 10
     assert cache_origin.count("/priv") == 10
+
+
+def test_a_projects_cache_quota_bounds_its_proxies_together_and_a_lower_one_trims(
+    make_proxy: Callable[..., ProxyRunner], cache_origin: CacheOrigin
+) -> None:
+    runner = make_proxy()
+    backend = Backend(id="o", address="127.0.0.1", port=cache_origin.port)
+    settings = CacheSettings(enabled=True, max_bytes=100_000)
+    proxies = [
+        proxy_for(HOST, backend, prefix="/one", cache=settings),
+        proxy_for(HOST, backend, prefix="/two", cache=settings),
+    ]
+
+    def publish(limit: int) -> None:
+        snapshot = dataclasses.replace(
+            runner.snapshot(proxies), cache_limits=CacheLimits(own={"p": limit})
+        )
+        assert runner.apply(snapshot)
+
+    def stored() -> int:
+        return int(runner.on_loop(lambda: runner.dp.plans.cache_counters["p"].stored_bytes))
+
+    publish(20_000)
+    for prefix in ("/one", "/two"):
+        for n in range(4):
+            path = f"{prefix}/{n}"
+            cache_origin.add(path, headers={"Cache-Control": "max-age=60"}, body=b"x" * 4000)
+            assert get(runner.port, path)[0] == 200
+    # 8 bodies of 4000 bytes: each proxy's own bound (100 000) holds them all, the
+    # project's 20 000 does not.
+    assert 12_000 < stored() <= 20_000
+    assert get(runner.port, "/two/3")[1]["cache-status"] == "portway; hit"
+    publish(9_000)  # the quota lowered: the caches are trimmed at once
+    assert 0 < stored() <= 9_000
+    assert get(runner.port, "/two/3")[1]["cache-status"] == "portway; hit"  # most recent

@@ -10,8 +10,10 @@ from collections.abc import Iterable
 from tests.reconciler.seed import admin, draft
 
 from portway.model import Proxy
+from portway.model.quota import UNLIMITED, Quota
 from portway.reconciler.reconciler import Reconciler
 from portway.router import Snapshot
+from portway.runtime.worker_messages import delta_message, full_message
 from portway.service import BackendSpec, Service
 from portway.store import Store
 
@@ -113,6 +115,9 @@ class FlakyStore:
     def resync_past(self, seen: int, actor: str) -> int:
         return self.store.resync_past(seen, actor)
 
+    def cache_quotas(self) -> dict[str, int]:
+        return self.store.cache_quotas()
+
     def add_commit_listener(self, callback: object) -> None:
         self.store.add_commit_listener(callback)  # type: ignore[arg-type]
 
@@ -139,3 +144,24 @@ def test_failed_build_keeps_the_last_good_snapshot_and_retries(store: Store) -> 
 
     before, after = asyncio.run(main())
     assert after == store.current_revision() > before
+
+
+def test_snapshots_carry_the_cache_quotas_and_a_quota_change_publishes_them(
+    store: Store,
+) -> None:
+    service = Service(store)
+    actor = admin(service)
+    published: list[tuple[Snapshot, set[str] | None]] = []
+    rec = Reconciler(store, lambda s, c: published.append((s, c)), cache_quota_default=1 << 30)
+    first = rec.build_initial()
+    assert first.cache_limits.of("alpha") == 1 << 30
+    service.set_quota(actor, "alpha", Quota(cache_bytes=5000))
+    snap = rec.step()  # no proxy changed, the quota did
+    assert snap is not None and published[-1] == (snap, set())
+    assert snap.cache_limits.of("alpha") == 5000 and snap.cache_limits.of("beta") == 1 << 30
+    service.set_quota(actor, "alpha", Quota(cache_bytes=UNLIMITED))
+    later = rec.step()
+    assert later is not None and later.cache_limits.of("alpha") is None
+    # What a worker is sent carries them too, whole or as a delta.
+    assert full_message(later).cache_limits == later.cache_limits
+    assert delta_message(later, set()).cache_limits == later.cache_limits

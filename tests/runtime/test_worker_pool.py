@@ -17,6 +17,7 @@ from tests.conftest import TEST_POLICY
 
 from portway.dataplane.settings import DataPlaneSettings
 from portway.model import Backend, Proxy
+from portway.model.quota import CacheLimits
 from portway.router import RouteTable, Snapshot
 from portway.runtime.channel import PipeChannel
 from portway.runtime.config import Listen
@@ -80,7 +81,14 @@ async def wait_applied(pool: WorkerPool, version: int) -> None:
 def test_a_message_that_arrives_in_pieces_is_read_whole() -> None:
     """A frame written slowly, in pieces, is handed on whole once it is complete."""
     parent, child = multiprocessing.Pipe(duplex=True)
-    frame = encode(FullSnapshot(version=7, proxies=(), certificates={"x": "y" * 500_000}))  # type: ignore[dict-item]
+    frame = encode(
+        FullSnapshot(
+            version=7,
+            proxies=(),
+            certificates={"x": "y" * 500_000},  # type: ignore[dict-item]
+            cache_limits=CacheLimits(),
+        )
+    )
 
     def slow_writer() -> None:
         fd = child.fileno()

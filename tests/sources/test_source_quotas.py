@@ -4,16 +4,19 @@ routing events, through their service-backed adapters over a real store."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 
 import pytest
 
 from portway.errors import ForbiddenError, QuotaExceededError
+from portway.model import CacheSettings
 from portway.model.backend_policy import BackendPolicy
 from portway.model.quota import Quota
 from portway.protocol.routing_spi import MalformedEvent, RoutingEvent, parse_event
 from portway.service import Actor, Service
+from portway.service.quota_check import check_tool_proxy
 from portway.sources.openshift_routes import OpenShiftPolicy
 from portway.sources.openshift_service import ServiceOpenShiftRoutes
 from portway.sources.tool_service import ServiceToolRoutes
@@ -97,3 +100,37 @@ def test_an_openshift_event_over_quota_is_refused_and_writes_nothing(store: Stor
         routes.apply(_event(1002), "m3")
     assert refused.value.quota == "backends_per_proxy"
     assert store.read(lambda r: r.load_proxies()) == before
+
+
+def test_a_source_is_not_refused_by_a_cache_quota_it_does_not_grow(store: Store) -> None:
+    # No source asks for a cache (a tool's proxy reserves nothing): a quota of 0 bytes,
+    # or one lowered under what an admin gave the tool, never stops its registrations.
+    routes = tools(store, Quota(cache_bytes=0))
+    routes.register(route("alpha", "/.*", "http://10.0.0.1:8000"))
+    service = routes._service
+    quota = service.get_quota(ADMIN, "alpha")
+    assert quota[1].cache_bytes == 0 and quota[2]["cache_bytes"] == 0
+    routes.register(route("alpha", "/api/.*", "http://10.0.0.2:8000"))
+
+
+def test_the_tool_precheck_refuses_cache_growth_with_the_quota_message(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The check a source's write runs before writing (so a resync skips just that
+    # tool) counts cache_bytes as the store does: a tool proxy that would take the
+    # cache from nothing to max_bytes is refused naming the quota, limit and use.
+    routes = tools(store, Quota(cache_bytes=1 << 20))
+    routes.register(route("alpha", "/.*", "http://10.0.0.1:8000"))
+    before = store.read(lambda r: r.find_proxies(project="alpha"))[0]
+    after = dataclasses.replace(before, cache=CacheSettings(enabled=True, max_bytes=2 << 20))
+    with (
+        caplog.at_level(logging.INFO, logger="portway.service.quota_check"),
+        pytest.raises(QuotaExceededError) as refused,
+    ):
+        store.read(lambda r: check_tool_proxy(r, Quota(cache_bytes=1 << 20), before, after))
+    assert (refused.value.quota, refused.value.limit, refused.value.in_use) == (
+        "cache_bytes",
+        1 << 20,
+        0,
+    )
+    assert "quota cache_bytes (1048576) refused" in caplog.text

@@ -13,6 +13,7 @@ from portway.errors import ValidationError
 from portway.model import Backend, Change, Project, Proxy, Role, Token, Zone
 from portway.model.node import Node
 from portway.model.proxy import OPTION_BY_NAME, OPTIONS, SETTINGS
+from portway.model.purge_key import checked_key, hash_key
 from portway.protocol import grammar
 from portway.service import BackendSpec, proxy_problems
 
@@ -85,7 +86,14 @@ def _setting(name: str, value: Any) -> Any:
     option = OPTION_BY_NAME.get(name)
     if option is None:
         return value
-    return option.build(None if value is None else value.model_dump())
+    if value is None:
+        return option.build(None)
+    fields = value.model_dump()
+    if name == "purge":
+        # The one place a purge key is seen in clear: checked, then only its hash goes on.
+        key = fields.pop("key")
+        fields["key_hash"] = None if key is None else hash_key(checked_key(key))
+    return option.build(fields)
 
 
 def proxy_draft(body: schemas.ProxyCreate) -> tuple[Proxy, list[BackendSpec]]:
@@ -119,9 +127,7 @@ def proxy_out(proxy: Proxy, health: HealthFn, plane: PlaneFn = no_plane_status) 
         value = fields[option.name]
         fields[option.name] = None if value is None else dataclasses.asdict(value)
     fields["backends"] = []
-    # The purge key is a secret: it is written, never read back (only whether one is set).
-    purge = fields["purge"]
-    purge["key_set"] = purge.pop("key") is not None
+    _hide_purge_key(fields)
     # The rules the snapshot builder applies: a proxy that breaks one is not served.
     problems = proxy_problems(proxy)
     fields["status"] = "error" if problems else "active"
@@ -156,4 +162,27 @@ def node_out(node: Node, now: datetime) -> dict[str, Any]:
 
 
 def change_out(change: Change) -> dict[str, Any]:
-    return schemas.ChangeOut(**dataclasses.asdict(change)).model_dump(mode="json")
+    fields = dataclasses.asdict(change)
+    _walk_hiding(fields["before"])
+    _walk_hiding(fields["after"])
+    return schemas.ChangeOut(**fields).model_dump(mode="json")
+
+
+def _walk_hiding(value: Any) -> None:
+    """``_hide_purge_key`` on every proxy a change log value holds, however nested."""
+    if isinstance(value, dict):
+        _hide_purge_key(value)
+        for item in value.values():
+            _walk_hiding(item)
+    elif isinstance(value, list):
+        for item in value:
+            _walk_hiding(item)
+
+
+def _hide_purge_key(proxy: dict[str, Any]) -> None:
+    """A proxy's fields (an object's, or a change log's copy) as answers show them: the
+    purge key's hash is kept from every reader, as the key is (only whether one is set),
+    so that no one may try guesses against it."""
+    purge = proxy.get("purge")
+    if isinstance(purge, dict) and "key_hash" in purge:
+        purge["key_set"] = purge.pop("key_hash") is not None

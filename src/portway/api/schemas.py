@@ -31,6 +31,7 @@ from portway.model import (
     StreamSettings,
     Timeouts,
     TlsSettings,
+    purge_key,
 )
 from portway.model.hostname import MAX_HOSTNAME
 from portway.model.proxy import (
@@ -172,7 +173,11 @@ class PurgeSettingsIn(StrictIn):
     allow_from: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
         default_factory=list, max_length=MAX_PURGE_CIDRS
     )
-    key: str | None = Field(_PURGE["key"], min_length=16, max_length=256)
+    # Write-only: written in clear, kept as its salted hash (model/purge_key.py: the rule
+    # for new keys); answers show only key_set.
+    key: str | None = Field(
+        _PURGE["key_hash"], min_length=purge_key.MIN_LENGTH, max_length=purge_key.MAX_LENGTH
+    )
 
 
 class TimeoutsIn(StrictIn):
@@ -559,7 +564,8 @@ class QuotaRequest(StrictIn):
 
 class QuotaOut(BaseModel):
     """The limits in force (the project's own, else the node's), the project's own, and
-    what it uses (backends_per_proxy: its largest proxy's; cache_bytes is not counted)."""
+    what it uses (backends_per_proxy: its largest proxy's; cache_bytes: the max_bytes of
+    its enabled caches, summed)."""
 
     project: str
     limits: QuotaLimits

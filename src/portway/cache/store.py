@@ -1,6 +1,11 @@
 """One proxy's cache in one worker: a size-bounded LRU of complete entries, the fills
 in progress, and the purge indexes. Plain data structures, no I/O and no clock.
 
+Two bounds hold in each worker: the proxy's own (``max_bytes``) and its project's
+(:class:`ProjectCache`, the ``cache_bytes`` quota), shared by the project's caches. Past
+the project's, the largest of its caches gives up its least recently used entries, so a
+busy proxy cannot starve the project's others of their share.
+
 Visibility: a response streams into a :class:`Fill` while it streams to the client, and
 becomes an :class:`~portway.cache.entry.Entry` only on ``commit`` (the whole body
 arrived); a fill that is abandoned (the origin broke off, the body outgrew the bound)
@@ -22,7 +27,9 @@ from dataclasses import dataclass
 from portway.cache.entry import OVERHEAD, Entry
 from portway.observability.metrics import CacheCounters
 
-__all__ = ["CacheCounters", "Fill", "ProxyCache", "Purge", "host_only"]
+__all__ = ["CacheCounters", "Fill", "ProjectCache", "ProxyCache", "Purge", "host_only"]
+
+NO_LIMIT = 1 << 62  # ProjectCache.limit of a project without a cache_bytes quota
 
 Waiter = Callable[[], None]
 VariantKey = tuple[bytes, tuple[bytes, ...]]
@@ -51,10 +58,10 @@ class Fill:
             return
         store = self._store
         self.size += len(data)
-        store.filling_bytes += len(data)
+        store.count_filling(len(data))
         # Past the bound alone, or with the other fills under way: many large misses at
-        # once must not hold many times max_bytes between them.
-        if self.size + OVERHEAD > store.max_bytes or store.filling_bytes > store.max_bytes:
+        # once must not hold many times max_bytes (or the project's bound) between them.
+        if self.size + OVERHEAD > store.max_bytes or store.fills_over():
             self.drop()
             return
         chunks.append(data)
@@ -62,7 +69,7 @@ class Fill:
     def drop(self) -> None:
         """Keep nothing more (the body still streams to its client)."""
         if self.chunks is not None:
-            self._store.filling_bytes -= self.size
+            self._store.count_filling(-self.size)
             self.chunks = None
         self.overflow = True
 
@@ -71,8 +78,43 @@ class Fill:
         return self.chunks is not None
 
 
+class ProjectCache:
+    """What one project's caches hold together in one worker, and the bound on it (its
+    ``cache_bytes`` quota; None: none). Owned by the caches it lists: they update it
+    as they store, evict and fill."""
+
+    __slots__ = ("bytes", "filling_bytes", "limit", "members")
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = NO_LIMIT if limit is None else limit
+        self.bytes = 0
+        self.filling_bytes = 0
+        self.members: list[ProxyCache] = []
+
+    def trim(self) -> int:
+        """Evict until the project is within its bound: from the largest of its caches,
+        its least recently used first. How many entries went."""
+        evicted = 0
+        while self.bytes > self.limit:
+            largest = max(self.members, key=_held)
+            if not largest.evict_oldest():
+                break  # nothing left to evict: the rest are fills, bounded on their own
+            evicted += 1
+        return evicted
+
+    def set_limit(self, limit: int | None) -> int:
+        """A new bound (the quota changed): trimmed to at once; entries evicted."""
+        self.limit = NO_LIMIT if limit is None else limit
+        return self.trim()
+
+
+def _held(cache: ProxyCache) -> int:
+    return cache.bytes
+
+
 class ProxyCache:
-    """The cache of one proxy (one per worker); ``max_bytes`` bounds its entries."""
+    """The cache of one proxy (one per worker); ``max_bytes`` bounds its entries, and
+    ``project`` (shared with the project's other caches) their sum with theirs."""
 
     __slots__ = (
         "_count",
@@ -84,11 +126,16 @@ class ProxyCache:
         "counters",
         "filling_bytes",
         "max_bytes",
+        "project",
     )
 
-    def __init__(self, max_bytes: int, counters: CacheCounters) -> None:
+    def __init__(
+        self, max_bytes: int, counters: CacheCounters, project: ProjectCache | None = None
+    ) -> None:
         self.max_bytes = max_bytes
         self.counters = counters
+        self.project = ProjectCache() if project is None else project
+        self.project.members.append(self)
         self.bytes = 0
         self.filling_bytes = 0  # body bytes held by fills under way (not yet entries)
         self._lru: OrderedDict[VariantKey, Entry] = OrderedDict()
@@ -126,7 +173,7 @@ class ProxyCache:
         if self._fills.get(fill.key) is fill:
             del self._fills[fill.key]
         if fill.chunks is not None:
-            self.filling_bytes -= fill.size  # now stored, or let go
+            self.count_filling(-fill.size)  # now stored, or let go
         if entry is not None and not fill.overflow:
             self.put(entry)
         waiters, fill.waiters = fill.waiters, []
@@ -134,9 +181,18 @@ class ProxyCache:
 
     # -- storing and evicting ----------------------------------------------
 
+    def count_filling(self, delta: int) -> None:
+        self.filling_bytes += delta
+        self.project.filling_bytes += delta
+
+    def fills_over(self) -> bool:
+        """Whether the fills under way hold more than either bound allows."""
+        project = self.project
+        return self.filling_bytes > self.max_bytes or project.filling_bytes > project.limit
+
     def put(self, entry: Entry) -> int:
         """Store ``entry`` (replacing its variant); returns how many entries were evicted."""
-        if entry.size > self.max_bytes:
+        if entry.size > self.max_bytes or entry.size > self.project.limit:
             return 0
         names = self._vary.get(entry.key)
         if names is not None and names != entry.vary:
@@ -153,14 +209,23 @@ class ProxyCache:
             self._tags.setdefault(tag, set()).add(variant)
         evicted = 0
         while self.bytes > self.max_bytes:
-            victim, gone = self._lru.popitem(last=False)
-            self._forget(victim, gone)
+            self.evict_oldest()
             evicted += 1
-        self.counters.evictions += evicted
+        evicted += self.project.trim()
         return evicted
+
+    def evict_oldest(self) -> bool:
+        """Drop the least recently used entry (False: there is none)."""
+        if not self._lru:
+            return False
+        victim, gone = self._lru.popitem(last=False)
+        self._forget(victim, gone)
+        self.counters.evictions += 1
+        return True
 
     def _account(self, delta: int) -> None:
         self.bytes += delta
+        self.project.bytes += delta
         self.counters.stored_bytes += delta
 
     def _forget(self, variant: VariantKey, entry: Entry) -> None:
@@ -204,6 +269,11 @@ class ProxyCache:
 
     def clear(self) -> None:
         self._remove(list(self._lru))
+
+    def close(self) -> None:
+        """Empty, and leave the project (the proxy's cache is gone or replaced)."""
+        self.clear()
+        self.project.members.remove(self)
 
 
 def host_only(host: bytes) -> bytes:

@@ -14,7 +14,6 @@ Clock: freshness compares with the origin's ``Date``, so it runs on wall time
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 from typing import TYPE_CHECKING, Final
 
@@ -30,6 +29,7 @@ from portway.cache.entry import (
     vary_values,
 )
 from portway.cache.store import Fill, ProxyCache, Purge, Waiter, host_only
+from portway.model import purge_key
 from portway.protocol.response import status_line
 
 if TYPE_CHECKING:
@@ -75,13 +75,19 @@ class PlanCache:
         self.key = settings.key
         self.default_ttl = settings.default_ttl
         self.allow_from = tuple(ipaddress.ip_network(c, strict=False) for c in purge.allow_from)
-        self.purge_key = None if purge.key is None else purge.key.encode("ascii")
+        # (salt, digest): the snapshot carries only the key's hash, parsed once per plan.
+        # A malformed one (validation refuses it) opens nothing.
+        self.purge_key: tuple[bytes, bytes] | None = None
+        if purge.key_hash is not None and purge_key.is_key_hash(purge.key_hash):
+            self.purge_key = purge_key.parsed(purge.key_hash)
 
     def may_purge(self, peer: str, head: RequestHead) -> bool:
-        """The PURGE rule: the client's address in ``allow_from``, or the right key."""
+        """The PURGE rule: the client's address in ``allow_from``, or the right key
+        (one salted SHA-256 and a constant-time comparison: model/purge_key.py says
+        why no slow KDF runs here, on the event loop)."""
         if self.purge_key is not None:
             given = head.header(PURGE_KEY_HEADER)
-            if given is not None and hmac.compare_digest(given, self.purge_key):
+            if given is not None and purge_key.matches(*self.purge_key, given):
                 return True
         try:
             address = ipaddress.ip_address(peer)

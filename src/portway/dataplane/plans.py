@@ -20,7 +20,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Final
 
 from portway.balance import Balancer, Stickiness, make_balancer
-from portway.cache.store import CacheCounters, ProxyCache
+from portway.cache.store import CacheCounters, ProjectCache, ProxyCache
 from portway.dataplane.caching import PlanCache
 from portway.dataplane.guard import ClientGuard
 from portway.dataplane.settings import DataPlaneSettings
@@ -28,6 +28,7 @@ from portway.health.passive import Key, Outcome, OutlierDetector, Verdict, may_e
 from portway.limits.bucket import Buckets, Rate
 from portway.limits.ranges import Ranges
 from portway.model import Backend, CacheSettings, Proxy, SessionPersistence
+from portway.model.quota import CacheLimits
 from portway.observability.metrics import BUCKETS, RequestMetrics
 from portway.router.rewrite import path_rewrite
 
@@ -202,9 +203,11 @@ class Plans:
     __slots__ = (
         "_balancers",
         "_buckets",
+        "_cache_limits",
         "_caches",
         "_node_deny",
         "_plans",
+        "_projects",
         "_sticky",
         "cache_counters",
         "down",
@@ -225,6 +228,9 @@ class Plans:
         self._node_deny = Ranges(settings.deny_clients)
         # A proxy's stored responses survive swaps that keep its cache settings.
         self._caches: dict[str, tuple[CacheSettings, ProxyCache]] = {}
+        # Each project's caches together, bound by its cache_bytes quota (cache/store.py).
+        self._projects: dict[str, ProjectCache] = {}
+        self._cache_limits = CacheLimits()
         self.cache_counters: dict[str, CacheCounters] = {}  # by project (metrics)
         self.inflight: dict[str, int] = {}  # backend id → requests in flight (live view)
         self.down: frozenset[Key] = frozenset()
@@ -253,15 +259,31 @@ class Plans:
         if not settings.enabled:
             gone = self._caches.pop(proxy.id, None)
             if gone is not None:
-                gone[1].clear()  # its bytes leave the project's stored_bytes
+                gone[1].close()  # its bytes leave the project's stored_bytes
             return None
         kept = self._caches.get(proxy.id)
         if kept is None or kept[0] != settings:
             if kept is not None:
-                kept[1].clear()
+                kept[1].close()
             counters = self.cache_counters.setdefault(proxy.project, CacheCounters())
-            kept = self._caches[proxy.id] = (settings, ProxyCache(settings.max_bytes, counters))
+            cache = ProxyCache(settings.max_bytes, counters, self._project_cache(proxy.project))
+            kept = self._caches[proxy.id] = (settings, cache)
         return PlanCache(settings, proxy.purge, kept[1])
+
+    def _project_cache(self, project: str) -> ProjectCache:
+        found = self._projects.get(project)
+        if found is None:
+            found = self._projects[project] = ProjectCache(self._cache_limits.of(project))
+        return found
+
+    def set_cache_limits(self, limits: CacheLimits) -> None:
+        """The snapshot's cache quotas: each project's caches are trimmed to a lowered
+        one at once (off the hot path: on apply, and only when they changed)."""
+        if limits is self._cache_limits or limits == self._cache_limits:
+            return
+        self._cache_limits = limits
+        for name, project in self._projects.items():
+            project.set_limit(limits.of(name))
 
     def caches(self) -> dict[str, ProxyCache]:
         """Every caching proxy's store, by proxy id (purges go through these)."""
@@ -310,7 +332,9 @@ class Plans:
             for proxy_id in [k for k in table if k not in live_ids]:
                 del table[proxy_id]
         for proxy_id in [k for k in self._caches if k not in live_ids]:
-            self._caches.pop(proxy_id)[1].clear()
+            self._caches.pop(proxy_id)[1].close()
+        for name in [n for n, p in self._projects.items() if not p.members]:
+            del self._projects[name]
 
     # -- health ------------------------------------------------------------
 

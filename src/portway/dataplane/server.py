@@ -107,6 +107,7 @@ class DataPlane:
         self.tls.apply(snapshot.certificates, snapshot.routes)
         # O(proxies with state), not O(table): a change on a 100 000-proxy table stays cheap.
         self.plans.prune(snapshot.routes)
+        self.plans.set_cache_limits(snapshot.cache_limits)
         self._hosts.clear()  # cheap; keeps the cache from holding hosts of old tables
         self._want_listeners()
 

@@ -148,15 +148,24 @@ class CacheSettings:
     default_ttl: float | None = None
     key: CacheKey = field(default_factory=CacheKey)
 
+    @property
+    def reserved_bytes(self) -> int:
+        """What this cache counts against its project's ``cache_bytes`` quota: the most
+        it may hold (``max_bytes``, the default when unset) when enabled, else nothing.
+        The bound is reserved, not the bytes stored now, so a write is judged on what it
+        asks for and the answer does not change with the traffic."""
+        return self.max_bytes if self.enabled else 0
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class PurgeSettings:
     """Who may send the data plane's ``PURGE`` method for one URL of this proxy: a
-    client whose address is in ``allow_from`` (CIDRs), or one that sends ``key`` in the
-    ``X-Purge-Key`` header (None: no key opens it). Nobody else, by default."""
+    client whose address is in ``allow_from`` (CIDRs), or one that sends the key in the
+    ``X-Purge-Key`` header. The key itself is never kept: ``key_hash`` is its salted
+    hash (model/purge_key.py; None: no key opens it). Nobody else, by default."""
 
     allow_from: tuple[str, ...] = ()
-    key: str | None = None
+    key_hash: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -9,7 +9,8 @@ a project's own quota: the node-wide default applies.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 UNLIMITED = -1
 
@@ -42,3 +43,18 @@ class Quota:
 
 QUOTA_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Quota))
 NO_LIMITS = Quota(**{name: UNLIMITED for name in QUOTA_NAMES})
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CacheLimits:
+    """The ``cache_bytes`` quotas as the data plane needs them (snapshots carry it): the
+    node's default and the projects whose own quota sets a value. Each worker keeps a
+    project's stored bytes under its limit (cache/store.py ``ProjectCache``)."""
+
+    default: int = UNLIMITED
+    own: Mapping[str, int] = field(default_factory=dict)
+
+    def of(self, project: str) -> int | None:
+        """The project's limit in bytes; None: unlimited."""
+        limit = self.own.get(project, self.default)
+        return None if limit == UNLIMITED else limit

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from portway.model import Certificate
+from portway.model.quota import UNLIMITED, CacheLimits
 from portway.observability.failures import Outage
 from portway.reconciler.builder import (
     Disabled,
@@ -54,8 +55,10 @@ class Reconciler:
         *,
         poll_interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        cache_quota_default: int = UNLIMITED,
     ) -> None:
         self._store = store
+        self._cache_quota_default = cache_quota_default  # --quota-cache-bytes
         self._publish = publish
         self._poll_interval = poll_interval
         self._clock = clock
@@ -99,6 +102,7 @@ class Reconciler:
         proxies, rejected = screen(self._store.load_proxies())
         certs = self._load_certificates(certificate_ids(proxies))
         snap = full_snapshot(version, proxies, self._clock(), certs)
+        snap = dataclasses.replace(snap, cache_limits=self._cache_limits(snap.cache_limits))
         mark = self._store.revision_marks([version]).get(version)
         self._staged = (snap, rejected, digest_of(snap.routes), mark)
         self.last_build_seconds = time.perf_counter() - started
@@ -126,6 +130,9 @@ class Reconciler:
             kept, missing = plan
             certs = {**kept, **self._load_certificates(missing)}
             snap = dataclasses.replace(snap, certificates=certs)
+        limits = self._cache_limits(previous.cache_limits)
+        if limits is not snap.cache_limits:
+            snap = dataclasses.replace(snap, cache_limits=limits)
         digest = next_digest(self._digests[previous.version], previous.routes, snap.routes, changed)
         disabled = disabled_after(self.disabled, changed, rejected)
         self._staged = (snap, disabled, digest, marks.get(version))
@@ -151,6 +158,13 @@ class Reconciler:
         # Forget revisions heard of from the lost history: readiness compares with it.
         self.newest_revision = snap.version
         return snap
+
+    def _cache_limits(self, previous: CacheLimits) -> CacheLimits:
+        """The cache quotas in force now (a quota change moves the revision without
+        touching a proxy, so they are read on every step: one small query); the
+        previous object when they did not change."""
+        limits = CacheLimits(default=self._cache_quota_default, own=self._store.cache_quotas())
+        return previous if limits == previous else limits
 
     def _load_certificates(self, ids: set[str]) -> dict[str, Certificate]:
         if not ids:

@@ -1,4 +1,5 @@
-"""What the reconciler needs from a store: revisions, proxies, certificates, a wake-up.
+"""What the reconciler needs from a store: revisions, proxies, certificates, the projects'
+own cache quotas, a wake-up.
 
 (Not a "source": in Portway a source is an outside feed of configuration, such as the
 Toolforge registrations or OpenShift routes in ``portway.sources``, which writes to the
@@ -26,5 +27,7 @@ class StoreReader(Protocol):
     def revision_marks(self, revisions: Iterable[int]) -> dict[int, str]: ...
 
     def resync_past(self, seen: int, actor: str) -> int: ...
+
+    def cache_quotas(self) -> dict[str, int]: ...
 
     def add_commit_listener(self, callback: Callable[[int], None]) -> None: ...

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from portway.model import Certificate
+from portway.model.quota import CacheLimits
 from portway.router.table import RouteTable
 
 
@@ -23,3 +24,5 @@ class Snapshot:
     routes: RouteTable = field(default_factory=lambda: RouteTable.build(()))
     built_at: float = 0.0
     certificates: Mapping[str, Certificate] = field(default_factory=dict)
+    # The projects' cache_bytes quotas, which each worker's caches hold to.
+    cache_limits: CacheLimits = field(default_factory=CacheLimits)

@@ -114,7 +114,7 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
         monitor.update(snapshot, changed)
         propagation.applied(handle.applied_version)  # the in-process plane: at once
 
-    reconciler = Reconciler(store, publish)
+    reconciler = Reconciler(store, publish, cache_quota_default=config.quota_cache_bytes)
     first = await asyncio.to_thread(reconciler.load_initial)
     await handle.start(first)
     reconciler.commit(first, None)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from portway.cache.store import Purge
 from portway.dataplane.settings import DataPlaneSettings
 from portway.model import Certificate, Proxy
+from portway.model.quota import CacheLimits
 from portway.router import RouteTable, Snapshot
 from portway.runtime.plane_handle import PlaneStats, Target
 
@@ -28,6 +29,7 @@ class FullSnapshot:
     version: int
     proxies: tuple[Proxy, ...]
     certificates: Mapping[str, Certificate]
+    cache_limits: CacheLimits
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,6 +38,7 @@ class SnapshotDelta:
     upserts: tuple[Proxy, ...]
     removed: tuple[str, ...]
     certificates: Mapping[str, Certificate] | None  # the whole map when it changed, else None
+    cache_limits: CacheLimits  # always sent: a default and a few overrides
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,6 +98,7 @@ def full_message(snapshot: Snapshot) -> FullSnapshot:
         version=snapshot.version,
         proxies=tuple(r.proxy for r in snapshot.routes.routes()),
         certificates=dict(snapshot.certificates),
+        cache_limits=snapshot.cache_limits,
     )
 
 
@@ -116,6 +120,7 @@ def delta_message(
         upserts=tuple(upserts),
         removed=tuple(removed),
         certificates=dict(snapshot.certificates) if certificates_changed else None,
+        cache_limits=snapshot.cache_limits,
     )
 
 
@@ -126,6 +131,7 @@ def apply_message(current: Snapshot, message: FullSnapshot | SnapshotDelta) -> S
             version=message.version,
             routes=RouteTable.build(message.proxies),
             certificates=message.certificates,
+            cache_limits=message.cache_limits,
         )
     routes = current.routes.with_changes(upserts=message.upserts, removed=message.removed)
     certs = message.certificates
@@ -133,6 +139,7 @@ def apply_message(current: Snapshot, message: FullSnapshot | SnapshotDelta) -> S
         version=message.version,
         routes=routes,
         certificates=current.certificates if certs is None else certs,
+        cache_limits=message.cache_limits,
     )
 
 

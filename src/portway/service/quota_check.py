@@ -46,6 +46,12 @@ def check_tool_proxy(reader: Reader, defaults: Quota, before: Proxy, after: Prox
     if len(after.backends) > len(before.backends):
         size = len(after.backends)
         _check(quota, after.project, "backends_per_proxy", size, len(before.backends))
+    stored = before.cache.reserved_bytes if before.revision else 0
+    grown = after.cache.reserved_bytes - stored
+    if grown > 0:  # the same use Transaction.growth counts, before it is written
+        found = reader.quota_use("cache_bytes", after.project)
+        in_use = 0 if found is None else found[1]
+        _check(quota, after.project, "cache_bytes", in_use + grown, in_use)
 
 
 def _check(quota: Quota, project: str, name: str, wanted: int, in_use: int) -> None:

@@ -1,19 +1,18 @@
 """Quotas per project: admins read and set them (the rules: quota_check.py).
 
-``cache_bytes`` is stored and served like the others; it bounds the memory the project's
-proxies' caches take together, which the cache enforces (it is not a row count).
+``cache_bytes`` bounds what the project's proxies' caches may hold together: its use is
+the sum of their reservations (``CacheSettings.reserved_bytes``: ``max_bytes`` of each
+enabled cache), held to the quota on every write like the others, and each worker's cache
+keeps the project's stored bytes under it as well (``cache/store.py``).
 """
 
 from __future__ import annotations
 
-from portway.model.quota import Quota
+from portway.model.quota import QUOTA_NAMES, Quota
 from portway.service.auth import Actor, project_not_found, require_admin
 from portway.service.base import ServiceBase
 from portway.service.quota_check import validated
 from portway.store import Reader
-
-# The uses the store counts (cache_bytes is the cache's to measure).
-COUNTED = ("proxies", "backends_per_proxy", "certificates")
 
 
 class QuotaOps(ServiceBase):
@@ -25,7 +24,7 @@ class QuotaOps(ServiceBase):
             if reader.get_project(project) is None:
                 raise project_not_found(project)
             own = reader.get_quota(project)
-            use = {name: _use(reader, project, name) for name in COUNTED}
+            use = {name: _use(reader, project, name) for name in QUOTA_NAMES}
             return own, own.over(self.quota_defaults), use
 
         return self._read(query)

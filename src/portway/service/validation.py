@@ -50,6 +50,7 @@ from portway.model.proxy import (
     Privacy,
     StreamSettings,
 )
+from portway.model.purge_key import is_key_hash
 from portway.protocol import grammar
 from portway.router.patterns import compile_pattern
 
@@ -311,8 +312,7 @@ def cache(value: CacheSettings) -> CacheSettings:
 
 
 def purge(value: PurgeSettings) -> PurgeSettings:
-    """``allow_from`` CIDRs as ``ipaddress`` reads them; the key a visible-ASCII field
-    value of 16 to 256 characters (short keys are guessable)."""
+    """``allow_from`` CIDRs as ``ipaddress`` reads them; the key's hash well-formed."""
     cidrs = value.allow_from
     if not isinstance(cidrs, tuple) or len(cidrs) > MAX_PURGE_CIDRS:
         raise ValidationError(
@@ -327,17 +327,10 @@ def purge(value: PurgeSettings) -> PurgeSettings:
                 f"purge.allow_from: {str(cidr)[:64]!r} is not an address or CIDR",
                 field="purge.allow_from",
             ) from None
-    key = value.key
-    if key is not None and (
-        not isinstance(key, str)
-        or not 16 <= len(key) <= 256
-        or not key.isascii()
-        or not all(33 <= ord(c) < 127 for c in key)
-    ):
-        raise ValidationError(
-            "purge.key must be null or 16 to 256 visible ASCII characters",
-            field="purge.key",
-        )
+    # The key was checked and hashed where it came in (api/convert.py): what reaches the
+    # model is its hash, and nothing else may stand in for one.
+    if value.key_hash is not None and not is_key_hash(value.key_hash):
+        raise ValidationError("purge.key_hash is not a purge key hash", field="purge.key")
     return value
 
 

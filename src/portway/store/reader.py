@@ -164,9 +164,16 @@ class Reader:
         first = self.conn.execute(query).mappings().first()
         return rows.quota_from_row(first) if first else Quota()
 
+    def cache_quotas(self) -> dict[str, int]:
+        """The projects whose own quota sets cache_bytes, with it (the data plane's)."""
+        c = quotas.c
+        query = sa.select(c.project, c.cache_bytes).where(c.cache_bytes.is_not(None))
+        return {str(p): int(v) for p, v in self.conn.execute(query)}
+
     def quota_use(self, name: str, key: str) -> tuple[str, int] | None:
         """(project, use) of quota ``name`` at ``key`` (a project, or a proxy id for
-        backends_per_proxy); None when ``key`` no longer exists."""
+        backends_per_proxy); None when ``key`` no longer exists. cache_bytes: what the
+        project's caches reserve (``CacheSettings.reserved_bytes``), summed."""
         if name == "backends_per_proxy":
             owner = sa.select(proxies.c.project).where(proxies.c.id == key)
             project = self.conn.execute(owner).scalar_one_or_none()
@@ -179,6 +186,11 @@ class Reader:
         if name == "certificates":
             query = sa.select(sa.func.count()).where(certificates.c.project == key)
             return key, int(self.conn.execute(query).scalar_one())
+        if name == "cache_bytes":
+            query = sa.select(proxies.c.cache).where(proxies.c.project == key)
+            return key, sum(
+                rows.reserved_cache_bytes(c) for c in self.conn.execute(query).scalars()
+            )
         raise StoreError(f"no use is counted for quota {name}")
 
     def token_by_hash(self, secret_hash: str) -> Token | None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from portway.model import Backend, Certificate, Change, Project, Proxy, Role, Token, Zone
 from portway.model.node import Node
-from portway.model.proxy import OPTIONS, Option
+from portway.model.proxy import OPTIONS, CacheSettings, Option
 from portway.model.quota import QUOTA_NAMES, Quota
 from portway.store.keyring import Sealed, SecretBox
 
@@ -61,6 +61,14 @@ def backend_to_row(backend: Backend, proxy_id: str) -> dict[str, Any]:
 
 # A proxy's option objects are stored as JSON columns named after their settings.
 JSON_COLUMNS = frozenset(o.name for o in OPTIONS)
+_CACHE_OPTION = next(o for o in OPTIONS if o.name == "cache")
+
+
+def reserved_cache_bytes(cache: Any) -> int:
+    """A ``proxies.cache`` value (decoded JSON, NULL for old rows) → what it counts
+    against the ``cache_bytes`` quota (the model's rule, ``CacheSettings.reserved_bytes``)."""
+    settings: CacheSettings = _CACHE_OPTION.build(cache)
+    return settings.reserved_bytes
 
 
 class BulkProxyDecoder:

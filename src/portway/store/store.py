@@ -81,6 +81,9 @@ class Store:
         """Certificates (with their keys) by id; the reconciler ships them to data planes."""
         return self.read(lambda r: r.load_certificates(ids))
 
+    def cache_quotas(self) -> dict[str, int]:
+        return self.read(Reader.cache_quotas)
+
     def changed_proxy_ids(self, since_revision: int) -> tuple[int, set[str]]:
         """The current revision and the ids of proxies created, updated or deleted (or
         whose backends changed) after ``since_revision``."""

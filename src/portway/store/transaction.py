@@ -183,6 +183,7 @@ class Transaction(Reader):
         row.update(created_at=self.now, updated_at=self.now, revision=self.revision)
         self.conn.execute(sa.insert(proxies).values(row))
         self.growth["proxies", proxy.project] += 1
+        self.growth["cache_bytes", proxy.project] += proxy.cache.reserved_bytes
         for backend in proxy.backends:
             self.insert_backend(proxy.id, backend)
 
@@ -192,7 +193,15 @@ class Transaction(Reader):
         for key in ("id", "created_at"):
             del row[key]
         row.update(updated_at=self.now, revision=self.revision)
+        self._cache_shrinks(proxy.id)
+        self.growth["cache_bytes", proxy.project] += proxy.cache.reserved_bytes
         self.conn.execute(sa.update(proxies).where(proxies.c.id == proxy.id).values(row))
+
+    def _cache_shrinks(self, proxy_id: str) -> None:
+        """The proxy's stored cache reservation leaves its project's cache_bytes use."""
+        query = sa.select(proxies.c.project, proxies.c.cache).where(proxies.c.id == proxy_id)
+        for project, cache in self.conn.execute(query):
+            self.growth["cache_bytes", project] -= rows.reserved_cache_bytes(cache)
 
     def touch_proxy(self, proxy_id: str) -> None:
         """Mark a proxy changed because its backends changed."""
@@ -203,6 +212,7 @@ class Transaction(Reader):
         project = self.conn.execute(sa.select(proxies.c.project).where(proxies.c.id == proxy_id))
         for name in project.scalars():
             self.growth["proxies", name] -= 1
+        self._cache_shrinks(proxy_id)
         # Backends go explicitly too: SQLite enforces ON DELETE CASCADE only with the
         # foreign_keys pragma, and deleting them here keeps both dialects identical.
         self.conn.execute(sa.delete(backends).where(backends.c.proxy_id == proxy_id))
