@@ -65,6 +65,16 @@ ROWS = {
         " `tls-passthrough`; [listeners.md](listeners.md))"
     ),
     "proxy_protocol": "`stream.proxy_protocol` (PROXY protocol v2 to a relayed backend)",
+    "cache": "`cache` (HTTP cache, RFC 9111)",
+    "cache_auth_public": (
+        "`Authorization` answered from entries marked `public`, `s-maxage` or"
+        " `must-revalidate` (RFC 9111 §3.5)"
+    ),
+    "cache_heuristic": "heuristic freshness (`Last-Modified` without a lifetime, RFC 9111 §4.2.2)",
+    "cache_invalidation": "unsafe methods drop the stored responses of their target (§4.4)",
+    "cache_age": "`Age` on answers from the cache",
+    "purge": "`PURGE` method, `POST …/purge`",
+    "purge_partial": "`POST …/purge` by prefix and by surrogate key",
 }
 
 # (row key, plane) pairs a plane does not pass; the reason is the docs cell.
@@ -83,6 +93,18 @@ GAPS = frozenset(
         ("refused_502", "haproxy"),
         ("backup_failover", "haproxy"),
         ("proxy_protocol", "nginx"),
+        ("cache", "haproxy"),
+        ("cache_auth_public", "nginx"),
+        ("cache_auth_public", "haproxy"),
+        ("cache_heuristic", "nginx"),
+        ("cache_heuristic", "haproxy"),
+        ("cache_invalidation", "nginx"),
+        ("cache_invalidation", "haproxy"),
+        ("cache_age", "nginx"),
+        ("cache_age", "haproxy"),
+        ("purge", "haproxy"),
+        ("purge_partial", "nginx"),
+        ("purge_partial", "haproxy"),
     }
 )
 

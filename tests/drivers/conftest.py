@@ -4,6 +4,7 @@ prefix under tmp_path, on free loopback ports (the runner: tests/drivers/driver_
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -44,6 +45,9 @@ class NginxRunner(DriverRunner):
             trusted_proxies=trusted_proxies,
             forwarded_for=forwarded_for,
             worker_processes="2",
+            # pytest's tmp_path is 0700: run as root, nginx's workers (nobody by
+            # default) could not reach the cache under the prefix.
+            user="root" if os.geteuid() == 0 else None,
         )
         settings = NginxSettings(prefix=prefix, binary=NGINX, options=options, coalesce=coalesce)
         self.driver: NginxDriver
