@@ -1,13 +1,11 @@
-"""nginx and HAProxy do not cache yet (docs/caching.md): a proxy with cache.enabled is
-served without it and the problem says so, so the API never implies a cache that the
-node's data plane does not run."""
+"""HAProxy does not cache yet (docs/caching.md): a proxy with cache.enabled is served
+without it and the problem says so, so the API never implies a cache that the node's
+data plane does not run. nginx caches: tests/drivers/test_nginx_cache.py."""
 
 from __future__ import annotations
 
 from portway.drivers.haproxy_config import render as haproxy_render
 from portway.drivers.haproxy_options import HaproxyOptions
-from portway.drivers.nginx_config import render as nginx_render
-from portway.drivers.nginx_options import NginxOptions
 from portway.model import Backend, CacheSettings, Proxy
 from portway.router import RouteTable, Snapshot
 
@@ -20,12 +18,6 @@ PROXY = Proxy(
 )
 SNAPSHOT = Snapshot(version=1, routes=RouteTable.build([PROXY]))
 HAPROXY_OPTIONS = HaproxyOptions(conf_dir="/tmp/i12cache-h/conf", run_dir="/tmp/i12cache-h/run")
-
-
-def test_nginx_serves_a_caching_proxy_and_reports_the_cache_not_applied() -> None:
-    tree = nginx_render(SNAPSHOT, NginxOptions(control_socket="/tmp/i12cache-ctl.sock"))
-    assert [(p.field, p.served) for p in tree.problems] == [("cache.enabled", True)]
-    assert not any("proxy_cache" in text for text in tree.files.values())
 
 
 def test_haproxy_serves_a_caching_proxy_and_reports_the_cache_not_applied() -> None:

@@ -33,6 +33,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable, Sequence
 from typing import Final
@@ -145,7 +146,9 @@ def maps(proxy: Proxy) -> str:
     """The http-level ``geo`` and ``map`` that decide a ``PURGE`` of this proxy:
     ``allow``, ``refuse``, or "" for any other method."""
     name = _name(proxy)
-    cidrs = "".join(f"    {quote(c)} 1;\n" for c in proxy.purge.allow_from)
+    # As the built-in plane reads them (dataplane/caching.py): host bits dropped.
+    networks = (str(ipaddress.ip_network(c, strict=False)) for c in proxy.purge.allow_from)
+    cidrs = "".join(f"    {quote(n)} 1;\n" for n in networks)
     lines = [f"geo ${name}_purge_from {{\n    default 0;\n{cidrs}}}\n"]
     lines.append(
         f'map "$request_method ${name}_purge_from $http_x_purge_key" ${name}_purge {{\n'
