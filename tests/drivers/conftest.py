@@ -35,6 +35,7 @@ class NginxRunner(DriverRunner):
         forwarded_for: bool = True,
         coalesce: float = 0.05,
         listen_policy: ListenPolicy | None = None,
+        user: str | None = "root" if os.geteuid() == 0 else None,
     ) -> None:
         port, tls_port = free_port(), free_port() if default_certificate else 0
         options = NginxOptions(
@@ -47,7 +48,7 @@ class NginxRunner(DriverRunner):
             worker_processes="2",
             # pytest's tmp_path is 0700: run as root, nginx's workers (nobody by
             # default) could not reach the cache under the prefix.
-            user="root" if os.geteuid() == 0 else None,
+            user=user,
         )
         settings = NginxSettings(prefix=prefix, binary=NGINX, options=options, coalesce=coalesce)
         self.driver: NginxDriver

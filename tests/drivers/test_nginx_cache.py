@@ -6,6 +6,7 @@ behaviour over real traffic is tests/conformance/test_cache.py."""
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
 
 import pytest
@@ -196,3 +197,21 @@ def test_a_purge_key_full_of_config_syntax_opens_purge_exactly_in_real_nginx(
         assert get(nginx.port, "/k", {"X-Purge-Key": near}, method="PURGE")[0] == 403
     assert get(nginx.port, "/k", {"X-Purge-Key": key}, method="PURGE")[0] == 200
     assert cache_origin.count("/k") == 1  # no PURGE reached the backend
+
+
+def test_a_cache_nobody_can_reach_is_refused_not_answered_with_500s(
+    make_nginx: Callable[..., NginxRunner], cache_origin: CacheOrigin
+) -> None:
+    """pytest's tmp_path is 0700: root's nginx runs its workers as nobody, who could not
+    open the cache. Not run by root, nginx's workers are the test's own user."""
+    nginx = make_nginx(user=None)
+    backend = Backend(id="o", address="127.0.0.1", port=cache_origin.port)
+    nginx.route(_proxy(hostname="cache.example.org", backends=(backend,)))
+    found = [(p.field, p.served, "nobody" in p.message) for p in nginx.driver.problems]
+    if os.geteuid() == 0:
+        assert found == [("cache.enabled", False, True)]
+        return
+    assert found == []
+    cache_origin.add("/n", headers={"Cache-Control": "max-age=60"})
+    get(nginx.port, "/n")
+    assert get(nginx.port, "/n")[1]["cache-status"] == "portway; hit"

@@ -21,8 +21,10 @@ so a reload refuses no connection. Portway-managed nginx is restarted if it exit
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import signal
+import stat
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -78,6 +80,7 @@ class NginxDriver:
             control_socket=socket_path,
             stream_module=module,
             cache_purge_module=purge_module,
+            cache_refused=_unreachable_cache(self.prefix, settings.options.user),
         )
         self.reloads = 0
         self.loop = ApplyLoop(self._round, name="nginx", delay=self._delay)
@@ -249,6 +252,25 @@ class NginxDriver:
         except (OSError, ValueError, IndexError):
             return frozenset()
         return frozenset(_accepting_children(master))
+
+
+def _unreachable_cache(prefix: Path, user: str | None) -> str | None:
+    """Why nginx's workers could not open the cache under ``prefix``, or None. Started
+    by root without a ``user``, they run as ``nobody``: every directory above the cache
+    must let others through, or each cached request would be nginx's own 500."""
+    if os.geteuid() != 0 or user is not None:
+        return None  # as the operator's user: it owns the prefix, or chose the user
+    for directory in (prefix, *prefix.parents):
+        try:
+            mode = directory.stat().st_mode
+        except OSError:
+            continue  # made later, by Portway (0755)
+        if not mode & stat.S_IXOTH:
+            return (
+                f"nginx's workers (nobody) cannot enter {directory} to reach the cache"
+                f" under {prefix}: proxies with cache.enabled are refused"
+            )
+    return None
 
 
 def _accepting_children(master: int) -> list[int]:

@@ -68,12 +68,16 @@ def cached(proxy: Proxy, options: NginxOptions) -> bool:
 
 def refusals(proxy: Proxy, options: NginxOptions) -> Iterable[tuple[str, str]]:
     """(field, message) of a caching proxy nginx cannot serve here."""
-    if proxy.cache.enabled and options.cache_purge_module is None:
+    if not proxy.cache.enabled:
+        return
+    if options.cache_purge_module is None:
         yield (
             "cache.enabled",
             "nginx's cache purge module is not installed (Debian's"
             " libnginx-mod-http-cache-purge): proxies with cache.enabled are refused",
         )
+    elif options.cache_refused is not None:
+        yield "cache.enabled", options.cache_refused
 
 
 def degradations(proxy: Proxy) -> Iterable[tuple[str, str]]:

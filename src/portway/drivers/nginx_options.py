@@ -44,4 +44,7 @@ class NginxOptions:
     # The cache purge module's file, loaded when a caching proxy is rendered; None: not
     # installed (the driver checks the file), proxies with cache.enabled are refused.
     cache_purge_module: str | None = CACHE_PURGE_MODULE
+    # Why this node cannot cache at all (the driver's check of the cache directory);
+    # None: it can. Proxies with cache.enabled are refused with it.
+    cache_refused: str | None = None
     client_header_timeout: float = 10.0  # a passthrough port's wait for the ClientHello
