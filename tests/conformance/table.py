@@ -73,6 +73,7 @@ ROWS = {
     "cache_heuristic": "heuristic freshness (`Last-Modified` without a lifetime, RFC 9111 §4.2.2)",
     "cache_invalidation": "unsafe methods drop the stored responses of their target (§4.4)",
     "cache_age": "`Age` on answers from the cache",
+    "stale_if_error": "`stale-if-error` (RFC 5861) for an origin's own 5xx",
     "purge": "`PURGE` method, `POST …/purge`",
     "purge_partial": "`POST …/purge` by prefix and by surrogate key",
 }
@@ -102,6 +103,8 @@ GAPS = frozenset(
         ("cache_invalidation", "haproxy"),
         ("cache_age", "nginx"),
         ("cache_age", "haproxy"),
+        ("stale_if_error", "nginx"),
+        ("stale_if_error", "haproxy"),
         ("purge", "haproxy"),
         ("purge_partial", "nginx"),
         ("purge_partial", "haproxy"),

@@ -233,3 +233,19 @@ def test_the_apis_purge_drops_a_prefix(
     get(plane.port, "/static/a")
     assert plane.purge(pid, Purge(prefixes=(b"/static/",))) == 1
     assert get(plane.port, "/static/a")[1]["cache-status"].startswith("portway; fwd=uri-miss")
+
+
+@pytest.mark.feature("stale_if_error")
+def test_stale_if_error_answers_an_origins_5xx_with_the_stale_entry(
+    cached: Plane, cache_origin: CacheOrigin
+) -> None:
+    page = cache_origin.add(
+        "/sie", headers={"Cache-Control": "max-age=1, stale-if-error=60"}, body=b"old"
+    )
+    get(cached.port, "/sie")
+    time.sleep(EXPIRY)
+    page.status = 503
+    status, headers, body = get(cached.port, "/sie")
+    assert (status, body) == (200, b"old")
+    assert headers["cache-status"] == "portway; fwd=stale; fwd-status=503; detail=stale-if-error"
+    assert cache_origin.count("/sie") == 2

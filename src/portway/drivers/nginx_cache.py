@@ -15,8 +15,9 @@
   answer is not stored either (``proxy_no_cache``). nginx itself refuses to store
   ``Set-Cookie``, ``private``, ``no-store``, ``no-cache`` and ``Vary: *`` answers and
   honours ``s-maxage``/``max-age``/``Expires``, ``stale-while-revalidate`` and
-  ``stale-if-error``; ``proxy_cache_use_stale`` stays off, since its parameters would
-  serve stale answers whose origin never allowed it. ``default_ttl`` is
+  ``stale-if-error`` (the latter only for a backend it cannot reach, not for an origin's
+  5xx); ``proxy_cache_use_stale`` stays off, since its parameters would serve stale
+  answers whose origin never allowed it. ``default_ttl`` is
   ``proxy_cache_valid`` for the statuses RFC 9111 §4.2.2 lets a cache guess for.
 - Collapsed forwarding: ``proxy_cache_lock``, waiting up to the proxy's ``first_byte``
   timeout, as the built-in plane's waiters do. Revalidation: ``proxy_cache_revalidate``.
