@@ -16,6 +16,9 @@ burst of changes is one render, one ``nginx -t`` and one reload. Each round:
 
 nginx keeps its listening sockets across a reload and old workers finish their requests,
 so a reload refuses no connection. Portway-managed nginx is restarted if it exits.
+
+``purge`` (the API's) waits for the snapshots offered before it, then asks the cache
+purge module on the control socket once per URL (drivers/nginx_cache.py).
 """
 
 from __future__ import annotations

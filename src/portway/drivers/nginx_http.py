@@ -197,6 +197,10 @@ def _maps(options: NginxOptions) -> str:
 
 # A map's regex captures are set when it is evaluated, and each map's value is
 # evaluated right after, so every map names its own capture.
+# The cache maps (nginx_cache.py): $portway_path is the raw path of the target, the
+# skip/nostore maps keep Authorization and a client's no-cache/no-store out, and
+# $portway_cache_status spells $upstream_cache_status as the built-in plane's
+# Cache-Status (RFC 9211) where nginx knows as much.
 _MAPS_TEXT: Final = r"""map $http_upgrade:$http_connection $portway_upgrade {
     default "";
     "~*^websocket:(?:.*[\s,])?upgrade(?:[\s,].*)?$" "websocket";
