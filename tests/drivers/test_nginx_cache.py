@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from portway.cache.store import Purge
-from portway.drivers import nginx_cache
+from portway.drivers import nginx_cache, nginx_http
 from portway.drivers.file_tree import FileTree
 from portway.drivers.nginx_config import render
 from portway.drivers.nginx_options import NginxOptions
@@ -65,9 +65,23 @@ def test_a_caching_proxys_directives_golden() -> None:
         "add_header Cache-Status $portway_cache_status always;\n"
         "proxy_cache_valid 200 203 204 300 301 308 404 405 410 414 501 30s;\n"
     )
-    assert nginx_cache.purge_location(proxy, "") == (
-        "location = /./portway/purge/portway_2e7d2c03a9507ae265ec {\n    internal;\n"
+    name = "portway_2e7d2c03a9507ae265ec"
+    assert nginx_cache.purge_location(proxy, "", OPTIONS) == (
+        f"location = /./portway/purge/{name} {{\n    internal;\n"
+        f"    auth_request /./portway/purge-do/{name};\n"
+        f"    auth_request_set ${name}_purged $status;\n"
+        f"{nginx_http.error_pages('    ')}"
+        f"    error_page 500 = @{name}_purged_none;\n"
+        '    proxy_pass "http://unix:/tmp/portway-ctl.sock:/purged";\n'
+        "    proxy_method GET;\n    proxy_pass_request_body off;\n"
+        '    proxy_set_header Content-Length "";\n}\n'
+        f"location = /./portway/purge-do/{name} {{\n    internal;\n"
         f"    proxy_cache_purge portway_cache_8ed3f6ad685b959ead70 {key};\n}}\n"
+        f"location @{name}_purged_none {{\n    default_type application/json;\n"
+        '    add_header Cache-Control "no-store" always;\n'
+        f"    if (${name}_purged = 404) {{\n"
+        '        return 404 "{\\"purged\\": 0}\\n";\n    }\n'
+        "    return 500;\n}\n"
     )
     tree = _render(proxy)
     main = tree.files["nginx.conf"]

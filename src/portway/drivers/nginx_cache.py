@@ -26,8 +26,9 @@
   and ``X-Purge-Key`` (a case-sensitive regex: nginx's exact map keys ignore case)
   decide; refused is ``return 403`` (Portway's page), allowed is a rewrite to an
   internal location that runs Debian's ``libnginx-mod-http-cache-purge`` (2.3) on the
-  same key. Its same-location form (``proxy_cache_purge on``) crashes nginx 1.22's
-  worker, so only the separate-location form is used. The API's purge reaches the
+  same key (``purge_location``), answered as the built-in plane answers. Its
+  same-location form (``proxy_cache_purge on``) crashes nginx 1.22's worker, so only
+  the separate-location form is used. The API's purge reaches the
   same module through a location per proxy on the control socket, the key's host and
   target in request headers (``purge_requests``).
 """
@@ -40,6 +41,7 @@ from collections.abc import Iterable, Sequence
 from typing import Final
 
 from portway.cache.store import Purge
+from portway.drivers import nginx_http as http
 from portway.drivers import nginx_limits
 from portway.drivers.nginx_options import NginxOptions
 from portway.drivers.nginx_syntax import digest, quote, upstream_name, var_suffix
@@ -196,19 +198,42 @@ def location_lines(proxy: Proxy, pad: str) -> list[str]:
     return lines
 
 
-def _purge_uri(proxy: Proxy) -> str:
-    # nginx removes "/./" from every client's path: no request can name this location.
-    return f"/./portway/purge/{_name(proxy)}"
+def _purge_uri(proxy: Proxy, step: str = "purge") -> str:
+    # nginx removes "/./" from every client's path: no request can name these locations.
+    return f"/./portway/{step}/{_name(proxy)}"
 
 
-def purge_location(proxy: Proxy, pad: str) -> str:
-    """The internal location an allowed ``PURGE`` is rewritten to: the proxy's
-    ``deny`` and rate still apply (the access phase comes after the rewrite)."""
-    limits = "".join(nginx_limits.location_lines(proxy, pad + "    "))
+def purge_location(proxy: Proxy, pad: str, options: NginxOptions) -> str:
+    """The locations an allowed ``PURGE`` is rewritten to. The module's own answer is a
+    page naming the key and the cache file, so it runs in an ``auth_request``
+    subrequest whose answer nobody sees; the client gets the built-in plane's answer:
+    ``200 {"purged": 1}`` (from the control socket: ``return`` would answer before
+    the subrequest ran) or ``404 {"purged": 0}`` (the subrequest's 404 is the
+    ``auth_request``'s 500). The proxy's ``deny`` and rate still apply (the access
+    phase comes after the rewrite)."""
+    inner = pad + "    "
+    limits = "".join(nginx_limits.location_lines(proxy, inner))
+    none = f"@{_name(proxy)}_purged_none"
+    socket = quote(f"http://unix:{options.control_socket}:/purged")
     return (
-        f"{pad}location = {_purge_uri(proxy)} {{\n{pad}    internal;\n{limits}"
-        f"{pad}    proxy_cache_purge {zone(proxy.project)}"
+        f"{pad}location = {_purge_uri(proxy)} {{\n{inner}internal;\n{limits}"
+        f"{inner}auth_request {_purge_uri(proxy, 'purge-do')};\n"
+        f"{inner}auth_request_set ${_name(proxy)}_purged $status;\n"
+        f"{http.error_pages(inner)}{inner}error_page 500 = {none};\n"
+        f"{inner}proxy_pass {socket};\n"
+        f"{inner}proxy_method GET;\n"
+        f"{inner}proxy_pass_request_body off;\n"
+        f'{inner}proxy_set_header Content-Length "";\n'
+        f"{pad}}}\n"
+        f"{pad}location = {_purge_uri(proxy, 'purge-do')} {{\n{inner}internal;\n"
+        f"{inner}proxy_cache_purge {zone(proxy.project)}"
         f" {key(proxy, '$host', _target(proxy))};\n{pad}}}\n"
+        f"{pad}location {none} {{\n"
+        f"{inner}default_type application/json;\n"
+        f'{inner}add_header Cache-Control "no-store" always;\n'
+        f"{inner}if (${_name(proxy)}_purged = 404) {{\n"
+        f"{inner}    return 404 {http.token(http.PURGED_NONE)};\n{inner}}}\n"
+        f"{inner}return 500;\n{pad}}}\n"
     )
 
 

@@ -459,7 +459,7 @@ def _locations(proxy: Proxy, options: NginxOptions) -> list[str]:
     prefix = proxy.path_prefix
     extra = []
     if _live(proxy) and nginx_cache.cached(proxy, options):
-        extra.append(nginx_cache.purge_location(proxy, "    "))
+        extra.append(nginx_cache.purge_location(proxy, "    ", options))
     if prefix == "/":
         return [*extra, f"    location / {{\n{body}    }}\n"]
     return [

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from portway.dataplane.caching import purged_answer
 from portway.drivers.addresses import listen_addresses
 from portway.drivers.nginx_options import NginxOptions
 from portway.drivers.nginx_syntax import quote
@@ -32,6 +33,9 @@ PROXY: Final = "portway/proxy.conf"
 PROXY_PRIVATE: Final = "portway/proxy-private.conf"
 MAPS: Final = "portway/http.conf"
 GENERATION: Final = "portway/generation.conf"
+# The bodies of the built-in plane's answers to an allowed PURGE (dataplane/caching.py).
+PURGED_ONE: Final = purged_answer(1, close=False).split(b"\r\n\r\n", 1)[1].decode()
+PURGED_NONE: Final = purged_answer(0, close=False).split(b"\r\n\r\n", 1)[1].decode()
 # Every upstream shares one zone, so balancer and passive-health state are the same in
 # all workers (without it each worker balances alone); its size is set once, here.
 ZONE: Final = "portway_upstreams"
@@ -164,6 +168,9 @@ def _control_server(options: NginxOptions, purges: str) -> str:
         f"        listen {quote('unix:' + options.control_socket)};\n"
         "        access_log off;\n"
         f"        location = /generation {{\n            include {GENERATION};\n        }}\n"
+        "        location = /purged {\n            default_type application/json;\n"
+        '            add_header Cache-Control "no-store" always;\n'
+        f"            return 200 {token(PURGED_ONE)};\n        }}\n"
         f"{purges}"
         "        location / {\n            return 404;\n        }\n"
         "    }\n"
@@ -171,7 +178,7 @@ def _control_server(options: NginxOptions, purges: str) -> str:
 
 
 def generation(number: int) -> str:
-    return f"default_type text/plain;\nreturn 200 {_text(str(int(number)) + chr(10))};\n"
+    return f"default_type text/plain;\nreturn 200 {token(str(int(number)) + chr(10))};\n"
 
 
 def includes(options: NginxOptions) -> dict[str, str]:
@@ -310,13 +317,20 @@ _PROXY_PRIVATE_TEXT: Final = _PROXY_HEAD + _NO_ADDRESS_LINES + _PROXY_TAIL
 def _errors() -> str:
     """``error_page`` for every status Portway has a page for, each answered from a
     location with the exact body of protocol/pages.py."""
+    lines = [error_pages("")]
+    for status in sorted(pages.STATUSES):
+        lines.append(_page_location(status))
+    return "".join(lines)
+
+
+def error_pages(pad: str) -> str:
+    """The ``error_page`` lines of Portway's pages. A location with an ``error_page`` of
+    its own inherits none of the server's, so it repeats these."""
     lines = []
     for status in sorted(pages.STATUSES):
         code = _NGINX_CODES.get(status, status)
         target = f"={status} " if code != status else ""
-        lines.append(f"error_page {code} {target}{_page_target(status)};\n")
-    for status in sorted(pages.STATUSES):
-        lines.append(_page_location(status))
+        lines.append(f"{pad}error_page {code} {target}{_page_target(status)};\n")
     return "".join(lines)
 
 
@@ -347,11 +361,11 @@ def _page_location(status: int) -> str:
     return (
         f"location {where} {{\n{internal}"
         '    default_type "text/html; charset=utf-8";\n'
-        f"{extra}    return {status} {_text(text)};\n}}\n"
+        f"{extra}    return {status} {token(text)};\n}}\n"
     )
 
 
-def _text(text: str) -> str:
+def token(text: str) -> str:
     """Portway's own multi-line text as one token: nginx turns ``\\n`` back into LF."""
     return "\\n".join(quote(line)[1:-1] for line in text.split("\n")).join('""')
 
