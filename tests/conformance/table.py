@@ -76,6 +76,7 @@ ROWS = {
     "stale_if_error": "`stale-if-error` (RFC 5861) for an origin's own 5xx",
     "purge": "`PURGE` method, `POST …/purge`",
     "purge_partial": "`POST …/purge` by prefix and by surrogate key",
+    "purge_variants": "a URL's purge drops every `Vary` variant of it",
 }
 
 # (row key, plane) pairs a plane does not pass; the reason is the docs cell.
@@ -108,6 +109,8 @@ GAPS = frozenset(
         ("purge", "haproxy"),
         ("purge_partial", "nginx"),
         ("purge_partial", "haproxy"),
+        ("purge_variants", "nginx"),
+        ("purge_variants", "haproxy"),
     }
 )
 

@@ -251,3 +251,18 @@ def test_stale_if_error_answers_an_origins_5xx_with_the_stale_entry(
     assert (status, body) == (200, b"old")
     assert headers["cache-status"] == "portway; fwd=stale; fwd-status=503; detail=stale-if-error"
     assert cache_origin.count("/sie") == 2
+
+
+@pytest.mark.feature("purge_variants")
+def test_a_url_purge_drops_every_vary_variant(
+    plane: Plane, cache_origin: CacheOrigin, request: pytest.FixtureRequest
+) -> None:
+    pid = _serve(plane, cache_origin, request)
+    cache_origin.add("/v", headers={"Cache-Control": "max-age=60", "Vary": "Accept"})
+    for accept in ("text/a", "text/b"):
+        get(plane.port, "/v", {"Accept": accept})
+    assert plane.purge(pid, Purge(urls=((None, b"/v"),))) == 2
+    for accept in ("text/a", "text/b"):
+        status = get(plane.port, "/v", {"Accept": accept})[1]["cache-status"]
+        assert status.startswith("portway; fwd=")
+    assert cache_origin.count("/v") == 4
