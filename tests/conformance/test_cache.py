@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from portway.cache.store import Purge
-from portway.model import Backend, CacheSettings, PurgeSettings
+from portway.model import Backend, CacheKey, CacheSettings, PurgeSettings
 from tests.conformance.conftest import Plane
 from tests.dataplane.cache_origin import CacheOrigin, cache_origin, get
 from tests.dataplane.conftest import proxy_for
@@ -266,3 +266,30 @@ def test_a_url_purge_drops_every_vary_variant(
         status = get(plane.port, "/v", {"Accept": accept})[1]["cache-status"]
         assert status.startswith("portway; fwd=")
     assert cache_origin.count("/v") == 4
+
+
+@pytest.mark.feature("cache")
+def test_the_key_holds_the_query_unless_the_tenant_says_otherwise_and_its_headers(
+    plane: Plane, cache_origin: CacheOrigin, request: pytest.FixtureRequest
+) -> None:
+    cache_origin.add("/q", headers={"Cache-Control": "max-age=60"})
+    _serve(plane, cache_origin, request, key=CacheKey(query=False, headers=("x-tenant",)))
+    get(plane.port, "/q?a=1", {"X-Tenant": "one"})
+    assert get(plane.port, "/q?a=2", {"X-Tenant": "one"})[1]["cache-status"] == "portway; hit"
+    other = get(plane.port, "/q?a=1", {"X-Tenant": "two"})[1]["cache-status"]
+    assert other.startswith("portway; fwd=uri-miss")
+    assert get(plane.port, "/q?a=1")[1]["cache-status"].startswith("portway; fwd=uri-miss")
+    assert cache_origin.count("/q") == 3
+
+
+@pytest.mark.feature("cache")
+def test_a_clients_own_validator_against_a_hit_gets_304(
+    cached: Plane, cache_origin: CacheOrigin
+) -> None:
+    cache_origin.add("/etag", headers={"Cache-Control": "max-age=60", "ETag": '"e1"'})
+    get(cached.port, "/etag")
+    status, headers, body = get(cached.port, "/etag", {"If-None-Match": '"e1"'})
+    assert (status, body, headers["etag"]) == (304, b"", '"e1"')
+    assert headers["cache-status"] == "portway; hit"
+    assert get(cached.port, "/etag", {"If-None-Match": '"other"'})[0] == 200
+    assert cache_origin.count("/etag") == 1
