@@ -229,3 +229,13 @@ def test_a_cache_nobody_can_reach_is_refused_not_answered_with_500s(
     cache_origin.add("/n", headers={"Cache-Control": "max-age=60"})
     get(nginx.port, "/n")
     assert get(nginx.port, "/n")[1]["cache-status"] == "portway; hit"
+
+
+def test_a_node_that_cannot_cache_refuses_caching_proxies_and_purges_nothing() -> None:
+    options = dataclasses.replace(OPTIONS, cache_refused="the cache cannot be reached")
+    tree = _render(_proxy(), options=options)
+    assert [(p.field, p.message, p.served) for p in tree.problems] == [
+        ("cache.enabled", "the cache cannot be reached", False)
+    ]
+    assert not nginx_cache.cached(_proxy(), options)
+    assert "proxy_cache" not in "".join(tree.files.values())

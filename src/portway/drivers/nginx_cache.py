@@ -62,11 +62,9 @@ _MAX_KEYS_ZONE: Final = 256 << 20
 def cached(proxy: Proxy, options: NginxOptions) -> bool:
     """Whether the render gives ``proxy`` a cache: the one test for the render and the
     API's purge."""
-    return (
-        proxy.cache.enabled
-        and options.cache_purge_module is not None
-        and not any(True for _ in degradations(proxy))
-    )
+    if not proxy.cache.enabled or options.cache_purge_module is None:
+        return False
+    return options.cache_refused is None and not any(True for _ in degradations(proxy))
 
 
 def refusals(proxy: Proxy, options: NginxOptions) -> Iterable[tuple[str, str]]:
