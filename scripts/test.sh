@@ -4,11 +4,12 @@
 # from PyPI (its own venv); the tests start their own throwaway servers (ActiveMQ needs a
 # Java runtime: Debian's openjdk-17 satisfies it). tests/ha (network namespaces, run as root)
 # needs keepalived, iproute2, curl (its check script) and envsubst (gettext-base); nginx's
-# tcp and tls-passthrough ports need its stream module (libnginx-mod-stream).
+# tcp and tls-passthrough ports need its stream module (libnginx-mod-stream), its caching
+# proxies the cache purge module (libnginx-mod-http-cache-purge).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --dev --system postgresql openssl oidentd activemq bind9 bind9-dnsutils nginx haproxy \
-  libnginx-mod-stream keepalived iproute2 curl gettext-base
+  libnginx-mod-stream libnginx-mod-http-cache-purge keepalived iproute2 curl gettext-base
 # A real Keystone for tests/auth, in its own venv (keystone's pins are not Portway's).
 scripts/keystone.sh
 echo "== ruff"

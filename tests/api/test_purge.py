@@ -13,6 +13,7 @@ from tests.api.conftest import Api, assert_error
 
 from portway.api import create_app
 from portway.cache.store import Purge
+from portway.errors import ValidationError
 
 BASE = {"hostname": "cache.alpha.example.org", "cache": {"enabled": True}}
 
@@ -97,3 +98,16 @@ def test_too_many_items_are_refused_before_any_rule(api: Api, purges: Any) -> No
     client, _ = purges
     proxy = _proxy(api)
     assert _purge(client, proxy["id"], api.member, keys=["k"] * 257).status_code in (400, 422)
+
+
+def test_a_purge_the_data_plane_cannot_carry_out_is_422_saying_why(api: Api) -> None:
+    """nginx cannot purge by prefix (drivers/nginx_cache.py): the API says so rather than
+    answering a count that did not happen."""
+
+    def purge(proxy_id: str, wanted: Purge) -> int:
+        raise ValidationError("the nginx data plane cannot purge by prefix", field="purge.prefixes")
+
+    with TestClient(create_app(api.service, purge=purge), raise_server_exceptions=False) as client:
+        proxy = _proxy(api)
+        error = assert_error(_purge(client, proxy["id"], api.member, prefixes=["/s/"]), 422)
+        assert error["field"] == "purge.prefixes" and "nginx" in str(error["message"])

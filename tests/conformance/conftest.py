@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import pytest
 import trustme
 
+from portway.cache.store import Purge
 from portway.dataplane import DataPlaneSettings
 from portway.model import Certificate, Proxy
 from portway.model.listen_policy import ListenPolicy
@@ -50,6 +51,9 @@ class Plane(Protocol):
     def route(self, *proxies: Proxy) -> None:
         """Publish ``proxies`` and fail the case if the plane refuses them."""
 
+    def purge(self, proxy_id: str, purge: Purge) -> int:
+        """The API's purge (``DataPlaneHandle.purge``): the entries dropped."""
+
     def stop(self) -> None: ...
 
 
@@ -73,6 +77,9 @@ class BuiltinPlane(ProxyRunner):
         self.checks.update(snapshot)
         return applied
 
+    def purge(self, proxy_id: str, purge: Purge) -> int:
+        return int(self.on_loop(lambda: self.dp.purge(proxy_id, purge)))
+
     def stop(self, drain_timeout: float = 2.0) -> None:
         self.checks.close()
         super().stop(drain_timeout)
@@ -87,6 +94,9 @@ class CheckedNginx(NginxRunner):
         applied = super().apply(snapshot)
         self.checks.update(snapshot)
         return applied
+
+    def purge(self, proxy_id: str, purge: Purge) -> int:
+        return int(self.call(self.driver.purge(proxy_id, purge)))
 
     def stop(self) -> None:
         self.checks.close()

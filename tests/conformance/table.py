@@ -69,6 +69,25 @@ ROWS = {
         "`limits.rate`/`burst` (429 with `Retry-After` per client address), `--rate-limit`"
     ),
     "deny": "`limits.deny` (403 for client ranges), `--deny-client`",
+    "cache": "`cache` (HTTP cache, RFC 9111)",
+    "cache_status_detail": "`Cache-Status` names the origin's status on a miss (`fwd-status`)",
+    "cache_revalidation": (
+        "stale entries revalidated (`If-None-Match`, `If-Modified-Since`; a 304 refreshes them)"
+    ),
+    "cache_collapsed": "collapsed forwarding: concurrent misses make one origin request",
+    "cache_key": "`cache.key` (the query left out, request headers in the key)",
+    "cache_auth_public": (
+        "`Authorization` answered from entries marked `public`, `s-maxage` or"
+        " `must-revalidate` (RFC 9111 §3.5)"
+    ),
+    "cache_heuristic": "heuristic freshness (`Last-Modified` without a lifetime, RFC 9111 §4.2.2)",
+    "cache_invalidation": "unsafe methods drop the stored responses of their target (§4.4)",
+    "cache_age": "`Age` on answers from the cache",
+    "stale_if_error": "`stale-if-error` (RFC 5861) for an origin's own 5xx",
+    "purge": "`PURGE` method, `POST …/purge`",
+    "purge_key": "`PURGE` opened by `purge.key` (`X-Purge-Key`)",
+    "purge_partial": "`POST …/purge` by prefix and by surrogate key",
+    "purge_variants": "a URL's purge drops every `Vary` variant of it",
 }
 
 # (row key, plane) pairs a plane does not pass; the reason is the docs cell.
@@ -87,6 +106,25 @@ GAPS = frozenset(
         ("refused_502", "haproxy"),
         ("backup_failover", "haproxy"),
         ("proxy_protocol", "nginx"),
+        ("cache_status_detail", "haproxy"),
+        ("cache_revalidation", "haproxy"),
+        ("cache_collapsed", "haproxy"),
+        ("cache_key", "haproxy"),
+        ("cache_auth_public", "nginx"),
+        ("cache_auth_public", "haproxy"),
+        ("cache_heuristic", "nginx"),
+        ("cache_heuristic", "haproxy"),
+        ("cache_invalidation", "nginx"),
+        ("cache_age", "nginx"),
+        ("stale_if_error", "nginx"),
+        ("stale_if_error", "haproxy"),
+        ("purge", "haproxy"),
+        ("purge_key", "nginx"),
+        ("purge_key", "haproxy"),
+        ("purge_partial", "nginx"),
+        ("purge_partial", "haproxy"),
+        ("purge_variants", "nginx"),
+        ("purge_variants", "haproxy"),
     }
 )
 

@@ -4,6 +4,7 @@ prefix under tmp_path, on free loopback ports (the runner: tests/drivers/driver_
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,6 +35,7 @@ class NginxRunner(DriverRunner):
         forwarded_for: bool = True,
         coalesce: float = 0.05,
         listen_policy: ListenPolicy | None = None,
+        user: str | None = "root" if os.geteuid() == 0 else None,
     ) -> None:
         port, tls_port = free_port(), free_port() if default_certificate else 0
         options = NginxOptions(
@@ -44,6 +46,9 @@ class NginxRunner(DriverRunner):
             trusted_proxies=trusted_proxies,
             forwarded_for=forwarded_for,
             worker_processes="2",
+            # pytest's tmp_path is 0700: run as root, nginx's workers (nobody by
+            # default) could not reach the cache under the prefix.
+            user=user,
         )
         settings = NginxSettings(prefix=prefix, binary=NGINX, options=options, coalesce=coalesce)
         self.driver: NginxDriver

@@ -65,3 +65,23 @@ def test_a_refused_snapshot_keeps_the_good_one_and_verdicts_still_apply() -> Non
         await loop.close()
 
     asyncio.run(main())
+
+
+def test_settled_waits_for_the_latest_offer_and_answers_the_snapshot_in_force() -> None:
+    """A purge acts on what serves once every snapshot offered before it is through."""
+
+    async def main() -> None:
+        daemon = Daemon(refuse=frozenset({3}))
+        loop = ApplyLoop(daemon.round, name="test", delay=lambda: 0.05)
+        loop.start()
+        assert await loop.settled(timeout=1) is None  # nothing offered yet
+        loop.offer(Snapshot(version=1))
+        loop.offer(Snapshot(version=2))
+        settled = await loop.settled(timeout=5)  # not answered before the round ran
+        assert settled is not None and settled.version == 2 == loop.applied_version
+        loop.offer(Snapshot(version=3))
+        settled = await loop.settled(timeout=5)
+        assert settled is not None and settled.version == 2  # 3 was refused
+        await loop.close()
+
+    asyncio.run(main())

@@ -86,6 +86,13 @@ class ApplyLoop:
                 await asyncio.wait_for(self._done.wait_for(done), timeout)
         return (self.applied_version or 0) >= version
 
+    async def settled(self, timeout: float = 30.0) -> Snapshot | None:
+        """The snapshot in force once the latest one offered is applied or refused: what
+        an action that must follow every snapshot before it (a purge) acts on."""
+        if self._latest is not None:
+            await self.wait_applied(self._latest.version, timeout)
+        return self._good
+
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()

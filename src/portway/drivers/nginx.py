@@ -16,30 +16,36 @@ burst of changes is one render, one ``nginx -t`` and one reload. Each round:
 
 nginx keeps its listening sockets across a reload and old workers finish their requests,
 so a reload refuses no connection. Portway-managed nginx is restarted if it exits.
+
+``purge`` (the API's) waits for the snapshots offered before it, then asks the cache
+purge module on the control socket once per URL (drivers/nginx_cache.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import signal
+import stat
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from portway.cache.store import Purge
 from portway.drivers import file_tree as files
-from portway.drivers import nginx_http
+from portway.drivers import nginx_cache, nginx_http
 from portway.drivers.apply_loop import ApplyLoop, Down
 from portway.drivers.daemon import Daemon, run_command
 from portway.drivers.file_tree import FileTree
 from portway.drivers.nginx_config import render
 from portway.drivers.nginx_options import NginxOptions
 from portway.drivers.problems import Problem
-from portway.errors import ConfigError
+from portway.errors import ConfigError, DependencyError, ValidationError
 from portway.router import Snapshot
 
-_DIRS = ("conf", "logs", "run", "temp")
+_DIRS = ("conf", "logs", "run", "temp", "cache")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -69,7 +75,16 @@ class NginxDriver:
         module = settings.options.stream_module
         if module is not None and not Path(module).is_file():
             module = None  # not installed: tcp and tls-passthrough ports are refused
-        self.options = replace(settings.options, control_socket=socket_path, stream_module=module)
+        purge_module = settings.options.cache_purge_module
+        if purge_module is not None and not Path(purge_module).is_file():
+            purge_module = None  # not installed: proxies with cache.enabled are refused
+        self.options = replace(
+            settings.options,
+            control_socket=socket_path,
+            stream_module=module,
+            cache_purge_module=purge_module,
+            cache_refused=_unreachable_cache(self.prefix, settings.options.user),
+        )
         self.reloads = 0
         self.loop = ApplyLoop(self._round, name="nginx", delay=self._delay)
         self.daemon = Daemon(
@@ -132,6 +147,19 @@ class NginxDriver:
     async def wait_applied(self, version: int, timeout: float = 30.0) -> bool:
         """Wait until ``version`` (or a later one) is applied or refused; True if applied."""
         return await self.loop.wait_applied(version, timeout)
+
+    async def purge(self, proxy_id: str, purge: Purge) -> int:
+        """The API's purge, after every snapshot offered before it: one request per URL
+        to the cache purge module on the control socket; the entries it dropped.
+        Raises ValidationError for what nginx cannot purge (nginx_cache)."""
+        snapshot = await self.loop.settled()
+        route = snapshot.routes.get(proxy_id) if snapshot is not None else None
+        if route is None or not nginx_cache.cached(route.proxy, self.options):
+            return 0  # served without a cache: nothing is stored
+        gone = 0
+        for path, host, target in nginx_cache.purge_requests(route.proxy, purge):
+            gone += await _purge_one(self.options.control_socket, path, host, target)
+        return gone
 
     async def close(self) -> None:
         await self.loop.close()
@@ -229,6 +257,25 @@ class NginxDriver:
         return frozenset(_accepting_children(master))
 
 
+def _unreachable_cache(prefix: Path, user: str | None) -> str | None:
+    """Why nginx's workers could not open the cache under ``prefix``, or None. Started
+    by root without a ``user``, they run as ``nobody``: every directory above the cache
+    must let others through, or each cached request would be nginx's own 500."""
+    if os.geteuid() != 0 or user is not None:
+        return None  # as the operator's user: it owns the prefix, or chose the user
+    for directory in (prefix, *prefix.parents):
+        try:
+            mode = directory.stat().st_mode
+        except OSError:
+            continue  # made later, by Portway (0755)
+        if not mode & stat.S_IXOTH:
+            return (
+                f"nginx's workers (nobody) cannot enter {directory} to reach the cache"
+                f" under {prefix}: proxies with cache.enabled are refused"
+            )
+    return None
+
+
 def _accepting_children(master: int) -> list[int]:
     """Children of ``master`` whose title is not ``... is shutting down`` (Linux /proc)."""
     found = []
@@ -245,6 +292,34 @@ def _accepting_children(master: int) -> list[int]:
         if len(fields) > 1 and fields[1] == str(master) and b"shutting down" not in cmdline:
             found.append(int(entry.name))
     return found
+
+
+async def _purge_one(socket_path: str, path: str, host: str, target: str) -> int:
+    """1 if the module dropped the entry of ``host`` and ``target``, 0 if none was held."""
+    for value in (host, target):
+        if not value or not all("!" <= c <= "~" for c in value):
+            raise ValidationError(f"{value!r} cannot be purged", field="purge.urls")
+    request = (
+        f"GET {path} HTTP/1.0\r\nHost: portway\r\n{nginx_cache.HOST_HEADER}: {host}\r\n"
+        f"{nginx_cache.TARGET_HEADER}: {target}\r\n\r\n"
+    )
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(socket_path), 5)
+    except (OSError, TimeoutError) as err:
+        raise DependencyError(f"nginx's control socket did not answer: {err}") from err
+    try:
+        writer.write(request.encode("ascii"))
+        data = await asyncio.wait_for(reader.read(), 5)
+    except (OSError, TimeoutError) as err:
+        raise DependencyError(f"nginx did not answer a purge: {err}") from err
+    finally:
+        writer.close()
+    status = data.split(b" ", 2)[1:2]
+    if status == [b"200"]:
+        return 1
+    if status == [b"404"]:
+        return 0
+    raise DependencyError(f"nginx answered a purge with {data[:40]!r}")
 
 
 async def _ask(socket_path: str) -> str | None:

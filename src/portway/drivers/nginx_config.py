@@ -34,8 +34,8 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
+from portway.drivers import nginx_cache, nginx_limits, nginx_stream
 from portway.drivers import nginx_http as http
-from portway.drivers import nginx_limits, nginx_stream
 from portway.drivers.addresses import listen_addresses
 from portway.drivers.file_tree import FileTree
 from portway.drivers.nginx_options import STREAM_MODULE, NginxOptions
@@ -109,6 +109,8 @@ def render(snapshot: Snapshot, options: NginxOptions, down: Down = frozenset()) 
         upstream_servers=servers,
         extra_servers="".join(defaults),
         stream=stream,
+        caches=nginx_cache.paths(plan.proxies, options),
+        purges=nginx_cache.control_locations(plan.proxies, options),
     )
     files.update(http.includes(options))
     return FileTree(files, links, frozenset(secrets), tuple(plan.problems))
@@ -162,6 +164,8 @@ def _screen(proxies: Iterable[Proxy], options: NginxOptions, claimed: Mapping[in
         # Client limits (drivers/nginx_limits.py) depend on the node's trusted proxies.
         for name, message in nginx_limits.refusals(proxy, options.trusted_proxies):
             refused.append(Problem(proxy.id, name, message, False))
+        for name, message in nginx_cache.refusals(proxy, options):
+            refused.append(Problem(proxy.id, name, message, False))
         if options.upstream_ca_file is not None:
             refused += _unverifiable(proxy)
         if refused:
@@ -170,6 +174,11 @@ def _screen(proxies: Iterable[Proxy], options: NginxOptions, claimed: Mapping[in
         plan.proxies.append(proxy)
         plan.problems.extend(_degradations(proxy))
         for name, message in nginx_limits.degradations(proxy):
+            plan.problems.append(Problem(proxy.id, name, message, True))
+        for name, message in (
+            *nginx_cache.degradations(proxy),
+            *nginx_cache.purge_degradations(proxy),
+        ):
             plan.problems.append(Problem(proxy.id, name, message, True))
     return plan
 
@@ -264,9 +273,6 @@ def _named(backend: Backend) -> bool:
 
 
 def _degradations(proxy: Proxy) -> Iterable[Problem]:
-    if proxy.cache.enabled:  # proxy_cache is not rendered yet (docs/caching.md)
-        message = "the nginx data plane does not cache yet: served without cache.enabled"
-        yield Problem(proxy.id, "cache.enabled", message, True)
     persistence = proxy.session_persistence
     if persistence is not None and persistence.type != "source_ip":
         message = "nginx OSS has no cookie stickiness: served without session persistence"
@@ -309,6 +315,8 @@ def _upstream(proxy: Proxy, options: NginxOptions) -> str:
     lines.append(_members(proxy, options, "    "))
     lines.append(f"    keepalive {options.upstream_keepalive};\n}}\n")
     lines.append(nginx_limits.zone_lines(proxy))  # http level, beside the upstream
+    if nginx_cache.cached(proxy, options):
+        lines.append(nginx_cache.maps(proxy))
     return "".join(lines)
 
 
@@ -452,9 +460,13 @@ def _server_name(host: str) -> str:
 def _locations(proxy: Proxy, options: NginxOptions) -> list[str]:
     body = _location_body(proxy, options)
     prefix = proxy.path_prefix
+    extra = []
+    if _live(proxy) and nginx_cache.cached(proxy, options):
+        extra.append(nginx_cache.purge_location(proxy, "    ", options))
     if prefix == "/":
-        return [f"    location / {{\n{body}    }}\n"]
+        return [*extra, f"    location / {{\n{body}    }}\n"]
     return [
+        *extra,
         f"    location = {quote(prefix)} {{\n{body}    }}\n",
         f"    location ^~ {quote(prefix + '/')} {{\n{body}    }}\n",
     ]
@@ -474,6 +486,8 @@ def _location_body(proxy: Proxy, options: NginxOptions) -> str:
     tls = any(b.tls for b in proxy.backends)  # all or none (_refusals)
     lines.append(f"{pad}proxy_pass {'https' if tls else 'http'}://{upstream_name(proxy.id)};\n")
     lines.extend(nginx_limits.location_lines(proxy, pad))
+    if nginx_cache.cached(proxy, options):
+        lines.extend(nginx_cache.location_lines(proxy, pad))
     if tls:
         lines.extend(_tls_lines(proxy, pad, options.upstream_ca_file))
     lines += [

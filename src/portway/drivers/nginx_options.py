@@ -9,6 +9,8 @@ from portway.model.listen_policy import ListenPolicy
 
 # Debian's libnginx-mod-stream: nginx's stream {} (tcp and tls-passthrough ports).
 STREAM_MODULE: Final = "/usr/lib/nginx/modules/ngx_stream_module.so"
+# Debian's libnginx-mod-http-cache-purge (2.3): proxy_cache_purge, for cache.enabled.
+CACHE_PURGE_MODULE: Final = "/usr/lib/nginx/modules/ngx_http_cache_purge_module.so"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -39,4 +41,10 @@ class NginxOptions:
     # The stream module's file, loaded when a tcp or tls-passthrough port is rendered;
     # None: not installed (the driver checks the file), such ports are refused.
     stream_module: str | None = STREAM_MODULE
+    # The cache purge module's file, loaded when a caching proxy is rendered; None: not
+    # installed (the driver checks the file), proxies with cache.enabled are refused.
+    cache_purge_module: str | None = CACHE_PURGE_MODULE
+    # Why this node cannot cache at all (the driver's check of the cache directory);
+    # None: it can. Proxies with cache.enabled are refused with it.
+    cache_refused: str | None = None
     client_header_timeout: float = 10.0  # a passthrough port's wait for the ClientHello

@@ -48,12 +48,20 @@ class Driver(Protocol):
     async def close(self) -> None: ...
 
 
-class DriverPlane:
-    """A ``DataPlaneHandle`` over one driver; ``kind`` is the ``--dataplane`` value."""
+class Purger(Protocol):
+    """A driver that carries out the API's purges (``NginxDriver``)."""
 
-    def __init__(self, driver: Driver, kind: str) -> None:
+    async def purge(self, proxy_id: str, purge: Purge) -> int: ...
+
+
+class DriverPlane:
+    """A ``DataPlaneHandle`` over one driver; ``kind`` is the ``--dataplane`` value;
+    ``purger``: how its daemon's cache is purged (None: it keeps none)."""
+
+    def __init__(self, driver: Driver, kind: str, purger: Purger | None = None) -> None:
         self.driver = driver
         self.kind = kind
+        self.purger = purger
         self._published: dict[int, float] = {}  # version → when it was published
         self._last_apply = 0.0
 
@@ -74,7 +82,9 @@ class DriverPlane:
         self.driver.set_down(down)
 
     async def purge(self, proxy_id: str, purge: Purge) -> int:
-        return 0  # the daemons keep no cache (cache.enabled is reported, docs/caching.md)
+        if self.purger is None:
+            return 0  # the daemon keeps no cache (cache.enabled is reported, docs/caching.md)
+        return await self.purger.purge(proxy_id, purge)
 
     def reconfigure(self, settings: DataPlaneSettings, access_log: str | None) -> None:
         log.warning("SIGHUP: data-plane settings of --dataplane %s need a restart", self.kind)

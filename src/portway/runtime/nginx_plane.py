@@ -45,4 +45,4 @@ def nginx_plane(
     driver = NginxDriver(
         NginxSettings(prefix=prefix, binary=binary, external=external, options=options)
     )
-    return DriverPlane(driver, "nginx")
+    return DriverPlane(driver, "nginx", purger=driver)
