@@ -22,6 +22,7 @@ from portway.drivers.apply_loop import ApplyLoop, Down
 from portway.errors import ConfigError
 from portway.router import Snapshot
 from portway.runtime.plane_handle import PlaneStats, Target
+from portway.tls.tickets import TicketKeys
 
 log = logging.getLogger("portway.drivers")
 
@@ -72,6 +73,9 @@ class DriverPlane:
 
     def set_health(self, down: frozenset[Target]) -> None:
         self.driver.set_down(down)
+
+    def set_ticket_keys(self, keys: TicketKeys) -> None:
+        pass  # nginx and HAProxy keep their own ticket keys (a gap: docs/dataplanes.md)
 
     async def purge(self, proxy_id: str, purge: Purge) -> int:
         return 0  # the daemons keep no cache (cache.enabled is reported, docs/caching.md)
