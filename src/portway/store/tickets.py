@@ -4,9 +4,11 @@ Whichever node first sees that a slot's key is missing makes it; the slot's star
 row's primary key, so when two nodes make the same key at once the second insert fails
 and both read the first one's key: one key per slot, whatever the race. Expired keys are
 deleted by whichever node sees them. The secrets are sealed with the store's secret
-keys (``--secret-key-file``) under the context ``tls-ticket-key:<name>``; a row that no
-longer opens (its secret key was pruned) is dropped and made again, which costs only
-the resumption of the tickets sealed under it.
+keys (``--secret-key-file``) under the context ``tls-ticket-key:<name>``. A row this
+node cannot open (its key file is not the tier's) is left alone for the nodes that can,
+and this node goes without that key; ``portway keys prune`` keeps every secret key a
+ticket key row still uses (:func:`ticket_key_kids`), so on a tier that shares its key
+file that does not happen.
 
 Writes here are outside the revision and the change log, like node reports: rotation
 must wake no reconciler.
@@ -27,6 +29,8 @@ from portway.store.store import Store, translate_errors
 from portway.tls.tickets import Schedule, TicketKey, TicketKeys
 
 log = logging.getLogger("portway.tls")
+_REPORTED_LIMIT = 1000
+_reported: set[str] = set()  # rows that did not open, logged once each
 
 
 def keep_ticket_keys(store: Store, schedule: Schedule, now: float, node: str) -> TicketKeys:
@@ -43,6 +47,12 @@ def keep_ticket_keys(store: Store, schedule: Schedule, now: float, node: str) ->
     if missing or expired:
         keys = _load(store)
     return TicketKeys(k for k in keys if k.expires_at > now)
+
+
+def ticket_key_kids(store: Store) -> set[str]:
+    """The secret keys that ticket key rows are sealed with."""
+    with translate_errors(), store.engine.connect() as conn:
+        return set(conn.execute(sa.select(table.c.secret_kid).distinct()).scalars())
 
 
 def _ms(seconds: float) -> int:
@@ -89,25 +99,31 @@ def _delete(store: Store, keys: list[TicketKey]) -> None:
 def _load(store: Store) -> list[TicketKey]:
     with translate_errors(), store.engine.connect() as conn:
         rows = conn.execute(sa.select(table).order_by(table.c.starts_at_ms)).all()
-    keys, broken = [], []
+    keys = []
     for row in rows:
         name = bytes.fromhex(row.name)
         try:
             secret = store.secrets.open(Sealed(row.secret_kid, row.secret), _context(name))
         except StoreError as exc:
-            log.warning("TLS ticket key %s does not open (%s): dropping it", row.name[:8], exc)
-            broken.append(row.starts_at_ms)
+            _report_broken(row.name, exc)
             continue
         keys.append(
             TicketKey.from_secret(
                 name, bytes.fromhex(secret), row.starts_at_ms / 1000, row.expires_at_ms / 1000
             )
         )
-    if broken:
-        with (
-            translate_errors(),
-            store.engine.connect().execution_options(portway_write=True) as conn,
-            conn.begin(),
-        ):
-            conn.execute(sa.delete(table).where(table.c.starts_at_ms.in_(broken)))
     return keys
+
+
+def _report_broken(name: str, exc: StoreError) -> None:
+    if name in _reported:
+        return
+    if len(_reported) >= _REPORTED_LIMIT:
+        _reported.clear()
+    _reported.add(name)
+    log.warning(
+        "TLS ticket key %s does not open (%s): this node goes without it; give it the "
+        "secret key file the other nodes use",
+        name[:8],
+        exc,
+    )

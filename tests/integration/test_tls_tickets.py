@@ -1,0 +1,139 @@
+"""TLS sessions resume on any worker of any node (the tier shares its ticket keys through
+the store), in TLS 1.2 and 1.3; a ticket past its key's acceptance window gets a full
+handshake, which succeeds."""
+
+from __future__ import annotations
+
+import math
+import socket
+import ssl
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import _fresh_pg_database
+from tests.integration.harness import Portway
+from tests.integration.test_tier import make_key
+
+VERSIONS = [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3]
+CONNECTIONS = 12  # with 2 workers, all of them on one worker: 1 chance in 2048
+
+
+def _client(version: ssl.TLSVersion) -> ssl.SSLContext:
+    # Each node of these tests made its own local CA: the client checks no certificate
+    # (resumption skips the certificate anyway).
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ctx.maximum_version = version
+    return ctx
+
+
+def _get(
+    pw: Portway, ctx: ssl.SSLContext, session: ssl.SSLSession | None = None
+) -> tuple[ssl.SSLSession, bool]:
+    """One request over TLS (offering ``session``): the session to resume next time and
+    whether this one was resumed. The answer is read whole, so that TLS 1.3's tickets,
+    sent after the handshake, have arrived."""
+    raw = socket.create_connection(("127.0.0.1", pw.https_port), timeout=5)
+    with ctx.wrap_socket(raw, server_hostname="www.portway.test", session=session) as tls:
+        tls.sendall(b"GET / HTTP/1.1\r\nHost: www.portway.test\r\nConnection: close\r\n\r\n")
+        data = b""
+        while part := tls.recv(65536):
+            data += part
+        assert data.startswith(b"HTTP/1.1 404 "), data[:80]  # no such proxy; TLS works
+        got = tls.session
+        assert got is not None
+        return got, tls.session_reused
+
+
+def _resumed(pw: Portway, ctx: ssl.SSLContext, session: ssl.SSLSession) -> list[bool]:
+    return [_get(pw, ctx, session)[1] for _ in range(CONNECTIONS)]
+
+
+@pytest.fixture
+def workers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Portway]:
+    pw = Portway(tmp_path / "data", workers=2, extra=list(getattr(request, "param", [])))
+    pw.start()
+    yield pw
+    pw.stop()
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=["tls1.2", "tls1.3"])
+def test_a_session_resumes_on_every_worker(workers: Portway, version: ssl.TLSVersion) -> None:
+    ctx = _client(version)
+    session, reused = _get(workers, ctx)
+    assert not reused
+    assert _resumed(workers, ctx, session) == [True] * CONNECTIONS
+
+
+@pytest.mark.parametrize("workers", [["--tls-ticket-rotation", "0"]], indirect=True)
+def test_with_rotation_off_each_worker_keeps_its_own_keys(workers: Portway) -> None:
+    # The control: the connections above do land on both workers, and without shared
+    # keys those on the other worker cannot resume.
+    ctx = _client(ssl.TLSVersion.TLSv1_3)
+    session, _ = _get(workers, ctx)
+    resumed = _resumed(workers, ctx, session)
+    assert True in resumed and False in resumed
+
+
+@pytest.fixture
+def tier(tmp_path: Path, postgres_url: str) -> Iterator[list[Portway]]:
+    url = _fresh_pg_database(postgres_url)
+    key = tmp_path / "secret.key"
+    make_key(key)
+    extra = ["--store", url, "--secret-key-file", str(key)]
+    nodes = [
+        Portway(tmp_path / f"node-{name}", workers=2, extra=[*extra, "--node-name", name])
+        for name in ("a", "b")
+    ]
+    nodes[1].admin_token = nodes[0].admin_token
+    started: list[Portway] = []
+    try:
+        for node in nodes:
+            node.start()
+            started.append(node)
+        yield nodes
+    finally:
+        for node in started:
+            node.stop()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("version", VERSIONS, ids=["tls1.2", "tls1.3"])
+def test_a_session_from_one_node_resumes_on_the_other(
+    tier: list[Portway], version: ssl.TLSVersion
+) -> None:
+    a, b = tier
+    ctx = _client(version)
+    session, _ = _get(a, ctx)
+    assert _resumed(b, ctx, session) == [True] * CONNECTIONS
+    back, reused = _get(b, ctx, session)
+    assert reused
+    assert _get(a, ctx, back)[1]  # and a ticket B issued resumes on A
+
+
+def _sleep_until(when: float) -> None:
+    time.sleep(max(0.0, when - time.time()))
+
+
+@pytest.mark.parametrize("workers", [["--tls-ticket-rotation", "1"]], indirect=True)
+@pytest.mark.parametrize("version", VERSIONS, ids=["tls1.2", "tls1.3"])
+def test_a_ticket_resumes_for_two_intervals_after_its_key_stops_and_then_no_more(
+    workers: Portway, version: ssl.TLSVersion
+) -> None:
+    ctx = _client(version)
+    # Start just inside a slot, so the timings below sit well inside the next ones.
+    _sleep_until(math.floor(time.time()) + 1.1)
+    slot = math.floor(time.time())
+    session, _ = _get(workers, ctx)
+    _sleep_until(slot + 1.5)  # another key encrypts now; the session's key still decrypts
+    assert _get(workers, ctx, session)[1]
+    _sleep_until(slot + 2.5)
+    assert _get(workers, ctx, session)[1]
+    _sleep_until(slot + 3.5)  # past slot + 1 + 2 intervals: the key is gone everywhere
+    fresh, reused = _get(workers, ctx, session)
+    assert not reused  # a full handshake, and the request was answered (in _get)
+    assert _get(workers, ctx, fresh)[1]  # with a ticket under the current key
