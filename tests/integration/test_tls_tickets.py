@@ -5,6 +5,8 @@ handshake, which succeeds."""
 from __future__ import annotations
 
 import math
+import os
+import signal
 import socket
 import ssl
 import time
@@ -137,3 +139,34 @@ def test_a_ticket_resumes_for_two_intervals_after_its_key_stops_and_then_no_more
     fresh, reused = _get(workers, ctx, session)
     assert not reused  # a full handshake, and the request was answered (in _get)
     assert _get(workers, ctx, fresh)[1]  # with a ticket under the current key
+
+
+def _worker_pids(pw: Portway) -> list[int]:
+    assert pw.proc is not None
+    children = Path(f"/proc/{pw.proc.pid}/task/{pw.proc.pid}/children").read_text().split()
+    return [
+        int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+
+
+def test_a_restarted_worker_gets_the_keys_before_it_serves(workers: Portway) -> None:
+    ctx = _client(ssl.TLSVersion.TLSv1_3)
+    session, _ = _get(workers, ctx)
+    old = _worker_pids(workers)
+    assert len(old) == 2
+    for pid in old:
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while True:  # refused until a new worker listens, once it has a snapshot
+        try:
+            reused = _get(workers, ctx, session)[1]
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "no new worker came up"
+            time.sleep(0.05)
+    assert reused  # the first handshake a new worker answers opens the ticket
+    while len(pids := _worker_pids(workers)) < 2 or set(pids) & set(old):
+        assert time.monotonic() < deadline, "the pool did not start two new workers"
+        time.sleep(0.05)
+    time.sleep(0.5)  # both listening
+    assert _resumed(workers, ctx, session) == [True] * CONNECTIONS
