@@ -13,10 +13,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import _fresh_pg_database
-from tests.integration.harness import Portway
+from tests.drivers.conftest import NGINX
+from tests.integration.harness import Backend, Portway, create_project_and_proxy, wait_routed
 from tests.integration.test_tier import make_key
 
 VERSIONS = [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3]
@@ -170,3 +172,83 @@ def test_a_restarted_worker_gets_the_keys_before_it_serves(workers: Portway) -> 
         time.sleep(0.05)
     time.sleep(0.5)  # both listening
     assert _resumed(workers, ctx, session) == [True] * CONNECTIONS
+
+
+@pytest.fixture
+def nginx_node(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Portway]:
+    pw = Portway(
+        tmp_path / "data",
+        extra=[
+            "--dataplane",
+            "nginx",
+            "--nginx-binary",
+            NGINX,
+            "--nginx-prefix",
+            str(tmp_path / "ngx"),
+            *getattr(request, "param", []),
+        ],
+    )
+    pw.start()
+    yield pw
+    pw.stop()
+
+
+def _reload_nginx(pw: Portway, backends: list[Backend]) -> None:
+    before = _reloads(pw)
+    create_project_and_proxy(pw, "alpha", "app.alpha.test", [backends[0].port])
+    wait_routed(pw, "app.alpha.test", timeout=20)
+    assert _reloads(pw) > before
+
+
+def _reloads(pw: Portway) -> float:
+    text = httpx.get(f"{pw.metrics_url}/metrics", timeout=5).text
+    [line] = [x for x in text.splitlines() if x.startswith("portway_dataplane_reloads_total")]
+    return float(line.split()[-1])
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=["tls1.2", "tls1.3"])
+def test_nginx_seals_tickets_with_the_tiers_keys_so_they_outlive_a_reload(
+    nginx_node: Portway, backends: list[Backend], tmp_path: Path, version: ssl.TLSVersion
+) -> None:
+    ctx = _client(version)
+    session, _ = _get(nginx_node, ctx)
+    assert _get(nginx_node, ctx, session)[1]
+    keys = sorted((tmp_path / "ngx" / "tickets").iterdir())
+    assert len(keys) == 2 and all(k.stat().st_size == 80 for k in keys)
+    assert all(k.stat().st_mode & 0o777 == 0o600 for k in keys)
+    conf = (tmp_path / "ngx" / "conf" / "nginx.conf").read_text()
+    assert conf.count("ssl_session_ticket_key ") == 2
+    _reload_nginx(nginx_node, backends)
+    assert _get(nginx_node, ctx, session)[1]
+
+
+@pytest.mark.parametrize("nginx_node", [["--tls-ticket-rotation", "0"]], indirect=True)
+def test_nginx_with_its_own_keys_loses_sessions_at_a_reload(
+    nginx_node: Portway, backends: list[Backend], tmp_path: Path
+) -> None:
+    # The control: nginx makes new keys at each reload, so the test above can fail.
+    ctx = _client(ssl.TLSVersion.TLSv1_3)
+    session, _ = _get(nginx_node, ctx)
+    assert _get(nginx_node, ctx, session)[1]
+    assert "ssl_session_ticket_key" not in (tmp_path / "ngx" / "conf" / "nginx.conf").read_text()
+    _reload_nginx(nginx_node, backends)
+    assert not _get(nginx_node, ctx, session)[1]
+
+
+@pytest.mark.parametrize("nginx_node", [["--tls-ticket-rotation", "1"]], indirect=True)
+def test_nginx_follows_the_rotation_and_drops_expired_keys(
+    nginx_node: Portway, tmp_path: Path
+) -> None:
+    ctx = _client(ssl.TLSVersion.TLSv1_3)
+    # Half a slot in: the keeper has read this slot's keys and nginx was reloaded.
+    _sleep_until(math.floor(time.time()) + 1.5)
+    slot = math.floor(time.time())
+    session, _ = _get(nginx_node, ctx)  # sealed with this slot's key
+    first = {p.name for p in (tmp_path / "ngx" / "tickets").iterdir()}
+    _sleep_until(slot + 1.6)  # rotated (nginx reloaded); the session's key still opens
+    assert _get(nginx_node, ctx, session)[1]
+    _sleep_until(slot + 3.7)  # the key expired at slot + 3; nginx was reloaded without it
+    assert not _get(nginx_node, ctx, session)[1]
+    now = {p.name for p in (tmp_path / "ngx" / "tickets").iterdir()}
+    # Two older keys, the current one and the next at most: expired files are deleted.
+    assert now != first and 2 <= len(now) <= 4 and len(first) <= 4

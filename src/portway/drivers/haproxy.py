@@ -46,6 +46,7 @@ from portway.drivers.haproxy_plan import plan
 from portway.drivers.problems import Problem
 from portway.errors import ConfigError
 from portway.router import Snapshot
+from portway.tls.tickets import TicketKeys
 
 log = logging.getLogger("portway.drivers.haproxy")
 MASTER_SOCKET = "master.sock"
@@ -154,6 +155,10 @@ class HaproxyDriver:
         """The active checks' verdicts: ``set server … state maint|ready`` through the
         Runtime API (the files say ``disabled`` too, so a reload agrees), no reload."""
         self.loop.set_down(down)
+
+    def set_ticket_keys(self, keys: TicketKeys) -> None:
+        """Not yet: HAProxy keeps its own ticket keys (docs/dataplanes.md). They could
+        be a ``tls-ticket-keys`` file, rotated with ``set ssl tls-key``."""
 
     async def wait_applied(self, version: int, timeout: float = 30.0) -> bool:
         """Wait until ``version`` (or a later one) is applied or refused; True if applied."""

@@ -46,6 +46,8 @@ class Driver(Protocol):
 
     def set_down(self, down: Down) -> None: ...
 
+    def set_ticket_keys(self, keys: TicketKeys) -> None: ...
+
     async def close(self) -> None: ...
 
 
@@ -75,7 +77,7 @@ class DriverPlane:
         self.driver.set_down(down)
 
     def set_ticket_keys(self, keys: TicketKeys) -> None:
-        pass  # nginx and HAProxy keep their own ticket keys (a gap: docs/dataplanes.md)
+        self.driver.set_ticket_keys(keys)
 
     async def purge(self, proxy_id: str, purge: Purge) -> int:
         return 0  # the daemons keep no cache (cache.enabled is reported, docs/caching.md)

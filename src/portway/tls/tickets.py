@@ -115,6 +115,10 @@ class TicketKeys:
     def names(self) -> tuple[bytes, ...]:
         return tuple(k.name for k in self._newest_first)
 
+    def all(self) -> tuple[TicketKey, ...]:
+        """Every key, newest first."""
+        return self._newest_first
+
 
 NO_KEYS: Final = TicketKeys(())
 
