@@ -4,10 +4,13 @@ files of dropped keys deleted; and the lines nginx.conf gets for them."""
 
 from __future__ import annotations
 
+import base64
 import stat
 from pathlib import Path
 
 from portway.drivers import ticket_files
+from portway.drivers.haproxy_config import render as haproxy_render
+from portway.drivers.haproxy_options import HaproxyOptions
 from portway.drivers.nginx_config import render
 from portway.drivers.nginx_options import NginxOptions
 from portway.router import Snapshot
@@ -56,3 +59,31 @@ def test_nginx_conf_lists_the_key_files_in_order_in_the_tls_settings(tmp_path: P
     assert lines == ['ssl_session_ticket_key "/t/a.key";', 'ssl_session_ticket_key "/t/b.key";']
     plain = NginxOptions(https=options.https, default_certificate=options.default_certificate)
     assert "ssl_session_ticket_key" not in render(Snapshot(version=1), plain).files["nginx.conf"]
+
+
+def test_haproxy_gets_the_key_before_the_current_one_the_current_one_and_the_next() -> None:
+    old, current, upcoming = _keys()
+    older = TicketKey.generate(T0 - 120, SCHEDULE.expiry(T0 - 120))
+    text = ticket_files.haproxy_text(TicketKeys([upcoming, older, current, old]), T0 + 1)
+    lines = [base64.b64decode(line) for line in text.split()]
+    # HAProxy's layout (name, AES, HMAC) and order: the penultimate line encrypts.
+    assert lines == [k.name + k.aes_key + k.hmac_key for k in (old, current, upcoming)]
+    alone = ticket_files.haproxy_text(TicketKeys([current]), T0 + 1).split()
+    assert len(alone) == 3 and len(set(alone)) == 1  # three lines, always
+    assert ticket_files.haproxy_text(TicketKeys([upcoming]), T0 + 1) == ""
+
+
+def test_haproxy_binds_read_the_keys_file_which_is_private() -> None:
+    options = HaproxyOptions(
+        https=(("127.0.0.1", 8443),), default_certificate=True, ticket_keys="a2V5\n" * 3
+    )
+    config = haproxy_render(Snapshot(version=1), options)
+    lines = config.files["haproxy.cfg"].splitlines()
+    binds = [x for x in lines if x.strip().startswith("bind ") and " ssl " in x]
+    assert binds and all("tls-ticket-keys" in b for b in binds)
+    assert config.files["certs/tls-ticket-keys.txt"] == options.ticket_keys
+    assert "certs/tls-ticket-keys.txt" in config.secrets
+    plain = haproxy_render(
+        Snapshot(version=1), HaproxyOptions(https=options.https, default_certificate=True)
+    )
+    assert "tls-ticket-keys" not in plain.files["haproxy.cfg"]

@@ -4,6 +4,7 @@ handshake, which succeeds."""
 
 from __future__ import annotations
 
+import base64
 import math
 import os
 import signal
@@ -11,6 +12,7 @@ import socket
 import ssl
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -18,6 +20,7 @@ import pytest
 
 from tests.conftest import _fresh_pg_database
 from tests.drivers.conftest import NGINX
+from tests.drivers.haproxy_runner import HAPROXY
 from tests.integration.harness import Backend, Portway, create_project_and_proxy, wait_routed
 from tests.integration.test_tier import make_key
 
@@ -174,26 +177,45 @@ def test_a_restarted_worker_gets_the_keys_before_it_serves(workers: Portway) -> 
     assert _resumed(workers, ctx, session) == [True] * CONNECTIONS
 
 
-@pytest.fixture
-def nginx_node(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Portway]:
-    pw = Portway(
-        tmp_path / "data",
-        extra=[
-            "--dataplane",
-            "nginx",
-            "--nginx-binary",
-            NGINX,
-            "--nginx-prefix",
-            str(tmp_path / "ngx"),
-            *getattr(request, "param", []),
-        ],
-    )
+DRIVEN = {
+    "nginx": ["--dataplane", "nginx", "--nginx-binary", NGINX, "--nginx-prefix"],
+    "haproxy": ["--dataplane", "haproxy", "--haproxy-binary", HAPROXY, "--haproxy-prefix"],
+}
+
+
+@dataclass
+class Driven:
+    node: Portway
+    kind: str  # nginx or haproxy
+    plane: Path  # the daemon's prefix
+
+    def key_files(self) -> dict[str, bytes]:
+        """What the daemon reads its ticket keys from: name → 80-byte key."""
+        if self.kind == "nginx":
+            return {p.name: p.read_bytes() for p in (self.plane / "tickets").iterdir()}
+        text = (self.plane / "conf" / "certs" / "tls-ticket-keys.txt").read_text()
+        return {line: base64.b64decode(line) for line in text.split()}
+
+    def config(self) -> str:
+        name = "nginx.conf" if self.kind == "nginx" else "haproxy.cfg"
+        return (self.plane / "conf" / name).read_text()
+
+
+@pytest.fixture(params=sorted(DRIVEN))
+def driven(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Driven]:
+    """A node whose data plane is a real nginx or HAProxy; the test's ``extra`` mark
+    adds flags."""
+    mark = request.node.get_closest_marker("extra")
+    flags = list(mark.args) if mark else []
+    plane = tmp_path / "plane"
+    pw = Portway(tmp_path / "data", extra=[*DRIVEN[request.param], str(plane), *flags])
     pw.start()
-    yield pw
+    yield Driven(pw, request.param, plane)
     pw.stop()
 
 
-def _reload_nginx(pw: Portway, backends: list[Backend]) -> None:
+def _reload(pw: Portway, backends: list[Backend]) -> None:
+    """A change that HAProxy, too, applies by reloading: a new proxy (a backend section)."""
     before = _reloads(pw)
     create_project_and_proxy(pw, "alpha", "app.alpha.test", [backends[0].port])
     wait_routed(pw, "app.alpha.test", timeout=20)
@@ -207,48 +229,56 @@ def _reloads(pw: Portway) -> float:
 
 
 @pytest.mark.parametrize("version", VERSIONS, ids=["tls1.2", "tls1.3"])
-def test_nginx_seals_tickets_with_the_tiers_keys_so_they_outlive_a_reload(
-    nginx_node: Portway, backends: list[Backend], tmp_path: Path, version: ssl.TLSVersion
+def test_the_daemon_seals_tickets_with_the_tiers_keys_so_they_outlive_a_reload(
+    driven: Driven, backends: list[Backend], version: ssl.TLSVersion
 ) -> None:
-    ctx = _client(version)
-    session, _ = _get(nginx_node, ctx)
-    assert _get(nginx_node, ctx, session)[1]
-    keys = sorted((tmp_path / "ngx" / "tickets").iterdir())
-    assert len(keys) == 2 and all(k.stat().st_size == 80 for k in keys)
-    assert all(k.stat().st_mode & 0o777 == 0o600 for k in keys)
-    conf = (tmp_path / "ngx" / "conf" / "nginx.conf").read_text()
-    assert conf.count("ssl_session_ticket_key ") == 2
-    _reload_nginx(nginx_node, backends)
-    assert _get(nginx_node, ctx, session)[1]
+    node, ctx = driven.node, _client(version)
+    session, _ = _get(node, ctx)
+    assert _get(node, ctx, session)[1]
+    keys = driven.key_files()
+    assert len(keys) == 2  # this slot's and the next (a fresh store)
+    assert {len(k) for k in keys.values()} == {80}
+    directive = "ssl_session_ticket_key " if driven.kind == "nginx" else " tls-ticket-keys "
+    assert directive in driven.config()
+    if driven.kind == "nginx":
+        assert {p.stat().st_mode & 0o777 for p in (driven.plane / "tickets").iterdir()} == {0o600}
+    else:
+        keyfile = driven.plane / "conf" / "certs" / "tls-ticket-keys.txt"
+        assert keyfile.stat().st_mode & 0o777 == 0o600
+        assert len(keyfile.read_text().split()) == 3  # HAProxy's count: the current one twice
+    _reload(node, backends)
+    assert _get(node, ctx, session)[1]
 
 
-@pytest.mark.parametrize("nginx_node", [["--tls-ticket-rotation", "0"]], indirect=True)
-def test_nginx_with_its_own_keys_loses_sessions_at_a_reload(
-    nginx_node: Portway, backends: list[Backend], tmp_path: Path
+@pytest.mark.extra("--tls-ticket-rotation", "0")
+def test_a_daemon_with_its_own_keys_loses_sessions_at_a_reload(
+    driven: Driven, backends: list[Backend]
 ) -> None:
-    # The control: nginx makes new keys at each reload, so the test above can fail.
-    ctx = _client(ssl.TLSVersion.TLSv1_3)
-    session, _ = _get(nginx_node, ctx)
-    assert _get(nginx_node, ctx, session)[1]
-    assert "ssl_session_ticket_key" not in (tmp_path / "ngx" / "conf" / "nginx.conf").read_text()
-    _reload_nginx(nginx_node, backends)
-    assert not _get(nginx_node, ctx, session)[1]
+    # The control: the daemon makes new keys at each reload, so the test above can fail.
+    node, ctx = driven.node, _client(ssl.TLSVersion.TLSv1_3)
+    session, _ = _get(node, ctx)
+    assert _get(node, ctx, session)[1]
+    assert "ticket_key" not in driven.config() and "ticket-keys" not in driven.config()
+    _reload(node, backends)
+    assert not _get(node, ctx, session)[1]
 
 
-@pytest.mark.parametrize("nginx_node", [["--tls-ticket-rotation", "1"]], indirect=True)
-def test_nginx_follows_the_rotation_and_drops_expired_keys(
-    nginx_node: Portway, tmp_path: Path
+@pytest.mark.extra("--tls-ticket-rotation", "1")
+def test_the_daemon_follows_the_rotation_and_drops_expired_keys(
+    driven: Driven,
 ) -> None:
-    ctx = _client(ssl.TLSVersion.TLSv1_3)
-    # Half a slot in: the keeper has read this slot's keys and nginx was reloaded.
+    # nginx is given every live key (two slots of acceptance); HAProxy holds three keys:
+    # the one before the current one, the current one and the next (one slot).
+    gone_at = 3.7 if driven.kind == "nginx" else 2.7
+    node, ctx = driven.node, _client(ssl.TLSVersion.TLSv1_3)
+    # Half a slot in: the keeper has read this slot's keys and the daemon was reloaded.
     _sleep_until(math.floor(time.time()) + 1.5)
     slot = math.floor(time.time())
-    session, _ = _get(nginx_node, ctx)  # sealed with this slot's key
-    first = {p.name for p in (tmp_path / "ngx" / "tickets").iterdir()}
-    _sleep_until(slot + 1.6)  # rotated (nginx reloaded); the session's key still opens
-    assert _get(nginx_node, ctx, session)[1]
-    _sleep_until(slot + 3.7)  # the key expired at slot + 3; nginx was reloaded without it
-    assert not _get(nginx_node, ctx, session)[1]
-    now = {p.name for p in (tmp_path / "ngx" / "tickets").iterdir()}
-    # Two older keys, the current one and the next at most: expired files are deleted.
+    session, _ = _get(node, ctx)  # sealed with this slot's key
+    first = set(driven.key_files())
+    _sleep_until(slot + 1.6)  # rotated (and reloaded); the session's key still opens
+    assert _get(node, ctx, session)[1]
+    _sleep_until(slot + gone_at)  # the key expired; the daemon was reloaded without it
+    assert not _get(node, ctx, session)[1]
+    now = set(driven.key_files())
     assert now != first and 2 <= len(now) <= 4 and len(first) <= 4

@@ -28,6 +28,7 @@ CONFIG: Final = "haproxy.cfg"
 HOSTS: Final = "hosts.map"
 CRT_LIST: Final = "crt-list.txt"
 DEFAULT_CERT: Final = "certs/default.pem"
+TICKET_KEYS: Final = "certs/tls-ticket-keys.txt"
 ERRORS: Final = "errors"
 STATS_SOCKET: Final = "admin.sock"
 NOPROXY: Final = "portway_noproxy"
@@ -119,6 +120,8 @@ def frontend(
         f" ssl crt {quote(conf + '/' + DEFAULT_CERT)} crt-list {quote(conf + '/' + CRT_LIST)}"
         " alpn http/1.1"
     )
+    if options.ticket_keys:
+        tls += f" tls-ticket-keys {quote(conf + '/' + TICKET_KEYS)}"
     secure = options.https if https is None else https
     lines += [f"    bind {a}{tls}\n" for a in listen_addresses(secure, "HAProxy")]
     nets = " ".join(quote(str(n)) for n in parse_networks(options.trusted_proxies))

@@ -30,3 +30,6 @@ class HaproxyOptions:
     upstream_ca_file: str | None = None  # --upstream-ca-file: verify TLS backends by it
     # --listen-ports: which ports of their own proxies may be served on (haproxy_ports).
     listen_policy: ListenPolicy = field(default_factory=ListenPolicy)
+    # The tier's TLS session-ticket keys as HAProxy's ``tls-ticket-keys`` file text
+    # (drivers/ticket_files.py); empty: HAProxy's own keys.
+    ticket_keys: str = ""
