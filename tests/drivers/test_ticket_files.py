@@ -87,3 +87,6 @@ def test_haproxy_binds_read_the_keys_file_which_is_private() -> None:
         Snapshot(version=1), HaproxyOptions(https=options.https, default_certificate=True)
     )
     assert "tls-ticket-keys" not in plain.files["haproxy.cfg"]
+    # Mozilla's profile turns tickets off where their keys never rotate: so without keys.
+    assert "no-tls-tickets" in plain.files["haproxy.cfg"]
+    assert "no-tls-tickets" not in config.files["haproxy.cfg"]

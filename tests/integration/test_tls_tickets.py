@@ -263,20 +263,18 @@ def test_a_daemon_with_its_own_keys_loses_sessions_at_a_reload(
     assert not _get(node, ctx, session)[1]
 
 
-@pytest.mark.extra("--tls-ticket-rotation", "1")
-def test_the_daemon_follows_the_rotation_and_drops_expired_keys(
-    driven: Driven,
-) -> None:
-    # nginx is given every live key (two slots of acceptance); HAProxy holds three keys:
-    # the one before the current one, the current one and the next (one slot).
-    gone_at = 3.7 if driven.kind == "nginx" else 2.7
+@pytest.mark.extra("--tls-ticket-rotation", "2")
+def test_the_daemon_follows_the_rotation_and_drops_expired_keys(driven: Driven) -> None:
+    # Slots of 2 s: the keeper reads every 0.5 s and the daemon reloads after it, well
+    # inside half a slot. nginx is given every live key (two slots of acceptance);
+    # HAProxy holds three: the one before the current one, the current one and the next.
+    gone_at = 7.0 if driven.kind == "nginx" else 5.0
     node, ctx = driven.node, _client(ssl.TLSVersion.TLSv1_3)
-    # Half a slot in: the keeper has read this slot's keys and the daemon was reloaded.
-    _sleep_until(math.floor(time.time()) + 1.5)
-    slot = math.floor(time.time())
+    slot = 2 * math.floor(time.time() / 2) + 2
+    _sleep_until(slot + 1.0)  # half a slot in: the daemon has this slot's key
     session, _ = _get(node, ctx)  # sealed with this slot's key
     first = set(driven.key_files())
-    _sleep_until(slot + 1.6)  # rotated (and reloaded); the session's key still opens
+    _sleep_until(slot + 3.0)  # rotated (and reloaded); the session's key still opens
     assert _get(node, ctx, session)[1]
     _sleep_until(slot + gone_at)  # the key expired; the daemon was reloaded without it
     assert not _get(node, ctx, session)[1]

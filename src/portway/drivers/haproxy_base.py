@@ -66,7 +66,10 @@ def head(options: HaproxyOptions, tls: bool = False) -> str:
         lines += [
             f"    ssl-default-bind-ciphers {quote(TLS12_CIPHERS)}\n",
             f"    ssl-default-bind-curves {quote(MOZILLA_INTERMEDIATE_GROUPS.decode())}\n",
-            "    ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets\n",
+            # Mozilla's profile turns tickets off where their keys never rotate; the
+            # tier's keys rotate and expire (tls-ticket-keys), so then they stay on.
+            "    ssl-default-bind-options ssl-min-ver TLSv1.2"
+            + ("\n" if options.ticket_keys else " no-tls-tickets\n"),
         ]
     lines += [
         "defaults\n",
