@@ -85,3 +85,27 @@ def test_settled_waits_for_the_latest_offer_and_answers_the_snapshot_in_force() 
         await loop.close()
 
     asyncio.run(main())
+
+
+def test_a_rerender_is_one_more_round_on_the_snapshot_in_force() -> None:
+    async def main() -> None:
+        daemon = Daemon()
+        loop = ApplyLoop(daemon.round, name="test", delay=lambda: 0.0)
+        loop.rerender()  # before anything applied: the first snapshot's round covers it
+        loop.start()
+        loop.offer(Snapshot(version=1))
+        assert await loop.wait_applied(1, timeout=5)
+        await asyncio.sleep(0.05)
+        assert daemon.rounds == [(1, frozenset())]
+        for _ in range(3):  # a burst (new ticket keys, say) is one round
+            loop.rerender()
+        for _ in range(100):
+            if len(daemon.rounds) == 2:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        assert daemon.rounds == [(1, frozenset()), (1, frozenset())]
+        assert loop.applied_version == 1
+        await loop.close()
+
+    asyncio.run(main())

@@ -266,3 +266,25 @@ def test_sqlite_files_left_open_by_an_older_version_are_tightened(
         open_store(url).close()
     assert stat.S_IMODE((tmp_path / "portway.db").stat().st_mode) == 0o600
     assert "portway.db (0644)" in caplog.text
+
+
+def test_prune_keeps_a_key_that_tls_ticket_keys_are_sealed_with(
+    store: Store, key_file: Path
+) -> None:
+    from portway.store.tickets import keep_ticket_keys
+    from portway.tls.tickets import Schedule
+
+    schedule = Schedule(interval=60.0)
+    [old] = read_keys(key_file)
+    keep_ticket_keys(store, schedule, 1_800_000_001.0, "n1")  # sealed with the old key
+    rotate(store, key_file)
+    assert prune(store, key_file) == []  # the ticket keys still use it
+    assert old in read_keys(key_file)
+    later = 1_800_000_000.0 + 10 * 60  # the old ticket keys expired and were dropped
+    keep_ticket_keys(_reread(store, key_file), schedule, later, "n1")
+    assert prune(store, key_file) == [old.kid]
+
+
+def _reread(store: Store, key_file: Path) -> Store:
+    """The store as a node that re-read its key file after the rotation."""
+    return Store(store.engine, FileKeyring(key_file))

@@ -7,9 +7,13 @@ compression, no renegotiation; ALPN offers ``http/1.1`` only.
 
 Handshakes stay cheap: a context is built once per certificate id and fingerprint, the
 first time a handshake needs it, and reused until the certificate leaves the snapshot.
-Session tickets stay on; OpenSSL keeps using the listener context's ticket keys and
-session cache after the SNI callback switches contexts, so resumption works for every
-certificate (per worker process: each has its own keys).
+Session tickets stay on. Once the control process sends the tier's shared ticket keys
+(``set_ticket_keys``; docs/ha.md), every context of this process seals and opens tickets
+with them, so a session resumes on any worker of any node; until then, or if OpenSSL
+cannot be reached through ctypes, OpenSSL's own per-process keys are used. OpenSSL reads
+the ticket keys of the listener context (the session context) even after the SNI
+callback switches contexts; every context gets the keys all the same, so that nothing
+depends on that detail.
 
 The SNI callback records what it chose on the ``SSLObject`` (attribute ``portway_tls``),
 where the client connection reads it to enforce the Host/SNI match (421).
@@ -38,8 +42,10 @@ from portway.model import Certificate
 from portway.router import RouteTable
 from portway.tls.certs import covers
 from portway.tls.groups import restrict_groups
+from portway.tls.openssl import TicketKeyInstaller
 from portway.tls.policy import TLS12_CIPHERS
 from portway.tls.sni import SniTable
+from portway.tls.tickets import TicketKeys
 
 log = logging.getLogger("portway.tls")
 
@@ -140,6 +146,25 @@ class TlsContexts:
         self._routes = RouteTable.build(())
         # Raw SNI → (context, Handshake), as chosen under the current table.
         self._chosen: dict[str | None, tuple[ssl.SSLContext, Handshake]] = {}
+        self._tickets = TicketKeyInstaller()
+        self._sharing = False  # the shared ticket keys are installed (or being installed)
+
+    def set_ticket_keys(self, keys: TicketKeys) -> None:
+        """Seal and open session tickets with ``keys`` from now on, in every context."""
+        self._tickets.keys = keys
+        if self._sharing or not len(keys):
+            return  # installed already (the callback reads the new keys), or nothing to share
+        self._sharing = True
+        contexts = [e.context for e in self._entries.values() if e.context is not None]
+        if self._listener is not None:
+            contexts.append(self._listener)
+        for ctx in contexts:
+            self._share_tickets(ctx)
+
+    def _share_tickets(self, ctx: ssl.SSLContext) -> ssl.SSLContext:
+        if self._sharing and not self._tickets.install(ctx):
+            log.error("cannot install the shared TLS ticket keys: per-process keys used")
+        return ctx
 
     def load_default(self, chain_path: Path, key_path: Path) -> None:
         """The certificate for names no uploaded certificate covers (and no SNI)."""
@@ -153,7 +178,7 @@ class TlsContexts:
         cert = Certificate(id="", project="", name="default", chain_pem=chain, key_pem=key)
         self._default = entry = _Entry(cert)
         entry.names = info.names
-        entry.context = self._listener = context_for(chain, key)
+        entry.context = self._listener = self._share_tickets(context_for(chain, key))
         self._listener.sni_callback = self._on_sni
         self._rebuild()
 
@@ -192,7 +217,8 @@ class TlsContexts:
     def _context(self, entry: _Entry) -> ssl.SSLContext | None:
         if entry.context is None:
             try:
-                entry.context = context_for(entry.cert.chain_pem, entry.cert.key_pem)
+                ctx = context_for(entry.cert.chain_pem, entry.cert.key_pem)
+                entry.context = self._share_tickets(ctx)
             except (ssl.SSLError, OSError, ValueError) as exc:
                 log.error("certificate %s cannot be used: %s", entry.cert.id, exc)
                 return None

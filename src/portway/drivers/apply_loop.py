@@ -9,7 +9,9 @@ around that:
   snapshot wins);
 - the outcome: ``applied_version``, the version refused last, ``errors`` (why), the
   count of refusals and the ``problems`` the applied render reported;
-- ``wait_applied``, for callers that must know a version is in force.
+- ``wait_applied``, for callers that must know a version is in force;
+- ``rerender``, for what the round reads besides the snapshot and the verdicts (the
+  TLS ticket keys): one more round, on the snapshot in force.
 
 A refused snapshot is not retried: the next snapshot is. The verdicts are not held up
 by a refused snapshot either: they are rendered onto the last good one meanwhile.
@@ -50,6 +52,7 @@ class ApplyLoop:
         self._good: Snapshot | None = None  # the last snapshot applied
         self._down: Down = frozenset()
         self._applied_down: Down = frozenset()
+        self._rerender = False
         self._wake = asyncio.Event()
         self._done = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
@@ -68,6 +71,11 @@ class ApplyLoop:
         if down != self._down:
             self._down = down
             self._wake.set()
+
+    def rerender(self) -> None:
+        """Something the round reads outside the snapshot changed: render again."""
+        self._rerender = True
+        self._wake.set()
 
     def report(self, message: str) -> None:
         """An error found outside a round (the daemon exited): shown until one applies."""
@@ -115,9 +123,10 @@ class ApplyLoop:
             await self._wake.wait()
             await asyncio.sleep(self._delay())
             self._wake.clear()
-            snapshot = self._next()
+            rerender, self._rerender = self._rerender, False
+            snapshot = self._next() or (self._good if rerender else None)
             if snapshot is None:
-                continue
+                continue  # nothing applied yet: the first snapshot's round reads it all
             down = self._down
             try:
                 problems = await self._round(snapshot, down)

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from portway.drivers import file_tree as files
 from portway.drivers import haproxy_base as base
-from portway.drivers import haproxy_limits
+from portway.drivers import haproxy_limits, ticket_files
 from portway.drivers import haproxy_runtime as runtime
 from portway.drivers.apply_loop import ApplyLoop, Down
 from portway.drivers.daemon import Daemon, run_command
@@ -47,6 +47,7 @@ from portway.drivers.haproxy_plan import plan
 from portway.drivers.problems import Problem
 from portway.errors import ConfigError
 from portway.router import Snapshot
+from portway.tls.tickets import NO_KEYS, TicketKeys
 
 log = logging.getLogger("portway.drivers.haproxy")
 MASTER_SOCKET = "master.sock"
@@ -108,6 +109,7 @@ class HaproxyDriver:
             on_exit=self.loop.report,
         )
         self._running: HaproxyConfig | None = None  # what HAProxy runs (and disk holds)
+        self._tickets: TicketKeys = NO_KEYS
         self._last_reload = -1e9
 
     # -- the interface ---------------------------------------------------------------
@@ -159,6 +161,12 @@ class HaproxyDriver:
         Runtime API (the files say ``disabled`` too, so a reload agrees), no reload."""
         self.loop.set_down(down)
 
+    def set_ticket_keys(self, keys: TicketKeys) -> None:
+        """The tier's TLS ticket keys: a ``tls-ticket-keys`` file, and a reload
+        (coalesced like snapshots; ``set ssl tls-key`` could do it live)."""
+        self._tickets = keys
+        self.loop.rerender()
+
     async def wait_applied(self, version: int, timeout: float = 30.0) -> bool:
         """Wait until ``version`` (or a later one) is applied or refused; True if applied."""
         return await self.loop.wait_applied(version, timeout)
@@ -172,6 +180,8 @@ class HaproxyDriver:
     async def _round(self, snapshot: Snapshot, down: Down) -> tuple[Problem, ...]:
         running = self._running
         layout = running.layout() if running is not None else {}
+        text = ticket_files.haproxy_text(self._tickets, time.time()) if self.options.https else ""
+        self.options = replace(self.options, ticket_keys=text)
         config = await asyncio.to_thread(render, snapshot, self.options, layout, down)
         decision = plan(running, config, self.options.conf_dir + "/" + base.HOSTS)
         if not decision.reload and await self._live(config, decision.commands):

@@ -28,6 +28,7 @@ CONFIG: Final = "haproxy.cfg"
 HOSTS: Final = "hosts.map"
 CRT_LIST: Final = "crt-list.txt"
 DEFAULT_CERT: Final = "certs/default.pem"
+TICKET_KEYS: Final = "certs/tls-ticket-keys.txt"
 ERRORS: Final = "errors"
 STATS_SOCKET: Final = "admin.sock"
 NOPROXY: Final = "portway_noproxy"
@@ -65,7 +66,10 @@ def head(options: HaproxyOptions, tls: bool = False) -> str:
         lines += [
             f"    ssl-default-bind-ciphers {quote(TLS12_CIPHERS)}\n",
             f"    ssl-default-bind-curves {quote(MOZILLA_INTERMEDIATE_GROUPS.decode())}\n",
-            "    ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets\n",
+            # Mozilla's profile turns tickets off where their keys never rotate; the
+            # tier's keys rotate and expire (tls-ticket-keys), so then they stay on.
+            "    ssl-default-bind-options ssl-min-ver TLSv1.2"
+            + ("\n" if options.ticket_keys else " no-tls-tickets\n"),
         ]
     lines += [
         "defaults\n",
@@ -119,6 +123,8 @@ def frontend(
         f" ssl crt {quote(conf + '/' + DEFAULT_CERT)} crt-list {quote(conf + '/' + CRT_LIST)}"
         " alpn http/1.1"
     )
+    if options.ticket_keys:
+        tls += f" tls-ticket-keys {quote(conf + '/' + TICKET_KEYS)}"
     secure = options.https if https is None else https
     lines += [f"    bind {a}{tls}\n" for a in listen_addresses(secure, "HAProxy")]
     nets = " ".join(quote(str(n)) for n in parse_networks(options.trusted_proxies))

@@ -121,6 +121,9 @@ def render(
         files[base.CRT_LIST] = crt_list
         files.update(certs)
         secrets.update(certs)
+        if options.ticket_keys:
+            files[base.TICKET_KEYS] = options.ticket_keys
+            secrets.add(base.TICKET_KEYS)
     front = _front(rules, options, tls_ports) + ports
     files[base.CONFIG] = front + "".join(text for text, _ in parts.backends.values())
     return HaproxyConfig(

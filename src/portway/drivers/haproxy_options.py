@@ -38,3 +38,6 @@ class HaproxyOptions:
     cache_memory: int = 1024
     # --listen-ports: which ports of their own proxies may be served on (haproxy_ports).
     listen_policy: ListenPolicy = field(default_factory=ListenPolicy)
+    # The tier's TLS session-ticket keys as HAProxy's ``tls-ticket-keys`` file text
+    # (drivers/ticket_files.py); empty: HAProxy's own keys.
+    ticket_keys: str = ""

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from portway.cache.store import Purge
 from portway.drivers import file_tree as files
-from portway.drivers import nginx_cache, nginx_http
+from portway.drivers import nginx_cache, nginx_http, ticket_files
 from portway.drivers.apply_loop import ApplyLoop, Down
 from portway.drivers.daemon import Daemon, run_command
 from portway.drivers.file_tree import FileTree
@@ -44,6 +44,7 @@ from portway.drivers.nginx_options import NginxOptions
 from portway.drivers.problems import Problem
 from portway.errors import ConfigError, DependencyError, ValidationError
 from portway.router import Snapshot
+from portway.tls.tickets import NO_KEYS, TicketKeys
 
 _DIRS = ("conf", "logs", "run", "temp", "cache")
 
@@ -99,6 +100,8 @@ class NginxDriver:
         self._generation = 0
         self._confirmed = False  # nginx answered the current generation
         self._last_reload = -1e9
+        self._tickets: TicketKeys = NO_KEYS
+        self._ticket_dir = self.prefix / "tickets"
 
     # -- the interface ---------------------------------------------------------------
 
@@ -144,6 +147,12 @@ class NginxDriver:
         cannot mark a server down at runtime)."""
         self.loop.set_down(down)
 
+    def set_ticket_keys(self, keys: TicketKeys) -> None:
+        """The tier's TLS ticket keys: written as ``ssl_session_ticket_key`` files, a
+        reload (coalesced like snapshots)."""
+        self._tickets = keys
+        self.loop.rerender()
+
     async def wait_applied(self, version: int, timeout: float = 30.0) -> bool:
         """Wait until ``version`` (or a later one) is applied or refused; True if applied."""
         return await self.loop.wait_applied(version, timeout)
@@ -174,6 +183,9 @@ class NginxDriver:
         return max(self.settings.coalesce, spacing)
 
     async def _round(self, snapshot: Snapshot, down: Down) -> tuple[Problem, ...]:
+        keys = ticket_files.ordered(self._tickets, time.time()) if self.options.https else []
+        paths = await asyncio.to_thread(ticket_files.write_keys, self._ticket_dir, keys)
+        self.options = replace(self.options, ticket_keys=paths)
         tree = await asyncio.to_thread(render, snapshot, self.options, down)
         if files.same(self._good, tree) and self._confirmed:
             return tree.problems
@@ -189,6 +201,7 @@ class NginxDriver:
         old = await asyncio.to_thread(self._workers)
         await self._reload()
         await self._confirm(old)
+        await asyncio.to_thread(ticket_files.remove_others, self._ticket_dir, paths)
         return tree.problems
 
     # -- nginx -----------------------------------------------------------------------

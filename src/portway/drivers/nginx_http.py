@@ -137,6 +137,7 @@ def _tls(options: NginxOptions) -> list[str]:
         "    ssl_prefer_server_ciphers off;\n",
         f"    ssl_ecdh_curve {quote(MOZILLA_INTERMEDIATE_GROUPS.decode())};\n",
         "    ssl_session_cache shared:portway_tls:10m;\n",
+        *(f"    ssl_session_ticket_key {quote(path)};\n" for path in options.ticket_keys),
         f"    ssl_certificate {quote(chain)};\n",
         f"    ssl_certificate_key {quote(key)};\n",
     ]

@@ -48,3 +48,6 @@ class NginxOptions:
     # None: it can. Proxies with cache.enabled are refused with it.
     cache_refused: str | None = None
     client_header_timeout: float = 10.0  # a passthrough port's wait for the ClientHello
+    # The tier's TLS session-ticket key files (80 bytes each: name, HMAC key, AES key, as
+    # nginx reads them), the one that encrypts first; empty: nginx's own keys.
+    ticket_keys: tuple[str, ...] = ()

@@ -81,6 +81,7 @@ class ServeConfig:
     store_url: str | None = None
     node_name: str = ""  # "": this machine's host name (see ``name_of_node``)
     node_report_interval: float = 5.0
+    tls_ticket_rotation: float = 3600.0  # 0: per-process ticket keys (OpenSSL's own)
     dataplane: DataPlaneSettings = field(default_factory=DataPlaneSettings)
     access_log: str | None = None  # a path, "-" for standard output, None for none
     drain_timeout: float = 10.0

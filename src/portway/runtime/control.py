@@ -21,6 +21,7 @@ from portway.api.app import create_app
 from portway.api.convert import PurgeFn
 from portway.auth.provision import api_tokens
 from portway.cache.store import Purge
+from portway.dataplane.tls import new_context
 from portway.dns.node import DnsCheckJob, node_records
 from portway.drivers import client_limits
 from portway.errors import ConfigError
@@ -41,14 +42,16 @@ from portway.runtime.node_reports import NodeReporter
 from portway.runtime.plane_handle import DataPlaneHandle
 from portway.runtime.reload import Reloader
 from portway.runtime.report import Gauge, NodeReport
+from portway.runtime.ticket_keeper import TicketKeeper, check_ticket_support
 from portway.runtime.worker_process import settle_heap
 from portway.runtime.workers import WorkerPool
 from portway.service import Actor, Service
 from portway.sources.wiring import build_sources, toolforge_domains
-from portway.store import open_store
+from portway.store import Store, open_store
 from portway.store.keyfile import FileKeyring
 from portway.store.sealing import prepare_keys
 from portway.tls.local_ca import ensure_default_certificate
+from portway.tls.tickets import Schedule
 from portway.tls.upstream import upstream_context
 
 log = logging.getLogger("portway")
@@ -116,6 +119,9 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
 
     reconciler = Reconciler(store, publish, cache_quota_default=config.quota_cache_bytes)
     first = await asyncio.to_thread(reconciler.load_initial)
+    keeper = _ticket_keeper(config, store, handle)
+    if keeper is not None:
+        await keeper.refresh()  # before the first handshake, so none gets a local ticket
     await handle.start(first)
     reconciler.commit(first, None)
     settle_heap()
@@ -168,6 +174,8 @@ async def run(config: ServeConfig, *, reload: Callable[[], ServeConfig] | None =
             asyncio.create_task(metrics_server.serve(sockets=[metrics_sock]), name="metrics")
         )
 
+    if keeper is not None:
+        tasks.append(asyncio.create_task(keeper.run(), name="ticket-keys"))
     reporter = NodeReporter(store, reconciler, handle, _identity(config))
     tasks.append(asyncio.create_task(reporter.run(), name="node-report"))
     sources.start()
@@ -251,6 +259,19 @@ def _data_plane(
         listen_policy=config.listen_policy,
         nice=config.worker_nice,
     )
+
+
+def _ticket_keeper(
+    config: ServeConfig, store: Store, handle: DataPlaneHandle
+) -> TicketKeeper | None:
+    """The keeper of the tier's shared TLS ticket keys, when this node serves HTTPS and
+    ``--tls-ticket-rotation`` is not 0."""
+    if config.https is None or not config.tls_ticket_rotation:
+        return None
+    if config.plane_kind == "builtin":
+        check_ticket_support(new_context())
+    schedule = Schedule(config.tls_ticket_rotation)
+    return TicketKeeper(store, handle, schedule, name_of_node(config))
 
 
 def _identity(config: ServeConfig) -> Node:

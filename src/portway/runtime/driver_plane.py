@@ -22,6 +22,7 @@ from portway.drivers.apply_loop import ApplyLoop, Down
 from portway.errors import ConfigError
 from portway.router import Snapshot
 from portway.runtime.plane_handle import PlaneStats, Target
+from portway.tls.tickets import TicketKeys
 
 log = logging.getLogger("portway.drivers")
 
@@ -44,6 +45,8 @@ class Driver(Protocol):
     def apply(self, snapshot: Snapshot, changed_ids: Iterable[str] = ()) -> None: ...
 
     def set_down(self, down: Down) -> None: ...
+
+    def set_ticket_keys(self, keys: TicketKeys) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -80,6 +83,9 @@ class DriverPlane:
 
     def set_health(self, down: frozenset[Target]) -> None:
         self.driver.set_down(down)
+
+    def set_ticket_keys(self, keys: TicketKeys) -> None:
+        self.driver.set_ticket_keys(keys)
 
     async def purge(self, proxy_id: str, purge: Purge) -> int:
         if self.purger is None:

@@ -14,6 +14,7 @@ from portway.router import Snapshot
 from portway.runtime.access_logs import open_access_log, switch
 from portway.runtime.config import Listen, TlsListen
 from portway.runtime.plane_handle import PlaneStats, Target
+from portway.tls.tickets import TicketKeys
 
 
 class InProcessPlane:
@@ -54,6 +55,9 @@ class InProcessPlane:
 
     def set_health(self, down: frozenset[Target]) -> None:
         self.plane.set_health(down)
+
+    def set_ticket_keys(self, keys: TicketKeys) -> None:
+        self.plane.tls.set_ticket_keys(keys)
 
     def reconfigure(self, settings: DataPlaneSettings, access_log: str | None) -> None:
         # Opened before anything changes, so that a bad path changes nothing.

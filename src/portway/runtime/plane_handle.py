@@ -17,6 +17,7 @@ from typing import Protocol
 from portway.cache.store import Purge
 from portway.dataplane.settings import DataPlaneSettings
 from portway.router import Snapshot
+from portway.tls.tickets import TicketKeys
 
 Target = tuple[str, str]  # (proxy id, backend id)
 
@@ -49,6 +50,10 @@ class DataPlaneHandle(Protocol):
 
     def set_health(self, down: frozenset[Target]) -> None:
         """The backends the active checks declare down, as a whole set."""
+
+    def set_ticket_keys(self, keys: TicketKeys) -> None:
+        """The tier's TLS session-ticket keys, as a whole set (docs/ha.md): every serving
+        process seals tickets with the current one and opens them with any."""
 
     def reconfigure(self, settings: DataPlaneSettings, access_log: str | None) -> None:
         """SIGHUP: switch to ``settings`` and reopen the access log (a path, ``-`` for

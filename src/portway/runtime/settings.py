@@ -76,6 +76,13 @@ def path_or_none(value: str, *, flag: str) -> Path | None:
     return Path(value) if value else None
 
 
+def parse_rotation(value: float, *, flag: str) -> float:
+    # Under a second, every node would rewrite the table several times a second.
+    if value != 0 and value < 1:
+        raise ConfigError(f"{flag}: 0 (off) or at least 1 second, got {value}")
+    return float(value)
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
     """One setting. ``kind`` is str, int, float or tuple (a list of strings, whose flag
@@ -294,6 +301,17 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds between this node's reports of itself to the store; a node silent for "
         "three of them is shown as lost.",
         low=0.1,
+        metavar="SECONDS",
+    ),
+    Setting(
+        "tls_ticket_rotation",
+        float,
+        3600.0,
+        "Seconds each TLS session-ticket key encrypts before the next takes over; the keys "
+        "live in the store, shared by every worker and node, and each still decrypts for "
+        "two more intervals (0: each process keeps OpenSSL's own keys).",
+        parse=parse_rotation,
+        low=0,
         metavar="SECONDS",
     ),
     Setting(

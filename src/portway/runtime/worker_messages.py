@@ -2,7 +2,9 @@
 
 control → worker: ``FullSnapshot`` (replace everything), ``SnapshotDelta`` (upserts and
 removals), ``HealthUpdate`` (the active checks' verdicts), ``SettingsUpdate`` (SIGHUP),
-``Purges`` (cache purges, in order behind the snapshots sent before them).
+``Purges`` (cache purges, in order behind the snapshots sent before them),
+``TicketKeysUpdate`` (the tier's TLS session-ticket keys, whole; a newer one replaces one
+not yet sent).
 worker → control: ``Applied`` (a snapshot version is being served), ``PlaneStats`` (the
 worker's figures, pushed every second so that ``/metrics`` never waits on a worker),
 ``Purged`` (how many entries each purge dropped in that worker).
@@ -22,6 +24,7 @@ from portway.model import Certificate, Proxy
 from portway.model.quota import CacheLimits
 from portway.router import RouteTable, Snapshot
 from portway.runtime.plane_handle import PlaneStats, Target
+from portway.tls.tickets import TicketKeys
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,6 +53,11 @@ class HealthUpdate:
 class SettingsUpdate:
     settings: DataPlaneSettings
     access_log: str | None  # a path, "-" for standard output, None for none
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TicketKeysUpdate:
+    keys: TicketKeys  # secrets: this travels only over the pipe to the worker
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,7 +97,7 @@ class Purged:
         return Purged(waiting.counts + newer.counts)
 
 
-ToWorker = FullSnapshot | SnapshotDelta | HealthUpdate | SettingsUpdate | Purges
+ToWorker = FullSnapshot | SnapshotDelta | HealthUpdate | SettingsUpdate | Purges | TicketKeysUpdate
 FromWorker = Applied | PlaneStats | Purged
 
 

@@ -35,6 +35,7 @@ from portway.runtime.worker_messages import (
     Purges,
     SettingsUpdate,
     SnapshotDelta,
+    TicketKeysUpdate,
     apply_message,
 )
 
@@ -116,6 +117,8 @@ class _ControlLink:
             self.plane.set_health(message.down)
         elif isinstance(message, SettingsUpdate):
             reconfigure(self.plane, message)
+        elif isinstance(message, TicketKeysUpdate):
+            self.plane.tls.set_ticket_keys(message.keys)
         elif isinstance(message, Purges):
             counts = tuple((r.id, self.plane.purge(r.proxy_id, r.purge)) for r in message.requests)
             self.channel.send("purged", Purged(counts), Purged.joined)

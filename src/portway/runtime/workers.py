@@ -46,8 +46,10 @@ from portway.runtime.worker_messages import (
     Purges,
     SettingsUpdate,
     SnapshotPlan,
+    TicketKeysUpdate,
 )
 from portway.runtime.worker_process import WorkerSpec, reuseport_socket, worker_main
+from portway.tls.tickets import NO_KEYS, TicketKeys
 
 log = logging.getLogger("portway.workers")
 
@@ -180,6 +182,7 @@ class WorkerPool:
         self._snapshot: Snapshot | None = None
         self._full: SnapshotPlan | None = None  # the current snapshot whole, for new workers
         self._down: frozenset[Target] = frozenset()
+        self._tickets: TicketKeys = NO_KEYS
         self._sent_at: dict[int, float] = {}
         self._encoder = _Encoder()
         self._supervisor: asyncio.Task[None] | None = None
@@ -214,6 +217,11 @@ class WorkerPool:
         self._down = down
         for worker in self._workers:
             worker.channel.send("health", HealthUpdate(down=down))
+
+    def set_ticket_keys(self, keys: TicketKeys) -> None:
+        self._tickets = keys
+        for worker in self._workers:
+            worker.channel.send("tickets", TicketKeysUpdate(keys=keys))
 
     def reconfigure(self, settings: DataPlaneSettings, access_log: str | None) -> None:
         """Every worker switches to ``settings`` and reopens its access log; workers
@@ -279,9 +287,12 @@ class WorkerPool:
         process.start()
         child.close()
         worker = _Worker(process, parent, self._encoder, self._note_applied)
+        if len(self._tickets):  # first: it may not serve a handshake without them
+            worker.channel.send("tickets", TicketKeysUpdate(keys=self._tickets))
         worker.channel.send("snapshot", self._full_plan())
         if self._down:
             worker.channel.send("health", HealthUpdate(down=self._down))
+
         return worker
 
     def _full_plan(self) -> SnapshotPlan:

@@ -213,3 +213,21 @@ nodes = sa.Table(
     sa.Column("last_seen", _TS, nullable=False),
     sa.Column("report_interval", sa.Float, nullable=False),
 )
+
+
+# The tier's TLS session-ticket keys (tls/tickets.py has the schedule). One row per
+# slot: the primary key is the slot's start, so two nodes making the same slot's key at
+# once end with one row (the second insert fails and that node reads the first's key).
+# The secrets are sealed like certificates' keys; like node reports, rows are written
+# outside the revision and the change log (they are state, not configuration).
+tls_ticket_keys = sa.Table(
+    "tls_ticket_keys",
+    metadata,
+    sa.Column("starts_at_ms", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("expires_at_ms", sa.BigInteger, nullable=False),
+    sa.Column("name", sa.String(32), nullable=False, unique=True),  # hex, public
+    sa.Column("secret_kid", sa.String(64), nullable=False),
+    sa.Column("secret", sa.Text, nullable=False),  # sealed
+    sa.Column("made_by", sa.String(64), nullable=False),
+    sa.Column("made_at", _TS, nullable=False),
+)

@@ -5,7 +5,8 @@ The rules that keep every sealed value readable:
 - a key file is made only where no other node can need another one (the caller says so),
   and never while the store holds values sealed with keys it does not have;
 - a node does not start while the store holds values sealed with a key its file lacks;
-- a key leaves the file only through :func:`prune`, and only once no row uses it;
+- a key leaves the file only through :func:`prune`, and only once no row uses it (a
+  certificate's or a TLS ticket key's: those are never re-sealed, they expire);
 - every re-sealing is one store transaction (all rows or none) with its change-log row.
 """
 
@@ -20,6 +21,7 @@ from portway.store.keyfile import FileKeyring, create_key_file, read_keys, write
 from portway.store.keyring import SecretKey
 from portway.store.reader import Reader
 from portway.store.store import Store
+from portway.store.tickets import ticket_key_kids
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +115,7 @@ def prune(store: Store, path: Path) -> list[str]:
     """Drop from the key file every key but the current one that no certificate key is
     sealed with; returns the kids dropped."""
     listed = read_keys(path)
-    used = store.read(Reader.key_usage)
+    used = set(store.read(Reader.key_usage)) | ticket_key_kids(store)
     kept = [k for i, k in enumerate(listed) if i == 0 or k.kid in used]
     if len(kept) != len(listed):
         write_keys(path, kept)

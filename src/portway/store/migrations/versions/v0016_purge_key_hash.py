@@ -23,7 +23,7 @@ from alembic import op
 from portway.model.purge_key import hash_key
 
 revision = "0016"
-down_revision = "0014"  # the lead chains it after 0015
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
