@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -134,6 +135,15 @@ server.serve_forever()
 """
 
 
+_IN_USE = re.compile(r"bind on address \('[^']*', (\d+)\): address already in use")
+
+
+def _port_in_use(output: str) -> int | None:
+    """The port ``portway serve`` could not bind, from its one-line start-up error."""
+    found = _IN_USE.search(output)
+    return int(found.group(1)) if found else None
+
+
 class Portway:
     """A running ``portway serve`` subprocess and clients for its API and data plane."""
 
@@ -223,9 +233,23 @@ class Portway:
         )
 
     def start(self) -> None:
-        """``launch()``, then wait until /healthz and the data plane both answer."""
-        self.launch()
-        self.wait_up()
+        """``launch()``, then wait until /healthz and the data plane both answer.
+
+        The ports are picked free, then released for ``portway serve`` to bind: another
+        process (a test server binding port 0, a parallel job) may take one in between.
+        Such a start is tried again on fresh ports, twice; any other failure is raised."""
+        for attempt in range(3):
+            self.launch()
+            try:
+                self.wait_up()
+                return
+            except RuntimeError as err:
+                lost = _port_in_use(str(err))
+                own = (self.http_port, self.https_port, self.api_port, self.metrics_port)
+                if attempt == 2 or lost is None or lost not in own:
+                    raise
+                self.http_port, self.https_port, self.api_port, ports_metrics = free_ports(4)
+                self.metrics_port = ports_metrics if self.metrics_port else 0
 
     def wait_up(self) -> None:
         """Wait until /healthz and the data plane of a launched node both answer."""
