@@ -4,6 +4,8 @@ the store's current revision, and says why not before that."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import time
 from pathlib import Path
@@ -11,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from portway.observability.readiness import LAG_ALLOWED
 from tests.integration.harness import Portway
 
 
@@ -41,5 +44,55 @@ def test_healthz_is_ready_only_once_the_data_plane_accepts(tmp_path: Path, worke
         body = r.json()
         assert body["status"] == "ok" and body["reasons"] == []
         assert body["revision"]["applied"] == body["revision"]["store"] >= 1
+    finally:
+        pw.stop()
+
+
+def _workers(pid: int) -> list[int]:
+    """The worker processes of ``portway serve`` ``pid`` (not multiprocessing's resource
+    tracker, also its child)."""
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        children = [int(p) for p in f.read().split()]
+    out = []
+    for child in children:
+        with open(f"/proc/{child}/cmdline", "rb") as f:
+            if b"resource_tracker" not in f.read():
+                out.append(child)
+    return out
+
+
+def test_a_worker_that_stops_applying_makes_the_node_unready_after_the_allowance(
+    tmp_path: Path,
+) -> None:
+    """A change on its way is no reason to leave rotation; a worker that holds one back
+    for longer than LAG_ALLOWED is, and the node is ready again once it catches up."""
+    pw = Portway(tmp_path / "data", workers=1)
+    pw.start()
+    try:
+        assert pw.proc is not None
+        r = pw.api("POST", "/v1/projects", json={"project": {"name": "alpha"}})
+        assert r.status_code == 201, r.text
+        (worker,) = _workers(pw.proc.pid)
+        os.kill(worker, signal.SIGSTOP)
+        try:
+            body = {"proxy": {"hostname": "held.alpha.example.org", "backends": []}}
+            assert pw.api("POST", "/v1/alpha/proxies", json=body).status_code == 201
+            started = time.monotonic()
+            first = httpx.get(f"{pw.api_url}/healthz", timeout=1)
+            assert first.status_code == 200, first.text  # within the allowance
+            while True:
+                r = httpx.get(f"{pw.api_url}/healthz", timeout=1)
+                if r.status_code == 503:
+                    break
+                assert time.monotonic() - started < LAG_ALLOWED + 5, r.text
+                time.sleep(0.05)
+            assert time.monotonic() - started >= LAG_ALLOWED - 0.2
+            assert any("the data plane serves revision" in x for x in r.json()["reasons"])
+        finally:
+            os.kill(worker, signal.SIGCONT)
+        deadline = time.monotonic() + 10
+        while httpx.get(f"{pw.api_url}/healthz", timeout=1).status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
     finally:
         pw.stop()

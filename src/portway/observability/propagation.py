@@ -31,6 +31,10 @@ class Propagation:
         if heard_at is not None:
             self._waiting.append((version, heard_at))
 
+    def oldest_waiting(self) -> float | None:
+        """When the oldest change published but not yet applied everywhere was heard."""
+        return self._waiting[0][1] if self._waiting else None
+
     def applied(self, version: int) -> None:
         """Every serving process now serves ``version`` (or a newer one)."""
         now = self._clock()

@@ -9,6 +9,7 @@ it) and, on the API listener, to admin tokens only (``admin_routes``).
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -80,7 +81,18 @@ class NodeReport:
         snapshot = self._reconciler.snapshot
         built = snapshot.version if snapshot is not None else 0
         store = max(self._reconciler.newest_revision, built)
-        return Readiness(store=store, built=built, applied=self._handle.applied_version)
+        applied = self._handle.applied_version
+        # The oldest change heard and not yet applied: still to publish, or published
+        # and waiting on a worker. Behind with neither known (a revision only read):
+        # no allowance.
+        heard = [self._reconciler.pending_since]
+        if self._propagation is not None:
+            heard.append(self._propagation.oldest_waiting())
+        known = [t for t in heard if t is not None]
+        waited = time.monotonic() - min(known) if known else float("inf")
+        if applied >= store:
+            waited = 0.0
+        return Readiness(store=store, built=built, applied=applied, waited=waited)
 
     def metrics_text(self) -> str:
         stats = self._handle.stats()
