@@ -41,6 +41,7 @@ from portway.drivers.haproxy_options import HaproxyOptions
 from portway.drivers.haproxy_syntax import backend_name, quote, word
 from portway.drivers.nginx_config import host_certificate
 from portway.drivers.nginx_syntax import file_name
+from portway.drivers.port_rules import port_problem
 from portway.drivers.problems import Problem
 from portway.errors import ConfigError, PortwayError
 from portway.model import Backend, Certificate, Proxy
@@ -202,21 +203,12 @@ def _refusals(proxy: Proxy, options: HaproxyOptions) -> Iterable[Problem]:
 def _port_refusals(
     proxy: Proxy, options: HaproxyOptions, claimed: Mapping[int, str]
 ) -> Iterable[Problem]:
-    """A port this node may not open, or cannot serve, leaves its proxy out: serving it
-    on the shared listeners instead would publish a tcp or TLS service as HTTP, or on
-    ports the tenant never chose (docs/listeners.md)."""
     port = proxy.listen_port
-    if port is None:
-        return
-    if not ports.allowed(port, options):
-        message = f"listen_port {port} is not in this node's --listen-ports: not served"
-        yield Problem(proxy.id, "listen_port", message, False)
-    elif claimed.get(port) != proxy.protocol:
-        message = f"listen_port {port} speaks {claimed.get(port)}, not {proxy.protocol}"
-        yield Problem(proxy.id, "protocol", message, False)
-    elif proxy.protocol == "https" and not options.default_certificate:
-        message = "an https port needs the node's default certificate (--tls-cert)"
-        yield Problem(proxy.id, "listen_port", message, False)
+    binds = port is not None and ports.allowed(port, options)
+    certificate = bool(options.default_certificate)
+    found = port_problem(proxy, binds=binds, claimed=claimed, has_certificate=certificate)
+    if found is not None:
+        yield found
 
 
 def _degradations(proxy: Proxy, options: HaproxyOptions) -> Iterable[Problem]:

@@ -40,6 +40,7 @@ from portway.drivers.addresses import listen_addresses
 from portway.drivers.file_tree import FileTree
 from portway.drivers.nginx_options import STREAM_MODULE, NginxOptions
 from portway.drivers.nginx_syntax import comment, file_name, quote, upstream_name, var_suffix
+from portway.drivers.port_rules import port_problem
 from portway.drivers.problems import Problem
 from portway.errors import ConfigError, PortwayError
 from portway.model import Backend, Certificate, Proxy, StreamSettings
@@ -213,21 +214,15 @@ def _refusals(proxy: Proxy) -> Iterable[Problem]:
 def _port_refusals(
     proxy: Proxy, options: NginxOptions, claimed: Mapping[int, str]
 ) -> Iterable[Problem]:
-    """A port this node may not open, or nginx cannot serve as asked, leaves its proxy
-    out: serving it on the shared listeners instead would publish a tcp or TLS service
-    as HTTP, or on ports the tenant never chose (docs/listeners.md)."""
+    """port_rules' refusal, then what nginx cannot serve as asked."""
     port = proxy.listen_port
     if port is None:
         return
-    if not nginx_stream.binds(port, options):
-        message = f"listen_port {port} is not in this node's --listen-ports: not served"
-        yield Problem(proxy.id, "listen_port", message, False)
-    elif claimed.get(port) != proxy.protocol:
-        message = f"listen_port {port} speaks {claimed.get(port)}, not {proxy.protocol}"
-        yield Problem(proxy.id, "protocol", message, False)
-    elif proxy.protocol == "https" and options.default_certificate is None:
-        message = "an https port needs the node's default certificate (--tls-cert)"
-        yield Problem(proxy.id, "listen_port", message, False)
+    certificate = options.default_certificate is not None
+    binds = bool(nginx_stream.binds(port, options))
+    found = port_problem(proxy, binds=binds, claimed=claimed, has_certificate=certificate)
+    if found is not None:
+        yield found
     elif proxy.protocol in STREAM_PROTOCOLS and options.stream_module is None:
         message = (
             f"nginx's stream module is not installed ({STREAM_MODULE}, Debian's"

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 # Seconds a heard change may wait to be applied before the node says it is behind: well
 # above a busy node's propagation (p99 under 0.4 s in bench churn under wrk), well below
 # keepalived's reaction (two failed checks a second apart).
