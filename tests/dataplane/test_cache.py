@@ -127,20 +127,6 @@ def test_responses_a_shared_cache_must_not_store_go_to_the_origin_every_time(
     assert cache_origin.count("/n") == 3
 
 
-def test_a_request_with_authorization_is_not_served_from_nor_stored_in_the_cache(
-    cached: ProxyRunner, cache_origin: CacheOrigin
-) -> None:
-    cache_origin.add("/auth", headers={"Cache-Control": "max-age=60"}, body=b"alice's")
-    auth = {"Authorization": "Bearer alice"}
-    get(cached.port, "/auth", auth)
-    get(cached.port, "/auth", auth)
-    assert cache_origin.count("/auth") == 2
-    # Stored for an anonymous request, still not handed to an authorized one (§3.5).
-    get(cached.port, "/auth")
-    assert get(cached.port, "/auth", auth)[1]["cache-status"] == "portway; fwd=request"
-    assert cache_origin.count("/auth") == 4
-
-
 def test_authorization_with_public_is_cached(
     cached: ProxyRunner, cache_origin: CacheOrigin
 ) -> None:
