@@ -289,3 +289,22 @@ def test_queue_consumers_are_exclusive(
     first.stop()
     activemq.publish(queue, bodies[:5])
     second.wait_outcomes(applied=5)
+
+
+def test_stomp_errors_are_logged_as_one_line_without_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A send on a closed socket (a broker restart) is logged by stomp.py with a
+    traceback, then raised and reported by the source: the traceback goes."""
+    import stomp.log as stomp_log
+
+    import portway.sources.openshift  # noqa: F401 - installs the filter
+
+    with caplog.at_level(logging.ERROR, logger="stomp.py"):
+        try:
+            raise OSError(9, "Bad file descriptor")
+        except OSError:
+            stomp_log.error("error sending frame", exc_info=True)
+    (record,) = [r for r in caplog.records if r.name == "stomp.py"]
+    assert record.getMessage() == "error sending frame"
+    assert not record.exc_info

@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 
 from portway.store import Store, open_store
-from portway.store.keyring import Keyring
+from portway.store.keyring import Keyring, SecretKey
 from portway.store.schema import tls_ticket_keys
-from portway.store.tickets import keep_ticket_keys
+from portway.store.tickets import keep_ticket_keys, reseal_ticket_keys, ticket_key_kids
 from portway.tls.tickets import Schedule, TicketKeys
 
 SCHEDULE = Schedule(interval=60.0, accept_intervals=2)
@@ -96,3 +96,28 @@ def test_secrets_are_sealed_and_a_node_with_another_key_file_overwrites_nothing(
         other.close()
     again = keep_ticket_keys(store, SCHEDULE, T0 + 1, "n1")
     assert again.encrypting(T0 + 1) == key  # the tier's key is still there
+
+
+def test_a_rotation_of_the_secret_key_seals_the_ticket_keys_again(store_url: str) -> None:
+    """``portway keys rotate`` reseals ticket keys too, so ``keys prune`` can drop the
+    secret key they were sealed with (it keeps any key a row still uses)."""
+    old, new = SecretKey.generate(), SecretKey.generate()
+    before = open_store(store_url, Keyring([old]))
+    try:
+        keys = keep_ticket_keys(before, SCHEDULE, T0 + 10, "n1")
+    finally:
+        before.close()
+    after = open_store(store_url, Keyring([new, old]))  # rotated: new is current
+    try:
+        assert reseal_ticket_keys(after) == 2
+        assert {r.secret_kid for r in _rows(after)} == {new.kid}
+        assert ticket_key_kids(after) == {new.kid}
+        assert reseal_ticket_keys(after) == 0  # nothing left to reseal
+    finally:
+        after.close()
+    only_new = open_store(store_url, Keyring([new]))  # the old key pruned from the file
+    try:
+        reread = keep_ticket_keys(only_new, SCHEDULE, T0 + 20, "n2")
+        assert reread.names() == keys.names()
+    finally:
+        only_new.close()

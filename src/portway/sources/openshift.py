@@ -57,6 +57,21 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("portway.sources.openshift")
 
+
+class _OneLine(logging.Filter):
+    """stomp.py logs a traceback when a send meets a closed socket (a broker restart),
+    then raises that error, which this source reports in its own words ("ack of ...
+    lost"): its line stays, without the traceback that reads like a crash of Portway's."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
+STOMP_LOG_FILTER = _OneLine()
+logging.getLogger("stomp.py").addFilter(STOMP_LOG_FILTER)
+
 # Refusals of one event: acknowledged and logged, never retried.
 _REFUSALS = (_Invalid, ConflictError, ForbiddenError, NotFoundError)
 _SUBSCRIPTION = "portway-openshift"

@@ -21,7 +21,7 @@ from portway.store.keyfile import FileKeyring, create_key_file, read_keys, write
 from portway.store.keyring import SecretKey
 from portway.store.reader import Reader
 from portway.store.store import Store
-from portway.store.tickets import ticket_key_kids
+from portway.store.tickets import reseal_ticket_keys, ticket_key_kids
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,7 @@ def rotate(store: Store, path: Path, to: str | None = None) -> tuple[SecretKey, 
     write_keys(path, [chosen, *(k for k in listed if k.kid != chosen.kid)])
     if store.secrets.kids()[:1] != (chosen.kid,):  # another rotation raced this one
         raise ConfigError(f"{path} changed during the rotation: run it again")
+    reseal_ticket_keys(store)  # before reseal's compaction, which then drops their old text
     return chosen, reseal(store, action="rotate")
 
 

@@ -55,6 +55,36 @@ def ticket_key_kids(store: Store) -> set[str]:
         return set(conn.execute(sa.select(table.c.secret_kid).distinct()).scalars())
 
 
+def reseal_ticket_keys(store: Store) -> int:
+    """Seal every ticket key with the store's current secret key (``portway keys
+    rotate``), so that the keys it replaced can be pruned; returns how many changed. A
+    row this node cannot open is left as it is (and keeps its secret key from pruning)."""
+    current = store.secrets.kids()[:1]
+    with translate_errors(), store.engine.connect() as conn:
+        rows = conn.execute(sa.select(table)).all()
+    changed = 0
+    for row in rows:
+        if (row.secret_kid,) == current:
+            continue
+        context = _context(bytes.fromhex(row.name))
+        try:
+            secret = store.secrets.open(Sealed(row.secret_kid, row.secret), context)
+        except StoreError as exc:
+            _report_broken(row.name, exc)
+            continue
+        sealed = store.secrets.seal(secret, context)
+        with (
+            translate_errors(),
+            store.engine.connect().execution_options(portway_write=True) as conn,
+            conn.begin(),
+        ):
+            key = table.c.starts_at_ms == row.starts_at_ms
+            values = {"secret_kid": sealed.kid, "secret": sealed.text}
+            conn.execute(sa.update(table).where(key).values(values))
+        changed += 1
+    return changed
+
+
 def _ms(seconds: float) -> int:
     return round(seconds * 1000)
 
