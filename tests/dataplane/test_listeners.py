@@ -39,6 +39,10 @@ def refused(port: int) -> bool:
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
     except ConnectionRefusedError:
         return True
+    except ConnectionResetError:
+        # The probe's own connection sat in the accept queue as the listener closed: the
+        # port is going, not gone (the next probe is refused).
+        return False
     return False
 
 

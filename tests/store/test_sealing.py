@@ -268,17 +268,24 @@ def test_sqlite_files_left_open_by_an_older_version_are_tightened(
     assert "portway.db (0644)" in caplog.text
 
 
-def test_prune_keeps_a_key_that_tls_ticket_keys_are_sealed_with(
+def test_rotate_reseals_ticket_keys_and_prune_keeps_a_key_one_is_still_sealed_with(
     store: Store, key_file: Path
 ) -> None:
+    from portway.store.keyring import Keyring
     from portway.store.tickets import keep_ticket_keys
     from portway.tls.tickets import Schedule
 
     schedule = Schedule(interval=60.0)
     [old] = read_keys(key_file)
     keep_ticket_keys(store, schedule, 1_800_000_001.0, "n1")  # sealed with the old key
-    rotate(store, key_file)
-    assert prune(store, key_file) == []  # the ticket keys still use it
+    rotate(store, key_file)  # seals them again with the new one
+    assert prune(store, key_file) == [old.kid]
+    # A node that has not re-read the key file seals the next slot's key with the old
+    # one: prune keeps that key until no ticket key row uses it.
+    write_keys(key_file, [*read_keys(key_file), old])
+    stale = Store(store.engine, Keyring([old]))
+    keep_ticket_keys(stale, schedule, 1_800_000_000.0 + 2 * 60 + 1, "stale")
+    assert prune(store, key_file) == []
     assert old in read_keys(key_file)
     later = 1_800_000_000.0 + 10 * 60  # the old ticket keys expired and were dropped
     keep_ticket_keys(_reread(store, key_file), schedule, later, "n1")
