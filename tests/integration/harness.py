@@ -13,6 +13,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -361,3 +363,20 @@ def wait_routed(pw: Portway, host: str, *, status: int = 200, timeout: float = 5
         if time.monotonic() - start > timeout:
             raise AssertionError(f"{host} did not answer {status} within {timeout}s")
         time.sleep(0.005)
+
+
+@contextmanager
+def running_tier(nodes: list[Portway]) -> Iterator[list[Portway]]:
+    """Start nodes that share one store, and stop every one that started. The admin
+    token is the store's, so each node takes the first one's."""
+    for node in nodes[1:]:
+        node.admin_token = nodes[0].admin_token
+    started: list[Portway] = []
+    try:
+        for node in nodes:
+            node.start()
+            started.append(node)
+        yield nodes
+    finally:
+        for node in started:
+            node.stop()

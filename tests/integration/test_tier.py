@@ -18,6 +18,7 @@ from tests.integration.harness import (
     Backend,
     Portway,
     create_project_and_proxy,
+    running_tier,
     wait_routed,
 )
 
@@ -53,17 +54,8 @@ def tier(tmp_path: Path, postgres_url: str) -> Iterator[list[Portway]]:
         )
         for name in ("a", "b")
     ]
-    # The admin token is the store's: every node must accept the same one.
-    nodes[1].admin_token = nodes[0].admin_token
-    started: list[Portway] = []
-    try:
-        for node in nodes:
-            node.start()
-            started.append(node)
+    with running_tier(nodes):
         yield nodes
-    finally:
-        for node in started:
-            node.stop()
 
 
 def test_a_write_through_one_node_is_routed_by_the_other_within_the_notification(

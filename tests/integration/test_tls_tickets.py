@@ -21,7 +21,13 @@ import pytest
 from tests.conftest import _fresh_pg_database
 from tests.drivers.conftest import NGINX
 from tests.drivers.haproxy_runner import HAPROXY
-from tests.integration.harness import Backend, Portway, create_project_and_proxy, wait_routed
+from tests.integration.harness import (
+    Backend,
+    Portway,
+    create_project_and_proxy,
+    running_tier,
+    wait_routed,
+)
 from tests.integration.test_tier import make_key
 
 VERSIONS = [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3]
@@ -96,16 +102,8 @@ def tier(tmp_path: Path, postgres_url: str) -> Iterator[list[Portway]]:
         Portway(tmp_path / f"node-{name}", workers=2, extra=[*extra, "--node-name", name])
         for name in ("a", "b")
     ]
-    nodes[1].admin_token = nodes[0].admin_token
-    started: list[Portway] = []
-    try:
-        for node in nodes:
-            node.start()
-            started.append(node)
+    with running_tier(nodes):
         yield nodes
-    finally:
-        for node in started:
-            node.stop()
 
 
 @pytest.mark.postgres
